@@ -1,0 +1,58 @@
+"""
+### Daily health check
+
+Seed runbook: *Daily System Health Check* (08:00 ET, Operations Team Lead), run on every trading day at the
+time `schedules.daily_health_check` gives in `tradeops.yaml` (default: 90 minutes before the XNYS open, which is
+08:00 ET whatever the season).
+
+One task per check, each retried on its own, each red when its check fails:
+
+| task | checks | fails when |
+|---|---|---|
+| `system_status` | platform `/v1/system/status` | any component unhealthy |
+| `agents` | `/v1/agents/status` | an agent unhealthy, silent for 60 s, or missing |
+| `data_feeds` | `/v1/data-feeds/status` | a feed disconnected (warns on lag) |
+| `database_connections` | `pg_stat_activity` vs `max_connections` | usage over the fail threshold (warns at 80 %) |
+| `redis` | `PING`, `INFO` | Redis unreachable (warns on memory pressure) |
+| `memory` | component memory vs limits | any component over the fail threshold (warns at 70 %) |
+| `performance` | `/v1/performance/metrics?timeframe=1d` | availability under 99.9 % (warns on p95, error rate) |
+| `active_alerts` | Alertmanager `/api/v2/alerts` | a critical alert firing (warns on warning alerts) |
+| `account_balance` | `/v1/account/balance`, `/v1/account/margin` | balance outside the configured range, margin too low |
+
+`summary` always runs: it writes a JSON report, posts one Slack message to the ops channel, and fails the run
+(without retrying) when any check failed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG
+
+from tradeops.calendar.timetable import ExchangeSessionTimetable
+from tradeops.checks.health import HEALTH_CHECKS
+from tradeops.config import load_config
+from tradeops.operators.health import HealthCheckOperator, HealthSummaryOperator
+
+config = load_config()
+
+with DAG(
+    dag_id="daily_health_check",
+    description="Platform, data, infrastructure and account checks before the open, summarised in Slack",
+    schedule=ExchangeSessionTimetable.from_config(config.schedules["daily_health_check"], config.platform.exchange),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(minutes=30),
+    default_args={"owner": "trading-ops", "retries": 2, "retry_delay": timedelta(minutes=1)},
+    tags=["tradeops", "health", "scheduled"],
+    doc_md=__doc__,
+):
+    checks = [HealthCheckOperator(task_id=name, check=name) for name in HEALTH_CHECKS]
+    checks >> HealthSummaryOperator(
+        task_id="summary",
+        check_task_ids=list(HEALTH_CHECKS),
+        channel=config.slack.channels["ops"],
+        slack_conn_id=config.connections.slack_api,
+        retries=0,
+    )

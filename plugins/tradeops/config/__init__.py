@@ -1,0 +1,135 @@
+"""Load and validate ``tradeops.yaml``, the single description of the platform.
+
+``load_config()`` is cheap enough for DAG parse time (a small YAML file, cached per process and file version).
+A bad file raises :class:`ConfigError` with one message that names the file, each faulty field's path and line,
+and the reason.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from tradeops.config.model import (
+    Deployment,
+    MarketAnchor,
+    TradeOpsConfig,
+    consistency_errors,
+    format_duration,
+    parse_duration,
+)
+
+__all__ = [
+    "ConfigError",
+    "Deployment",
+    "MarketAnchor",
+    "TradeOpsConfig",
+    "default_config_path",
+    "format_duration",
+    "load_config",
+    "parse_duration",
+]
+
+CONFIG_ENV = "TRADEOPS_CONFIG"
+_REPO_CONFIG = Path(__file__).resolve().parents[3] / "include" / "config" / "tradeops.yaml"
+
+
+class ConfigError(ValueError):
+    """The config file is missing, unreadable or invalid; the message says where and why."""
+
+
+def default_config_path() -> Path:
+    """``$TRADEOPS_CONFIG`` if set, else the repository's ``include/config/tradeops.yaml``."""
+    return Path(os.environ.get(CONFIG_ENV) or _REPO_CONFIG)
+
+
+def load_config(path: str | Path | None = None) -> TradeOpsConfig:
+    path = Path(path) if path else default_config_path()
+    try:
+        stat = path.stat()
+    except OSError as err:
+        raise ConfigError(f"TradeOps config {path}: cannot read it ({err.strerror})") from None
+    return _load(str(path.resolve()), stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _load(path: str, _mtime_ns: int) -> TradeOpsConfig:
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        tree = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"TradeOps config {path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"TradeOps config {path}: the top level must be a mapping")
+
+    try:
+        config = TradeOpsConfig.model_validate(data)
+    except ValidationError as err:
+        problems = [(tuple(e["loc"]), _reason(e)) for e in err.errors(include_url=False)]
+        raise ConfigError(_message(path, tree, problems)) from None
+    problems = consistency_errors(config)
+    if problems:
+        raise ConfigError(_message(path, tree, problems))
+    return config
+
+
+def _reason(error: dict) -> str:
+    reason = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return "unknown field (check the spelling)"
+    if error["type"] not in ("missing",) and "input" in error and not isinstance(error["input"], dict | list):
+        reason += f" (got {error['input']!r})"
+    return reason
+
+
+def _message(path: str, tree: yaml.Node | None, problems: list[tuple[tuple, str]]) -> str:
+    count = len(problems)
+    lines = [f"TradeOps config {path} is invalid ({count} problem{'s' if count > 1 else ''}):"]
+    for loc, reason in problems:
+        line = _line_of(tree, loc)
+        where = f"line {line}: " if line else ""
+        lines.append(f"  {where}{_dotted(loc)}: {reason}")
+    return "\n".join(lines)
+
+
+def _dotted(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
+    """The 1-based line of the deepest YAML node the error path reaches."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            node = next((value for key, value in node.value if key.value == str(part)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            break
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """A safe loader that refuses duplicate keys instead of keeping the last one silently."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)

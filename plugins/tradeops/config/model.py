@@ -1,0 +1,333 @@
+"""The shape of ``tradeops.yaml``: what the platform is made of and how TradeOps runs it.
+
+Structure is checked by pydantic (types, ranges, unknown keys); the cross-references between sections
+(a deployment in an undeclared namespace, a trading deployment that doesn't exist...) are checked by
+:func:`consistency_errors`, which reports each problem at the exact field that causes it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveInt, field_validator
+
+_DURATION_PART = re.compile(r"(\d+)([dhms])")
+_DURATION = re.compile(r"^([+-])?((?:\d+[dhms])+)$")
+_UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def parse_duration(value: object) -> timedelta:
+    """Parse ``"90m"``, ``"-60m"``, ``"1h30m"``, ``"45s"`` or ``"2d"`` into a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"a duration must be a string such as '90m' or '-1h30m', got {value!r}")
+    match = _DURATION.match(value.strip())
+    if not match:
+        raise ValueError(f"{value!r} is not a duration; write it as '90m', '-60m', '1h30m', '45s' or '2d'")
+    sign, body = match.groups()
+    seconds = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(body))
+    return timedelta(seconds=-seconds if sign == "-" else seconds)
+
+
+def format_duration(value: timedelta) -> str:
+    """The inverse of :func:`parse_duration`, for messages and UI summaries (``-90m`` -> ``"-1h30m"``)."""
+    seconds = int(value.total_seconds())
+    sign, seconds = ("-", -seconds) if seconds < 0 else ("", seconds)
+    parts = []
+    for unit, size in _UNIT_SECONDS.items():
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return sign + ("".join(parts) or "0m")
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be a positive duration")
+    return value
+
+
+Duration = Annotated[timedelta, Field(json_schema_extra={"format": "duration"})]
+PositiveDuration = Annotated[timedelta, AfterValidator(_positive)]
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+Percent = Annotated[float, Field(gt=0, le=100)]
+
+
+class _Strict(BaseModel):
+    """Unknown keys are errors: a typo must not silently fall back to a default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _durations(cls, value, info):
+        annotation = cls.model_fields[info.field_name].annotation
+        if annotation is timedelta and not isinstance(value, timedelta):
+            return parse_duration(value)
+        return value
+
+
+class Platform(_Strict):
+    name: str
+    exchange: str = Field(pattern=r"^[A-Z0-9]{3,5}$", description="exchange_calendars code, e.g. XNYS")
+    runbook_base_url: str
+
+
+class Connections(_Strict):
+    platform_api: str = "tradeops_platform_api"
+    alertmanager: str = "tradeops_alertmanager"
+    platform_db: str = "tradeops_platform_db"
+    redis: str = "tradeops_redis"
+    slack_api: str = "tradeops_slack_api"
+    kubernetes: str = "tradeops_kubernetes"
+
+
+class Namespace(_Strict):
+    name: str = Field(pattern=DNS_LABEL, max_length=63)
+    default_deny_required: bool = True
+
+
+class ReplicaProfile(_Strict):
+    market_hours: int = Field(ge=0, le=100)
+    off_hours: int = Field(ge=0, le=100)
+
+
+class HealthEndpoint(_Strict):
+    path: str = Field(pattern=r"^/")
+    port: int = Field(ge=1, le=65535)
+
+
+class Deployment(_Strict):
+    name: str = Field(pattern=DNS_LABEL, max_length=63)
+    namespace: str
+    role: Literal["data", "agent", "execution", "gateway", "security", "monitoring"]
+    image: str
+    container: str | None = Field(default=None, description="container name; defaults to the deployment's name")
+    replicas: ReplicaProfile
+    health: HealthEndpoint
+
+    @property
+    def container_name(self) -> str:
+        return self.container or self.name
+
+
+class Kubernetes(_Strict):
+    allowed_image_pattern: str
+    namespaces: list[Namespace] = Field(min_length=1)
+    deployments: list[Deployment] = Field(min_length=1)
+    trading_deployments: list[str] = Field(
+        default=["strategic-marl", "tactical-marl", "execution-engine"],
+        description="what 'stop all trading' scales to zero, in this order",
+    )
+
+    @field_validator("allowed_image_pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as err:
+            raise ValueError(f"not a valid regular expression: {err}") from None
+        return value
+
+    def deployment(self, name: str) -> Deployment:
+        for deployment in self.deployments:
+            if deployment.name == name:
+                return deployment
+        raise KeyError(f"no deployment named {name!r} in the TradeOps config")
+
+
+class Table(_Strict):
+    name: str = Field(pattern=r"^[a-z_][a-z0-9_]*$", max_length=63)
+    time_column: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_]*$")
+    retention_days: PositiveInt | None = None
+    partitioning: Literal["daily"] | None = None
+    heavy: bool = Field(default=False, description="reindexed and vacuumed by the daily maintenance")
+
+
+class Database(_Strict):
+    name: str
+    tables: list[Table] = Field(min_length=1)
+
+
+class Account(_Strict):
+    balance_min: float = Field(ge=0)
+    balance_max: float = Field(gt=0)
+    margin_available_min_pct: Percent
+
+
+class Thresholds(_Strict):
+    db_connections_warn_pct: Percent = 80
+    db_connections_fail_pct: Percent = 95
+    memory_warn_pct: Percent = 70
+    memory_fail_pct: Percent = 90
+    redis_memory_warn_pct: Percent = 75
+    response_time_p95_ms: float = Field(default=100, gt=0)
+    error_rate_pct: Percent = 0.1
+    data_feed_max_lag_s: float = Field(default=5, gt=0)
+
+
+class MarketAnchor(_Strict):
+    """A moment relative to each trading session: ``{anchor: open, offset: -90m}`` is 90 minutes before the open."""
+
+    anchor: Literal["open", "close"]
+    offset: Duration = timedelta(0)
+
+    @field_validator("offset")
+    @classmethod
+    def _within_a_day(cls, value: timedelta) -> timedelta:
+        if abs(value) >= timedelta(hours=24):
+            raise ValueError("an offset from the open or close must be shorter than 24h")
+        return value
+
+
+ScheduledDag = Literal[
+    "daily_health_check",
+    "pre_market_startup",
+    "post_market_shutdown",
+    "daily_db_maintenance",
+    "weekly_maintenance",
+    "daily_security_check",
+    "monthly_access_review",
+    "daily_ops_report",
+]
+
+
+class SlackConfig(_Strict):
+    channels: dict[Literal["ops", "alerts", "security", "management", "executive"], str]
+    war_room_prefix: str = Field(default="inc-", pattern=r"^[a-z0-9][a-z0-9_-]*$")
+
+    @field_validator("channels")
+    @classmethod
+    def _channel_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for purpose, channel in value.items():
+            if not re.match(r"^#[a-z0-9][a-z0-9_-]{0,79}$", channel):
+                raise ValueError(f"channel for {purpose!r} must look like '#trading-ops', got {channel!r}")
+        return value
+
+
+SlackTarget = Annotated[str, Field(pattern=r"^[#@][a-z0-9][a-z0-9._-]*$")]
+
+
+class EscalationLevel(_Strict):
+    level: int = Field(ge=1, le=10)
+    name: str
+    targets: list[SlackTarget] = Field(min_length=1)
+
+
+class SeverityPolicy(_Strict):
+    initial_response: PositiveDuration
+    escalate_after: PositiveDuration
+    war_room: bool = False
+    first_targets: list[SlackTarget] | None = Field(
+        default=None, description="who hears first instead of level 1 (the security team for security incidents)"
+    )
+
+
+Severity = Literal["P1", "P2", "P3", "P4", "security"]
+
+
+class Escalation(_Strict):
+    levels: list[EscalationLevel] = Field(min_length=1)
+    severities: dict[Severity, SeverityPolicy]
+    status_update_interval: PositiveDuration = timedelta(minutes=15)
+    repeat: int = Field(default=0, ge=0, le=10, description="times the whole policy repeats after the last level")
+
+
+class TradeOpsConfig(_Strict):
+    version: Literal[1]
+    platform: Platform
+    connections: Connections = Connections()
+    kubernetes: Kubernetes
+    database: Database
+    account: Account
+    thresholds: Thresholds = Thresholds()
+    schedules: dict[ScheduledDag, MarketAnchor]
+    slack: SlackConfig
+    escalation: Escalation
+
+
+Loc = tuple[str | int, ...]
+
+
+def _duplicates(names: list[str]) -> dict[int, str]:
+    """Index -> name for every entry whose name already appeared earlier in the list."""
+    seen: set[str] = set()
+    repeated = {}
+    for index, name in enumerate(names):
+        if name in seen:
+            repeated[index] = name
+        seen.add(name)
+    return repeated
+
+
+def consistency_errors(config: TradeOpsConfig) -> list[tuple[Loc, str]]:
+    """Problems that span fields: duplicates, dangling references, inverted ranges."""
+    errors: list[tuple[Loc, str]] = []
+    k8s = config.kubernetes
+
+    for index, name in _duplicates([ns.name for ns in k8s.namespaces]).items():
+        errors.append((("kubernetes", "namespaces", index, "name"), f"duplicate namespace {name!r}"))
+    for index, name in _duplicates([f"{d.namespace}/{d.name}" for d in k8s.deployments]).items():
+        errors.append((("kubernetes", "deployments", index, "name"), f"duplicate deployment {name!r}"))
+
+    namespaces = {ns.name for ns in k8s.namespaces}
+    pattern = re.compile(k8s.allowed_image_pattern)
+    for index, deployment in enumerate(k8s.deployments):
+        if deployment.namespace not in namespaces:
+            errors.append(
+                (
+                    ("kubernetes", "deployments", index, "namespace"),
+                    f"namespace {deployment.namespace!r} is not declared under kubernetes.namespaces",
+                )
+            )
+        if not pattern.match(deployment.image):
+            errors.append(
+                (
+                    ("kubernetes", "deployments", index, "image"),
+                    f"image {deployment.image!r} does not match kubernetes.allowed_image_pattern",
+                )
+            )
+
+    deployment_names = {d.name for d in k8s.deployments}
+    for index, name in enumerate(k8s.trading_deployments):
+        if name not in deployment_names:
+            errors.append(
+                (("kubernetes", "trading_deployments", index), f"unknown deployment {name!r} referenced")
+            )
+
+    tables = config.database.tables
+    for index, name in _duplicates([t.name for t in tables]).items():
+        errors.append((("database", "tables", index, "name"), f"duplicate table {name!r}"))
+    for index, table in enumerate(tables):
+        if (table.retention_days or table.partitioning) and not table.time_column:
+            errors.append(
+                (
+                    ("database", "tables", index, "time_column"),
+                    "retention and partitioning need the table's time_column",
+                )
+            )
+
+    if config.account.balance_min >= config.account.balance_max:
+        errors.append((("account", "balance_min"), "must be lower than account.balance_max"))
+    thresholds = config.thresholds
+    for warn, fail in (("db_connections_warn_pct", "db_connections_fail_pct"), ("memory_warn_pct", "memory_fail_pct")):
+        if getattr(thresholds, warn) >= getattr(thresholds, fail):
+            errors.append((("thresholds", warn), f"must be lower than thresholds.{fail}"))
+
+    levels = [level.level for level in config.escalation.levels]
+    for index, level in _duplicates([str(n) for n in levels]).items():
+        errors.append((("escalation", "levels", index, "level"), f"duplicate escalation level {level}"))
+    if sorted(set(levels)) != list(range(1, len(set(levels)) + 1)):
+        errors.append((("escalation", "levels"), f"levels must be numbered 1..N without gaps, got {sorted(levels)}"))
+    for severity, policy in config.escalation.severities.items():
+        if policy.escalate_after < policy.initial_response:
+            errors.append(
+                (
+                    ("escalation", "severities", severity, "escalate_after"),
+                    "must not be shorter than initial_response",
+                )
+            )
+    return errors

@@ -1,0 +1,117 @@
+"""Hooks for the trading platform's HTTP API and for Alertmanager.
+
+Connection: ``schema://host:port`` (+ ``extra.base_path``); the platform API's bearer token is the connection's
+password (Airflow masks it in logs). Transient failures (connection errors, timeouts, 5xx, 429) are retried with
+bounded exponential backoff that honours ``Retry-After``; a POST is retried only when it carries an
+``Idempotency-Key``, so a retry can never submit an action twice.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from airflow.sdk import BaseHook
+
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+class PlatformApiError(RuntimeError):
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class JsonApiHook(BaseHook):
+    """GET/POST JSON against an HTTP service described by an Airflow connection."""
+
+    conn_type = "http"
+    hook_name = "TradeOps JSON API"
+
+    def __init__(self, conn_id: str, *, timeout: float = 10.0, retries: int = 3, backoff: float = 0.5):
+        super().__init__()
+        self.conn_id = conn_id
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self._session = None
+        self._base_url: str | None = None
+
+    def _auth_headers(self, conn) -> dict[str, str]:
+        return {}
+
+    def get_conn(self):
+        if self._session is None:
+            import requests
+
+            conn = self.get_connection(self.conn_id)
+            scheme = conn.schema or "https"
+            port = f":{conn.port}" if conn.port else ""
+            base_path = (conn.extra_dejson.get("base_path") or "").rstrip("/")
+            self._base_url = f"{scheme}://{conn.host}{port}{base_path}"
+            self.timeout = float(conn.extra_dejson.get("timeout", self.timeout))
+            session = requests.Session()
+            session.headers.update({"Accept": "application/json", "User-Agent": "tradeops-airflow"})
+            session.headers.update(self._auth_headers(conn))
+            self._session = session
+        return self._session
+
+    def request(self, method: str, path: str, *, params: dict | None = None, json: Any = None,
+                idempotency_key: str | None = None) -> Any:
+        import requests
+
+        session = self.get_conn()
+        url = f"{self._base_url}{path}"
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        retryable = method == "GET" or idempotency_key is not None
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = session.request(method, url, params=params, json=json, headers=headers,
+                                           timeout=self.timeout)
+            except (requests.ConnectionError, requests.Timeout) as err:
+                if retryable and attempt <= self.retries:
+                    self._sleep(attempt, None, f"{method} {path}: {type(err).__name__}")
+                    continue
+                raise PlatformApiError(f"{method} {path} on {self.conn_id}: {type(err).__name__}: {err}") from None
+            if response.status_code in RETRYABLE_STATUS and retryable and attempt <= self.retries:
+                self._sleep(attempt, response.headers.get("Retry-After"), f"{method} {path}: HTTP {response.status_code}")
+                continue
+            if response.status_code >= 400:
+                raise PlatformApiError(
+                    f"{method} {path} on {self.conn_id} answered HTTP {response.status_code}: {response.text[:300]}",
+                    status=response.status_code,
+                )
+            return response.json()
+
+    def _sleep(self, attempt: int, retry_after: str | None, why: str) -> None:
+        delay = min(self.backoff * 2 ** (attempt - 1), 30.0)
+        if retry_after and retry_after.isdigit():
+            delay = max(delay, float(retry_after))
+        self.log.warning("%s; retry %d/%d in %.1fs", why, attempt, self.retries, delay)
+        time.sleep(delay)
+
+    def get(self, path: str, **params) -> Any:
+        return self.request("GET", path, params=params or None)
+
+
+class TradingPlatformHook(JsonApiHook):
+    """The GrandModel trading platform API (``/v1/...``), authenticated with the connection's bearer token."""
+
+    hook_name = "GrandModel trading platform API"
+
+    def _auth_headers(self, conn) -> dict[str, str]:
+        if not conn.password:
+            raise PlatformApiError(f"connection {self.conn_id!r} has no bearer token in its password field")
+        return {"Authorization": f"Bearer {conn.password}"}
+
+
+class AlertmanagerHook(JsonApiHook):
+    """Alertmanager's v2 API."""
+
+    hook_name = "Alertmanager"
+
+    def active_alerts(self) -> list[dict]:
+        """Firing alerts that nobody has silenced or inhibited."""
+        return self.get("/api/v2/alerts", active="true", silenced="false", inhibited="false")

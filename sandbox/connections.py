@@ -1,0 +1,65 @@
+"""Airflow Connections for a running sandbox, generated from its settings (never written by hand).
+
+Each connection is the JSON form Airflow reads from ``AIRFLOW_CONN_<ID>`` environment variables; the ids come
+from the ``connections`` section of the TradeOps config, so production only has to define the same ids.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import unquote, urlsplit
+
+from tradeops.config import TradeOpsConfig
+
+
+def _http(url: str, **extra) -> dict:
+    parts = urlsplit(url)
+    return {"conn_type": "http", "host": parts.hostname, "port": parts.port, "schema": parts.scheme, **extra}
+
+
+def _postgres(dsn: str) -> dict:
+    parts = urlsplit(dsn)
+    return {
+        "conn_type": "postgres",
+        "host": parts.hostname,
+        "port": parts.port,
+        "login": unquote(parts.username or ""),
+        "password": unquote(parts.password or ""),
+        "schema": parts.path.lstrip("/"),
+    }
+
+
+def _redis(url: str) -> dict:
+    parts = urlsplit(url)
+    return {
+        "conn_type": "redis",
+        "host": parts.hostname,
+        "port": parts.port,
+        "password": unquote(parts.password or ""),
+        "extra": {"db": int(parts.path.lstrip("/") or 0)},
+    }
+
+
+def airflow_connections(settings: dict, config: TradeOpsConfig) -> dict[str, dict]:
+    ids = config.connections
+    secrets = settings["secrets"]
+    connections = {
+        ids.platform_api: _http(settings["platform_api"]["url"], password=secrets["platform_api_token"]),
+        ids.alertmanager: _http(settings["alertmanager"]["url"]),
+        ids.platform_db: _postgres(settings["postgres"]["platform_dsn"]),
+        ids.redis: _redis(settings["redis"]["url"]),
+        ids.slack_api: {
+            "conn_type": "slack",
+            "password": secrets["slack_bot_token"],
+            "extra": {"base_url": settings["slack"]["api_url"], "timeout": 10},
+        },
+    }
+    return connections
+
+
+def airflow_connection_env(settings: dict, config: TradeOpsConfig) -> dict[str, str]:
+    """``AIRFLOW_CONN_<ID>`` environment variables for every sandbox connection."""
+    return {
+        f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)
+        for conn_id, conn in airflow_connections(settings, config).items()
+    }

@@ -1,0 +1,89 @@
+"""Fault knobs every sandbox service shares, set over HTTP at ``/_sandbox/faults``.
+
+- ``latency_ms``: added to every response;
+- ``error_rate`` (0..1): that fraction of requests answers ``error_status``, deterministically spread
+  (request *n* fails when ``floor(n * rate)`` steps up), so a test of "1 in 4 fails" is exact and repeatable;
+- ``error_burst``: the next N requests fail, then the service recovers on its own;
+- ``unhealthy``: names of components/agents/feeds/models the platform reports as unhealthy;
+- ``rate_limit`` / ``retry_after_s``: the next N requests get HTTP 429 with ``Retry-After`` (Slack's way).
+
+Control endpoints (``/_sandbox/...``) are never faulted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Faults(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    latency_ms: int = Field(default=0, ge=0, le=120_000)
+    error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    error_status: int = Field(default=503, ge=400, le=599)
+    error_burst: int = Field(default=0, ge=0)
+    unhealthy: list[str] = []
+    rate_limit: int = Field(default=0, ge=0)
+    retry_after_s: int = Field(default=1, ge=0, le=3600)
+
+
+class FaultState:
+    def __init__(self) -> None:
+        self.faults = Faults()
+        self.requests = 0
+
+    def reset(self) -> None:
+        self.faults = Faults()
+        self.requests = 0
+
+    def _error_due(self) -> bool:
+        self.requests += 1
+        if self.faults.error_burst:
+            self.faults.error_burst -= 1
+            return True
+        rate = self.faults.error_rate
+        return rate > 0 and math.floor(self.requests * rate) > math.floor((self.requests - 1) * rate)
+
+    def install(self, app: FastAPI, error_body=lambda status: {"error": "injected fault", "status": status}) -> None:
+        state = self
+
+        @app.middleware("http")
+        async def apply_faults(request: Request, call_next):
+            if request.url.path.startswith("/_sandbox"):
+                return await call_next(request)
+            faults = state.faults
+            if faults.latency_ms:
+                await asyncio.sleep(faults.latency_ms / 1000)
+            if faults.rate_limit:
+                faults.rate_limit -= 1
+                return JSONResponse(
+                    {"ok": False, "error": "ratelimited"}, status_code=429,
+                    headers={"Retry-After": str(faults.retry_after_s)},
+                )
+            if state._error_due():
+                return JSONResponse(error_body(faults.error_status), status_code=faults.error_status)
+            return await call_next(request)
+
+        router = APIRouter(prefix="/_sandbox", tags=["sandbox control"])
+
+        @router.get("/faults")
+        async def get_faults() -> Faults:
+            return state.faults
+
+        @router.put("/faults")
+        async def set_faults(faults: Faults) -> Faults:
+            state.faults = faults
+            state.requests = 0
+            return state.faults
+
+        @router.delete("/faults")
+        async def clear_faults() -> Faults:
+            state.reset()
+            return state.faults
+
+        app.include_router(router)

@@ -1,0 +1,230 @@
+"""Start the whole sandbox platform in one process and describe it in ``settings.json``.
+
+One process owns everything: PostgreSQL and Redis run as its children; the HTTP services (the trading
+platform API, Alertmanager, Slack; the Kubernetes API joins through :data:`HTTP_SERVICES`) run as uvicorn
+servers on one event loop. SIGTERM/SIGINT stops all of it. ``settings.json`` (mode 0600: it holds the
+generated secrets) appears only once every service answers, so its presence means "ready".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import uvicorn
+from fastapi import FastAPI
+
+from sandbox import alertmanager, platform_api, platform_db, slack
+from sandbox.servers import PG_DSN_ENV, REDIS_URL_ENV, PostgresServer, RedisServer, Role, dsn
+from tradeops.config import TradeOpsConfig, load_config
+
+DEFAULT_PORTS = {
+    "postgres": 15432,
+    "redis": 16379,
+    "platform_api": 18081,
+    "slack": 18082,
+    "alertmanager": 19093,
+}
+SETTINGS_FILE = "settings.json"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Secrets:
+    platform_api_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    slack_bot_token: str = field(default_factory=lambda: "xoxb-sandbox-" + secrets.token_hex(12))
+    slack_webhook_secret: str = field(default_factory=lambda: secrets.token_hex(12))
+    redis_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+    tradeops_db_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+    platform_app_db_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+    airflow_db_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+
+
+class HttpServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to the sandbox (several share one loop)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
+
+
+def http_services(sandbox: "Sandbox") -> dict[str, Callable[[], FastAPI]]:
+    """The HTTP services the sandbox serves, by port name, with their app factories, in start order.
+
+    The Kubernetes API server plugs in here (and in DEFAULT_PORTS) when it lands.
+    """
+    cfg, sec, s = sandbox.config, sandbox.secrets, sandbox.settings
+    return {
+        "platform_api": lambda: platform_api.create_app(
+            platform_api.PlatformState(cfg, s["postgres"]["platform_app_dsn"], sec.platform_api_token)
+        ),
+        "alertmanager": lambda: alertmanager.create_app(alertmanager.AlertStore()),
+        "slack": lambda: slack.create_app(
+            slack.SlackState(sec.slack_bot_token, sec.slack_webhook_secret,
+                             list(cfg.slack.channels.values()), cfg.slack.channels["ops"])
+        ),
+    }
+
+
+class Sandbox:
+    def __init__(self, state_dir: Path, *, config: TradeOpsConfig | None = None, auto_ports: bool = False,
+                 rows: int = platform_db.DEFAULT_ROWS):
+        self.state_dir = state_dir.resolve()
+        self.config = config or load_config()
+        self.rows = rows
+        self.secrets = Secrets()
+        self.ports = {name: (free_port() if auto_ports else port) for name, port in DEFAULT_PORTS.items()}
+        self.settings: dict = {}
+        self.postgres = PostgresServer(self.state_dir, self.ports["postgres"], os.environ.get(PG_DSN_ENV))
+        self.redis = RedisServer(self.state_dir, self.ports["redis"], self.secrets.redis_password,
+                                 os.environ.get(REDIS_URL_ENV))
+        self._servers: list[HttpServer] = []
+
+    @property
+    def settings_path(self) -> Path:
+        return self.state_dir / SETTINGS_FILE
+
+    def start_datastores(self) -> dict:
+        started = time.monotonic()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.settings_path.unlink(missing_ok=True)
+        self.postgres.start()
+        self.redis.start()
+        sec = self.secrets
+        tradeops = Role("tradeops", sec.tradeops_db_password)
+        platform_app = Role("platform_app", sec.platform_app_db_password)
+        airflow = Role("airflow", sec.airflow_db_password)
+        for role in (tradeops, platform_app, airflow):
+            self.postgres.ensure_role(role)
+        platform_name = self.config.database.name
+        self.postgres.recreate_database(platform_name, tradeops)
+        self.postgres.recreate_database("airflow", airflow)
+        host, port = self.postgres.host, self.postgres.port
+        platform_dsn = dsn(host, port, tradeops, platform_name)
+        counts = platform_db.create_and_seed(platform_dsn, rows=self.rows)
+        with self.postgres.admin_connection(platform_name) as conn:
+            conn.execute("GRANT SELECT, INSERT, UPDATE ON accounts, positions, trades, market_data, audit_log "
+                         "TO platform_app")
+            conn.execute("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO platform_app")
+        _seed_redis(self.redis.url)
+        self.settings = {
+            "pid": os.getpid(),
+            "state_dir": str(self.state_dir),
+            "postgres": {
+                "host": host,
+                "port": port,
+                "embedded": self.postgres.embedded,
+                "bin_dir": str(self.postgres.bin_dir) if self.postgres.bin_dir else None,
+                "platform_database": platform_name,
+                "platform_dsn": platform_dsn,
+                "platform_app_dsn": dsn(host, port, platform_app, platform_name),
+                "airflow_dsn": dsn(host, port, airflow, "airflow"),
+                "seeded_rows": counts,
+            },
+            "redis": {"url": self.redis.url},
+            "secrets": {
+                "platform_api_token": sec.platform_api_token,
+                "slack_bot_token": sec.slack_bot_token,
+            },
+        }
+        self.settings["datastores_ready_s"] = round(time.monotonic() - started, 2)
+        return self.settings
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        services = http_services(self)
+        for name, factory in services.items():
+            port = self.ports[name]
+            server = HttpServer(uvicorn.Config(factory(), host="127.0.0.1", port=port, log_level="warning",
+                                               access_log=False, lifespan="off"))
+            self._servers.append(server)
+            self.settings[name] = {"url": f"http://127.0.0.1:{port}"}
+        self.settings["slack"]["api_url"] = self.settings["slack"]["url"] + "/api/"
+        self.settings["slack"]["webhook_url"] = (
+            f"{self.settings['slack']['url']}/services/{slack.TEAM_ID}/{slack.WEBHOOK_ID}/"
+            f"{self.secrets.slack_webhook_secret}"
+        )
+        tasks = [asyncio.create_task(server.serve()) for server in self._servers]
+        while not all(server.started for server in self._servers):
+            if any(task.done() for task in tasks):
+                for task in tasks:
+                    if task.done() and task.exception():
+                        raise task.exception()
+                raise RuntimeError("a sandbox HTTP service failed to start (port in use?)")
+            await asyncio.sleep(0.02)
+        self._write_settings()
+        await stop.wait()
+        for server in self._servers:
+            server.should_exit = True
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _write_settings(self) -> None:
+        tmp = self.settings_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.settings, indent=2, default=str))
+        tmp.chmod(0o600)
+        tmp.replace(self.settings_path)
+
+    def stop(self) -> None:
+        self.settings_path.unlink(missing_ok=True)
+        self.redis.stop()
+        self.postgres.stop()
+
+    def run(self, on_ready: Callable[[dict], None] = lambda settings: None) -> None:
+        """Start everything, call ``on_ready``, serve until SIGTERM/SIGINT, then stop everything."""
+        loop = asyncio.new_event_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            self.start_datastores()
+
+            async def main():
+                serving = asyncio.create_task(self.serve(stop))
+                while not self.settings_path.exists() and not serving.done():
+                    await asyncio.sleep(0.02)
+                if not serving.done():
+                    on_ready(self.settings)
+                await serving
+
+            loop.run_until_complete(main())
+        finally:
+            self.stop()
+            loop.close()
+
+
+def read_settings(state_dir: Path, timeout: float = 0) -> dict:
+    """The settings of a running sandbox; waits up to ``timeout`` seconds for it to become ready."""
+    path = state_dir / SETTINGS_FILE
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() >= deadline:
+            raise FileNotFoundError(f"no running sandbox in {state_dir} (start one with `python -m sandbox up`)")
+        time.sleep(0.05)
+    return json.loads(path.read_text())
+
+
+def _seed_redis(url: str) -> None:
+    """The platform's cache as the runbooks find it: last prices, sessions with TTLs, feature flags."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    pipe = client.pipeline()
+    for index, symbol in enumerate(platform_db.SYMBOLS):
+        pipe.hset(f"grandmodel:md:last:{symbol}", mapping={"px": 100 + index * 37.5, "ts": int(time.time())})
+    for n in range(1, 36):
+        pipe.set(f"grandmodel:session:user{n:02d}", "active", ex=8 * 3600)
+    pipe.hset("grandmodel:flags", mapping={"trading_enabled": 1, "risk_checks": 1})
+    pipe.execute()

