@@ -24,7 +24,7 @@ def describe(settings: dict) -> str:
     lines = [
         "TradeOps sandbox is up:",
         f"  PostgreSQL     {pg['host']}:{pg['port']}  ({'embedded' if pg['embedded'] else 'external'}; "
-        f"databases {pg['platform_database']}, airflow; audit_log {rows['audit_log']:,} rows, "
+        f"databases {pg['platform_database']}{', airflow' if pg['airflow_dsn'] else ''}; audit_log {rows['audit_log']:,} rows, "
         f"seeded in {rows['seconds']}s)",
         f"  Redis          {settings['redis']['url'].split('@')[-1]}",
         f"  Platform API   {settings['platform_api']['url']}/v1/system/status",
@@ -46,6 +46,12 @@ def main(argv: list[str]) -> int:
     up.add_argument("--auto-ports", action="store_true", help="pick free ports instead of the fixed defaults")
     up.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="audit_log rows to seed (size knob)")
     up.add_argument("--config", type=Path, default=None, help="TradeOps config (default: $TRADEOPS_CONFIG)")
+    up.add_argument("--host", default="127.0.0.1", help="address the HTTP services bind to")
+    up.add_argument("--advertise-host", default=None, help="host name clients use (default: --host)")
+    up.add_argument("--airflow-database", default="airflow",
+                    help="also create this (empty) database for Airflow's metadata; '' for none")
+    up.add_argument("--connections-file", type=Path, default=None,
+                    help="also write the Airflow connections as a LocalFilesystemBackend JSON file")
     commands.add_parser("status", help="describe the running sandbox")
     commands.add_parser("connections", help="print AIRFLOW_CONN_* exports for the running sandbox")
     args = parser.parse_args(argv)
@@ -53,9 +59,19 @@ def main(argv: list[str]) -> int:
     if args.command == "up":
         from tradeops.config import load_config
 
-        sandbox = Sandbox(args.state_dir, config=load_config(args.config), auto_ports=args.auto_ports,
-                          rows=args.rows)
-        sandbox.run(on_ready=lambda settings: print(describe(settings), flush=True))
+        from sandbox.connections import write_connections_file
+
+        config = load_config(args.config)
+        sandbox = Sandbox(args.state_dir, config=config, auto_ports=args.auto_ports, rows=args.rows,
+                          airflow_database=args.airflow_database, bind_host=args.host,
+                          advertise_host=args.advertise_host or args.host)
+
+        def ready(settings: dict) -> None:
+            if args.connections_file:
+                write_connections_file(settings, config, args.connections_file)
+            print(describe(settings), flush=True)
+
+        sandbox.run(on_ready=ready)
         return 0
 
     settings = read_settings(args.state_dir)

@@ -63,3 +63,20 @@ def airflow_connection_env(settings: dict, config: TradeOpsConfig) -> dict[str, 
         f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)
         for conn_id, conn in airflow_connections(settings, config).items()
     }
+
+
+def write_connections_file(settings: dict, config: TradeOpsConfig, path) -> None:
+    """The connections as a file for Airflow's ``LocalFilesystemBackend`` (docker-compose shares it by volume)."""
+    from pathlib import Path
+
+    connections = {}
+    for conn_id, conn in airflow_connections(settings, config).items():
+        conn = dict(conn)
+        if "extra" in conn:
+            conn["extra_dejson"] = conn.pop("extra")
+        connections[conn_id] = conn
+    path = Path(path)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(connections, indent=2))
+    tmp.chmod(0o600)
+    tmp.replace(path)

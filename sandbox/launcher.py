@@ -82,10 +82,14 @@ def http_services(sandbox: "Sandbox") -> dict[str, Callable[[], FastAPI]]:
 
 class Sandbox:
     def __init__(self, state_dir: Path, *, config: TradeOpsConfig | None = None, auto_ports: bool = False,
-                 rows: int = platform_db.DEFAULT_ROWS):
+                 rows: int = platform_db.DEFAULT_ROWS, airflow_database: str = "airflow",
+                 bind_host: str = "127.0.0.1", advertise_host: str = "127.0.0.1"):
         self.state_dir = state_dir.resolve()
         self.config = config or load_config()
         self.rows = rows
+        self.airflow_database = airflow_database
+        self.bind_host = bind_host
+        self.advertise_host = advertise_host
         self.secrets = Secrets()
         self.ports = {name: (free_port() if auto_ports else port) for name, port in DEFAULT_PORTS.items()}
         self.settings: dict = {}
@@ -112,7 +116,8 @@ class Sandbox:
             self.postgres.ensure_role(role)
         platform_name = self.config.database.name
         self.postgres.recreate_database(platform_name, tradeops)
-        self.postgres.recreate_database("airflow", airflow)
+        if self.airflow_database:
+            self.postgres.recreate_database(self.airflow_database, airflow)
         host, port = self.postgres.host, self.postgres.port
         platform_dsn = dsn(host, port, tradeops, platform_name)
         counts = platform_db.create_and_seed(platform_dsn, rows=self.rows)
@@ -132,7 +137,8 @@ class Sandbox:
                 "platform_database": platform_name,
                 "platform_dsn": platform_dsn,
                 "platform_app_dsn": dsn(host, port, platform_app, platform_name),
-                "airflow_dsn": dsn(host, port, airflow, "airflow"),
+                "airflow_dsn": dsn(host, port, airflow, self.airflow_database) if self.airflow_database else None,
+                "admin_socket_dir": str(self.postgres.socket_dir) if self.postgres.embedded else None,
                 "seeded_rows": counts,
             },
             "redis": {"url": self.redis.url},
@@ -148,10 +154,10 @@ class Sandbox:
         services = http_services(self)
         for name, factory in services.items():
             port = self.ports[name]
-            server = HttpServer(uvicorn.Config(factory(), host="127.0.0.1", port=port, log_level="warning",
+            server = HttpServer(uvicorn.Config(factory(), host=self.bind_host, port=port, log_level="warning",
                                                access_log=False, lifespan="off"))
             self._servers.append(server)
-            self.settings[name] = {"url": f"http://127.0.0.1:{port}"}
+            self.settings[name] = {"url": f"http://{self.advertise_host}:{port}"}
         self.settings["slack"]["api_url"] = self.settings["slack"]["url"] + "/api/"
         self.settings["slack"]["webhook_url"] = (
             f"{self.settings['slack']['url']}/services/{slack.TEAM_ID}/{slack.WEBHOOK_ID}/"

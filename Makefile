@@ -1,0 +1,53 @@
+# TradeOps: `make demo` runs the suite end to end on the embedded sandbox; `make test` runs the tests.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+TEST_STAMP := $(VENV)/.installed-test
+export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
+
+.PHONY: demo up test sandbox check-config bench lock venv clean
+
+demo: $(RUNTIME_STAMP)  ## start sandbox + Airflow, trigger every DAG, print a summary, stop
+	$(PY) -m devstack demo
+
+up: $(RUNTIME_STAMP)  ## same stack, kept running (Airflow UI on http://127.0.0.1:8080) until Ctrl-C
+	$(PY) -m devstack up
+
+test: $(TEST_STAMP)  ## the whole test suite (unit, integration against the sandbox, end to end)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+sandbox: $(RUNTIME_STAMP)  ## only the simulated platform, in the foreground
+	$(PY) -m sandbox up
+
+CONFIG ?= include/config/tradeops.yaml
+check-config: $(RUNTIME_STAMP)  ## validate a TradeOps config file: make check-config CONFIG=path
+	$(PY) -m tradeops.config $(CONFIG)
+
+bench: $(RUNTIME_STAMP)  ## benchmarks (see bench/README.md)
+	$(PY) bench/parse_time.py
+
+venv: $(RUNTIME_STAMP)
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Installs exactly the lock (--no-deps: nothing outside it), then checks it is consistent.
+$(RUNTIME_STAMP): requirements.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements.txt
+	$(PY) -m pip check
+	touch $@
+
+$(TEST_STAMP): requirements-test.txt $(RUNTIME_STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-test.txt
+	$(PY) -m pip check
+	touch $@
+
+lock:  ## recompile the locks from requirements*.in (needs network)
+	$(PYTHON) -m venv .lock-tools && .lock-tools/bin/pip install --quiet pip-tools
+	.lock-tools/bin/pip-compile --quiet --strip-extras --no-emit-find-links --no-emit-index-url -o requirements.txt requirements.in
+	.lock-tools/bin/pip-compile --quiet --strip-extras --no-emit-find-links --no-emit-index-url -o requirements-test.txt requirements-test.in
+	rm -rf .lock-tools
+
+clean:
+	rm -rf .run

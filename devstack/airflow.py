@@ -1,0 +1,147 @@
+"""Run the real Airflow components against the sandbox: migrate, then scheduler, dag-processor, triggerer and
+api-server as children of this process (LocalExecutor, parallelism sized for 2 cores), and stop them cleanly.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from devstack.client import AirflowClient
+from devstack.processes import Child
+from sandbox.connections import airflow_connection_env
+from sandbox.launcher import free_port
+from tradeops.config import CONFIG_ENV, TradeOpsConfig
+
+REPO = Path(__file__).resolve().parents[1]
+COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
+
+
+@dataclass(frozen=True)
+class Ports:
+    api: int = 8080
+    scheduler_health: int = 8974
+    worker_logs: int = 8793
+    triggerer_logs: int = 8794
+
+    @classmethod
+    def auto(cls) -> Ports:
+        return cls(free_port(), free_port(), free_port(), free_port())
+
+
+class AirflowStack:
+    def __init__(self, home: Path, sandbox_settings: dict, config: TradeOpsConfig, config_path: Path,
+                 ports: Ports = Ports(), parallelism: int = 4, extra_env: dict[str, str] | None = None):
+        self.home = home.resolve()
+        self.sandbox = sandbox_settings
+        self.config = config
+        self.config_path = config_path.resolve()
+        self.ports = ports
+        self.parallelism = parallelism
+        self.extra_env = extra_env or {}
+        self.children: list[Child] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.api}"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    def env(self) -> dict[str, str]:
+        from cryptography.fernet import Fernet
+
+        self.home.mkdir(parents=True, exist_ok=True)
+        secret_file = self.home / "secrets.env"
+        if not secret_file.exists():
+            secret_file.write_text(f"{Fernet.generate_key().decode()}\n{secrets.token_urlsafe(32)}\n")
+            secret_file.chmod(0o600)
+        fernet_key, jwt_secret = secret_file.read_text().split()
+        metadata = self.sandbox["postgres"]["airflow_dsn"].replace("postgresql://", "postgresql+psycopg://", 1)
+        env = {
+            **os.environ,
+            "AIRFLOW_HOME": str(self.home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
+            "AIRFLOW__CORE__FERNET_KEY": fernet_key,
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(self.ports.api),
+            "AIRFLOW__API__BASE_URL": self.url,
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__API_AUTH__JWT_SECRET": jwt_secret,
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(self.ports.scheduler_health),
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.ports.worker_logs),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.ports.triggerer_logs),
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+            CONFIG_ENV: str(self.config_path),
+            "TRADEOPS_REPORTS_DIR": str(self.reports_dir),
+            **airflow_connection_env(self.sandbox, self.config),
+            **self.extra_env,
+        }
+        # The components find `tradeops` through Airflow's plugins folder, as in production; a PYTHONPATH
+        # inherited from the launcher would hide a packaging mistake.
+        env.pop("PYTHONPATH", None)
+        return env
+
+    def _airflow(self) -> str:
+        return str(Path(sys.executable).with_name("airflow"))
+
+    def migrate(self) -> None:
+        result = subprocess.run([self._airflow(), "db", "migrate"], env=self.env(), capture_output=True, text=True,
+                                cwd=self.home)
+        if result.returncode != 0:
+            raise RuntimeError(f"airflow db migrate failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+
+    def start(self) -> None:
+        env = self.env()
+        for component in COMPONENTS:
+            # One machine, one log folder: the api-server reads task and trigger logs from disk, so the
+            # scheduler's and triggerer's log-serving processes (~150 MB) are not needed.
+            flags = ["--skip-serve-logs"] if component in ("scheduler", "triggerer") else []
+            self.children.append(
+                Child(component, [self._airflow(), component, *flags], env,
+                      self.home / "logs" / f"{component}.log", cwd=self.home)
+            )
+
+    def wait_healthy(self, timeout: float = 180) -> AirflowClient:
+        """Wait until the api-server answers and reports every component healthy; return a logged-in client."""
+        deadline = time.monotonic() + timeout
+        client = AirflowClient(self.url)
+        last = "api-server not answering yet"
+        while time.monotonic() < deadline:
+            for child in self.children:
+                if not child.alive():
+                    raise RuntimeError(f"airflow {child.name} exited with code {child.process.returncode}:\n"
+                                       f"{child.tail()}")
+            health = client.health()
+            if health is not None:
+                unhealthy = [name for name, part in health.items()
+                             if isinstance(part, dict) and part.get("status") != "healthy"]
+                if not unhealthy:
+                    client.login()
+                    return client
+                last = f"waiting for {', '.join(unhealthy)}"
+            time.sleep(0.5)
+        raise TimeoutError(f"Airflow not healthy after {timeout:.0f}s: {last}")
+
+    def pids(self) -> list[int]:
+        return [child.pid for child in self.children]
+
+    def stop(self) -> None:
+        # The api-server goes last: tasks finishing during shutdown still report their state through it.
+        for child in sorted(self.children, key=lambda c: c.name == "api-server"):
+            child.stop()
+        self.children.clear()

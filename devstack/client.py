@@ -1,0 +1,97 @@
+"""A small client for Airflow's REST API (v2) and the sandbox's read-back endpoints."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import quote
+
+import requests
+
+TERMINAL_RUN_STATES = {"success", "failed"}
+
+
+class AirflowClient:
+    def __init__(self, url: str):
+        self.url = url.rstrip("/")
+        self.session = requests.Session()
+
+    def health(self) -> dict | None:
+        try:
+            response = self.session.get(f"{self.url}/api/v2/monitor/health", timeout=5)
+        except requests.RequestException:
+            return None
+        return response.json() if response.ok else None
+
+    def login(self) -> None:
+        """Simple auth manager with ``all_admins``: a token needs no credentials (loopback-only local stack)."""
+        response = self.session.get(f"{self.url}/auth/token", timeout=10)
+        response.raise_for_status()
+        self.session.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+
+    def _call(self, method: str, path: str, **kwargs) -> dict:
+        response = self.session.request(method, f"{self.url}/api/v2{path}", timeout=30, **kwargs)
+        if not response.ok:
+            raise RuntimeError(f"{method} {path}: HTTP {response.status_code}: {response.text[:500]}")
+        return response.json()
+
+    def dag_ids(self) -> set[str]:
+        return {dag["dag_id"] for dag in self._call("GET", "/dags", params={"limit": 1000})["dags"]}
+
+    def import_errors(self) -> list[dict]:
+        return self._call("GET", "/importErrors")["import_errors"]
+
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        self._call("PATCH", f"/dags/{quote(dag_id)}", json={"is_paused": paused})
+
+    def trigger(self, dag_id: str, conf: dict | None = None) -> str:
+        run = self._call("POST", f"/dags/{quote(dag_id)}/dagRuns", json={"logical_date": None, "conf": conf or {}})
+        return run["dag_run_id"]
+
+    def dag_run(self, dag_id: str, run_id: str) -> dict:
+        return self._call("GET", f"/dags/{quote(dag_id)}/dagRuns/{quote(run_id)}")
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        return self._call("GET", f"/dags/{quote(dag_id)}/dagRuns/{quote(run_id)}/taskInstances")["task_instances"]
+
+    def wait_for_dags(self, dag_ids: set[str], timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            errors = self.import_errors()
+            if errors:
+                details = "\n".join(f"{e['filename']}: {e['stack_trace'][-800:]}" for e in errors)
+                raise RuntimeError(f"DAG import errors:\n{details}")
+            missing = dag_ids - self.dag_ids()
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"DAGs never appeared: {', '.join(sorted(missing))}")
+            time.sleep(1)
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.dag_run(dag_id, run_id)
+            if run["state"] in TERMINAL_RUN_STATES or time.monotonic() > deadline:
+                return run
+            time.sleep(1)
+
+
+class SandboxClient:
+    """Reads back what the sandbox recorded (Slack messages) and sets its fault knobs."""
+
+    def __init__(self, settings: dict):
+        self.settings = settings
+
+    def slack_messages(self, channel: str | None = None) -> list[dict]:
+        params = {"channel": channel} if channel else None
+        response = requests.get(f"{self.settings['slack']['url']}/_sandbox/messages", params=params, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def set_faults(self, service: str, **faults) -> dict:
+        response = requests.put(f"{self.settings[service]['url']}/_sandbox/faults", json=faults, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def clear_faults(self, service: str) -> None:
+        requests.delete(f"{self.settings[service]['url']}/_sandbox/faults", timeout=10).raise_for_status()

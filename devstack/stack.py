@@ -1,0 +1,97 @@
+"""The sandbox plus real Airflow, started together and stopped together (``make up``, ``make demo``, e2e tests)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from devstack.airflow import REPO, AirflowStack, Ports
+from devstack.client import AirflowClient, SandboxClient
+from devstack.processes import Child, MemorySampler
+from sandbox.launcher import read_settings
+from sandbox.platform_db import DEFAULT_ROWS
+from tradeops.config import default_config_path, load_config
+
+
+class LocalStack:
+    def __init__(self, run_dir: Path, *, auto_ports: bool = False, rows: int = DEFAULT_ROWS,
+                 config_path: Path | None = None, extra_env: dict[str, str] | None = None,
+                 log=lambda message: print(message, flush=True)):
+        self.run_dir = run_dir.resolve()
+        self.auto_ports = auto_ports
+        self.rows = rows
+        self.config_path = (config_path or default_config_path()).resolve()
+        self.config = load_config(self.config_path)
+        self.extra_env = extra_env or {}
+        self.log = log
+        self.sandbox_child: Child | None = None
+        self.settings: dict = {}
+        self.airflow: AirflowStack | None = None
+        self.client: AirflowClient | None = None
+        self.memory = MemorySampler()
+
+    @property
+    def sandbox(self) -> SandboxClient:
+        return SandboxClient(self.settings)
+
+    def start(self) -> LocalStack:
+        started = time.monotonic()
+        shutil.rmtree(self.run_dir / "airflow", ignore_errors=True)
+        state_dir = self.run_dir / "sandbox"
+        argv = [sys.executable, "-m", "sandbox", "--state-dir", str(state_dir), "up", "--rows", str(self.rows),
+                "--config", str(self.config_path)]
+        if self.auto_ports:
+            argv.append("--auto-ports")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)])}
+        self.log("Starting the sandbox (PostgreSQL, Redis, platform API, Alertmanager, Slack)...")
+        (state_dir / "settings.json").unlink(missing_ok=True)
+        self.sandbox_child = Child("sandbox", argv, env, self.run_dir / "sandbox.log", cwd=REPO)
+        self.memory.roots.append(self.sandbox_child.pid)
+        self.memory.start()
+        self.settings = self._wait_for_sandbox(state_dir)
+        self.log(f"  sandbox ready in {time.monotonic() - started:.1f}s")
+
+        self.airflow = AirflowStack(self.run_dir / "airflow", self.settings, self.config, self.config_path,
+                                    ports=Ports.auto() if self.auto_ports else Ports(), extra_env=self.extra_env)
+        self.log("Migrating the Airflow metadata database...")
+        self.airflow.migrate()
+        self.log("Starting Airflow: scheduler, dag-processor, triggerer, api-server (LocalExecutor)...")
+        self.airflow.start()
+        self.memory.roots.extend(self.airflow.pids())
+        self.client = self.airflow.wait_healthy()
+        self.log(f"  Airflow healthy at {self.airflow.url} ({time.monotonic() - started:.1f}s since start)")
+        return self
+
+    def _wait_for_sandbox(self, state_dir: Path, timeout: float = 300) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.sandbox_child.alive():
+                raise RuntimeError(f"the sandbox exited:\n{self.sandbox_child.tail()}")
+            try:
+                return read_settings(state_dir)
+            except FileNotFoundError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.airflow:
+            self.log("Stopping Airflow...")
+            self.airflow.stop()
+        if self.sandbox_child:
+            self.log("Stopping the sandbox...")
+            self.sandbox_child.stop()
+        self.memory.stop()
+
+    def __enter__(self) -> LocalStack:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,115 @@
+"""Shared fixtures: one real sandbox per test session (PostgreSQL, Redis, HTTP services on free ports)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+AIRFLOW_HOME = REPO / ".run" / "tests" / f"airflow-home-{os.getpid()}"
+# Before anything imports Airflow: a private AIRFLOW_HOME (SQLite metadata for `dag.test()`), TradeOps' folders.
+os.environ.update({
+    "AIRFLOW_HOME": str(AIRFLOW_HOME),
+    "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+    "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "TRADEOPS_REPORTS_DIR": str(AIRFLOW_HOME / "reports"),
+})
+
+import pytest  # noqa: E402
+
+from devstack.client import SandboxClient  # noqa: E402
+from devstack.processes import Child  # noqa: E402
+from sandbox.connections import airflow_connection_env  # noqa: E402
+from sandbox.launcher import read_settings  # noqa: E402
+from tradeops.config import load_config  # noqa: E402
+
+SANDBOX_SERVICES = ("platform_api", "alertmanager", "slack")
+
+
+def _run_dir(name: str) -> Path:
+    """A per-session folder under .run/ (not /tmp: the PostgreSQL OS user must be able to reach it)."""
+    path = REPO / ".run" / "tests" / f"{name}-{os.getpid()}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_run_dirs():
+    yield
+    for path in (REPO / ".run" / "tests").glob(f"*-{os.getpid()}"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def run_dir():
+    return _run_dir
+
+
+@pytest.fixture(scope="session")
+def config():
+    return load_config()
+
+
+@pytest.fixture(scope="session")
+def sandbox_settings():
+    state_dir = _run_dir("sandbox")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)])}
+    child = Child("sandbox", [sys.executable, "-m", "sandbox", "--state-dir", str(state_dir), "up", "--auto-ports"],
+                  env, state_dir / "sandbox.log", cwd=REPO)
+    try:
+        while True:
+            if not child.alive():
+                raise RuntimeError(f"sandbox failed to start:\n{child.tail()}")
+            try:
+                settings = read_settings(state_dir, timeout=0.2)
+                break
+            except FileNotFoundError:
+                continue
+        yield settings
+    finally:
+        child.stop()
+
+
+@pytest.fixture(scope="session")
+def airflow_connections(sandbox_settings, config):
+    """``AIRFLOW_CONN_*`` for the sandbox in this process, so hooks resolve connections as tasks do."""
+    env = airflow_connection_env(sandbox_settings, config)
+    previous = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    yield env
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture
+def sandbox(sandbox_settings) -> SandboxClient:
+    """The sandbox, with faults cleared after the test so tests cannot leak failures into each other."""
+    client = SandboxClient(sandbox_settings)
+    yield client
+    for service in SANDBOX_SERVICES:
+        client.clear_faults(service)
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """Airflow's metadata database for in-process runs (``dag.test()``): SQLite in the private AIRFLOW_HOME."""
+    import subprocess
+
+    AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
+                            capture_output=True, text=True, env=os.environ.copy())
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(REPO / "dags"))

@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tradeops.config import ConfigError, default_config_path, format_duration, load_config, parse_duration
+
+REPO = Path(__file__).resolve().parents[3]
+GOOD = yaml.safe_load(default_config_path().read_text())
+
+
+def write(tmp_path: Path, data: dict | str, name: str = "tradeops.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def invalid(tmp_path: Path, mutate) -> str:
+    data = copy.deepcopy(GOOD)
+    mutate(data)
+    path = write(tmp_path, data)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert str(path) in message, "the message must name the file"
+    return message
+
+
+def test_the_shipped_config_is_valid():
+    config = load_config()
+    assert config.platform.exchange == "XNYS"
+    names = [d.name for d in config.kubernetes.deployments]
+    assert {"strategic-marl", "tactical-marl", "risk-management", "execution-engine", "data-handler",
+            "api-gateway", "auth-service"} <= set(names)
+    assert config.kubernetes.deployment("tactical-marl").replicas.market_hours == 3
+    assert config.schedules["daily_health_check"].offset == timedelta(minutes=-90)
+    assert [level.level for level in config.escalation.levels] == [1, 2, 3, 4]
+    assert config.escalation.severities["P1"].escalate_after == timedelta(minutes=15)
+
+
+def test_missing_field(tmp_path):
+    message = invalid(tmp_path, lambda d: d["kubernetes"]["deployments"][1].pop("replicas"))
+    assert "kubernetes.deployments[1].replicas: Field required" in message
+
+
+def test_wrong_type_names_the_value_and_line(tmp_path):
+    def mutate(d):
+        d["kubernetes"]["deployments"][2]["replicas"]["market_hours"] = "three"
+
+    message = invalid(tmp_path, mutate)
+    assert "kubernetes.deployments[2].replicas.market_hours" in message
+    assert "valid integer" in message and "'three'" in message
+    line = int(message.split("line ")[1].split(":")[0])
+    text = (tmp_path / "tradeops.yaml").read_text().splitlines()
+    assert "three" in text[line - 1]
+
+
+def test_unknown_deployment_referenced(tmp_path):
+    message = invalid(tmp_path, lambda d: d["kubernetes"].__setitem__("trading_deployments", ["strategic-marl", "alpha-bot"]))
+    assert "kubernetes.trading_deployments[1]: unknown deployment 'alpha-bot' referenced" in message
+
+
+def test_negative_retention(tmp_path):
+    message = invalid(tmp_path, lambda d: d["database"]["tables"][0].__setitem__("retention_days", -90))
+    assert "database.tables[0].retention_days: Input should be greater than 0 (got -90)" in message
+
+
+def test_duplicate_deployment_and_table_names(tmp_path):
+    def mutate(d):
+        d["kubernetes"]["deployments"].append(copy.deepcopy(d["kubernetes"]["deployments"][0]))
+        d["database"]["tables"].append({"name": "trades"})
+
+    message = invalid(tmp_path, mutate)
+    assert "duplicate deployment 'grandmodel/data-handler'" in message
+    assert "duplicate table 'trades'" in message
+    assert "(2 problems)" in message
+
+
+def test_duplicate_yaml_keys_are_refused(tmp_path):
+    text = default_config_path().read_text().replace(
+        "  exchange: XNYS\n", "  exchange: XNYS\n  exchange: XNAS\n", 1)
+    with pytest.raises(ConfigError, match="duplicate key 'exchange'"):
+        load_config(write(tmp_path, text))
+
+
+def test_unknown_field_is_a_typo_not_a_default(tmp_path):
+    message = invalid(tmp_path, lambda d: d["thresholds"].__setitem__("memory_warn_pc", 50))
+    assert "thresholds.memory_warn_pc: unknown field" in message
+
+
+def test_undeclared_namespace_and_image_outside_the_allowed_registry(tmp_path):
+    def mutate(d):
+        d["kubernetes"]["deployments"][0]["namespace"] = "default"
+        d["kubernetes"]["deployments"][1]["image"] = "docker.io/grandmodel/strategic-marl:latest"
+
+    message = invalid(tmp_path, mutate)
+    assert "kubernetes.deployments[0].namespace: namespace 'default' is not declared" in message
+    assert "kubernetes.deployments[1].image: image 'docker.io/grandmodel/strategic-marl:latest' does not match" in message
+
+
+def test_inverted_ranges_and_escalation_gaps(tmp_path):
+    def mutate(d):
+        d["account"]["balance_min"] = d["account"]["balance_max"] + 1
+        d["escalation"]["levels"][3]["level"] = 7
+        d["escalation"]["severities"]["P2"]["escalate_after"] = "5m"
+
+    message = invalid(tmp_path, mutate)
+    assert "account.balance_min: must be lower than account.balance_max" in message
+    assert "escalation.levels: levels must be numbered 1..N without gaps" in message
+    assert "escalation.severities.P2.escalate_after: must not be shorter than initial_response" in message
+
+
+def test_market_anchor_validation(tmp_path):
+    def mutate(d):
+        d["schedules"]["daily_health_check"] = {"anchor": "noon", "offset": "90 minutes"}
+        d["schedules"]["pre_market_startp"] = {"anchor": "open", "offset": "-60m"}
+
+    message = invalid(tmp_path, mutate)
+    assert "schedules.daily_health_check.anchor: Input should be 'open' or 'close'" in message
+    assert "schedules.daily_health_check.offset: '90 minutes' is not a duration" in message
+    assert "schedules.pre_market_startp" in message
+
+
+def test_secrets_have_no_place_in_the_config(tmp_path):
+    message = invalid(tmp_path, lambda d: d["connections"].__setitem__("slack_token", "xoxb-123"))
+    assert "connections.slack_token: unknown field" in message
+
+
+def test_unreadable_and_non_mapping_files(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read it"):
+        load_config(tmp_path / "absent.yaml")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(write(tmp_path, "- just\n- a list\n"))
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(tmp_path, "platform: [unclosed\n"))
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90m", 5400), ("-60m", -3600), ("1h30m", 5400), ("45s", 45), ("2d", 172800), ("+15m", 900)],
+)
+def test_durations(text, seconds):
+    assert parse_duration(text) == timedelta(seconds=seconds)
+    assert parse_duration(format_duration(parse_duration(text))) == parse_duration(text)
+
+
+@pytest.mark.parametrize("text", ["90", "1.5h", "m", "10 m", "", "-"])
+def test_bad_durations(text):
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration(text)
+
+
+def test_cli_validates_a_file(tmp_path):
+    env = {"PYTHONPATH": str(REPO / "plugins"), "PATH": "/usr/bin:/bin"}
+    ok = subprocess.run([sys.executable, "-m", "tradeops.config", str(default_config_path())],
+                        capture_output=True, text=True, env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert "valid (8 deployments" in ok.stdout
+
+    data = copy.deepcopy(GOOD)
+    data["database"]["tables"][1]["retention_days"] = 0
+    bad = subprocess.run([sys.executable, "-m", "tradeops.config", str(write(tmp_path, data))],
+                         capture_output=True, text=True, env=env)
+    assert bad.returncode == 1
+    assert "database.tables[1].retention_days" in bad.stderr
+
+
+def test_loading_is_cached_until_the_file_changes(tmp_path):
+    path = write(tmp_path, GOOD)
+    first = load_config(path)
+    assert load_config(path) is first
+    data = copy.deepcopy(GOOD)
+    data["platform"]["name"] = "Renamed"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    import os
+
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+    assert load_config(path).platform.name == "Renamed"
