@@ -21,6 +21,9 @@ One task per check, each retried on its own, each red when its check fails:
 
 `summary` always runs: it writes a JSON report, posts one Slack message to the ops channel, and fails the run
 (without retrying) when any check failed.
+
+Deadlines (`deadlines.daily_health_check` in `tradeops.yaml`, anchored to the same session's open): a run still
+going 30 minutes before the open warns, 10 minutes before the open it is late; each posts to the alerts channel.
 """
 
 from __future__ import annotations
@@ -29,17 +32,24 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG
 
+from tradeops.calendar.deadlines import deadline_alerts
 from tradeops.calendar.timetable import ExchangeSessionTimetable
 from tradeops.checks.health import HEALTH_CHECKS
 from tradeops.config import load_config
 from tradeops.operators.health import HealthCheckOperator, HealthSummaryOperator
 
 config = load_config()
+DAG_ID = "daily_health_check"
 
 with DAG(
-    dag_id="daily_health_check",
+    dag_id=DAG_ID,
     description="Platform, data, infrastructure and account checks before the open, summarised in Slack",
-    schedule=ExchangeSessionTimetable.from_config(config.schedules["daily_health_check"], config.platform.exchange),
+    schedule=ExchangeSessionTimetable.from_config(config.schedules[DAG_ID], config.platform.exchange),
+    deadline=deadline_alerts(
+        DAG_ID, config.deadlines.get(DAG_ID, []), config.platform.exchange,
+        callback="tradeops.slack.callbacks.notify_deadline_missed",
+        callback_kwargs={"channel": config.slack.channels["alerts"], "slack_conn_id": config.connections.slack_api},
+    ),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

@@ -36,7 +36,8 @@ class Ports:
 
 class AirflowStack:
     def __init__(self, home: Path, sandbox_settings: dict, config: TradeOpsConfig, config_path: Path,
-                 ports: Ports = Ports(), parallelism: int = 4, extra_env: dict[str, str] | None = None):
+                 ports: Ports = Ports(), parallelism: int = 4, extra_env: dict[str, str] | None = None,
+                 dags_folder: Path = REPO / "dags"):
         self.home = home.resolve()
         self.sandbox = sandbox_settings
         self.config = config
@@ -44,6 +45,7 @@ class AirflowStack:
         self.ports = ports
         self.parallelism = parallelism
         self.extra_env = extra_env or {}
+        self.dags_folder = dags_folder
         self.children: list[Child] = []
 
     @property
@@ -67,7 +69,7 @@ class AirflowStack:
         env = {
             **os.environ,
             "AIRFLOW_HOME": str(self.home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",

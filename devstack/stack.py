@@ -19,13 +19,14 @@ from tradeops.config import default_config_path, load_config
 class LocalStack:
     def __init__(self, run_dir: Path, *, auto_ports: bool = False, rows: int = DEFAULT_ROWS,
                  config_path: Path | None = None, extra_env: dict[str, str] | None = None,
-                 log=lambda message: print(message, flush=True)):
+                 extra_dag_files: list[Path] = (), log=lambda message: print(message, flush=True)):
         self.run_dir = run_dir.resolve()
         self.auto_ports = auto_ports
         self.rows = rows
         self.config_path = (config_path or default_config_path()).resolve()
         self.config = load_config(self.config_path)
         self.extra_env = extra_env or {}
+        self.extra_dag_files = list(extra_dag_files)
         self.log = log
         self.sandbox_child: Child | None = None
         self.settings: dict = {}
@@ -55,7 +56,8 @@ class LocalStack:
         self.log(f"  sandbox ready in {time.monotonic() - started:.1f}s")
 
         self.airflow = AirflowStack(self.run_dir / "airflow", self.settings, self.config, self.config_path,
-                                    ports=Ports.auto() if self.auto_ports else Ports(), extra_env=self.extra_env)
+                                    ports=Ports.auto() if self.auto_ports else Ports(), extra_env=self.extra_env,
+                                    dags_folder=self._dags_folder())
         self.log("Migrating the Airflow metadata database...")
         self.airflow.migrate()
         self.log("Starting Airflow: scheduler, dag-processor, triggerer, api-server (LocalExecutor)...")
@@ -64,6 +66,20 @@ class LocalStack:
         self.client = self.airflow.wait_healthy()
         self.log(f"  Airflow healthy at {self.airflow.url} ({time.monotonic() - started:.1f}s since start)")
         return self
+
+    @property
+    def dags_folder(self) -> Path:
+        return self.run_dir / "dags" if self.extra_dag_files else REPO / "dags"
+
+    def _dags_folder(self) -> Path:
+        """The repository's DAGs, plus extra files (tests' probe DAGs) in a folder of this run's own."""
+        if not self.extra_dag_files:
+            return self.dags_folder
+        shutil.rmtree(self.dags_folder, ignore_errors=True)
+        self.dags_folder.mkdir(parents=True)
+        for path in [*sorted((REPO / "dags").glob("*.py")), *self.extra_dag_files]:
+            shutil.copy(path, self.dags_folder / path.name)
+        return self.dags_folder
 
     def _wait_for_sandbox(self, state_dir: Path, timeout: float = 300) -> dict:
         deadline = time.monotonic() + timeout

@@ -16,6 +16,7 @@ os.environ.update({
     "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
     "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     "TRADEOPS_REPORTS_DIR": str(AIRFLOW_HOME / "reports"),
+    "TRADEOPS_CACHE_DIR": str(AIRFLOW_HOME / "cache"),
 })
 
 import pytest  # noqa: E402

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
+from tradeops.calendar.deadlines import ExchangeSessionDeadline
 from tradeops.calendar.timetable import ExchangeSessionTimetable
 
 
 class TradeOpsPlugin(AirflowPlugin):
     name = "tradeops"
     timetables = [ExchangeSessionTimetable]
+    deadline_references = [ExchangeSessionDeadline]

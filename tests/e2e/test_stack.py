@@ -8,16 +8,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from devstack.demo import DEMO_PLAN, run_plan
-from devstack.stack import LocalStack
+from tradeops.calendar.deadlines import ExchangeSessionDeadline
 from tradeops.calendar.sessions import sessions_for
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def stack(run_dir):
-    with LocalStack(run_dir("stack"), auto_ports=True, log=lambda message: None) as running:
-        yield running
 
 
 def test_every_dag_runs_to_its_planned_state_under_the_real_scheduler(stack):
@@ -39,3 +33,24 @@ def test_the_scheduler_plans_the_next_run_on_the_exchange_calendar(stack):
     _, expected = sessions_for("XNYS").next_event("open", timedelta(minutes=-90), datetime.now(UTC), inclusive=True)
     assert next_run == expected
     assert expected.astimezone(ZoneInfo("America/New_York")).strftime("%H:%M") == "08:00"
+
+
+def test_each_run_gets_its_market_anchored_deadlines_and_success_prunes_them(stack, config):
+    def deadlines(run_id):
+        response = stack.client.session.get(
+            f"{stack.airflow.url}/ui/dags/daily_health_check/dagRuns/{run_id}/deadlines", timeout=10)
+        response.raise_for_status()
+        return response.json()["deadlines"]
+
+    run_id = stack.client.trigger("daily_health_check")
+    created = deadlines(run_id)
+    run = stack.client.dag_run("daily_health_check", run_id)
+    run_after = datetime.fromisoformat(run["run_after"].replace("Z", "+00:00"))
+    expected = sorted(ExchangeSessionDeadline(tier.by, "XNYS").due_for(run_after)
+                      for tier in config.deadlines["daily_health_check"])
+    assert sorted(datetime.fromisoformat(d["deadline_time"].replace("Z", "+00:00")) for d in created) == expected
+    for moment in expected:
+        assert moment.astimezone(ZoneInfo("America/New_York")).strftime("%H:%M") in ("09:00", "09:20")
+
+    assert stack.client.wait_for_run("daily_health_check", run_id, timeout=300)["state"] == "success"
+    assert deadlines(run_id) == [], "a run that succeeds in time prunes its deadlines"

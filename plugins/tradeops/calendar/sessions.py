@@ -2,6 +2,8 @@
 
 The library's calendars stop about a year ahead by default; here every calendar is built over an explicit range
 (2015 through five years past the current year), and asking outside it is an error that says so.
+Building one costs ~1.5 s (pandas), so the first process to build a table writes it to a small JSON cache
+(``$TRADEOPS_CACHE_DIR``, default ``~/.cache/tradeops``) that every other component then reads in milliseconds.
 Timestamps are exact UTC instants, so early closes and daylight-saving changes come straight from the exchange's
 own rules rather than from cron arithmetic.
 """
@@ -10,8 +12,12 @@ from __future__ import annotations
 
 import bisect
 import functools
+import importlib.metadata
+import json
+import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 FIRST_YEAR = 2015
 YEARS_AHEAD = 5
@@ -47,19 +53,22 @@ class SessionTable:
         self._opens = [s.open for s in sessions]
         self._closes = [s.close for s in sessions]
         self._days = [s.day for s in sessions]
+        self._filtered: dict[tuple[str, str], tuple[list[Session], list[datetime]]] = {}
 
     @classmethod
     def build(cls, exchange: str, first: date, last: date) -> SessionTable:
-        import exchange_calendars
-
-        calendar = exchange_calendars.get_calendar(exchange, start=first.isoformat(), end=last.isoformat())
-        opens = calendar.opens.dt.to_pydatetime()
-        closes = calendar.closes.dt.to_pydatetime()
-        days = [ts.date() for ts in calendar.sessions]
+        """From ``exchange_calendars`` (pandas: ~1.5 s), or from the cache file an earlier process wrote (~10 ms)."""
+        cache = _cache_path(exchange, first, last)
+        try:
+            data = json.loads(cache.read_text())
+        except (OSError, ValueError):
+            data = _from_exchange_calendars(exchange, first, last)
+            _write_atomically(cache, json.dumps(data))
         sessions = [
-            Session(day, o.astimezone(UTC), c.astimezone(UTC)) for day, o, c in zip(days, opens, closes, strict=True)
+            Session(date.fromisoformat(day), datetime.fromtimestamp(o, UTC), datetime.fromtimestamp(c, UTC))
+            for day, o, c in data["sessions"]
         ]
-        return cls(exchange, sessions, str(calendar.tz), first, last)
+        return cls(exchange, sessions, data["tz"], first, last)
 
     def _check(self, moment: datetime) -> None:
         if not (self.sessions[0].open - timedelta(days=7) <= moment <= self.sessions[-1].close + timedelta(days=1)):
@@ -68,30 +77,50 @@ class SessionTable:
                 f"{self.first.isoformat()}..{self.last.isoformat()}"
             )
 
-    def next_event(self, anchor: str, offset: timedelta, after: datetime, *, inclusive: bool) -> tuple[Session, datetime]:
-        """The first session whose ``anchor + offset`` is at/after ``after`` (strictly after unless ``inclusive``)."""
+    def _events(self, anchor: str, sessions: str) -> tuple[list[Session], list[datetime]]:
+        """The sessions a filter keeps and their anchor instants, computed once per table."""
+        key = (anchor, sessions)
+        if key not in self._filtered:
+            kept = [s for i, s in enumerate(self.sessions) if _FILTERS[sessions](self.sessions, i)]
+            self._filtered[key] = (kept, [s.at(anchor) for s in kept])
+        return self._filtered[key]
+
+    def next_event(self, anchor: str, offset: timedelta, after: datetime, *, inclusive: bool,
+                   sessions: str = "every") -> tuple[Session, datetime]:
+        """The first kept session whose ``anchor + offset`` is at/after ``after`` (strictly after unless ``inclusive``)."""
         self._check(after)
-        times = self._opens if anchor == "open" else self._closes
+        kept, times = self._events(anchor, sessions)
         target = after - offset
         index = bisect.bisect_left(times, target) if inclusive else bisect.bisect_right(times, target)
         if index >= len(times):
             raise OutsideCalendarError(
                 f"no {self.exchange} session after {after.isoformat()} in the calendar built up to {self.last}"
             )
-        session = self.sessions[index]
-        return session, session.at(anchor) + offset
+        return kept[index], times[index] + offset
 
-    def previous_event(self, anchor: str, offset: timedelta, before: datetime) -> tuple[Session, datetime] | None:
-        """The last session whose ``anchor + offset`` is at or before ``before``."""
+    def previous_event(self, anchor: str, offset: timedelta, before: datetime,
+                       sessions: str = "every") -> tuple[Session, datetime] | None:
+        """The last kept session whose ``anchor + offset`` is at or before ``before``."""
         self._check(before)
-        times = self._opens if anchor == "open" else self._closes
+        kept, times = self._events(anchor, sessions)
         index = bisect.bisect_right(times, before - offset) - 1
         if index < 0:
             return None
-        session = self.sessions[index]
-        return session, session.at(anchor) + offset
+        return kept[index], times[index] + offset
+
+    def next_session(self, day: date) -> Session:
+        """The first session on or after ``day``."""
+        index = bisect.bisect_left(self._days, day)
+        if index >= len(self._days):
+            raise OutsideCalendarError(f"no {self.exchange} session on or after {day} in the calendar")
+        return self.sessions[index]
 
     def session_on(self, day: date) -> Session | None:
+        """The session on ``day``, or None if the exchange does not trade that day."""
+        if not self.first <= day <= self.last:
+            raise OutsideCalendarError(
+                f"{day} is outside the {self.exchange} calendar built for {self.first}..{self.last}"
+            )
         index = bisect.bisect_left(self._days, day)
         if index < len(self._days) and self._days[index] == day:
             return self.sessions[index]
@@ -101,6 +130,60 @@ class SessionTable:
         self._check(moment)
         index = bisect.bisect_right(self._opens, moment) - 1
         return index >= 0 and moment < self._closes[index]
+
+
+def _first_of_week(sessions: list[Session], i: int) -> bool:
+    return i == 0 or sessions[i - 1].day.isocalendar()[:2] != sessions[i].day.isocalendar()[:2]
+
+
+def _last_of_week(sessions: list[Session], i: int) -> bool:
+    return i == len(sessions) - 1 or sessions[i + 1].day.isocalendar()[:2] != sessions[i].day.isocalendar()[:2]
+
+
+def _first_of_month(sessions: list[Session], i: int) -> bool:
+    return i == 0 or (sessions[i - 1].day.year, sessions[i - 1].day.month) != (sessions[i].day.year, sessions[i].day.month)
+
+
+def _last_of_month(sessions: list[Session], i: int) -> bool:
+    return i == len(sessions) - 1 or (sessions[i + 1].day.year, sessions[i + 1].day.month) != (
+        sessions[i].day.year, sessions[i].day.month)
+
+
+_FILTERS = {
+    "every": lambda sessions, i: True,
+    "first_of_week": _first_of_week,
+    "last_of_week": _last_of_week,
+    "first_of_month": _first_of_month,
+    "last_of_month": _last_of_month,
+}
+
+
+def _from_exchange_calendars(exchange: str, first: date, last: date) -> dict:
+    import exchange_calendars
+
+    calendar = exchange_calendars.get_calendar(exchange, start=first.isoformat(), end=last.isoformat())
+    rows = zip(calendar.sessions, calendar.opens, calendar.closes, strict=True)
+    return {
+        "tz": str(calendar.tz),
+        "sessions": [(day.date().isoformat(), o.timestamp(), c.timestamp()) for day, o, c in rows],
+    }
+
+
+def _cache_path(exchange: str, first: date, last: date) -> Path:
+    """One file per exchange, range and exchange_calendars version (new holidays come with new versions)."""
+    folder = Path(os.environ.get("TRADEOPS_CACHE_DIR") or Path.home() / ".cache" / "tradeops")
+    version = importlib.metadata.version("exchange_calendars")
+    return folder / f"sessions-{exchange}-{first}-{last}-xcals{version}.json"
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    except OSError:
+        pass  # a read-only home only costs the next process a rebuild
 
 
 def default_range(today: date | None = None) -> tuple[date, date]:

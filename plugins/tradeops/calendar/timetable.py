@@ -1,27 +1,33 @@
-"""``ExchangeSessionTimetable``: run a DAG at an offset from each trading session's open or close.
+"""``ExchangeSessionTimetable``: schedule a DAG on the exchange's calendar instead of cron.
 
-Only trading days produce runs; a close-anchored run follows early closes (13:00 ET the day after
-Thanksgiving); runs stay on the exchange's local clock through daylight-saving changes because every
-instant comes from the exchange calendar, never from cron arithmetic. Each run is a point in time:
-its logical date is the moment it is due (``DagRunInfo.exact``).
+``{anchor: open|close, offset, sessions}`` runs at an offset from each trading session's open or close, only on
+trading days (and only on the first/last session of the week or month if asked); a close-anchored run follows
+early closes. ``{anchor: clock, at, days}`` runs at an exchange-local wall-clock time on given weekdays, skipping
+occurrences while the exchange is open (maintenance windows). Every instant comes from the exchange calendar in
+UTC, so daylight-saving changes never move a run off the exchange's local clock. Each run is a point in time: its
+logical date is the moment it is due.
 
-The calendar is built lazily, once per process (the scheduler calls ``next_dagrun_info`` often; DAG files
-only construct the timetable, which imports nothing heavy).
+``catchup=False``: the first run is the next event after the DAG is deployed; a scheduler that was down runs the
+latest missed event once instead of the backlog. ``catchup=True``: every event from ``start_date`` on.
+
+DAG files only construct the timetable (no calendar is built at parse time); the calendar is built once per
+process on first use and searched by bisection afterwards.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.timetables.base import DagRunInfo, DataInterval, Timetable
 
-from tradeops.config.model import MarketAnchor, format_duration
+from tradeops.calendar.events import anchor_to_dict, events_for
 
 if TYPE_CHECKING:
     from pendulum import DateTime
 
     from airflow.timetables.base import TimeRestriction
+    from tradeops.config.model import ClockAnchor, SessionAnchor
 
 
 def _pendulum(moment: datetime) -> DateTime:
@@ -30,44 +36,32 @@ def _pendulum(moment: datetime) -> DateTime:
     return pendulum.instance(moment.astimezone(UTC))
 
 
-def describe_anchor(anchor: str, offset: timedelta, exchange: str) -> str:
-    """``"90 min before XNYS open"``, ``"30 min after XNYS close"``, ``"at XNYS open"``."""
-    minutes = int(offset.total_seconds() // 60)
-    if minutes == 0:
-        return f"at {exchange} {anchor}"
-    amount = f"{abs(minutes)} min" if abs(minutes) < 120 or abs(minutes) % 60 else f"{abs(minutes) // 60} h"
-    return f"{amount} {'before' if minutes < 0 else 'after'} {exchange} {anchor}"
-
-
 class ExchangeSessionTimetable(Timetable):
-    """Runs at ``anchor`` (``"open"`` or ``"close"``) ``+ offset`` of every session of ``exchange``."""
+    """Runs at each event of a market anchor on ``exchange`` (an ``exchange_calendars`` code, default XNYS).
 
-    def __init__(self, anchor: str = "open", offset: timedelta = timedelta(0), exchange: str = "XNYS"):
-        if anchor not in ("open", "close"):
-            raise ValueError(f"anchor must be 'open' or 'close', got {anchor!r}")
-        if abs(offset) >= timedelta(hours=24):
-            raise ValueError("offset must be shorter than 24h")
-        self.anchor = anchor
-        self.offset = offset
+    ``anchor`` is a ``SessionAnchor``/``ClockAnchor`` from the TradeOps config or its dict form, e.g.
+    ``{"anchor": "close", "offset": "30m"}`` or ``{"anchor": "clock", "at": "02:00", "days": ["sun"]}``.
+    """
+
+    def __init__(self, anchor: SessionAnchor | ClockAnchor | dict, exchange: str = "XNYS"):
+        self.events = events_for(anchor, exchange)
         self.exchange = exchange
-        self.description = f"{describe_anchor(anchor, offset, exchange)}, on {exchange} trading days"
+        self.description = self.events.describe()
 
     @classmethod
-    def from_config(cls, anchor: MarketAnchor, exchange: str) -> ExchangeSessionTimetable:
-        return cls(anchor=anchor.anchor, offset=anchor.offset, exchange=exchange)
+    def from_config(cls, anchor: SessionAnchor | ClockAnchor, exchange: str) -> ExchangeSessionTimetable:
+        return cls(anchor, exchange)
 
     @property
     def summary(self) -> str:
-        return describe_anchor(self.anchor, self.offset, self.exchange)
+        return self.description
 
     def serialize(self) -> dict[str, Any]:
-        return {"anchor": self.anchor, "offset": format_duration(self.offset), "exchange": self.exchange}
+        return {"anchor": anchor_to_dict(self.events.spec), "exchange": self.exchange}
 
     @classmethod
     def deserialize(cls, data: dict[str, Any]) -> ExchangeSessionTimetable:
-        from tradeops.config.model import parse_duration
-
-        return cls(anchor=data["anchor"], offset=parse_duration(data["offset"]), exchange=data["exchange"])
+        return cls(data["anchor"], data["exchange"])
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ExchangeSessionTimetable):
@@ -75,12 +69,7 @@ class ExchangeSessionTimetable(Timetable):
         return self.serialize() == other.serialize()
 
     def __hash__(self) -> int:
-        return hash(tuple(self.serialize().items()))
-
-    def _sessions(self):
-        from tradeops.calendar.sessions import sessions_for
-
-        return sessions_for(self.exchange)
+        return hash(repr(self.serialize()))
 
     def infer_manual_data_interval(self, *, run_after: DateTime) -> DataInterval:
         return DataInterval.exact(run_after)
@@ -91,21 +80,20 @@ class ExchangeSessionTimetable(Timetable):
         last_automated_data_interval: DataInterval | None,
         restriction: TimeRestriction,
     ) -> DagRunInfo | None:
-        sessions = self._sessions()
+        events = self.events
         now = datetime.now(UTC)
         if last_automated_data_interval is not None:
-            last = last_automated_data_interval.end
-            _, due = sessions.next_event(self.anchor, self.offset, last, inclusive=False)
+            due = events.next(last_automated_data_interval.end, inclusive=False)
             if not restriction.catchup and due < now:
-                # Missed while the scheduler was down: run the latest missed one once, not the whole backlog.
-                _, due = sessions.previous_event(self.anchor, self.offset, now)
+                # Missed while the scheduler was down: run the latest missed event once, not the backlog.
+                due = events.previous(now)
         else:
             if restriction.earliest is None:
                 return None
             after = restriction.earliest if restriction.catchup else max(restriction.earliest, now)
-            _, due = sessions.next_event(self.anchor, self.offset, after, inclusive=True)
+            due = events.next(after, inclusive=True)
         if restriction.earliest is not None and due < restriction.earliest:
-            _, due = sessions.next_event(self.anchor, self.offset, restriction.earliest, inclusive=True)
+            due = events.next(restriction.earliest, inclusive=True)
         if restriction.latest is not None and due > restriction.latest:
             return None
         return DagRunInfo.exact(_pendulum(due))

@@ -15,8 +15,11 @@ import yaml
 from pydantic import ValidationError
 
 from tradeops.config.model import (
+    ClockAnchor,
+    DeadlineTier,
     Deployment,
     MarketAnchor,
+    SessionAnchor,
     TradeOpsConfig,
     consistency_errors,
     format_duration,
@@ -24,9 +27,12 @@ from tradeops.config.model import (
 )
 
 __all__ = [
+    "ClockAnchor",
     "ConfigError",
+    "DeadlineTier",
     "Deployment",
     "MarketAnchor",
+    "SessionAnchor",
     "TradeOpsConfig",
     "default_config_path",
     "format_duration",
@@ -70,12 +76,36 @@ def _load(path: str, _mtime_ns: int) -> TradeOpsConfig:
     try:
         config = TradeOpsConfig.model_validate(data)
     except ValidationError as err:
-        problems = [(tuple(e["loc"]), _reason(e)) for e in err.errors(include_url=False)]
+        problems = [(_location(tree, e), _reason(e)) for e in err.errors(include_url=False)]
         raise ConfigError(_message(path, tree, problems)) from None
     problems = consistency_errors(config)
     if problems:
         raise ConfigError(_message(path, tree, problems))
     return config
+
+
+def _location(tree: yaml.Node | None, error: dict) -> tuple:
+    """The error's path as the file spells it: without pydantic's union tags and ``[key]`` markers."""
+    loc = list(error["loc"])
+    if error["type"] == "union_tag_invalid":
+        loc.append(error["ctx"]["discriminator"].strip("'"))
+    cleaned, node = [], tree
+    for index, part in enumerate(loc):
+        last = index == len(loc) - 1
+        if part == "[key]":
+            continue
+        if isinstance(node, yaml.MappingNode):
+            child = next((value for key, value in node.value if key.value == str(part)), None)
+            if child is None and not last:
+                continue  # a union tag or a key marker, not a key of the file
+            cleaned.append(part)
+            node = child
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            cleaned.append(part)
+            node = node.value[part]
+        else:
+            cleaned.append(part)
+    return tuple(cleaned)
 
 
 def _reason(error: dict) -> str:

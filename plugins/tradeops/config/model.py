@@ -11,7 +11,16 @@ import re
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveInt, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PositiveInt,
+    field_validator,
+)
 
 _DURATION_PART = re.compile(r"(\d+)([dhms])")
 _DURATION = re.compile(r"^([+-])?((?:\d+[dhms])+)$")
@@ -50,8 +59,9 @@ def _positive(value: timedelta) -> timedelta:
     return value
 
 
-Duration = Annotated[timedelta, Field(json_schema_extra={"format": "duration"})]
-PositiveDuration = Annotated[timedelta, AfterValidator(_positive)]
+_AS_TEXT = PlainSerializer(lambda value: format_duration(value), return_type=str, when_used="json")
+Duration = Annotated[timedelta, BeforeValidator(parse_duration), _AS_TEXT]
+PositiveDuration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive), _AS_TEXT]
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 Percent = Annotated[float, Field(gt=0, le=100)]
 
@@ -60,14 +70,6 @@ class _Strict(BaseModel):
     """Unknown keys are errors: a typo must not silently fall back to a default."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _durations(cls, value, info):
-        annotation = cls.model_fields[info.field_name].annotation
-        if annotation is timedelta and not isinstance(value, timedelta):
-            return parse_duration(value)
-        return value
 
 
 class Platform(_Strict):
@@ -169,11 +171,20 @@ class Thresholds(_Strict):
     data_feed_max_lag_s: float = Field(default=5, gt=0)
 
 
-class MarketAnchor(_Strict):
-    """A moment relative to each trading session: ``{anchor: open, offset: -90m}`` is 90 minutes before the open."""
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+SessionFilter = Literal["every", "first_of_week", "last_of_week", "first_of_month", "last_of_month"]
+
+
+class SessionAnchor(_Strict):
+    """A moment relative to trading sessions: ``{anchor: open, offset: -90m}`` is 90 minutes before each open.
+
+    ``sessions`` narrows which sessions count: ``first_of_month`` is the first trading day of each month.
+    """
 
     anchor: Literal["open", "close"]
     offset: Duration = timedelta(0)
+    sessions: SessionFilter = "every"
 
     @field_validator("offset")
     @classmethod
@@ -181,6 +192,29 @@ class MarketAnchor(_Strict):
         if abs(value) >= timedelta(hours=24):
             raise ValueError("an offset from the open or close must be shorter than 24h")
         return value
+
+
+class ClockAnchor(_Strict):
+    """A wall-clock time in the exchange's own time zone: ``{anchor: clock, at: "02:00", days: [sun]}``.
+
+    With ``when_closed`` (the default) an occurrence that falls while the exchange is open is skipped.
+    """
+
+    anchor: Literal["clock"]
+    at: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM, exchange local time")
+    days: list[Weekday] = Field(default=list(WEEKDAYS), min_length=1)
+    when_closed: bool = True
+
+
+MarketAnchor = Annotated[SessionAnchor | ClockAnchor, Field(discriminator="anchor")]
+
+
+class DeadlineTier(_Strict):
+    """One deadline of a DAG run: ``{name: late, by: {anchor: open, offset: -10m}, severity: P2}``."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    by: MarketAnchor
+    severity: Literal["P1", "P2", "P3", "P4", "security"] = "P3"
 
 
 ScheduledDag = Literal[
@@ -245,6 +279,7 @@ class TradeOpsConfig(_Strict):
     account: Account
     thresholds: Thresholds = Thresholds()
     schedules: dict[ScheduledDag, MarketAnchor]
+    deadlines: dict[ScheduledDag, list[DeadlineTier]] = {}
     slack: SlackConfig
     escalation: Escalation
 
@@ -316,6 +351,12 @@ def consistency_errors(config: TradeOpsConfig) -> list[tuple[Loc, str]]:
     for warn, fail in (("db_connections_warn_pct", "db_connections_fail_pct"), ("memory_warn_pct", "memory_fail_pct")):
         if getattr(thresholds, warn) >= getattr(thresholds, fail):
             errors.append((("thresholds", warn), f"must be lower than thresholds.{fail}"))
+
+    for dag_id, tiers in config.deadlines.items():
+        for index, name in _duplicates([tier.name for tier in tiers]).items():
+            errors.append((("deadlines", dag_id, index, "name"), f"duplicate deadline tier {name!r}"))
+        if dag_id not in config.schedules:
+            errors.append((("deadlines", dag_id), f"{dag_id!r} has deadlines but no schedule"))
 
     levels = [level.level for level in config.escalation.levels]
     for index, level in _duplicates([str(n) for n in levels]).items():

@@ -118,13 +118,38 @@ def test_inverted_ranges_and_escalation_gaps(tmp_path):
 
 def test_market_anchor_validation(tmp_path):
     def mutate(d):
-        d["schedules"]["daily_health_check"] = {"anchor": "noon", "offset": "90 minutes"}
+        d["schedules"]["daily_health_check"] = {"anchor": "noon", "offset": "-90m"}
         d["schedules"]["pre_market_startp"] = {"anchor": "open", "offset": "-60m"}
+        d["schedules"]["post_market_shutdown"] = {"anchor": "close", "offset": "90 minutes"}
+        d["schedules"]["weekly_maintenance"] = {"anchor": "clock", "at": "26:00", "days": ["sunday"]}
+        d["schedules"]["daily_db_maintenance"] = {"anchor": "clock", "at": "02:00", "offset": "5m"}
+        d["schedules"]["daily_ops_report"] = {"anchor": "close", "offset": "25h"}
 
     message = invalid(tmp_path, mutate)
-    assert "schedules.daily_health_check.anchor: Input should be 'open' or 'close'" in message
-    assert "schedules.daily_health_check.offset: '90 minutes' is not a duration" in message
-    assert "schedules.pre_market_startp" in message
+    assert "schedules.daily_health_check.anchor: Input tag 'noon' found using 'anchor' does not match any of the " \
+           "expected tags: 'open', 'close', 'clock'" in message
+    assert "schedules.pre_market_startp: Input should be 'daily_health_check'" in message
+    assert "schedules.post_market_shutdown.offset: '90 minutes' is not a duration" in message
+    assert "schedules.weekly_maintenance.at: String should match pattern" in message
+    assert "schedules.weekly_maintenance.days[0]: Input should be 'mon'" in message
+    assert "schedules.daily_db_maintenance.offset: unknown field" in message
+    assert "schedules.daily_ops_report.offset: an offset from the open or close must be shorter than 24h" in message
+
+
+def test_deadline_tiers(tmp_path):
+    def mutate(d):
+        d["deadlines"]["daily_health_check"].append({"name": "late", "by": {"anchor": "open"}, "severity": "P9"})
+        d["deadlines"]["daily_ops_report"] = [{"name": "late", "by": {"anchor": "close", "offset": "3h"}}]
+
+    message = invalid(tmp_path, mutate)
+    assert "deadlines.daily_health_check[2].severity: Input should be 'P1', 'P2', 'P3', 'P4' or 'security'" in message
+    data = copy.deepcopy(GOOD)
+    data["deadlines"]["daily_health_check"].append({"name": "late", "by": {"anchor": "open"}})
+    data["deadlines"]["daily_ops_report"] = [{"name": "late", "by": {"anchor": "close", "offset": "3h"}}]
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, data, "second.yaml"))
+    assert "deadlines.daily_health_check[2].name: duplicate deadline tier 'late'" in str(err.value)
+    assert "deadlines.daily_ops_report: 'daily_ops_report' has deadlines but no schedule" in str(err.value)
 
 
 def test_secrets_have_no_place_in_the_config(tmp_path):
