@@ -26,6 +26,7 @@ check-config: $(RUNTIME_STAMP)  ## validate a TradeOps config file: make check-c
 
 bench: $(RUNTIME_STAMP)  ## benchmarks (see bench/README.md)
 	$(PY) bench/parse_time.py
+	$(PY) bench/market_calendar.py
 
 venv: $(RUNTIME_STAMP)
 

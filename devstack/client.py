@@ -37,6 +37,9 @@ class AirflowClient:
     def dag_ids(self) -> set[str]:
         return {dag["dag_id"] for dag in self._call("GET", "/dags", params={"limit": 1000})["dags"]}
 
+    def dag(self, dag_id: str) -> dict:
+        return self._call("GET", f"/dags/{quote(dag_id)}")
+
     def import_errors(self) -> list[dict]:
         return self._call("GET", "/importErrors")["import_errors"]
 
@@ -52,6 +55,21 @@ class AirflowClient:
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
         return self._call("GET", f"/dags/{quote(dag_id)}/dagRuns/{quote(run_id)}/taskInstances")["task_instances"]
+
+    def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict:
+        return self._call("GET", f"/dags/{quote(dag_id)}/dagRuns/{quote(run_id)}/taskInstances/{quote(task_id)}")
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value"):
+        entry = self._call("GET", f"/dags/{quote(dag_id)}/dagRuns/{quote(run_id)}/taskInstances/{quote(task_id)}"
+                                  f"/xcomEntries/{quote(key)}", params={"deserialize": "true"})
+        return entry["value"]
+
+    def deadlines(self, dag_id: str, run_id: str) -> list[dict]:
+        """The run's deadlines, as the UI lists them (a UI endpoint: Airflow has no public one yet)."""
+        response = self.session.get(f"{self.url}/ui/dags/{quote(dag_id)}/dagRuns/{quote(run_id)}/deadlines",
+                                    timeout=30)
+        response.raise_for_status()
+        return response.json()["deadlines"]
 
     def wait_for_dags(self, dag_ids: set[str], timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout

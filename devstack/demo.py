@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from devstack.stack import LocalStack
 
@@ -25,6 +26,7 @@ DEMO_PLAN: list[DemoRun] = [
 ]
 
 RUN_TIMEOUT_S = 600
+NEW_YORK = ZoneInfo("America/New_York")
 
 
 @dataclass
@@ -82,6 +84,13 @@ def summary(stack: LocalStack, outcomes: list[RunOutcome]) -> str:
         mark = "ok" if o.as_expected else f"UNEXPECTED (wanted {o.expected})"
         lines.append(f"  {o.dag_id:<28} {o.state:<8} {duration:>8}  [{tasks}]  {mark}")
         lines.append(f"  {'':<28} run {o.run_id}")
+    lines += ["", "Schedules (exchange calendar, next run in New York time):"]
+    for dag_id in sorted({o.dag_id for o in outcomes}):
+        dag = stack.client.dag(dag_id)
+        next_run = dag.get("next_dagrun_run_after")
+        when = (datetime.fromisoformat(next_run.replace("Z", "+00:00")).astimezone(NEW_YORK)
+                .strftime("%a %Y-%m-%d %H:%M %Z") if next_run else "-")
+        lines.append(f"  {dag_id:<28} {dag.get('timetable_summary') or '-':<36} next: {when}")
     messages = stack.sandbox.slack_messages()
     lines += ["", f"Slack messages received by the sandbox ({len(messages)}):"]
     for message in messages:

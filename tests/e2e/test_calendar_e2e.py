@@ -3,7 +3,6 @@ at its boundary; a market-anchored deadline fires at its moment."""
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -35,7 +34,7 @@ def watch_task(stack, dag_id, run_id, task_id, timeout):
     deadline = time.monotonic() + timeout
     last = time.monotonic()
     while time.monotonic() < deadline:
-        ti = stack.client._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
+        ti = stack.client.task_instance(dag_id, run_id, task_id)
         now = time.monotonic()
         state = ti["state"] or "none"
         seconds[state] = seconds.get(state, 0.0) + (now - last)
@@ -63,9 +62,7 @@ def test_deferred_market_sensor_holds_no_worker_and_ends_at_its_boundary(stack):
     assert seconds["deferred"] > waited.total_seconds() - 1, f"the wait happened in the triggerer: {seconds}"
     ended = parse(ti["end_date"])
     assert timedelta(0) <= ended - boundary < timedelta(seconds=2), f"ended {ended - boundary} after the boundary"
-    xcom = stack.client._call("GET", f"/dags/e2e_market_sensor/dagRuns/{run_id}/taskInstances/wait_for_market"
-                                     "/xcomEntries/return_value")
-    fired = xcom["value"] if isinstance(xcom["value"], dict) else json.loads(xcom["value"])
+    fired = stack.client.xcom("e2e_market_sensor", run_id, "wait_for_market")
     assert parse(fired["boundary"]) == boundary
     assert parse(fired["fired_at"]) - boundary < timedelta(milliseconds=500)
 

@@ -27,7 +27,7 @@ def test_every_dag_runs_to_its_planned_state_under_the_real_scheduler(stack):
 
 
 def test_the_scheduler_plans_the_next_run_on_the_exchange_calendar(stack):
-    dag = stack.client._call("GET", "/dags/daily_health_check")
+    dag = stack.client.dag("daily_health_check")
     assert dag["timetable_summary"] == "90 min before XNYS open"
     next_run = datetime.fromisoformat(dag["next_dagrun_run_after"].replace("Z", "+00:00"))
     _, expected = sessions_for("XNYS").next_event("open", timedelta(minutes=-90), datetime.now(UTC), inclusive=True)
@@ -37,10 +37,7 @@ def test_the_scheduler_plans_the_next_run_on_the_exchange_calendar(stack):
 
 def test_each_run_gets_its_market_anchored_deadlines_and_success_prunes_them(stack, config):
     def deadlines(run_id):
-        response = stack.client.session.get(
-            f"{stack.airflow.url}/ui/dags/daily_health_check/dagRuns/{run_id}/deadlines", timeout=10)
-        response.raise_for_status()
-        return response.json()["deadlines"]
+        return stack.client.deadlines("daily_health_check", run_id)
 
     run_id = stack.client.trigger("daily_health_check")
     created = deadlines(run_id)

@@ -223,3 +223,17 @@ def test_the_calendar_is_built_once_per_process():
 def test_outside_the_calendar_is_an_error_that_says_so():
     with pytest.raises(OutsideCalendarError, match="outside the XNYS calendar built for 2015-01-01"):
         sessions_for("XNYS").next_event("open", timedelta(0), datetime(2045, 1, 1, tzinfo=UTC), inclusive=True)
+
+
+def test_the_session_cache_file_is_exact(tmp_path, monkeypatch):
+    """A table read back from the JSON cache equals one built from exchange_calendars."""
+    from tradeops.calendar.sessions import SessionTable, _cache_path
+
+    monkeypatch.setenv("TRADEOPS_CACHE_DIR", str(tmp_path))
+    first, last = date(2024, 1, 1), date(2025, 12, 31)
+    built = SessionTable.build("XNYS", first, last)
+    assert _cache_path("XNYS", first, last).exists()
+    cached = SessionTable.build("XNYS", first, last)
+    assert cached.sessions == built.sessions and cached.tz == built.tz == "America/New_York"
+    _cache_path("XNYS", first, last).write_text("{not json")
+    assert SessionTable.build("XNYS", first, last).sessions == built.sessions, "a corrupt cache is rebuilt"
