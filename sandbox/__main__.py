@@ -48,6 +48,8 @@ def main(argv: list[str]) -> int:
     up.add_argument("--config", type=Path, default=None, help="TradeOps config (default: $TRADEOPS_CONFIG)")
     up.add_argument("--host", default="127.0.0.1", help="address the HTTP services bind to")
     up.add_argument("--advertise-host", default=None, help="host name clients use (default: --host)")
+    up.add_argument("--kubernetes-anonymous-admin", action="store_true",
+                    help="requests without a token act as cluster admin (demo convenience; off by default)")
     up.add_argument("--airflow-database", default="airflow",
                     help="also create this (empty) database for Airflow's metadata; '' for none")
     up.add_argument("--connections-file", type=Path, default=None,
@@ -64,6 +66,7 @@ def main(argv: list[str]) -> int:
         config = load_config(args.config)
         sandbox = Sandbox(args.state_dir, config=config, auto_ports=args.auto_ports, rows=args.rows,
                           airflow_database=args.airflow_database, bind_host=args.host,
+                          anonymous_admin=args.kubernetes_anonymous_admin,
                           advertise_host=args.advertise_host or args.host)
 
         def ready(settings: dict) -> None:

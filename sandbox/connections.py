@@ -53,6 +53,11 @@ def airflow_connections(settings: dict, config: TradeOpsConfig) -> dict[str, dic
             "password": secrets["slack_bot_token"],
             "extra": {"base_url": settings["slack"]["api_url"], "timeout": 10},
         },
+        ids.kubernetes: {
+            "conn_type": "kubernetes",
+            "extra": {"kube_config": json.loads(settings["kubernetes"]["kubeconfig_json"]),
+                      "cluster_context": "tradeops", "namespace": config.kubernetes.namespaces[0].name},
+        },
     }
     return connections
 

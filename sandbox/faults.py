@@ -5,7 +5,11 @@
   (request *n* fails when ``floor(n * rate)`` steps up), so a test of "1 in 4 fails" is exact and repeatable;
 - ``error_burst``: the next N requests fail, then the service recovers on its own;
 - ``unhealthy``: names of components/agents/feeds/models the platform reports as unhealthy;
-- ``rate_limit`` / ``retry_after_s``: the next N requests get HTTP 429 with ``Retry-After`` (Slack's way).
+- ``rate_limit`` / ``retry_after_s``: the next N requests get HTTP 429 with ``Retry-After`` (Slack's way);
+- Kubernetes only: ``watch_drop_after_s`` closes every watch stream after that many seconds,
+  ``unpullable_images`` are images whose pods never become ready (a rollout that gets stuck), and
+  ``pod_ready_seconds`` is how long a new pod takes to become ready (a pod template annotation
+  ``sandbox.tradeops.io/ready-after-seconds`` overrides it per deployment).
 
 Control endpoints (``/_sandbox/...``) are never faulted.
 """
@@ -30,6 +34,9 @@ class Faults(BaseModel):
     unhealthy: list[str] = []
     rate_limit: int = Field(default=0, ge=0)
     retry_after_s: int = Field(default=1, ge=0, le=3600)
+    watch_drop_after_s: float | None = Field(default=None, ge=0)
+    unpullable_images: list[str] = []
+    pod_ready_seconds: float = Field(default=1.0, ge=0, le=3600)
 
 
 class FaultState:

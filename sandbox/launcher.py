@@ -24,6 +24,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from sandbox import alertmanager, platform_api, platform_db, slack
+from sandbox.kubernetes.service import KubernetesSandbox
 from sandbox.servers import PG_DSN_ENV, REDIS_URL_ENV, PostgresServer, RedisServer, Role, dsn
 from tradeops.config import TradeOpsConfig, load_config
 
@@ -33,6 +34,7 @@ DEFAULT_PORTS = {
     "platform_api": 18081,
     "slack": 18082,
     "alertmanager": 19093,
+    "kubernetes": 16443,
 }
 SETTINGS_FILE = "settings.json"
 
@@ -62,13 +64,16 @@ class HttpServer(uvicorn.Server):
         yield
 
 
-def http_services(sandbox: "Sandbox") -> dict[str, Callable[[], FastAPI]]:
-    """The HTTP services the sandbox serves, by port name, with their app factories, in start order.
+def http_services(sandbox: "Sandbox") -> dict[str, Callable[[], object]]:
+    """The HTTP services the sandbox serves, by port name (see DEFAULT_PORTS), in start order.
 
-    The Kubernetes API server plugs in here (and in DEFAULT_PORTS) when it lands.
+    A factory returns a FastAPI app, or a service object with ``app``, ``run(stop)`` (a background coroutine, such
+    as the Kubernetes controllers) and ``settings()`` (merged into the sandbox's settings).
     """
     cfg, sec, s = sandbox.config, sandbox.secrets, sandbox.settings
     return {
+        "kubernetes": lambda: KubernetesSandbox(cfg, sandbox.state_dir, sandbox.advertise_host,
+                                                sandbox.ports["kubernetes"], sandbox.anonymous_admin),
         "platform_api": lambda: platform_api.create_app(
             platform_api.PlatformState(cfg, s["postgres"]["platform_app_dsn"], sec.platform_api_token)
         ),
@@ -83,13 +88,14 @@ def http_services(sandbox: "Sandbox") -> dict[str, Callable[[], FastAPI]]:
 class Sandbox:
     def __init__(self, state_dir: Path, *, config: TradeOpsConfig | None = None, auto_ports: bool = False,
                  rows: int = platform_db.DEFAULT_ROWS, airflow_database: str = "airflow",
-                 bind_host: str = "127.0.0.1", advertise_host: str = "127.0.0.1"):
+                 bind_host: str = "127.0.0.1", advertise_host: str = "127.0.0.1", anonymous_admin: bool = False):
         self.state_dir = state_dir.resolve()
         self.config = config or load_config()
         self.rows = rows
         self.airflow_database = airflow_database
         self.bind_host = bind_host
         self.advertise_host = advertise_host
+        self.anonymous_admin = anonymous_admin
         self.secrets = Secrets()
         self.ports = {name: (free_port() if auto_ports else port) for name, port in DEFAULT_PORTS.items()}
         self.settings: dict = {}
@@ -151,13 +157,19 @@ class Sandbox:
         return self.settings
 
     async def serve(self, stop: asyncio.Event) -> None:
-        services = http_services(self)
-        for name, factory in services.items():
+        background = []
+        for name, factory in http_services(self).items():
             port = self.ports[name]
-            server = HttpServer(uvicorn.Config(factory(), host=self.bind_host, port=port, log_level="warning",
-                                               access_log=False, lifespan="off"))
+            service = factory()
+            server = HttpServer(uvicorn.Config(getattr(service, "app", service), host=self.bind_host, port=port,
+                                               log_level="warning", access_log=False, lifespan="off",
+                                               **getattr(service, "uvicorn_options", {})))
             self._servers.append(server)
             self.settings[name] = {"url": f"http://{self.advertise_host}:{port}"}
+            if hasattr(service, "settings"):
+                self.settings[name].update(service.settings())
+            if hasattr(service, "run"):
+                background.append(asyncio.create_task(service.run(stop)))
         self.settings["slack"]["api_url"] = self.settings["slack"]["url"] + "/api/"
         self.settings["slack"]["webhook_url"] = (
             f"{self.settings['slack']['url']}/services/{slack.TEAM_ID}/{slack.WEBHOOK_ID}/"
@@ -175,7 +187,7 @@ class Sandbox:
         await stop.wait()
         for server in self._servers:
             server.should_exit = True
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, *background, return_exceptions=True)
 
     def _write_settings(self) -> None:
         tmp = self.settings_path.with_suffix(".tmp")

@@ -1,0 +1,267 @@
+"""The trading platform's cluster, seeded from the TradeOps config: namespaces, deployments and services, TLS
+secrets holding real X.509 certificates at various expiry dates, network policies (one namespace without a
+default-deny), service accounts and RBAC (one binding over-privileged), and the identities tests log in as."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import yaml
+
+from sandbox.kubernetes import objects
+from sandbox.kubernetes.rbac import ADMIN, User
+from sandbox.kubernetes.resources import by_kind
+from sandbox.kubernetes.store import Store
+from tradeops.config import TradeOpsConfig
+
+REPO = Path(__file__).resolve().parents[2]
+MANIFESTS = REPO / "include" / "kubernetes"
+TRADEOPS_NAMESPACE = "tradeops"
+TRADEOPS_SERVICE_ACCOUNT = "tradeops-operator"
+# name, namespace (None: the first platform namespace), days to expiry (negative: already expired)
+CERTIFICATES = [
+    ("api-gateway-tls", None, 200),
+    ("auth-service-tls", None, 21),
+    ("data-feed-client-tls", None, 5),
+    ("legacy-admin-tls", None, -3),
+    ("prometheus-tls", "grandmodel-monitoring", 90),
+]
+
+
+def _put(store: Store, obj: dict) -> dict:
+    group = obj["apiVersion"].rpartition("/")[0]
+    rtype = by_kind(group, obj["kind"])
+    obj.setdefault("metadata", {})
+    if rtype.kind in objects.WORKLOADS:
+        obj["metadata"]["generation"] = 1
+    objects.apply_defaults(rtype, obj)
+    objects.validate(rtype, obj)
+    return store.create(rtype, obj)
+
+
+def _cluster_role(name: str, rules: list[dict], **labels) -> dict:
+    return {"kind": "ClusterRole", "apiVersion": "rbac.authorization.k8s.io/v1",
+            "metadata": {"name": name, "labels": labels or {"kubernetes.io/bootstrapping": "rbac-defaults"}},
+            "rules": rules}
+
+
+def _binding(kind: str, name: str, role_kind: str, role: str, subjects: list[dict], namespace: str | None = None):
+    meta = {"name": name, **({"namespace": namespace} if namespace else {})}
+    return {"kind": kind, "apiVersion": "rbac.authorization.k8s.io/v1", "metadata": meta,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": role},
+            "subjects": subjects}
+
+
+def _sa(name: str, namespace: str) -> dict:
+    return {"kind": "ServiceAccount", "name": name, "namespace": namespace}
+
+
+READ = ["get", "list", "watch"]
+WRITE = ["create", "delete", "deletecollection", "patch", "update"]
+BOOTSTRAP_ROLES = [
+    _cluster_role("cluster-admin", [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+                                    {"nonResourceURLs": ["*"], "verbs": ["*"]}]),
+    _cluster_role("admin", [{"apiGroups": ["", "apps", "networking.k8s.io", "rbac.authorization.k8s.io"],
+                             "resources": ["*"], "verbs": READ + WRITE}]),
+    _cluster_role("edit", [{"apiGroups": ["", "apps", "networking.k8s.io"],
+                            "resources": ["pods", "pods/log", "services", "secrets", "configmaps", "serviceaccounts",
+                                          "deployments", "deployments/scale", "replicasets", "replicasets/scale",
+                                          "statefulsets", "statefulsets/scale", "networkpolicies", "ingresses"],
+                            "verbs": READ + WRITE}]),
+    _cluster_role("view", [{"apiGroups": ["", "apps", "networking.k8s.io"],
+                            "resources": ["pods", "pods/log", "services", "configmaps", "serviceaccounts",
+                                          "deployments", "deployments/scale", "replicasets", "replicasets/scale",
+                                          "statefulsets", "statefulsets/scale", "networkpolicies", "ingresses",
+                                          "events", "namespaces"],
+                            "verbs": READ}]),
+    _cluster_role("system:basic-user", [{"apiGroups": ["authorization.k8s.io"],
+                                         "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+                                         "verbs": ["create"]}]),
+    _cluster_role("system:discovery", [{"nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/healthz",
+                                                            "/livez", "/openapi", "/openapi/*", "/readyz",
+                                                            "/version", "/version/"], "verbs": ["get"]}]),
+]
+
+
+def _tls_secrets(namespace: str, monitoring: str | None, now: datetime) -> list[dict]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "QuantNova"),
+                          x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("GrandModel sandbox CA")).issuer_name(name("GrandModel sandbox CA"))
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - timedelta(days=400)).not_valid_after(now + timedelta(days=3650))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True).sign(ca_key, hashes.SHA256()))
+    ca_pem = ca.public_bytes(serialization.Encoding.PEM)
+    out = []
+    for secret_name, target, days in CERTIFICATES:
+        target = target if target and (target == monitoring) else namespace
+        host = secret_name.removesuffix("-tls") + ".grandmodel.quantnova.com"
+        key = ec.generate_private_key(ec.SECP256R1())
+        expires = now + timedelta(days=days)
+        cert = (x509.CertificateBuilder().subject_name(name(host)).issuer_name(ca.subject)
+                .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(min(now, expires) - timedelta(days=90)).not_valid_after(expires)
+                .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+                .sign(ca_key, hashes.SHA256()))
+        pem = cert.public_bytes(serialization.Encoding.PEM) + ca_pem
+        key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+        out.append({"kind": "Secret", "apiVersion": "v1", "type": "kubernetes.io/tls",
+                    "metadata": {"name": secret_name, "namespace": target, "labels": {"app.kubernetes.io/part-of": "grandmodel"}},
+                    "data": {"tls.crt": base64.b64encode(pem).decode(), "tls.key": base64.b64encode(key_pem).decode(),
+                             "ca.crt": base64.b64encode(ca_pem).decode()}})
+    return out
+
+
+def _deployment(d, namespace: str) -> dict:
+    labels = {"app": d.name, "app.kubernetes.io/part-of": "grandmodel", "tradeops.io/role": d.role}
+    return {
+        "kind": "Deployment", "apiVersion": "apps/v1",
+        "metadata": {"name": d.name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "replicas": d.replicas.off_hours,
+            "selector": {"matchLabels": {"app": d.name}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "serviceAccountName": "default",
+                    "containers": [{
+                        "name": d.container_name, "image": d.image,
+                        "ports": [{"name": "http", "containerPort": d.health.port}],
+                        "readinessProbe": {"httpGet": {"path": d.health.path, "port": d.health.port},
+                                           "periodSeconds": 5},
+                        "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}},
+                    }],
+                },
+            },
+        },
+    }
+
+
+def _service(d, namespace: str) -> dict:
+    gateway = d.role == "gateway"
+    service = {
+        "kind": "Service", "apiVersion": "v1",
+        "metadata": {"name": d.name, "namespace": namespace, "labels": {"app": d.name}},
+        "spec": {"type": "LoadBalancer" if gateway else "ClusterIP", "selector": {"app": d.name},
+                 "ports": [{"name": "https" if gateway else "http", "port": 443 if gateway else 80,
+                            "targetPort": d.health.port}]},
+    }
+    return service
+
+
+def _network_policies(platform: str, monitoring: str | None) -> list[dict]:
+    def policy(name: str, namespace: str, spec: dict) -> dict:
+        return {"kind": "NetworkPolicy", "apiVersion": "networking.k8s.io/v1",
+                "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+
+    policies = [
+        policy("default-deny-all", platform, {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
+        policy("allow-gateway-ingress", platform, {"podSelector": {"matchLabels": {"app": "api-gateway"}},
+                                                   "policyTypes": ["Ingress"],
+                                                   "ingress": [{"ports": [{"protocol": "TCP", "port": 8080}]}]}),
+        policy("allow-intra-namespace", platform, {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
+                                                   "ingress": [{"from": [{"podSelector": {}}]}],
+                                                   "egress": [{"to": [{"podSelector": {}}]}]}),
+    ]
+    if monitoring:  # deliberately no default-deny here: the security check must flag it
+        policies.append(policy("allow-prometheus-scrape", monitoring,
+                               {"podSelector": {"matchLabels": {"app": "prometheus"}}, "policyTypes": ["Ingress"],
+                                "ingress": [{"ports": [{"protocol": "TCP", "port": 9090}]}]}))
+    return policies
+
+
+def load_manifests(store: Store, folder: Path = MANIFESTS) -> list[str]:
+    """Apply the RBAC manifests TradeOps ships (``include/kubernetes/*.yaml``); returns what was created."""
+    created = []
+    for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                obj = _put(store, doc)
+                created.append(f"{obj['kind']}/{obj['metadata']['name']}")
+    return created
+
+
+def seed(store: Store, config: TradeOpsConfig, now: datetime | None = None) -> dict[str, User]:
+    """Create the cluster's objects; returns the tokens the sandbox accepts, by identity."""
+    now = now or datetime.now(UTC)
+    namespaces = [ns.name for ns in config.kubernetes.namespaces]
+    platform = namespaces[0]
+    monitoring = next((n for n in namespaces if "monitoring" in n), None)
+    for name in dict.fromkeys(["default", "kube-system", TRADEOPS_NAMESPACE, *namespaces]):
+        _put(store, {"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": name}})
+        _put(store, {"kind": "ServiceAccount", "apiVersion": "v1", "metadata": {"name": "default", "namespace": name}})
+    for role in BOOTSTRAP_ROLES:
+        _put(store, role)
+    _put(store, _binding("ClusterRoleBinding", "cluster-admin", "ClusterRole", "cluster-admin",
+                         [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "system:masters"}]))
+    for role in ("system:basic-user", "system:discovery"):
+        _put(store, _binding("ClusterRoleBinding", role, "ClusterRole", role,
+                             [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io",
+                               "name": "system:authenticated"}]))
+
+    for deployment in config.kubernetes.deployments:
+        _put(store, _deployment(deployment, deployment.namespace))
+        _put(store, _service(deployment, deployment.namespace))
+    for secret in _tls_secrets(platform, monitoring, now):
+        _put(store, secret)
+    _put(store, {"kind": "Secret", "apiVersion": "v1", "type": "Opaque",
+                 "metadata": {"name": "platform-db-credentials", "namespace": platform},
+                 "data": {"username": base64.b64encode(b"platform_app").decode(),
+                          "password": base64.b64encode(secrets.token_urlsafe(18).encode()).decode()}})
+    for policy in _network_policies(platform, monitoring):
+        _put(store, policy)
+
+    for name in ("trading-user", "deployer", "monitoring"):
+        _put(store, {"kind": "ServiceAccount", "apiVersion": "v1", "metadata": {"name": name, "namespace": platform}})
+    _put(store, {"kind": "ServiceAccount", "apiVersion": "v1",
+                 "metadata": {"name": TRADEOPS_SERVICE_ACCOUNT, "namespace": TRADEOPS_NAMESPACE}})
+    _put(store, {"kind": "Role", "apiVersion": "rbac.authorization.k8s.io/v1",
+                 "metadata": {"name": "deployer", "namespace": platform},
+                 "rules": [{"apiGroups": ["apps"], "resources": ["deployments", "deployments/scale", "replicasets"],
+                            "verbs": ["get", "list", "watch", "patch", "update"]}]})
+    _put(store, _binding("RoleBinding", "deployer", "Role", "deployer", [_sa("deployer", platform)], platform))
+    _put(store, _binding("RoleBinding", "monitoring-view", "ClusterRole", "view", [_sa("monitoring", platform)],
+                         platform))
+    # The over-privileged one a monthly access review must find: a workload account bound to cluster-admin.
+    _put(store, _binding("ClusterRoleBinding", "trading-user-admin", "ClusterRole", "cluster-admin",
+                         [_sa("trading-user", platform)]))
+    _put(store, _binding("ClusterRoleBinding", "viewer", "ClusterRole", "view",
+                         [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "viewer"}]))
+    if not load_manifests(store):
+        # Until TradeOps ships its least-privilege role, its account may edit the platform namespaces.
+        for namespace in namespaces:
+            _put(store, _binding("RoleBinding", "tradeops-operator", "ClusterRole", "edit",
+                                 [_sa(TRADEOPS_SERVICE_ACCOUNT, TRADEOPS_NAMESPACE)], namespace))
+
+    return {
+        "admin": ADMIN,
+        "tradeops": User.service_account(TRADEOPS_NAMESPACE, TRADEOPS_SERVICE_ACCOUNT),
+        "viewer": User.named("viewer"),
+        "trading-user": User.service_account(platform, "trading-user"),
+        "deployer": User.service_account(platform, "deployer"),
+    }
+
+
+def kubeconfig(server: str, tokens: dict[str, str], namespace: str, ca_pem: bytes, current: str = "admin") -> dict:
+    """A kubeconfig with one context per identity (``kubectl --context tradeops``)."""
+    return {
+        "apiVersion": "v1", "kind": "Config", "preferences": {},
+        "clusters": [{"name": "tradeops-sandbox", "cluster": {
+            "server": server, "certificate-authority-data": base64.b64encode(ca_pem).decode()}}],
+        "users": [{"name": identity, "user": {"token": token}} for identity, token in tokens.items()],
+        "contexts": [{"name": identity, "context": {"cluster": "tradeops-sandbox", "user": identity,
+                                                    "namespace": namespace}} for identity in tokens],
+        "current-context": current,
+    }
+
