@@ -27,6 +27,7 @@ check-config: $(RUNTIME_STAMP)  ## validate a TradeOps config file: make check-c
 bench: $(RUNTIME_STAMP)  ## benchmarks (see bench/README.md)
 	$(PY) bench/parse_time.py
 	$(PY) bench/market_calendar.py
+	$(PY) bench/sandbox_startup.py
 
 venv: $(RUNTIME_STAMP)
 

@@ -106,10 +106,15 @@ class SandboxClient:
         response.raise_for_status()
         return response.json()
 
+    def _verify(self, service: str):
+        return self.settings[service].get("ca_file") or True  # the Kubernetes API serves HTTPS with its own CA
+
     def set_faults(self, service: str, **faults) -> dict:
-        response = requests.put(f"{self.settings[service]['url']}/_sandbox/faults", json=faults, timeout=10)
+        response = requests.put(f"{self.settings[service]['url']}/_sandbox/faults", json=faults, timeout=10,
+                                verify=self._verify(service))
         response.raise_for_status()
         return response.json()
 
     def clear_faults(self, service: str) -> None:
-        requests.delete(f"{self.settings[service]['url']}/_sandbox/faults", timeout=10).raise_for_status()
+        requests.delete(f"{self.settings[service]['url']}/_sandbox/faults", timeout=10,
+                        verify=self._verify(service)).raise_for_status()

@@ -32,7 +32,9 @@ def describe(settings: dict) -> str:
         f"  Slack          {settings['slack']['api_url']}  (messages: {settings['slack']['url']}/_sandbox/messages)",
     ]
     if "kubernetes" in settings:
-        lines.append(f"  Kubernetes     {settings['kubernetes']['url']}  (kubeconfig: {settings['kubernetes']['kubeconfig']})")
+        k8s = settings["kubernetes"]
+        lines.append(f"  Kubernetes     {k8s['url']}  (contexts: {', '.join(k8s['tokens'])})")
+        lines.append(f"                 export KUBECONFIG={k8s['kubeconfig']}; kubectl get deployments")
     lines.append(f"  Settings and secrets (mode 0600): {Path(settings['state_dir']) / 'settings.json'}")
     return "\n".join(lines)
 

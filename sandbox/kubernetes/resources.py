@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from dataclasses import dataclass, field
 
 ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
@@ -123,6 +125,8 @@ def api_resource_list(group: str, version: str) -> dict | None:
             entry["shortNames"] = list(r.short_names)
         if r.categories:
             entry["categories"] = list(r.categories)
+        entry["storageVersionHash"] = base64.b64encode(
+            hashlib.sha256(f"{r.group_version}/{r.kind}".encode()).digest()[:8]).decode()
         resources.append(entry)
         for sub, kind in r.subresources.items():
             sub_group = "autoscaling" if kind == "Scale" else None

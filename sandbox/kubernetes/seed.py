@@ -61,17 +61,20 @@ def _sa(name: str, namespace: str) -> dict:
 
 READ = ["get", "list", "watch"]
 WRITE = ["create", "delete", "deletecollection", "patch", "update"]
+STATUS_READ = [{"apiGroups": ["", "apps"], "verbs": READ,
+                "resources": ["pods/status", "services/status", "namespaces/status", "deployments/status",
+                              "replicasets/status", "statefulsets/status"]}]
 BOOTSTRAP_ROLES = [
     _cluster_role("cluster-admin", [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
                                     {"nonResourceURLs": ["*"], "verbs": ["*"]}]),
     _cluster_role("admin", [{"apiGroups": ["", "apps", "networking.k8s.io", "rbac.authorization.k8s.io"],
                              "resources": ["*"], "verbs": READ + WRITE}]),
-    _cluster_role("edit", [{"apiGroups": ["", "apps", "networking.k8s.io"],
+    _cluster_role("edit", [*STATUS_READ, {"apiGroups": ["", "apps", "networking.k8s.io"],
                             "resources": ["pods", "pods/log", "services", "secrets", "configmaps", "serviceaccounts",
                                           "deployments", "deployments/scale", "replicasets", "replicasets/scale",
                                           "statefulsets", "statefulsets/scale", "networkpolicies", "ingresses"],
                             "verbs": READ + WRITE}]),
-    _cluster_role("view", [{"apiGroups": ["", "apps", "networking.k8s.io"],
+    _cluster_role("view", [*STATUS_READ, {"apiGroups": ["", "apps", "networking.k8s.io"],
                             "resources": ["pods", "pods/log", "services", "configmaps", "serviceaccounts",
                                           "deployments", "deployments/scale", "replicasets", "replicasets/scale",
                                           "statefulsets", "statefulsets/scale", "networkpolicies", "ingresses",

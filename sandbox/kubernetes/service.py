@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import time
 from pathlib import Path
 
 import yaml
@@ -19,6 +20,7 @@ from tradeops.config import TradeOpsConfig
 
 class KubernetesSandbox:
     def __init__(self, config: TradeOpsConfig, state_dir: Path, host: str, port: int, anonymous_admin: bool = False):
+        started = time.monotonic()
         self.url = url = f"https://{host}:{port}"
         self.tls = make_serving_certificate(state_dir, [host, "127.0.0.1", "localhost"])
         self.uvicorn_options = {"ssl_certfile": str(self.tls["cert"]), "ssl_keyfile": str(self.tls["key"])}
@@ -36,10 +38,11 @@ class KubernetesSandbox:
                                      self.tls["ca"].read_bytes())
         self.kubeconfig_path.write_text(yaml.safe_dump(self.kubeconfig, sort_keys=False))
         self.kubeconfig_path.chmod(0o600)
+        self.ready_s = round(time.monotonic() - started, 2)
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.controller.run(stop)
 
     def settings(self) -> dict:
         return {"url": self.url, "kubeconfig": str(self.kubeconfig_path), "ca_file": str(self.tls["ca"]),
-                "tokens": self.tokens, "kubeconfig_json": json.dumps(self.kubeconfig)}
+                "tokens": self.tokens, "kubeconfig_json": json.dumps(self.kubeconfig), "ready_s": self.ready_s}

