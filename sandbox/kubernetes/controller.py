@@ -66,8 +66,10 @@ def _omit_zero(status: dict, keep: tuple[str, ...] = ()) -> dict:
 
 
 class Controller:
-    def __init__(self, store: Store, ready_seconds=lambda: 1.0, unpullable=lambda image: False):
+    def __init__(self, store: Store, ready_seconds=lambda: 1.0, unpullable=lambda image: False,
+                 paused=lambda: False):
         self.store = store
+        self.paused = paused
         self.ready_seconds = ready_seconds
         self.unpullable = unpullable
         self.born: dict[str, float] = {}
@@ -79,7 +81,8 @@ class Controller:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            self.tick()
+            if not self.paused():
+                self.tick()
             try:
                 await asyncio.wait_for(stop.wait(), TICK_S)
             except TimeoutError:

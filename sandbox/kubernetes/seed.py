@@ -227,8 +227,6 @@ def seed(store: Store, config: TradeOpsConfig, now: datetime | None = None) -> d
 
     for name in ("trading-user", "deployer", "monitoring"):
         _put(store, {"kind": "ServiceAccount", "apiVersion": "v1", "metadata": {"name": name, "namespace": platform}})
-    _put(store, {"kind": "ServiceAccount", "apiVersion": "v1",
-                 "metadata": {"name": TRADEOPS_SERVICE_ACCOUNT, "namespace": TRADEOPS_NAMESPACE}})
     _put(store, {"kind": "Role", "apiVersion": "rbac.authorization.k8s.io/v1",
                  "metadata": {"name": "deployer", "namespace": platform},
                  "rules": [{"apiGroups": ["apps"], "resources": ["deployments", "deployments/scale", "replicasets"],
@@ -241,11 +239,7 @@ def seed(store: Store, config: TradeOpsConfig, now: datetime | None = None) -> d
                          [_sa("trading-user", platform)]))
     _put(store, _binding("ClusterRoleBinding", "viewer", "ClusterRole", "view",
                          [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "viewer"}]))
-    if not load_manifests(store):
-        # Until TradeOps ships its least-privilege role, its account may edit the platform namespaces.
-        for namespace in namespaces:
-            _put(store, _binding("RoleBinding", "tradeops-operator", "ClusterRole", "edit",
-                                 [_sa(TRADEOPS_SERVICE_ACCOUNT, TRADEOPS_NAMESPACE)], namespace))
+    load_manifests(store)  # TradeOps' own service account and least-privilege role
 
     return {
         "admin": ADMIN,

@@ -29,7 +29,8 @@ class KubernetesSandbox:
         self.tokens = {identity: f"sandbox-{identity}-{secrets.token_urlsafe(18)}" for identity in identities}
         authenticator = Authenticator({self.tokens[i]: user for i, user in identities.items()}, anonymous_admin)
         self.controller = Controller(self.store, ready_seconds=lambda: self.state.faults.faults.pod_ready_seconds,
-                                     unpullable=lambda image: image in self.state.faults.faults.unpullable_images)
+                                     unpullable=lambda image: image in self.state.faults.faults.unpullable_images,
+                                     paused=lambda: self.state.faults.faults.controller_paused)
         self.state = KubernetesState(self.store, self.controller, authenticator, url.split("//", 1)[1])
         self.app = create_app(self.state)
         self.controller.settle()

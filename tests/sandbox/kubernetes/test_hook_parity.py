@@ -131,7 +131,7 @@ def test_kubectl_sync_hook_and_async_hook_agree(kubectl, manifest, hook, wait_fo
 
 
 def test_hook_test_connection_and_deployment_status(hook):
-    sync = hook("tradeops")
+    sync = hook("viewer")
     ok, message = sync.test_connection()
     assert ok and "v1.33.0-tradeops-sandbox" in message
     status = sync.get_deployment_status("api-gateway", namespace=NAMESPACE)  # sends pretty=true

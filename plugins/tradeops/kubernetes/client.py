@@ -1,0 +1,163 @@
+"""Calls to the Kubernetes API through the provider's ``KubernetesHook``, with the error handling operations need.
+
+- 5xx, 429, connection errors and timeouts: retried with bounded exponential backoff;
+- 409 Conflict on a write: :meth:`KubernetesClient.update` re-reads the object and re-applies the change;
+- 403 and 404: fail at once, with a message naming the verb, the resource, the namespace and what to grant.
+
+Objects are plain dicts exactly as the API sends them (``_preload_content=False``), so the rollout rules read the
+same fields kubectl reads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from functools import cached_property
+from typing import Any
+
+RBAC_MANIFEST = "include/kubernetes/tradeops-rbac.yaml"
+RETRYABLE = {429, 500, 502, 503, 504}
+
+
+class KubernetesError(RuntimeError):
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class KubernetesForbidden(KubernetesError):
+    pass
+
+
+class KubernetesNotFound(KubernetesError):
+    pass
+
+
+class KubernetesConflict(KubernetesError):
+    pass
+
+
+def _server_message(err) -> str:
+    try:
+        return json.loads(err.body).get("message") or err.reason
+    except (TypeError, ValueError):
+        return str(err.reason)
+
+
+class KubernetesClient:
+    """Typed API groups of one connection, and ``call``/``update`` wrappers with TradeOps' retry and error rules."""
+
+    log = logging.getLogger("airflow.task.tradeops.kubernetes")
+
+    def __init__(self, conn_id: str, *, retries: int = 4, backoff: float = 0.5, request_timeout: float = 30):
+        self.conn_id = conn_id
+        self.retries = retries
+        self.backoff = backoff
+        self.request_timeout = request_timeout
+
+    @cached_property
+    def hook(self):
+        from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+
+        return KubernetesHook(conn_id=self.conn_id)
+
+    @cached_property
+    def apps(self):
+        from kubernetes import client
+
+        return client.AppsV1Api(self.hook.api_client)
+
+    @cached_property
+    def core(self):
+        from kubernetes import client
+
+        return client.CoreV1Api(self.hook.api_client)
+
+    def call(self, verb: str, resource: str, name: str | None, namespace: str, fn: Callable, *args, **kwargs) -> Any:
+        """Run one API call; returns the response body (a dict, or text for logs)."""
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        what = f'{verb} {resource}{f" {name!r}" if name else ""} in namespace "{namespace}"'
+        for attempt in range(1, self.retries + 1):
+            try:
+                response = fn(*args, _preload_content=False, _request_timeout=self.request_timeout, **kwargs)
+                data = response.data.decode()
+                return json.loads(data) if data.startswith(("{", "[")) else data
+            except ApiException as err:
+                status = err.status or 0
+                if status == 403:
+                    raise KubernetesForbidden(
+                        f"Kubernetes refused to {what}: {_server_message(err)}. TradeOps' role must allow "
+                        f"'{verb}' on '{resource}' ({RBAC_MANIFEST}).", 403) from None
+                if status == 404:
+                    raise KubernetesNotFound(f"Kubernetes: cannot {what}: {_server_message(err)}", 404) from None
+                if status == 409:
+                    raise KubernetesConflict(f"Kubernetes: conflict on {what}: {_server_message(err)}", 409) from None
+                if status not in RETRYABLE and status != 0:
+                    raise KubernetesError(f"Kubernetes: {what} failed with HTTP {status}: {_server_message(err)}",
+                                          status) from None
+                problem = f"HTTP {status}" if status else str(err.reason)
+            except HTTPError as err:
+                problem = f"{type(err).__name__}: {err}"
+            if attempt == self.retries:
+                raise KubernetesError(f"Kubernetes: {what} still failing after {attempt} attempts ({problem})")
+            delay = min(self.backoff * 2 ** (attempt - 1), 10.0)
+            self.log.warning("%s: %s; retry %d/%d in %.1fs", what, problem, attempt, self.retries - 1, delay)
+            time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def update(self, read: Callable[[], dict], change: Callable[[dict], Any | None], write: Callable[[dict, Any], dict],
+               attempts: int = 5) -> tuple[dict, dict, Any | None]:
+        """Read, compute a change (None: nothing to do), write it guarded by the resourceVersion read; on a 409
+        Conflict (someone else wrote in between) read again and recompute. Returns (before, after, change)."""
+        for attempt in range(1, attempts + 1):
+            current = read()
+            wanted = change(current)
+            if wanted is None:
+                return current, current, None
+            try:
+                return current, write(current, wanted), wanted
+            except KubernetesConflict:
+                if attempt == attempts:
+                    raise
+                self.log.info("Conflict writing %s; re-reading (attempt %d/%d)", current["metadata"]["name"],
+                              attempt + 1, attempts)
+        raise AssertionError("unreachable")
+
+    # --- the calls TradeOps makes -------------------------------------------------------------------------------
+
+    def deployment(self, namespace: str, name: str) -> dict:
+        return self.call("get", "deployments", name, namespace, self.apps.read_namespaced_deployment, name, namespace)
+
+    def statefulset(self, namespace: str, name: str) -> dict:
+        return self.call("get", "statefulsets", name, namespace, self.apps.read_namespaced_stateful_set, name, namespace)
+
+    def patch_deployment(self, namespace: str, name: str, body: dict | list) -> dict:
+        """A dict is sent as a strategic merge patch, a list as a JSON patch (as the Python client does)."""
+        return self.call("patch", "deployments", name, namespace, self.apps.patch_namespaced_deployment, name,
+                         namespace, body)
+
+    def replica_sets(self, namespace: str, selector: str) -> list[dict]:
+        return self.call("list", "replicasets", None, namespace, self.apps.list_namespaced_replica_set, namespace,
+                         label_selector=selector)["items"]
+
+    def service(self, namespace: str, name: str) -> dict:
+        return self.call("get", "services", name, namespace, self.core.read_namespaced_service, name, namespace)
+
+    def patch_service(self, namespace: str, name: str, body: dict | list) -> dict:
+        return self.call("patch", "services", name, namespace, self.core.patch_namespaced_service, name, namespace,
+                         body)
+
+    def pods(self, namespace: str, selector: str) -> list[dict]:
+        return self.call("list", "pods", None, namespace, self.core.list_namespaced_pod, namespace,
+                         label_selector=selector)["items"]
+
+    def pod_log(self, namespace: str, pod: str, container: str, tail_lines: int, limit_bytes: int) -> str:
+        return self.call("get", "pods/log", pod, namespace, self.core.read_namespaced_pod_log, pod, namespace,
+                         container=container, tail_lines=tail_lines, limit_bytes=limit_bytes, timestamps=True)
+
+    def events(self, namespace: str) -> list[dict]:
+        return self.call("list", "events", None, namespace, self.core.list_namespaced_event, namespace)["items"]

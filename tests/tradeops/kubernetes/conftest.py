@@ -1,0 +1,69 @@
+"""Running TradeOps' Kubernetes operators against the sandbox cluster, as TradeOps' own service account."""
+
+from __future__ import annotations
+
+import json
+import types
+
+import pytest
+
+NAMESPACE = "grandmodel"
+
+
+@pytest.fixture
+def connect(sandbox_settings, airflow_connections, monkeypatch):
+    """A connection id for an identity of the sandbox (the default TradeOps connection is ``tradeops``)."""
+
+    def make(identity: str) -> str:
+        conn_id = f"k8s_{identity}".replace("-", "_")
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({
+            "conn_type": "kubernetes",
+            "extra": {"kube_config": json.loads(sandbox_settings["kubernetes"]["kubeconfig_json"]),
+                      "cluster_context": identity}}))
+        return conn_id
+
+    return make
+
+
+@pytest.fixture
+def admin(connect):
+    from tradeops.kubernetes.client import KubernetesClient
+
+    return KubernetesClient(connect("admin"))
+
+
+@pytest.fixture
+def context():
+    """What the operators read from the task context: the task instance's ids."""
+    ti = types.SimpleNamespace(dag_id="tests", run_id="manual__test", task_id="step", try_number=1)
+    return {"ti": ti}
+
+
+@pytest.fixture
+def preserved(admin):
+    """Puts the named deployments (and services) back as they were after the test."""
+    saved: list[tuple[str, str, dict]] = []
+
+    def keep(*names: str, namespace: str = NAMESPACE, services: tuple[str, ...] = ()):
+        for name in names:
+            obj = admin.deployment(namespace, name)
+            saved.append(("deployment", name, {"replicas": obj["spec"]["replicas"], "template": obj["spec"]["template"],
+                                               "paused": obj["spec"].get("paused", False),
+                                               "annotations": obj["metadata"].get("annotations") or {}, "ns": namespace}))
+        for name in services:
+            obj = admin.service(namespace, name)
+            saved.append(("service", name, {"type": obj["spec"]["type"], "selector": obj["spec"].get("selector"),
+                                            "ns": namespace}))
+
+    yield keep
+    for kind, name, state in saved:
+        if kind == "deployment":
+            admin.patch_deployment(state["ns"], name, [
+                {"op": "replace", "path": "/spec/replicas", "value": state["replicas"]},
+                {"op": "replace", "path": "/spec/template", "value": state["template"]},
+                {"op": "add", "path": "/spec/paused", "value": state["paused"]},
+                {"op": "add", "path": "/metadata/annotations", "value": state["annotations"]}])
+        else:
+            admin.patch_service(state["ns"], name, [{"op": "replace", "path": "/spec/type", "value": state["type"]},
+                                                    {"op": "replace", "path": "/spec/selector",
+                                                     "value": state["selector"]}])
