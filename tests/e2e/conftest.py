@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,3 +18,29 @@ def stack(run_dir):
     with LocalStack(run_dir("stack"), auto_ports=True, extra_dag_files=PROBE_DAGS, log=lambda message: None,
                     extra_env={"AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "2"}) as running:
         yield running
+
+
+def _watch_task(stack, dag_id, run_id, task_id, timeout):
+    """Poll a task's state every 0.1 s; return the final task instance, the seconds spent in each state and when
+    each state was first seen (time in ``running`` is time a worker slot was held)."""
+    seconds: dict[str, float] = {}
+    first_seen: dict[str, datetime] = {}
+    deadline = time.monotonic() + timeout
+    last = time.monotonic()
+    state = "none"
+    while time.monotonic() < deadline:
+        ti = stack.client.task_instance(dag_id, run_id, task_id)
+        now = time.monotonic()
+        state = ti["state"] or "none"
+        seconds[state] = seconds.get(state, 0.0) + (now - last)
+        first_seen.setdefault(state, datetime.now(UTC))
+        last = now
+        if state in ("success", "failed", "skipped", "upstream_failed"):
+            return ti, seconds, first_seen
+        time.sleep(0.1)
+    raise TimeoutError(f"{task_id} still {state} after {timeout}s")
+
+
+@pytest.fixture(scope="session")
+def watch_task():
+    return _watch_task

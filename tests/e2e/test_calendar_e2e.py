@@ -26,27 +26,7 @@ def offset_to(target: datetime) -> str:
     return format_duration(timedelta(seconds=round((target - boundary).total_seconds())))
 
 
-def watch_task(stack, dag_id, run_id, task_id, timeout):
-    """Poll the task's state every 0.1 s; return the final task instance, the seconds spent in each state and
-    when each state was first seen."""
-    seconds: dict[str, float] = {}
-    first_seen: dict[str, datetime] = {}
-    deadline = time.monotonic() + timeout
-    last = time.monotonic()
-    while time.monotonic() < deadline:
-        ti = stack.client.task_instance(dag_id, run_id, task_id)
-        now = time.monotonic()
-        state = ti["state"] or "none"
-        seconds[state] = seconds.get(state, 0.0) + (now - last)
-        first_seen.setdefault(state, datetime.now(UTC))
-        last = now
-        if state in ("success", "failed", "skipped", "upstream_failed"):
-            return ti, seconds, first_seen
-        time.sleep(0.1)
-    raise TimeoutError(f"{task_id} still {state} after {timeout}s")
-
-
-def test_deferred_market_sensor_holds_no_worker_and_ends_at_its_boundary(stack):
+def test_deferred_market_sensor_holds_no_worker_and_ends_at_its_boundary(stack, watch_task):
     stack.client.wait_for_dags({"e2e_market_sensor"})
     stack.client.set_paused("e2e_market_sensor", False)
     wait_s = 40
