@@ -19,11 +19,15 @@ One task per check, each retried on its own, each red when its check fails:
 | `active_alerts` | Alertmanager `/api/v2/alerts` | a critical alert firing (warns on warning alerts) |
 | `account_balance` | `/v1/account/balance`, `/v1/account/margin` | balance outside the configured range, margin too low |
 
-`summary` always runs: it writes a JSON report, posts one Slack message to the ops channel, and fails the run
+`report_incidents` always runs: each failed check opens (or adds an occurrence to) its own incident, at the
+severity `incidents.check_severity` gives it, and the incident of a check that passes again is resolved.
+`summary` always runs too: it writes a JSON report, posts one Slack message to the ops channel, and fails the run
 (without retrying) when any check failed.
 
 Deadlines (`deadlines.daily_health_check` in `tradeops.yaml`, anchored to the same session's open): a run still
-going 30 minutes before the open warns, 10 minutes before the open it is late; each posts to the alerts channel.
+going 30 minutes before the open opens a P3 incident, 10 minutes before the open a P2 one; both escalate.
+`checks_green_by_deadline` is a task-level deadline (`incidents.task_deadlines`): every check must have succeeded by
+10 minutes before the open, or an incident opens; it waits in the triggerer.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from tradeops.calendar.deadlines import deadline_alerts
 from tradeops.calendar.timetable import ExchangeSessionTimetable
 from tradeops.checks.health import HEALTH_CHECKS
 from tradeops.config import load_config
+from tradeops.incidents.callbacks import apply_incident_policy
+from tradeops.incidents.operators import ReportCheckIncidentsOperator, TaskDeadlineSensor
 from tradeops.operators.health import HealthCheckOperator, HealthSummaryOperator
 
 config = load_config()
@@ -45,11 +51,7 @@ with DAG(
     dag_id=DAG_ID,
     description="Platform, data, infrastructure and account checks before the open, summarised in Slack",
     schedule=ExchangeSessionTimetable.from_config(config.schedules[DAG_ID], config.platform.exchange),
-    deadline=deadline_alerts(
-        DAG_ID, config.deadlines.get(DAG_ID, []), config.platform.exchange,
-        callback="tradeops.slack.callbacks.notify_deadline_missed",
-        callback_kwargs={"channel": config.slack.channels["alerts"], "slack_conn_id": config.connections.slack_api},
-    ),
+    deadline=deadline_alerts(DAG_ID, config.deadlines.get(DAG_ID, []), config.platform.exchange),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
@@ -57,12 +59,19 @@ with DAG(
     default_args={"owner": "trading-ops", "retries": 2, "retry_delay": timedelta(minutes=1)},
     tags=["tradeops", "health", "scheduled"],
     doc_md=__doc__,
-):
+) as dag:
     checks = [HealthCheckOperator(task_id=name, check=name) for name in HEALTH_CHECKS]
-    checks >> HealthSummaryOperator(
+    report = ReportCheckIncidentsOperator(task_id="report_incidents", check_task_ids=list(HEALTH_CHECKS))
+    summary = HealthSummaryOperator(
         task_id="summary",
         check_task_ids=list(HEALTH_CHECKS),
         channel=config.slack.channels["ops"],
         slack_conn_id=config.connections.slack_api,
         retries=0,
     )
+    checks >> report >> summary
+    for deadline in config.incidents.task_deadlines.get(DAG_ID, []):
+        TaskDeadlineSensor(task_id=f"{deadline.name.replace('-', '_')}_by_deadline", tasks=deadline.tasks,
+                           by=deadline.by, deadline_name=deadline.name, severity=deadline.severity,
+                           exchange=config.platform.exchange)
+    apply_incident_policy(dag, config)

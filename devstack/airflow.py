@@ -107,9 +107,9 @@ class AirflowStack:
         if result.returncode != 0:
             raise RuntimeError(f"airflow db migrate failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
 
-    def start(self) -> None:
+    def start(self, components: tuple[str, ...] = COMPONENTS) -> None:
         env = self.env()
-        for component in COMPONENTS:
+        for component in components:
             # One machine, one log folder: the api-server reads task and trigger logs from disk, so the
             # scheduler's and triggerer's log-serving processes (~150 MB) are not needed.
             flags = ["--skip-serve-logs"] if component in ("scheduler", "triggerer") else []
@@ -117,6 +117,23 @@ class AirflowStack:
                 Child(component, [self._airflow(), component, *flags], env,
                       self.home / "logs" / f"{component}.log", cwd=self.home)
             )
+
+    def kill(self, components: tuple[str, ...]) -> None:
+        """SIGKILL these components (and their workers), as a crash would: no clean shutdown."""
+        for child in [c for c in self.children if c.name in components]:
+            child.kill()
+            self.children.remove(child)
+
+    def restart(self, components: tuple[str, ...], hard: bool = True) -> AirflowClient:
+        """Kill (or stop) these components, start them again, and wait until Airflow reports healthy."""
+        if hard:
+            self.kill(components)
+        else:
+            for child in [c for c in self.children if c.name in components]:
+                child.stop()
+                self.children.remove(child)
+        self.start(components)
+        return self.wait_healthy()
 
     def wait_healthy(self, timeout: float = 180) -> AirflowClient:
         """Wait until the api-server answers and reports every component healthy; return a logged-in client."""

@@ -85,6 +85,23 @@ class AirflowClient:
         response.raise_for_status()
         return response.json()["deadlines"]
 
+    def dag_runs(self, dag_id: str) -> list[dict]:
+        return self._call("GET", f"/dags/{quote(dag_id)}/dagRuns", params={"order_by": "-run_after"})["dag_runs"]
+
+    def _tradeops(self, path: str) -> dict:
+        response = self.session.get(f"{self.url}/tradeops{path}", timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+    def incidents(self) -> list[dict]:
+        """TradeOps' recent incidents (the plugin's app on the api-server)."""
+        return self._tradeops("/incidents.json")["incidents"]
+
+    def incident(self, incident_id: int) -> tuple[dict, list[dict]]:
+        """One incident and its audit trail."""
+        body = self._tradeops(f"/incidents/{incident_id}.json")
+        return body["incident"], body["timeline"]
+
     def wait_for_dags(self, dag_ids: set[str], timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout
         while True:
@@ -117,6 +134,19 @@ class SandboxClient:
     def slack_messages(self, channel: str | None = None) -> list[dict]:
         params = {"channel": channel} if channel else None
         response = requests.get(f"{self.settings['slack']['url']}/_sandbox/messages", params=params, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def set_interactivity(self, request_url: str) -> None:
+        """Where the sandbox's Slack app sends button clicks (Slack's "Interactivity request URL")."""
+        requests.put(f"{self.settings['slack']['url']}/_sandbox/interactivity", json={"request_url": request_url},
+                     timeout=10).raise_for_status()
+
+    def click(self, message: dict, action_id: str, user: str = "oncall", sign: bool = True) -> dict:
+        """Click a button of a posted message, as ``user``; returns the receiving app's status and body.
+        ``sign=False`` sends the request with a wrong signature."""
+        response = requests.post(f"{self.settings['slack']['url']}/_sandbox/click", timeout=60, json={
+            "channel": message["channel"], "ts": message["ts"], "action_id": action_id, "user": user, "sign": sign})
         response.raise_for_status()
         return response.json()
 

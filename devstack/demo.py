@@ -1,6 +1,6 @@
-"""``make demo``: trigger every DAG on the real stack, wait, and summarise what happened.
+"""``make demo``: trigger every DAG on the real stack, run the escalation drill, wait, and summarise what happened.
 
-Add each new DAG to :data:`DEMO_PLAN` (a test fails when a DAG in ``dags/`` is missing from it).
+Add each new DAG to :data:`DEMO_PLAN` (a test fails when a DAG in ``dags/`` is neither there nor in the drill).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from devstack.drill import ACTION_DAG, DRILL_DAG, ENGINE_DAG, Drill, parse, posted_at
 from devstack.stack import LocalStack
 
 
@@ -25,6 +26,7 @@ DEMO_PLAN: list[DemoRun] = [
     DemoRun("daily_health_check"),
 ]
 
+DRILL_DAGS = (ENGINE_DAG, DRILL_DAG, ACTION_DAG)  # run by the escalation drill, after the plan
 RUN_TIMEOUT_S = 600
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -62,6 +64,46 @@ def run_plan(stack: LocalStack, plan: list[DemoRun] = DEMO_PLAN) -> list[RunOutc
     return outcomes
 
 
+@dataclass
+class DrillOutcome:
+    incident: dict
+    timeline: list[dict]
+    lines: list[str]
+
+    @property
+    def as_expected(self) -> bool:
+        kinds = [e["kind"] for e in self.timeline]
+        return (self.incident["status"] == "resolved" and "escalated" in kinds and "acknowledged" in kinds
+                and self.incident["acknowledged_by"].endswith("(Slack)"))
+
+
+def run_drill(stack: LocalStack) -> DrillOutcome:
+    """A deadline miss escalating to L2, acknowledged from Slack, resolved from the Airflow UI's form."""
+    drill = Drill(stack)
+    drill.start_engine()
+    stack.log(f"  escalation engine deferred in the triggerer; triggering {DRILL_DAG}")
+    run_id, due = drill.trigger()
+    page = drill.wait_for_page(run_id, due, timeout=120)
+    lines = [f"  deadline of {run_id} due {due:%H:%M:%S}; L1 paged {page.latency_s:.1f}s later "
+             f"(incident #{page.incident_id}, {page.message['channel_name']})"]
+    l2 = drill.wait_for_level(page.incident_id, 2, "#ops-management", timeout=120)
+    lines.append(f"  L2 paged {(posted_at(l2) - posted_at(page.message)).total_seconds():.1f}s after L1: "
+                 f"{l2['text'][:90]}")
+    clicked = drill.acknowledge_in_slack(page, user="oncall-primary")
+    lines.append(f"  'Acknowledge' clicked in Slack by @oncall-primary: HTTP {clicked['status']}")
+    resolved = drill.resolve_in_airflow(page.incident_id, "demo", "drill complete")
+    lines.append(f"  resolved from the Airflow form (incident_action run {resolved['state']})")
+    incident, timeline = drill.incident(page.incident_id)
+    opened = parse(timeline[0]["at"])
+    lines.append(f"  audit trail of #{page.incident_id} ({incident['status']}):")
+    for event in timeline:
+        level = f"L{event['level']}" if event["level"] else ""
+        where = f" {event['slack_channel']}" if event["slack_channel"] else ""
+        lines.append(f"    +{(parse(event['at']) - opened).total_seconds():5.1f}s  {event['kind']:<14} {level:<3} "
+                     f"{event['actor']}{where}")
+    return DrillOutcome(incident, timeline, lines)
+
+
 def _duration(run: dict) -> float | None:
     if run.get("duration") is not None:
         return float(run["duration"])
@@ -76,7 +118,7 @@ def _gb(value: int) -> str:
     return f"{value / 1024**3:.2f} GB"
 
 
-def summary(stack: LocalStack, outcomes: list[RunOutcome]) -> str:
+def summary(stack: LocalStack, outcomes: list[RunOutcome], drill: DrillOutcome | None = None) -> str:
     lines = [f"TradeOps demo summary ({datetime.now(UTC):%Y-%m-%d %H:%M UTC})", "", "DAG runs:"]
     for o in outcomes:
         duration = f"{o.duration_s:.1f}s" if o.duration_s is not None else "-"
@@ -91,6 +133,9 @@ def summary(stack: LocalStack, outcomes: list[RunOutcome]) -> str:
         when = (datetime.fromisoformat(next_run.replace("Z", "+00:00")).astimezone(NEW_YORK)
                 .strftime("%a %Y-%m-%d %H:%M %Z") if next_run else "-")
         lines.append(f"  {dag_id:<28} {dag.get('timetable_summary') or '-':<36} next: {when}")
+    if drill:
+        mark = "ok" if drill.as_expected else "UNEXPECTED"
+        lines += ["", f"Escalation drill (seconds-scale demo policy, {stack.config_path.name}): {mark}", *drill.lines]
     messages = stack.sandbox.slack_messages()
     lines += ["", f"Slack messages received by the sandbox ({len(messages)}):"]
     for message in messages:

@@ -45,6 +45,12 @@ class Child:
         self._log.close()
         return self.process.returncode
 
+    def kill(self) -> None:
+        """SIGKILL the whole process group at once, as a crash or an OOM kill would."""
+        _signal_group(self.pid, signal.SIGKILL)
+        self.process.wait()
+        self._log.close()
+
     def tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

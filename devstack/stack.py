@@ -64,6 +64,8 @@ class LocalStack:
         self.airflow.start()
         self.memory.roots.extend(self.airflow.pids())
         self.client = self.airflow.wait_healthy()
+        # The Slack app's buttons post to the TradeOps app on the api-server, as a real Slack app's would.
+        self.sandbox.set_interactivity(f"{self.airflow.url}/tradeops/slack/actions")
         self.log(f"  Airflow healthy at {self.airflow.url} ({time.monotonic() - started:.1f}s since start)")
         return self
 

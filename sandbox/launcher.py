@@ -42,6 +42,7 @@ DEFAULT_PORTS = {
 }
 SETTINGS_FILE = "settings.json"
 CACHEABLE_ROWS = 200_000
+STATE_DATABASE = "tradeops"
 
 
 def cache_dir() -> Path:
@@ -65,6 +66,7 @@ class Secrets:
     platform_api_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     slack_bot_token: str = field(default_factory=lambda: "xoxb-sandbox-" + secrets.token_hex(12))
     slack_webhook_secret: str = field(default_factory=lambda: secrets.token_hex(12))
+    slack_signing_secret: str = field(default_factory=lambda: secrets.token_hex(16))
     redis_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     tradeops_db_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     platform_app_db_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
@@ -94,7 +96,8 @@ def http_services(sandbox: "Sandbox") -> dict[str, Callable[[], object]]:
         "alertmanager": lambda: alertmanager.create_app(alertmanager.AlertStore()),
         "slack": lambda: slack.create_app(
             slack.SlackState(sec.slack_bot_token, sec.slack_webhook_secret,
-                             list(cfg.slack.channels.values()), cfg.slack.channels["ops"])
+                             list(cfg.slack.channels.values()), cfg.slack.channels["ops"],
+                             signing_secret=sec.slack_signing_secret)
         ),
     }
 
@@ -180,6 +183,7 @@ class Sandbox:
                 (template.parent / f"{template.name}.json").write_text(json.dumps(counts))
         if self.airflow_database:
             self.postgres.recreate_database(self.airflow_database, airflow)
+        self.postgres.recreate_database(STATE_DATABASE, tradeops)  # TradeOps' own incidents (empty)
         self.redis.wait_ready()
         _seed_redis(self.redis.url)
         self.settings = {
@@ -194,6 +198,7 @@ class Sandbox:
                 "platform_dsn": platform_dsn,
                 "platform_app_dsn": dsn(host, port, platform_app, platform_name),
                 "airflow_dsn": dsn(host, port, airflow, self.airflow_database) if self.airflow_database else None,
+                "state_dsn": dsn(host, port, tradeops, STATE_DATABASE),
                 "admin_socket_dir": str(self.postgres.socket_dir) if self.postgres.embedded else None,
                 "seeded_rows": counts,
             },
@@ -201,6 +206,7 @@ class Sandbox:
             "secrets": {
                 "platform_api_token": sec.platform_api_token,
                 "slack_bot_token": sec.slack_bot_token,
+                "slack_signing_secret": sec.slack_signing_secret,
             },
         }
         self.settings["datastores_ready_s"] = round(time.monotonic() - started, 2)

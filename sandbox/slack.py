@@ -5,15 +5,20 @@ Web API (``/api/<method>``, bot token as ``Authorization: Bearer``, JSON or form
 ``chat.update``, ``conversations.create``, ``conversations.list``.
 Incoming webhook: ``POST /services/T0SANDBOX/B0WEBHOOK/<secret>`` posts to the webhook's channel.
 Tests and the demo read messages back from ``GET /_sandbox/messages`` (optionally ``?channel=#name``).
+Interactivity, as a Slack app gets it: ``PUT /_sandbox/interactivity {"request_url": ...}`` says where to send
+button clicks, and ``POST /_sandbox/click {"channel", "ts", "action_id", "user"}`` clicks a button of a posted
+message: Slack's ``block_actions`` payload is POSTed to the request URL, signed with the app's signing secret
+(``"sign": false`` sends a bad signature, to test the receiving side).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import secrets
 import time
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -31,8 +36,11 @@ def channel_id(name: str) -> str:
 
 
 class SlackState:
-    def __init__(self, bot_token: str, webhook_secret: str, channels: list[str], webhook_channel: str):
+    def __init__(self, bot_token: str, webhook_secret: str, channels: list[str], webhook_channel: str,
+                 signing_secret: str = ""):
         self.bot_token = bot_token
+        self.signing_secret = signing_secret
+        self.request_url: str | None = None
         self.webhook_secret = webhook_secret
         self.channels: dict[str, dict] = {}
         for name in channels:
@@ -145,6 +153,50 @@ def create_app(state: SlackState) -> FastAPI:
     @app.get("/_sandbox/channels")
     async def channels():
         return list(state.channels.values())
+
+    @app.put("/_sandbox/interactivity")
+    async def interactivity(request: Request):
+        state.request_url = (await request.json())["request_url"]
+        return {"request_url": state.request_url}
+
+    @app.post("/_sandbox/click")
+    async def click(request: Request):
+        import httpx
+
+        wanted = await request.json()
+        channel = state.resolve(str(wanted.get("channel", "")))
+        message = next((m for m in state.messages if channel and m["channel"] == channel["id"]
+                        and m["ts"] == wanted.get("ts")), None)
+        if message is None:
+            return JSONResponse({"error": "message_not_found"}, status_code=404)
+        button = next((e for b in message["blocks"] if b.get("type") == "actions" for e in b.get("elements", [])
+                       if e.get("action_id") == wanted.get("action_id")), None)
+        if button is None:
+            return JSONResponse({"error": "no such button on the message"}, status_code=404)
+        if not state.request_url:
+            return JSONResponse({"error": "no request_url configured (PUT /_sandbox/interactivity)"}, status_code=409)
+        user = wanted.get("user", "oncall")
+        payload = {
+            "type": "block_actions", "api_app_id": "A0TRADEOPS", "trigger_id": secrets.token_hex(8),
+            "user": {"id": "U" + hashlib.sha1(user.encode()).hexdigest()[:8].upper(), "username": user,
+                     "name": user, "team_id": TEAM_ID},
+            "team": {"id": TEAM_ID, "domain": "grandmodel-sandbox"},
+            "channel": {"id": channel["id"], "name": channel["name"]},
+            "container": {"type": "message", "message_ts": message["ts"], "channel_id": channel["id"],
+                          "is_ephemeral": False},
+            "message": {"type": "message", "ts": message["ts"], "text": message["text"], "blocks": message["blocks"]},
+            "actions": [{"type": "button", "action_id": button["action_id"], "value": button.get("value"),
+                         "block_id": "actions", "action_ts": f"{time.time():.6f}"}],
+        }
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        stamp = str(int(time.time()))
+        secret = state.signing_secret if wanted.get("sign", True) else "not-the-signing-secret"
+        signature = "v0=" + hmac.new(secret.encode(), f"v0:{stamp}:".encode() + body, hashlib.sha256).hexdigest()
+        async with httpx.AsyncClient(timeout=30) as client:
+            response = await client.post(state.request_url, content=body, headers={
+                "Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": stamp,
+                "X-Slack-Signature": signature})
+        return {"status": response.status_code, "body": response.text}
 
     return app
 

@@ -72,10 +72,13 @@ def test_every_dag_serializes_and_round_trips(dagbag):
         restored = DagSerialization.from_dict(data)
         assert restored.dag_id == dag_id
         assert type(restored.timetable).__name__ == type(dag.timetable).__name__
-        assert restored.timetable.summary == dag.timetable.summary
+        assert restored.timetable.summary
+        if hasattr(dag.timetable, "summary"):  # TradeOps' own timetables are the same class on both sides
+            assert restored.timetable.summary == dag.timetable.summary
 
 
 def test_the_demo_triggers_every_dag(dagbag):
-    from devstack.demo import DEMO_PLAN
+    from devstack.demo import DEMO_PLAN, DRILL_DAGS
 
-    assert {run.dag_id for run in DEMO_PLAN} == set(dagbag.dags), "add new DAGs to devstack.demo.DEMO_PLAN"
+    assert {run.dag_id for run in DEMO_PLAN} | set(DRILL_DAGS) == set(dagbag.dags), (
+        "add new DAGs to devstack.demo.DEMO_PLAN")

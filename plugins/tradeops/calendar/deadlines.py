@@ -59,15 +59,17 @@ class ExchangeSessionDeadline(BaseDeadlineReference):
         return self.due_for(run_after) if run_after is not None else None
 
 
-def deadline_alerts(dag_id: str, tiers: list[DeadlineTier], exchange: str, callback: str,
-                    callback_kwargs: dict | None = None) -> list[DeadlineAlert]:
-    """One Airflow ``DeadlineAlert`` per configured tier; the callback runs in the triggerer."""
+INCIDENT_CALLBACK = "tradeops.incidents.callbacks.deadline_missed"
+
+
+def deadline_alerts(dag_id: str, tiers: list[DeadlineTier], exchange: str,
+                    callback: str = INCIDENT_CALLBACK) -> list[DeadlineAlert]:
+    """One Airflow ``DeadlineAlert`` per configured tier, opening an incident (in the triggerer) when missed."""
     return [
         DeadlineAlert(
             reference=ExchangeSessionDeadline(tier.by, exchange),
             interval=timedelta(0),
-            callback=AsyncCallback(callback, kwargs={"dag_id": dag_id, "tier": tier.name,
-                                                     "severity": tier.severity, **(callback_kwargs or {})}),
+            callback=AsyncCallback(callback, kwargs={"dag_id": dag_id, "tier": tier.name, "severity": tier.severity}),
             name=f"{dag_id}:{tier.name}",
         )
         for tier in tiers

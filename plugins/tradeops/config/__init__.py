@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from pathlib import Path
 
 import yaml
@@ -54,16 +55,38 @@ def default_config_path() -> Path:
 
 
 def load_config(path: str | Path | None = None) -> TradeOpsConfig:
+    """The validated config; a file with ``extends: other.yaml`` is that file with its own keys merged over."""
     path = Path(path) if path else default_config_path()
+    return _load(str(path.resolve()), _versions(path))
+
+
+def _versions(path: Path, seen: tuple = ()) -> tuple:
+    """The modification times of a config and of every file it extends (the cache key)."""
     try:
-        stat = path.stat()
+        stamp = (str(path.resolve()), path.stat().st_mtime_ns)
     except OSError as err:
         raise ConfigError(f"TradeOps config {path}: cannot read it ({err.strerror})") from None
-    return _load(str(path.resolve()), stat.st_mtime_ns)
+    if stamp[0] in seen:
+        raise ConfigError(f"TradeOps config {path}: 'extends' loops back to itself")
+    match = _EXTENDS.search(path.read_text(encoding="utf-8"))
+    if match is None:
+        return (stamp,)
+    return (stamp, *_versions(path.parent / match.group(1).strip("'\""), (*seen, stamp[0])))
 
 
-@functools.lru_cache(maxsize=8)
-def _load(path: str, _mtime_ns: int) -> TradeOpsConfig:
+_EXTENDS = re.compile(r"^extends:\s*(\S+)\s*$", re.MULTILINE)
+
+
+def _merge(base: dict, overlay: dict) -> dict:
+    """Mappings merge key by key; anything else (lists included) in the overlay replaces the base's."""
+    merged = dict(base)
+    for key, value in overlay.items():
+        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
+            else value
+    return merged
+
+
+def _read(path: str) -> tuple[dict, yaml.Node | None]:
     text = Path(path).read_text(encoding="utf-8")
     try:
         tree = yaml.compose(text, Loader=_Loader)
@@ -72,6 +95,15 @@ def _load(path: str, _mtime_ns: int) -> TradeOpsConfig:
         raise ConfigError(f"TradeOps config {path}: not valid YAML: {err}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"TradeOps config {path}: the top level must be a mapping")
+    if "extends" in data:
+        base, _ = _read(str(Path(path).parent / data.pop("extends")))
+        data = _merge(base, data)
+    return data, tree
+
+
+@functools.lru_cache(maxsize=8)
+def _load(path: str, _versions: tuple) -> TradeOpsConfig:
+    data, tree = _read(path)
 
     try:
         config = TradeOpsConfig.model_validate(data)

@@ -79,6 +79,8 @@ class Platform(_Strict):
 
 
 class Connections(_Strict):
+    state_db: str = "tradeops_state_db"
+    slack_signing: str = "tradeops_slack_signing"
     platform_api: str = "tradeops_platform_api"
     alertmanager: str = "tradeops_alertmanager"
     platform_db: str = "tradeops_platform_db"
@@ -264,10 +266,32 @@ Severity = Literal["P1", "P2", "P3", "P4", "security"]
 
 
 class Escalation(_Strict):
+    """Level 1 hears at once; level 2 after the severity's ``initial_response`` without an acknowledgement; each
+    further level ``escalate_after`` later; after the last level the policy starts again from level 1 ``repeat``
+    times. An acknowledgement older than ``acknowledgement_timeout`` without a resolve re-fires the current level."""
+
     levels: list[EscalationLevel] = Field(min_length=1)
     severities: dict[Severity, SeverityPolicy]
     status_update_interval: PositiveDuration = timedelta(minutes=15)
     repeat: int = Field(default=0, ge=0, le=10, description="times the whole policy repeats after the last level")
+    acknowledgement_timeout: PositiveDuration = timedelta(hours=1)
+    failed_run_deadline_policy: Literal["merge", "suppress", "separate"] = Field(
+        default="merge", description="what a deadline that fires for a run that already failed does")
+
+
+class TaskDeadline(_Strict):
+    """Tasks that must have succeeded by a market moment; if not, an incident opens."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
+    tasks: list[str] = Field(min_length=1)
+    by: MarketAnchor
+    severity: Literal["P1", "P2", "P3", "P4", "security"] = "P2"
+
+
+class Incidents(_Strict):
+    check_severity: dict[str, Literal["P1", "P2", "P3", "P4", "security"]] = {}
+    critical_tasks: dict[str, dict[str, Literal["P1", "P2", "P3", "P4", "security"]]] = {}
+    task_deadlines: dict[ScheduledDag, list[TaskDeadline]] = {}
 
 
 class TradeOpsConfig(_Strict):
@@ -282,6 +306,7 @@ class TradeOpsConfig(_Strict):
     deadlines: dict[ScheduledDag, list[DeadlineTier]] = {}
     slack: SlackConfig
     escalation: Escalation
+    incidents: Incidents = Incidents()
 
 
 Loc = tuple[str | int, ...]

@@ -22,16 +22,3 @@ def health_summary(title: str, results: list[CheckResult], run_url: str, when: s
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}},
     ]
     return f"{overall.emoji} {headline}", blocks
-
-
-def deadline_missed(dag_id: str, dag_run: dict, deadline: dict, tier: str, severity: str,
-                    run_url: str) -> tuple[str, list[dict]]:
-    state = dag_run.get("state") or "unknown"
-    due = str(deadline.get("deadline_time"))
-    text = f":alarm_clock: [{severity}] {dag_id} missed its '{tier}' deadline ({due}); the run is {state}"
-    blocks = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
-        {"type": "context", "elements": [{"type": "mrkdwn",
-                                          "text": f"run `{dag_run.get('dag_run_id')}` · <{run_url}|Airflow run>"}]},
-    ]
-    return text, blocks

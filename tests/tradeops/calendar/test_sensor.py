@@ -154,11 +154,10 @@ def test_deadline_reference_survives_airflow_serialization():
 
 
 def test_deadline_alerts_from_config_tiers(config):
-    alerts = deadline_alerts("daily_health_check", config.deadlines["daily_health_check"], "XNYS",
-                             callback="tradeops.slack.callbacks.notify_deadline_missed",
-                             callback_kwargs={"channel": "#trading-alerts", "slack_conn_id": "slack"})
+    alerts = deadline_alerts("daily_health_check", config.deadlines["daily_health_check"], "XNYS")
     assert [a.name for a in alerts] == ["daily_health_check:warn", "daily_health_check:late"]
     assert [a.reference.describe() for a in alerts] == ["30 min before XNYS open", "10 min before XNYS open"]
-    assert alerts[1].callback.kwargs == {"dag_id": "daily_health_check", "tier": "late", "severity": "P2",
-                                         "channel": "#trading-alerts", "slack_conn_id": "slack"}
+    # Each tier opens an incident at its severity (the callback runs in the triggerer, so it must be async).
+    assert alerts[1].callback.path == "tradeops.incidents.callbacks.deadline_missed"
+    assert alerts[1].callback.kwargs == {"dag_id": "daily_health_check", "tier": "late", "severity": "P2"}
     assert all(a.interval == timedelta(0) for a in alerts)

@@ -13,14 +13,39 @@ from tradeops.operators.health import HealthCheckOperator
 
 
 @pytest.fixture
-def health_dag(dagbag, airflow_db, airflow_connections):
-    dag = copy.deepcopy(dagbag.get_dag("daily_health_check"))  # the session's DagBag stays untouched
+def health_dag(dagbag, airflow_db, airflow_connections, no_active_incidents):
+    full = dagbag.get_dag("daily_health_check")
+    # `dag.test()` runs one task at a time and a deferred task's trigger inline, so the task-level deadline (which
+    # watches the other tasks from the triggerer) would wait for its deadline: it is tested with the real scheduler
+    # and triggerer in tests/e2e, like the run-level deadlines (`dag.test()` cannot run a DAG with deadlines, it
+    # ends in a database error, upstream #73428).
+    watched = [t for t in full.task_ids if not t.endswith("_by_deadline")]
+    dag = copy.deepcopy(full).partial_subset(watched, include_upstream=False)  # the session's DagBag stays intact
     for task in dag.tasks:
         task.retries = 0  # a failing check would otherwise wait out its retry delay
-    # `dag.test()` cannot run a DAG with deadlines (it ends in a database error, upstream #73428); deadlines are
-    # tested with the real scheduler and triggerer in tests/e2e.
     dag.deadline = None
     return dag
+
+
+@pytest.fixture
+def no_active_incidents(sandbox_settings):
+    from tradeops.incidents import store
+
+    dsn = sandbox_settings["postgres"]["state_dsn"]
+    store.migrate(dsn)
+    with store.connect(dsn) as conn:
+        conn.execute("UPDATE tradeops.incidents SET status = 'resolved', resolved_by = 'tests (cleanup)' "
+                     "WHERE status <> 'resolved'")
+        before = conn.execute("SELECT coalesce(max(id), 0) AS id FROM tradeops.incidents").fetchone()["id"]
+
+    def opened_since() -> dict[str, dict]:
+        """The check incidents this test opened, by check."""
+        with store.connect(dsn) as conn:
+            rows = conn.execute("SELECT * FROM tradeops.incidents WHERE source = 'check' AND id > %s ORDER BY id",
+                                (before,)).fetchall()
+        return {row["task_id"]: row for row in rows}
+
+    return opened_since
 
 
 @pytest.fixture
@@ -70,6 +95,32 @@ def test_an_unhealthy_platform_fails_the_check_and_the_run_after_reporting(healt
     assert ":red_circle: *Data feeds*: disconnected: cme-mdp3" in body
     report = report_of(run, airflow_db / "reports")
     assert {r["name"]: r["status"] for r in report["results"]}["agents"] == "fail"
+    assert task_states["report_incidents"] == "success"
+
+
+def test_failed_checks_open_one_incident_each_and_passing_again_resolves_them(health_dag, slack,
+                                                                               no_active_incidents):
+    slack.set_faults("platform_api", unhealthy=["tactical-marl"])
+    first = health_dag.test()
+    second = health_dag.test()
+    opened = no_active_incidents()
+    # Severities from incidents.check_severity; the second failing run adds an occurrence instead of paging again.
+    assert {task: (row["severity"], row["status"], row["occurrences"]) for task, row in opened.items()} == {
+        "system_status": ("P1", "open", 2), "agents": ("P1", "open", 2)}
+    assert opened["agents"]["dedup_key"] == "check:daily_health_check:agents"
+    assert opened["agents"]["run_id"] == first.run_id
+    pages = [m for m in slack.slack_messages("#trading-alerts") if not m["thread_ts"]]
+    assert sorted(m["text"].split("] ")[1].split(" ", 1)[1] for m in pages) == [
+        "System status check failing", "Trading agents check failing"]
+    assert states(second)["report_incidents"] == "success"
+
+    slack.clear_faults("platform_api")
+    healthy = health_dag.test()
+    assert healthy.state == "success"
+    after = no_active_incidents()
+    assert {task: row["status"] for task, row in after.items()} == {"system_status": "resolved",
+                                                                    "agents": "resolved"}
+    assert after["agents"]["resolved_by"] == "tradeops (the check passed again)"
 
 
 def test_an_unreachable_dependency_is_a_failed_check_with_the_reason(health_dag, slack, monkeypatch, config):

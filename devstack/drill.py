@@ -1,0 +1,106 @@
+"""The escalation drill on a running stack: a DAG misses its deadline, the on-call chain is paged level by level,
+someone clicks *Acknowledge* in Slack, and the incident is resolved from the Airflow UI's form. Used by
+``make demo`` and by the end-to-end tests, which time each step."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from devstack.stack import LocalStack
+
+ENGINE_DAG, DRILL_DAG, ACTION_DAG = "incident_escalation_engine", "escalation_drill", "incident_action"
+INCIDENT_NUMBER = re.compile(r"#(\d+) ")
+
+
+def parse(moment: str) -> datetime:
+    return datetime.fromisoformat(moment.replace("Z", "+00:00"))
+
+
+def posted_at(message: dict) -> datetime:
+    return datetime.fromtimestamp(float(message["ts"]), UTC)
+
+
+@dataclass
+class Page:
+    incident_id: int
+    message: dict
+    deadline: datetime  # when the drill run's deadline was due
+
+    @property
+    def latency_s(self) -> float:
+        return (posted_at(self.message) - self.deadline).total_seconds()
+
+
+class Drill:
+    def __init__(self, stack: LocalStack):
+        self.stack = stack
+        self.client = stack.client
+        self.slack = stack.sandbox
+
+    def start_engine(self, timeout: float = 120) -> str:
+        """Unpause the escalation engine and wait until its window is deferred in the triggerer."""
+        self.client.wait_for_dags({ENGINE_DAG, DRILL_DAG, ACTION_DAG})
+        self.client.set_paused(ENGINE_DAG, False)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for run in self.client.dag_runs(ENGINE_DAG):
+                if self.client.task_instance(ENGINE_DAG, run["dag_run_id"], "escalate")["state"] == "deferred":
+                    return run["dag_run_id"]
+            time.sleep(0.5)
+        raise TimeoutError("the escalation engine never deferred")
+
+    def trigger(self, timeout: float = 60) -> tuple[str, datetime]:
+        """Start a drill run; returns it and when its deadline is due."""
+        self.client.set_paused(DRILL_DAG, False)
+        run_id = self.client.trigger(DRILL_DAG)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.client.deadlines(DRILL_DAG, run_id)
+            if found:
+                return run_id, parse(found[0]["deadline_time"])
+            time.sleep(0.2)
+        raise TimeoutError(f"no deadline was created for {run_id}")
+
+    def _wait(self, what: str, find, timeout: float):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if found := find():
+                return found
+            time.sleep(0.1)
+        raise TimeoutError(f"{what}: nothing after {timeout:.0f}s")
+
+    def wait_for_page(self, run_id: str, deadline: datetime, timeout: float = 60) -> Page:
+        """The level-1 page (the incident's first message) for this drill run."""
+        def find():
+            for message in self.slack.slack_messages("#trading-alerts"):
+                if not message["thread_ts"] and DRILL_DAG in message["text"] and run_id in str(message["blocks"]):
+                    return Page(int(INCIDENT_NUMBER.search(message["text"]).group(1)), message, deadline)
+            return None
+
+        return self._wait(f"level-1 page for {run_id}", find, timeout)
+
+    def messages(self, incident_id: int, channel: str | None = None) -> list[dict]:
+        return [m for m in self.slack.slack_messages(channel) if f"#{incident_id} " in m["text"]]
+
+    def wait_for_level(self, incident_id: int, level: int, channel: str, timeout: float = 60) -> dict:
+        def find():
+            return next((m for m in self.messages(incident_id, channel)
+                         if m["text"].startswith(f":arrow_double_up: Escalated to L{level} ")), None)
+
+        return self._wait(f"L{level} page of #{incident_id}", find, timeout)
+
+    def acknowledge_in_slack(self, page: Page, user: str = "oncall-primary", sign: bool = True) -> dict:
+        return self.slack.click(page.message, "incident_ack", user=user, sign=sign)
+
+    def resolve_in_airflow(self, incident_id: int, actor: str, reason: str, timeout: float = 120) -> dict:
+        """Resolve through the ``incident_action`` DAG's form, as someone in the Airflow UI would."""
+        self.client.set_paused(ACTION_DAG, False)
+        run_id = self.client.trigger(ACTION_DAG, {"action": "resolve", "incident_id": incident_id, "actor": actor,
+                                                  "reason": reason})
+        return self.client.wait_for_run(ACTION_DAG, run_id, timeout=timeout)
+
+    def incident(self, incident_id: int) -> tuple[dict, list[dict]]:
+        return self.client.incident(incident_id)

@@ -1,0 +1,121 @@
+"""The TradeOps web app, mounted on Airflow's api-server by the plugin under ``/tradeops``.
+
+- ``POST /tradeops/slack/actions``: Slack's interactive buttons (Acknowledge, Resolve). The request must carry a
+  valid Slack signature (HMAC-SHA256 of ``v0:<timestamp>:<body>`` with the app's signing secret) and a timestamp less
+  than five minutes old; otherwise 401 and nothing changes.
+- ``GET /tradeops/incidents``: open incidents and recent ones with their timelines (for logged-in Airflow users);
+  ``/tradeops/incidents.json`` and ``/tradeops/incidents/{id}.json`` give the same as JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+MAX_SKEW_S = 300
+TEMPLATES = Path(__file__).resolve().parents[3] / "include" / "templates"
+
+
+def signature_ok(secret: str, timestamp: str | None, signature: str | None, body: bytes,
+                 now: float | None = None) -> bool:
+    """Slack's request signing: ``v0=`` + hex HMAC-SHA256 of ``v0:{timestamp}:{body}``, fresh within 5 minutes."""
+    if not secret or not timestamp or not signature or not timestamp.isdigit():
+        return False
+    if abs((now or time.time()) - int(timestamp)) > MAX_SKEW_S:
+        return False
+    expected = "v0=" + hmac.new(secret.encode(), f"v0:{timestamp}:".encode() + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, signature)
+
+
+def _signing_secret() -> str:
+    from airflow.sdk import BaseHook
+
+    from tradeops.config import load_config
+
+    return BaseHook.get_connection(load_config().connections.slack_signing).password or ""
+
+
+def _handle_actions(payload: dict) -> list[dict]:
+    from tradeops.incidents.service import Incidents
+    from tradeops.incidents.store import IncidentError
+
+    user = payload.get("user") or {}
+    actor = f"@{user.get('username') or user.get('name') or user.get('id', 'someone')} (Slack)"
+    incidents = Incidents()
+    results = []
+    for action in payload.get("actions") or []:
+        operation = {"incident_ack": incidents.acknowledge, "incident_resolve": incidents.resolve}.get(
+            action.get("action_id"))
+        if operation is None or not str(action.get("value", "")).isdigit():
+            continue
+        try:
+            row = operation(int(action["value"]), actor)
+            results.append({"incident": row["id"], "status": row["status"]})
+        except IncidentError as err:
+            results.append({"incident": int(action["value"]), "error": str(err)})
+    return results
+
+
+def create_app() -> FastAPI:
+    from airflow.api_fastapi.core_api.security import get_user
+
+    app = FastAPI(title="TradeOps", docs_url=None, redoc_url=None)
+
+    @app.post("/slack/actions")
+    async def slack_actions(request: Request):
+        body = await request.body()
+        secret = await run_in_threadpool(_signing_secret)
+        if not signature_ok(secret, request.headers.get("x-slack-request-timestamp"),
+                            request.headers.get("x-slack-signature"), body):
+            return JSONResponse({"ok": False, "error": "invalid signature"}, status_code=401)
+        payload = json.loads(parse_qs(body.decode()).get("payload", ["{}"])[0])
+        return {"ok": True, "results": await run_in_threadpool(_handle_actions, payload)}
+
+    @app.get("/incidents", response_class=HTMLResponse)
+    def incidents_page(user=Depends(get_user)):
+        import jinja2
+
+        from tradeops.incidents import store
+        from tradeops.incidents.service import Incidents
+
+        incidents = Incidents()
+        with store.connect(incidents.dsn) as conn:
+            rows = store.recent_incidents(conn, 50)
+            timelines = {row["id"]: store.timeline(conn, row["id"]) for row in rows}
+        environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
+        html = environment.get_template("incidents.html").render(
+            incidents=rows, timelines=timelines, user=getattr(user, "get_name", lambda: "")())
+        return HTMLResponse(html)
+
+    @app.get("/incidents.json")
+    def incidents_json(limit: int = 50, user=Depends(get_user)):
+        from tradeops.incidents import store
+        from tradeops.incidents.service import Incidents
+
+        with store.connect(Incidents().dsn) as conn:
+            rows = store.recent_incidents(conn, min(max(limit, 1), 500))
+        return json.loads(json.dumps({"incidents": rows}, default=str))
+
+    @app.get("/incidents/{incident_id}.json")
+    def incident_json(incident_id: int, user=Depends(get_user)):
+        from tradeops.incidents import store
+        from tradeops.incidents.service import Incidents
+
+        incidents = Incidents()
+        with store.connect(incidents.dsn) as conn:
+            try:
+                row = store.get(conn, incident_id)
+            except store.IncidentError:
+                raise HTTPException(404, f"no incident {incident_id}") from None
+            events = store.timeline(conn, incident_id)
+        return json.loads(json.dumps({"incident": row, "timeline": events}, default=str))
+
+    return app

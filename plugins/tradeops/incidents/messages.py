@@ -1,0 +1,70 @@
+"""Slack messages for incidents (Block Kit, with a plain-text fallback for notifications)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+SEVERITY_EMOJI = {"P1": ":rotating_light:", "P2": ":red_circle:", "P3": ":large_orange_circle:",
+                  "P4": ":large_yellow_circle:", "security": ":shield:"}
+ACK, RESOLVE = "incident_ack", "incident_resolve"
+
+
+def _age(incident: dict, now: datetime) -> str:
+    seconds = int((now - incident["opened_at"]).total_seconds())
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+
+
+def _buttons(incident: dict) -> dict:
+    value = str(incident["id"])
+    return {"type": "actions", "block_id": f"incident-{value}", "elements": [
+        {"type": "button", "action_id": ACK, "value": value, "style": "primary",
+         "text": {"type": "plain_text", "text": "Acknowledge"}},
+        {"type": "button", "action_id": RESOLVE, "value": value,
+         "text": {"type": "plain_text", "text": "Resolve"}},
+    ]}
+
+
+def headline(incident: dict) -> str:
+    return f"{SEVERITY_EMOJI.get(incident['severity'], '')} [{incident['severity']}] #{incident['id']} {incident['title']}"
+
+
+def incident_blocks(incident: dict, *, level_line: str, run_url: str | None, runbook_url: str | None,
+                    with_buttons: bool) -> list[dict]:
+    facts = [f"*Status:* {incident['status']}", f"*Source:* {incident['source']}", f"*Paged:* {level_line}"]
+    if incident.get("occurrences", 1) > 1:
+        facts.append(f"*Occurrences:* {incident['occurrences']}")
+    links = []
+    if run_url:
+        links.append(f"<{run_url}|Airflow run>")
+    if runbook_url:
+        links.append(f"<{runbook_url}|Runbook step>")
+    blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": f"[{incident['severity']}] {incident['title']}"[:150]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": incident["summary"] or incident["title"]}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": fact} for fact in facts]},
+    ]
+    if links:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(links)}]})
+    if with_buttons:
+        blocks.append(_buttons(incident))
+    return blocks
+
+
+def level_line(level: int, name: str, targets: list[str]) -> str:
+    return f"L{level} {name}: {' '.join(targets)}"
+
+
+def escalation_text(incident: dict, level: int, name: str, targets: list[str], now: datetime, catch_up: bool) -> str:
+    late = " (overdue while TradeOps was not running)" if catch_up else ""
+    return (f":arrow_double_up: Escalated to L{level} {name} {' '.join(t for t in targets if t.startswith('@'))}: "
+            f"{headline(incident)}, unacknowledged for {_age(incident, now)}{late}")
+
+
+def status_text(incident: dict, name: str, now: datetime) -> str:
+    who = f", acknowledged by {incident['acknowledged_by']}" if incident["status"] == "acknowledged" else ""
+    return (f":hourglass_flowing_sand: Status: #{incident['id']} {incident['status']}{who}, at L{incident['level']} "
+            f"({name}) for {_age(incident, now)}, {incident['occurrences']} occurrence(s)")

@@ -1,0 +1,59 @@
+"""Incidents against the sandbox's real PostgreSQL (TradeOps' own database) and its Slack, with the demo config's
+seconds-scale escalation policy."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tradeops.config import load_config
+from tradeops.incidents.service import Incidents
+
+DEMO_CONFIG = Path(__file__).resolve().parents[3] / "include" / "config" / "tradeops.demo.yaml"
+
+
+@pytest.fixture(scope="session")
+def demo_config():
+    return load_config(DEMO_CONFIG)
+
+
+@pytest.fixture(scope="session")
+def state_dsn(sandbox_settings):
+    return sandbox_settings["postgres"]["state_dsn"]
+
+
+@pytest.fixture
+def incidents(demo_config, state_dsn, airflow_connections) -> Incidents:
+    return Incidents(demo_config, state_dsn)
+
+
+@pytest.fixture
+def key() -> str:
+    """A dedup key of this test's own (tests share one database)."""
+    return f"test:{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def messages_of(sandbox):
+    """Slack messages about one incident (its number is in every message's text)."""
+
+    def read(incident_id: int, channel: str | None = None) -> list[dict]:
+        return [m for m in sandbox.slack_messages(channel) if f"#{incident_id} " in m["text"]]
+
+    return read
+
+
+@pytest.fixture(autouse=True)
+def _resolve_what_the_test_left_open(request):
+    """Each test starts with no active incident, so the engine only sees the test's own."""
+    yield
+    if "incidents" in request.fixturenames or "state_dsn" in request.fixturenames:
+        from tradeops.incidents import store
+
+        dsn = request.getfixturevalue("state_dsn")
+        with store.connect(dsn) as conn:
+            conn.execute("UPDATE tradeops.incidents SET status = 'resolved', resolved_at = now(), "
+                         "resolved_by = 'tests (cleanup)' WHERE status <> 'resolved'")
+            conn.execute("UPDATE tradeops.outbox SET delivered_at = now() WHERE delivered_at IS NULL")

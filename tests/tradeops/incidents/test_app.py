@@ -1,0 +1,135 @@
+"""The TradeOps app's Slack endpoint: Slack's request signing checked to the letter, and a real click from the
+sandbox's Slack (signed with the app's signing secret, over HTTP) acknowledging and resolving an incident."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+import time
+
+import pytest
+import uvicorn
+
+from sandbox.launcher import free_port
+from tradeops.incidents import store
+from tradeops.incidents.app import create_app, signature_ok
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+BODY = b"payload=%7B%22type%22%3A%22block_actions%22%7D"
+
+
+def sign(body: bytes, timestamp: int, secret: str = SECRET) -> str:
+    return "v0=" + hmac.new(secret.encode(), f"v0:{timestamp}:".encode() + body, hashlib.sha256).hexdigest()
+
+
+def test_slacks_documented_example_signature():
+    # The example from Slack's "Verifying requests from Slack" guide.
+    body = (b"token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V"
+            b"&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text="
+            b"&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN"
+            b"&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c")
+    assert signature_ok("8f742231b10e8888abcd99yyyzzz85a5", "1531420618",
+                        "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503", body, now=1531420618)
+
+
+@pytest.mark.parametrize("case", ["good", "wrong secret", "tampered body", "stale", "future", "missing signature",
+                                  "missing timestamp", "not a number", "no secret configured"])
+def test_signature_checks(case):
+    now = 1_790_000_000
+    stamp, body, secret, signature = str(now), BODY, SECRET, sign(BODY, now)
+    if case == "wrong secret":
+        signature = sign(BODY, now, "another-secret")
+    elif case == "tampered body":
+        body = BODY + b"x"
+    elif case == "stale":
+        stamp, signature = str(now - 301), sign(BODY, now - 301)
+    elif case == "future":
+        stamp, signature = str(now + 301), sign(BODY, now + 301)
+    elif case == "missing signature":
+        signature = None
+    elif case == "missing timestamp":
+        stamp = None
+    elif case == "not a number":
+        stamp = "12a"
+    elif case == "no secret configured":
+        secret = ""
+    assert signature_ok(secret, stamp, signature, body, now=now) is (case == "good")
+
+
+@pytest.fixture(scope="module")
+def app_url(airflow_connections):
+    """The TradeOps app served over real HTTP, as the api-server mounts it."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "the app did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def slack_buttons(sandbox, app_url):
+    sandbox.set_interactivity(f"{app_url}/slack/actions")
+    return sandbox
+
+
+def test_a_signed_click_acknowledges_and_a_badly_signed_one_changes_nothing(incidents, key, slack_buttons,
+                                                                           messages_of):
+    # The app reads the production config (the default); only the connections and database matter here.
+    incident = incidents.open(dedup_key=key, source="manual", severity="P2", title=f"click {key}").incident
+    [page] = messages_of(incident["id"], "#trading-alerts")
+
+    forged = slack_buttons.click(page, "incident_ack", user="mallory", sign=False)
+    assert forged["status"] == 401
+    with store.connect(incidents.dsn) as conn:
+        assert store.get(conn, incident["id"])["status"] == "open"
+        assert [e["kind"] for e in store.timeline(conn, incident["id"])] == ["opened", "paged", "notified"]
+
+    clicked = slack_buttons.click(page, "incident_ack", user="alice")
+    assert clicked["status"] == 200, clicked["body"]
+    with store.connect(incidents.dsn) as conn:
+        row = store.get(conn, incident["id"])
+    assert row["status"] == "acknowledged" and row["acknowledged_by"] == "@alice (Slack)"
+
+    again = slack_buttons.click(page, "incident_ack", user="bob")
+    assert again["status"] == 200 and "acknowledged, not open" in again["body"]
+
+    resolved = slack_buttons.click(page, "incident_resolve", user="alice")
+    assert resolved["status"] == 200
+    with store.connect(incidents.dsn) as conn:
+        row = store.get(conn, incident["id"])
+        trail = [(e["kind"], e["actor"]) for e in store.timeline(conn, incident["id"]) if e["kind"] != "notified"]
+    assert row["status"] == "resolved" and row["resolved_by"] == "@alice (Slack)"
+    assert trail == [("opened", "tradeops"), ("paged", "tradeops"), ("acknowledged", "@alice (Slack)"),
+                     ("resolved", "@alice (Slack)")]
+    thread = [m["text"] for m in messages_of(incident["id"], "#trading-alerts") if m["thread_ts"] == page["ts"]]
+    assert thread[0].startswith(":eyes: Acknowledged by @alice (Slack)")
+    assert thread[-1].startswith(":white_check_mark: Resolved by @alice (Slack)")
+
+
+def test_a_replayed_request_is_refused(app_url, sandbox_settings):
+    import requests
+
+    secret = sandbox_settings["secrets"]["slack_signing_secret"]
+    body = b"payload=%7B%22actions%22%3A%5B%5D%7D"
+
+    def post(stamp: int):
+        return requests.post(f"{app_url}/slack/actions", data=body, timeout=10, headers={
+            "Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": str(stamp),
+            "X-Slack-Signature": sign(body, stamp, secret)})
+
+    assert post(int(time.time())).status_code == 200
+    assert post(int(time.time()) - 600).status_code == 401, "a correctly signed request from 10 minutes ago"
+
+
+def test_the_incident_pages_need_an_airflow_login(app_url):
+    import requests
+
+    assert requests.get(f"{app_url}/incidents", timeout=10).status_code in (401, 403)
+    assert requests.get(f"{app_url}/incidents.json", timeout=10).status_code in (401, 403)
