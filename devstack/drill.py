@@ -64,7 +64,7 @@ class Drill:
             time.sleep(0.2)
         raise TimeoutError(f"no deadline was created for {run_id}")
 
-    def _wait(self, what: str, find, timeout: float):
+    def wait_until(self, what: str, find, timeout: float):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if found := find():
@@ -80,7 +80,7 @@ class Drill:
                     return Page(int(INCIDENT_NUMBER.search(message["text"]).group(1)), message, deadline)
             return None
 
-        return self._wait(f"level-1 page for {run_id}", find, timeout)
+        return self.wait_until(f"level-1 page for {run_id}", find, timeout)
 
     def messages(self, incident_id: int, channel: str | None = None) -> list[dict]:
         return [m for m in self.slack.slack_messages(channel) if f"#{incident_id} " in m["text"]]
@@ -90,7 +90,7 @@ class Drill:
             return next((m for m in self.messages(incident_id, channel)
                          if m["text"].startswith(f":arrow_double_up: Escalated to L{level} ")), None)
 
-        return self._wait(f"L{level} page of #{incident_id}", find, timeout)
+        return self.wait_until(f"L{level} page of #{incident_id}", find, timeout)
 
     def acknowledge_in_slack(self, page: Page, user: str = "oncall-primary", sign: bool = True) -> dict:
         return self.slack.click(page.message, "incident_ack", user=user, sign=sign)

@@ -46,6 +46,7 @@ def airflow_connections(settings: dict, config: TradeOpsConfig) -> dict[str, dic
     connections = {
         ids.state_db: _postgres(settings["postgres"]["state_dsn"]),
         ids.slack_signing: {"conn_type": "generic", "password": secrets["slack_signing_secret"]},
+        ids.slack_webhook: {"conn_type": "slackwebhook", "password": settings["slack"]["webhook_url"]},
         ids.platform_api: _http(settings["platform_api"]["url"], password=secrets["platform_api_token"]),
         ids.alertmanager: _http(settings["alertmanager"]["url"]),
         ids.platform_db: _postgres(settings["postgres"]["platform_dsn"]),

@@ -11,12 +11,18 @@ import pytest
 from devstack.stack import LocalStack
 
 PROBE_DAGS = sorted((Path(__file__).parent / "dags").glob("*.py"))
+DEMO_CONFIG = Path(__file__).resolve().parents[2] / "include" / "config" / "tradeops.demo.yaml"
 
 
 @pytest.fixture(scope="session")
 def stack(run_dir):
+    """The stack `make demo` runs: the production config with a seconds-scale escalation policy."""
     with LocalStack(run_dir("stack"), auto_ports=True, extra_dag_files=PROBE_DAGS, log=lambda message: None,
-                    extra_env={"AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "2"}) as running:
+                    config_path=DEMO_CONFIG, extra_env={
+                        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "2",
+                        # A killed triggerer's triggers move to a live one once its heartbeat is this old.
+                        "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "15",
+                    }) as running:
         yield running
 
 

@@ -18,7 +18,10 @@ def test_every_dag_runs_to_its_planned_state_under_the_real_scheduler(stack):
     outcomes = run_plan(stack)
     assert [(o.dag_id, o.state) for o in outcomes] == [(run.dag_id, run.expect) for run in DEMO_PLAN]
     health = next(o for o in outcomes if o.dag_id == "daily_health_check")
-    assert health.tasks == {"success": 10}
+    assert health.tasks == {"success": 12}
+    # The task-level deadline watched the checks from the triggerer and saw them green in time.
+    watchdog = stack.client.xcom("daily_health_check", health.run_id, "checks_green_by_deadline")
+    assert watchdog["met"] is True and set(watchdog["states"].values()) == {"success"}
 
     messages = stack.sandbox.slack_messages("#trading-ops")
     assert any(m["text"].startswith(":large_yellow_circle: Daily health check: all 9 checks passed") for m in messages)

@@ -81,6 +81,7 @@ class Platform(_Strict):
 class Connections(_Strict):
     state_db: str = "tradeops_state_db"
     slack_signing: str = "tradeops_slack_signing"
+    slack_webhook: str = "tradeops_slack_webhook"
     platform_api: str = "tradeops_platform_api"
     alertmanager: str = "tradeops_alertmanager"
     platform_db: str = "tradeops_platform_db"

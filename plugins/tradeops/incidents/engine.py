@@ -147,7 +147,9 @@ class Engine:
         with store.connect(self.dsn) as conn:
             with conn.transaction():
                 rows = conn.execute(
-                    "SELECT o.*, i.slack_channel AS root_channel, i.slack_ts AS root_ts FROM tradeops.outbox o "
+                    "SELECT o.*, i.slack_channel AS root_channel, i.slack_ts AS root_ts, "
+                    "(SELECT p.channel FROM tradeops.outbox p WHERE p.incident_id = o.incident_id AND p.kind = 'page' "
+                    " ORDER BY p.id LIMIT 1) AS root_channel_name FROM tradeops.outbox o "
                     "JOIN tradeops.incidents i ON i.id = o.incident_id "
                     "WHERE o.delivered_at IS NULL AND o.next_attempt_at <= now() "
                     "ORDER BY o.id LIMIT %s FOR UPDATE OF o SKIP LOCKED", (limit,)).fetchall()
@@ -182,10 +184,10 @@ class Engine:
     def _send(self, conn, row: dict) -> dict:
         if row["kind"] == "update_root":
             self.slack.update(row["root_channel"], row["root_ts"], row["text"], row["blocks"])
-            return {"ts": row["root_ts"], "channel_name": row["root_channel"]}
+            return {"ts": row["root_ts"], "channel_name": row["root_channel_name"]}
         if row["in_thread"]:
             posted = self.slack.post(row["root_channel"], row["text"], row["blocks"], thread_ts=row["root_ts"])
-            return {**posted, "channel_name": row["root_channel"]}
+            return {**posted, "channel_name": row["root_channel_name"]}
         channel = row["channel"]
         if row["kind"] == "war_room":
             channel = self.slack.create_channel(channel)
