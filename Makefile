@@ -29,6 +29,7 @@ bench: $(RUNTIME_STAMP)  ## benchmarks (see bench/README.md)
 	$(PY) bench/market_calendar.py
 	$(PY) bench/sandbox_startup.py
 	$(PY) bench/rollout_sensor.py
+	$(PY) bench/deadline_paging.py
 
 venv: $(RUNTIME_STAMP)
 

@@ -93,6 +93,12 @@ class AirflowClient:
         response.raise_for_status()
         return response.json()
 
+    def incidents_page(self) -> str:
+        """The incidents page people read (HTML)."""
+        response = self.session.get(f"{self.url}/tradeops/incidents", timeout=30)
+        response.raise_for_status()
+        return response.text
+
     def incidents(self) -> list[dict]:
         """TradeOps' recent incidents (the plugin's app on the api-server)."""
         return self._tradeops("/incidents.json")["incidents"]

@@ -82,3 +82,17 @@ def test_the_demo_triggers_every_dag(dagbag):
 
     assert {run.dag_id for run in DEMO_PLAN} | set(DRILL_DAGS) == set(dagbag.dags), (
         "add new DAGs to devstack.demo.DEMO_PLAN")
+
+
+def test_every_dag_on_the_trading_calendar_has_the_configs_deadline_tiers(dagbag, config):
+    from tradeops.calendar.timetable import ExchangeSessionTimetable
+
+    scheduled = {dag_id: dag for dag_id, dag in dagbag.dags.items()
+                 if isinstance(dag.timetable, ExchangeSessionTimetable)}
+    assert scheduled
+    for dag_id, dag in scheduled.items():
+        tiers = config.deadlines.get(dag_id)
+        assert tiers, f"{dag_id}: add deadline tiers under `deadlines.{dag_id}` in tradeops.yaml"
+        alerts = dag.deadline if isinstance(dag.deadline, list) else [dag.deadline]
+        assert [a.name for a in alerts] == [f"{dag_id}:{tier.name}" for tier in tiers]
+        assert {a.callback.path for a in alerts} == {"tradeops.incidents.callbacks.deadline_missed"}
