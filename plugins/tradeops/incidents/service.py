@@ -50,18 +50,16 @@ class Incidents:
         return opened
 
     def acknowledge(self, incident_id: int, actor: str, note: str = "") -> dict:
-        with store.connect(self.dsn) as conn:
-            row = store.acknowledge(conn, incident_id, actor, note)
-            with conn.transaction():
-                self.engine.after_change(conn, row, actor, "acknowledged")
-        self.engine.deliver()
-        return row
+        return self._change(store.acknowledge, "acknowledged", incident_id, actor, note)
 
     def resolve(self, incident_id: int, actor: str, note: str = "") -> dict:
+        return self._change(store.resolve, "resolved", incident_id, actor, note)
+
+    def _change(self, operation, kind: str, incident_id: int, actor: str, note: str) -> dict:
         with store.connect(self.dsn) as conn:
-            row = store.resolve(conn, incident_id, actor, note)
+            row = operation(conn, incident_id, actor, note)
             with conn.transaction():
-                self.engine.after_change(conn, row, actor, "resolved")
+                self.engine.after_change(conn, row, actor, kind)
         self.engine.deliver()
         return row
 

@@ -134,27 +134,28 @@ def find_active(conn: psycopg.Connection, dedup_key: str) -> dict | None:
 
 
 def acknowledge(conn: psycopg.Connection, incident_id: int, actor: str, note: str = "") -> dict:
-    with conn.transaction():
-        incident = get(conn, incident_id, lock=True)
-        if incident["status"] != "open":
-            raise IncidentError(f"incident {incident_id} is {incident['status']}, not open")
-        row = conn.execute(
-            "UPDATE tradeops.incidents SET status = 'acknowledged', acknowledged_at = now(), acknowledged_by = %s, "
-            "next_action_at = now() WHERE id = %s RETURNING *", (actor, incident_id)).fetchone()
-        event(conn, incident_id, "acknowledged", actor=actor, level=incident["level"], detail={"note": note})
-        notify(conn, incident_id)
-    return row
+    """open → acknowledged (stops escalation until the acknowledgement goes stale)."""
+    return _transition(conn, incident_id, actor, note, allowed=("open",), to="acknowledged")
 
 
 def resolve(conn: psycopg.Connection, incident_id: int, actor: str, note: str = "") -> dict:
+    """open or acknowledged → resolved (the key may open a new incident afterwards)."""
+    return _transition(conn, incident_id, actor, note, allowed=ACTIVE, to="resolved")
+
+
+def _transition(conn: psycopg.Connection, incident_id: int, actor: str, note: str, *, allowed: tuple[str, ...],
+                to: str) -> dict:
+    stamp = {"acknowledged": ("acknowledged_at", "acknowledged_by"), "resolved": ("resolved_at", "resolved_by")}[to]
     with conn.transaction():
         incident = get(conn, incident_id, lock=True)
-        if incident["status"] == "resolved":
-            raise IncidentError(f"incident {incident_id} is already resolved")
+        if incident["status"] not in allowed:
+            already = "already " if incident["status"] == to else ""
+            raise IncidentError(f"incident {incident_id} is {already}{incident['status']}, not {' or '.join(allowed)}")
         row = conn.execute(
-            "UPDATE tradeops.incidents SET status = 'resolved', resolved_at = now(), resolved_by = %s, "
-            "next_action_at = now() WHERE id = %s RETURNING *", (actor, incident_id)).fetchone()
-        event(conn, incident_id, "resolved", actor=actor, level=incident["level"], detail={"note": note})
+            sql.SQL("UPDATE tradeops.incidents SET status = %s, {} = now(), {} = %s, next_action_at = now() "
+                    "WHERE id = %s RETURNING *").format(*map(sql.Identifier, stamp)),
+            (to, actor, incident_id)).fetchone()
+        event(conn, incident_id, to, actor=actor, level=incident["level"], detail={"note": note})
         notify(conn, incident_id)
     return row
 

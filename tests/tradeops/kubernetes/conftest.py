@@ -33,8 +33,8 @@ def admin(connect):
 
 
 @pytest.fixture
-def context():
-    """What the operators read from the task context: the task instance's ids."""
+def context(airflow_connections):
+    """What the operators read from the task context: the task instance's ids (and the sandbox's connections)."""
     ti = types.SimpleNamespace(dag_id="tests", run_id="manual__test", task_id="step", try_number=1)
     return {"ti": ti}
 

@@ -34,6 +34,24 @@ def wait_rolled_out(*names: str) -> None:
                         mode="poke").execute({})
 
 
+def settled_resource_version(admin, name: str, timeout: float = 60) -> str:
+    """The deployment's resourceVersion once its controller has stopped writing status (rollout done, pods ready)."""
+    import time
+
+    from tradeops.kubernetes.rollout import rollout_state
+
+    deadline = time.monotonic() + timeout
+    previous = None
+    while time.monotonic() < deadline:
+        obj = admin.deployment(NAMESPACE, name)
+        rv = obj["metadata"]["resourceVersion"]
+        if rollout_state(obj).done and rv == previous:
+            return rv
+        previous = rv
+        time.sleep(1)
+    raise TimeoutError(f"{name} never settled")
+
+
 def test_scale_profiles_record_and_restore_the_previous_count(admin, context, preserved, config):
     preserved("strategic-marl", "tactical-marl")
     names = ["strategic-marl", "tactical-marl"]
@@ -47,7 +65,7 @@ def test_scale_profiles_record_and_restore_the_previous_count(admin, context, pr
         assert obj["spec"]["replicas"] == config.kubernetes.deployment(name).replicas.market_hours
         assert obj["metadata"]["annotations"][SAVED_REPLICAS] == str(before[name])
 
-    rv = admin.deployment(NAMESPACE, "tactical-marl")["metadata"]["resourceVersion"]
+    rv = settled_resource_version(admin, "tactical-marl")
     again = ScaleDeploymentsOperator(task_id="up", deployments=names, profile="market_hours").execute(context)
     assert [r["changed"] for r in again] == [False, False]
     assert admin.deployment(NAMESPACE, "tactical-marl")["metadata"]["resourceVersion"] == rv, "a no-op writes nothing"
@@ -196,11 +214,15 @@ def test_diagnostics_archive_is_complete_and_bounded(context, tmp_path, monkeypa
     assert events and manifest["errors"] == [] and manifest["truncated"] is False
 
     small = CollectDiagnosticsOperator(task_id="d2", deployments=["auth-service", "api-gateway"], tail_lines=100,
-                                       max_bytes_per_container=2000, max_total_bytes=5000).execute(context)
-    assert small["truncated"] is True and small["bytes"] < 5000 + 200_000
+                                       max_bytes_per_container=2000, max_total_bytes=5000,
+                                       max_events=10).execute(context)
+    # Logs within their budget; events bounded by count (~1 KB each), whatever the cluster has accumulated.
+    assert small["truncated"] is True and small["bytes"] < 5000 + 10 * 2000 + 20_000
     with tarfile.open(small["archive"]) as tar:
         sizes = [m.size for m in tar.getmembers() if m.name.startswith("logs/")]
+        kept_events = json.load(tar.extractfile("events/grandmodel.json"))
     assert max(sizes) <= 2000 and sum(sizes) <= 5000
+    assert len(kept_events) <= 10
 
 
 # --- least privilege -------------------------------------------------------------------------------------------
