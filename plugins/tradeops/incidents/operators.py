@@ -82,27 +82,29 @@ class ReportCheckIncidentsOperator(BaseOperator):
 
     def execute(self, context) -> dict:
         from tradeops.incidents import store
-        from tradeops.incidents.service import Incidents
+        from tradeops.incidents.service import Incidents, check_key
 
         incidents = Incidents()
         ti = context["ti"]
+        results = {task_id: ti.xcom_pull(task_ids=task_id, key=self.result_key) or {
+            "status": "fail", "title": task_id, "summary": "the check ended before reporting (see its log)"}
+            for task_id in self.check_task_ids}
+        passed = {check_key(ti.dag_id, task_id): result for task_id, result in results.items()
+                  if result["status"] != "fail"}
+        with store.connect(incidents.dsn) as conn:
+            active = store.find_active(conn, list(passed))
         opened, resolved = [], []
-        for task_id in self.check_task_ids:
-            result = ti.xcom_pull(task_ids=task_id, key=self.result_key) or {
-                "status": "fail", "title": task_id, "summary": "the check ended before reporting (see its log)"}
-            key = f"check:{ti.dag_id}:{task_id}"
+        for task_id, result in results.items():
             if result["status"] == "fail":
                 severity = incidents.config.incidents.check_severity.get(task_id, "P3")
                 found = incidents.check_failed(dag_id=ti.dag_id, run_id=ti.run_id, check=task_id,
                                                title=result["title"], summary=result["summary"], severity=severity)
                 opened.append(found.incident["id"])
-            else:
-                with store.connect(incidents.dsn) as conn:
-                    active = store.find_active(conn, key)
-                if active:
-                    incidents.resolve(active["id"], "tradeops (the check passed again)",
-                                      note=f"{result['title']}: {result['summary']}")
-                    resolved.append(active["id"])
+        for key, incident in active.items():
+            result = passed[key]
+            incidents.resolve(incident["id"], "tradeops (the check passed again)",
+                              note=f"{result['title']}: {result['summary']}")
+            resolved.append(incident["id"])
         self.log.info("Incidents opened or updated: %s; resolved: %s", opened, resolved)
         return {"opened": opened, "resolved": resolved}
 

@@ -21,6 +21,11 @@ def state_dsn(config: TradeOpsConfig) -> str:
     return store.dsn_from_connection(BaseHook.get_connection(config.connections.state_db))
 
 
+def check_key(dag_id: str, check: str) -> str:
+    """The dedup key of a check's incident: one per check, across runs."""
+    return f"check:{dag_id}:{check}"
+
+
 class Incidents:
     def __init__(self, config: TradeOpsConfig | None = None, dsn: str | None = None):
         self.config = config or load_config()
@@ -98,6 +103,6 @@ class Incidents:
     def check_failed(self, *, dag_id: str, run_id: str, check: str, title: str, summary: str,
                      severity: str) -> store.Opened:
         """One incident per failing check, kept (and counted) across runs until someone resolves it."""
-        return self.open(dedup_key=f"check:{dag_id}:{check}", source="check", severity=severity,
+        return self.open(dedup_key=check_key(dag_id, check), source="check", severity=severity,
                          title=f"{title} check failing", summary=summary, dag_id=dag_id, run_id=run_id,
                          task_id=check, details={"check": check})

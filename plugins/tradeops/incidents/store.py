@@ -128,9 +128,11 @@ def get(conn: psycopg.Connection, incident_id: int, *, lock: bool = False) -> di
     return row
 
 
-def find_active(conn: psycopg.Connection, dedup_key: str) -> dict | None:
-    return conn.execute("SELECT * FROM tradeops.incidents WHERE dedup_key = %s AND status <> 'resolved'",
-                        (dedup_key,)).fetchone()
+def find_active(conn: psycopg.Connection, dedup_keys: list[str]) -> dict[str, dict]:
+    """The active incident of each of these keys that has one."""
+    rows = conn.execute("SELECT * FROM tradeops.incidents WHERE dedup_key = ANY(%s) AND status <> 'resolved'",
+                        (dedup_keys,)).fetchall()
+    return {row["dedup_key"]: row for row in rows}
 
 
 def acknowledge(conn: psycopg.Connection, incident_id: int, actor: str, note: str = "") -> dict:
