@@ -28,12 +28,13 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
 
-    from devstack.drill import Drill, parse, posted_at
-    from devstack.stack import LocalStack
+    from devstack.client import parse
+    from devstack.drill import Drill, posted_at
+    from devstack.stack import DEMO_CONFIG, LocalStack
     from tradeops.incidents.policy import EscalationPolicy
 
     stack = LocalStack(REPO / ".run" / "bench-deadline", auto_ports=True,
-                       config_path=REPO / "include" / "config" / "tradeops.demo.yaml",
+                       config_path=DEMO_CONFIG,
                        extra_dag_files=[REPO / "bench" / "dags" / "bench_deadline_paging.py"])
     with stack:
         drill = Drill(stack)
@@ -41,20 +42,14 @@ def main() -> int:
         policy = EscalationPolicy(stack.config.escalation)
         client, slack = stack.client, stack.sandbox
         client.wait_for_dags({DAG_ID})
-        client.set_paused(DAG_ID, False)
         rows = []
         for index in range(args.runs):
-            run_id = client.trigger(DAG_ID)
-            while not (deadlines := client.deadlines(DAG_ID, run_id)):
-                time.sleep(0.2)
-            due = parse(deadlines[0]["deadline_time"])
-            page = drill.wait_until("TradeOps page", lambda: next(
-                (m for m in slack.slack_messages("#trading-alerts")
-                 if not m["thread_ts"] and DAG_ID in m["text"] and run_id in str(m["blocks"])), None), 120)
+            run_id, due = drill.trigger(DAG_ID)
+            page = drill.wait_for_page(run_id, due, 120, dag_id=DAG_ID)
             stock = drill.wait_until("stock notifier message", lambda: next(
                 (m for m in slack.slack_messages("#trading-ops")
                  if DAG_ID in m["text"] and posted_at(m) >= due), None), 120)
-            incident_id = int(page["text"].split("#")[1].split(" ")[0])
+            incident_id = page.incident_id
             incident, _ = client.incident(incident_id)
             anchor = parse(incident["escalation_anchor"])
             errors = []
@@ -62,8 +57,8 @@ def main() -> int:
                 message = drill.wait_for_level(incident_id, level, channel, timeout=120)
                 wanted = anchor + policy.offset(incident["severity"], level, 0)
                 errors.append((posted_at(message) - wanted).total_seconds())
-            slack.click(page, "incident_resolve", user="bench")
-            rows.append({"tradeops": (posted_at(page) - due).total_seconds(),
+            slack.click(page.message, "incident_resolve", user="bench")
+            rows.append({"tradeops": page.latency_s,
                          "stock": (posted_at(stock) - due).total_seconds(), "l2": errors[0], "l3": errors[1]})
             print(f"run {index + 1:>2}: deadline {due:%H:%M:%S.%f}"[:-3] + f"  TradeOps L1 +{rows[-1]['tradeops']:.2f}s"
                   f"  stock webhook +{rows[-1]['stock']:.2f}s  L2 error {errors[0]:+.2f}s  L3 error {errors[1]:+.2f}s",

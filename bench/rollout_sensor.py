@@ -32,6 +32,7 @@ def main() -> int:
     parser.add_argument("--pod-ready", type=float, default=10.0)
     args = parser.parse_args()
 
+    from devstack.client import parse
     from devstack.stack import LocalStack
     from tradeops.kubernetes.rollout import rollout_state
 
@@ -74,7 +75,7 @@ def main() -> int:
                         if ti["state"] == "running":
                             running[task] += now - last
                         if ti["state"] in ("success", "failed"):
-                            ended[task] = datetime.fromisoformat(ti["end_date"].replace("Z", "+00:00"))
+                            ended[task] = parse(ti["end_date"])
                     last = time.monotonic()
                     time.sleep(0.1)
 

@@ -15,12 +15,11 @@ import threading
 from pathlib import Path
 
 from devstack.demo import run_drill, run_plan, summary
-from devstack.stack import LocalStack
+from devstack.stack import DEMO_CONFIG, LocalStack
 from sandbox.__main__ import describe
 from sandbox.platform_db import DEFAULT_ROWS
 
 RUN_DIR = Path(".run")
-DEMO_CONFIG = Path(__file__).resolve().parents[1] / "include" / "config" / "tradeops.demo.yaml"
 
 
 def _stop_on_sigterm() -> None:

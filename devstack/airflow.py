@@ -124,14 +124,9 @@ class AirflowStack:
             child.kill()
             self.children.remove(child)
 
-    def restart(self, components: tuple[str, ...], hard: bool = True) -> AirflowClient:
-        """Kill (or stop) these components, start them again, and wait until Airflow reports healthy."""
-        if hard:
-            self.kill(components)
-        else:
-            for child in [c for c in self.children if c.name in components]:
-                child.stop()
-                self.children.remove(child)
+    def restart(self, components: tuple[str, ...]) -> AirflowClient:
+        """Kill these components (as a crash would), start them again, and wait until Airflow reports healthy."""
+        self.kill(components)
         self.start(components)
         return self.wait_healthy()
 

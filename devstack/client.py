@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from urllib.parse import quote
 
 import requests
 
 TERMINAL_RUN_STATES = {"success", "failed"}
+
+
+def parse(moment: str) -> datetime:
+    """A timestamp of Airflow's REST API (ISO 8601, ``Z`` or an offset)."""
+    return datetime.fromisoformat(moment)
 
 
 class AirflowClient:
@@ -98,10 +104,6 @@ class AirflowClient:
         response = self.session.get(f"{self.url}/tradeops/incidents", timeout=30)
         response.raise_for_status()
         return response.text
-
-    def incidents(self) -> list[dict]:
-        """TradeOps' recent incidents (the plugin's app on the api-server)."""
-        return self._tradeops("/incidents.json")["incidents"]
 
     def incident(self, incident_id: int) -> tuple[dict, list[dict]]:
         """One incident and its audit trail."""

@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from devstack.drill import ACTION_DAG, DRILL_DAG, ENGINE_DAG, Drill, parse, posted_at
+from devstack.client import parse
+from devstack.drill import ACTION_DAG, DRILL_DAG, ENGINE_DAG, Drill, posted_at
 from devstack.stack import LocalStack
 
 
@@ -108,9 +109,7 @@ def _duration(run: dict) -> float | None:
     if run.get("duration") is not None:
         return float(run["duration"])
     if run.get("start_date") and run.get("end_date"):
-        start = datetime.fromisoformat(run["start_date"].replace("Z", "+00:00"))
-        end = datetime.fromisoformat(run["end_date"].replace("Z", "+00:00"))
-        return (end - start).total_seconds()
+        return (parse(run["end_date"]) - parse(run["start_date"])).total_seconds()
     return None
 
 
@@ -130,7 +129,7 @@ def summary(stack: LocalStack, outcomes: list[RunOutcome], drill: DrillOutcome |
     for dag_id in sorted({o.dag_id for o in outcomes}):
         dag = stack.client.dag(dag_id)
         next_run = dag.get("next_dagrun_run_after")
-        when = (datetime.fromisoformat(next_run.replace("Z", "+00:00")).astimezone(NEW_YORK)
+        when = (parse(next_run).astimezone(NEW_YORK)
                 .strftime("%a %Y-%m-%d %H:%M %Z") if next_run else "-")
         lines.append(f"  {dag_id:<28} {dag.get('timetable_summary') or '-':<36} next: {when}")
     if drill:

@@ -9,14 +9,11 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from devstack.client import parse
 from devstack.stack import LocalStack
 
 ENGINE_DAG, DRILL_DAG, ACTION_DAG = "incident_escalation_engine", "escalation_drill", "incident_action"
 INCIDENT_NUMBER = re.compile(r"#(\d+) ")
-
-
-def parse(moment: str) -> datetime:
-    return datetime.fromisoformat(moment.replace("Z", "+00:00"))
 
 
 def posted_at(message: dict) -> datetime:
@@ -44,27 +41,23 @@ class Drill:
         """Unpause the escalation engine and wait until its window is deferred in the triggerer."""
         self.client.wait_for_dags({ENGINE_DAG, DRILL_DAG, ACTION_DAG})
         self.client.set_paused(ENGINE_DAG, False)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for run in self.client.dag_runs(ENGINE_DAG):
-                if self.client.task_instance(ENGINE_DAG, run["dag_run_id"], "escalate")["state"] == "deferred":
-                    return run["dag_run_id"]
-            time.sleep(0.5)
-        raise TimeoutError("the escalation engine never deferred")
 
-    def trigger(self, timeout: float = 60) -> tuple[str, datetime]:
-        """Start a drill run; returns it and when its deadline is due."""
-        self.client.set_paused(DRILL_DAG, False)
-        run_id = self.client.trigger(DRILL_DAG)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = self.client.deadlines(DRILL_DAG, run_id)
-            if found:
-                return run_id, parse(found[0]["deadline_time"])
-            time.sleep(0.2)
-        raise TimeoutError(f"no deadline was created for {run_id}")
+        def deferred_run():
+            return next((run["dag_run_id"] for run in self.client.dag_runs(ENGINE_DAG)
+                         if self.client.task_instance(ENGINE_DAG, run["dag_run_id"], "escalate")["state"]
+                         == "deferred"), None)
+
+        return self.wait_until("the escalation engine deferred", deferred_run, timeout)
+
+    def trigger(self, dag_id: str = DRILL_DAG, timeout: float = 60) -> tuple[str, datetime]:
+        """Start a run of a DAG with a deadline (the drill); returns it and when its deadline is due."""
+        self.client.set_paused(dag_id, False)
+        run_id = self.client.trigger(dag_id)
+        found = self.wait_until(f"deadline of {run_id}", lambda: self.client.deadlines(dag_id, run_id), timeout)
+        return run_id, parse(found[0]["deadline_time"])
 
     def wait_until(self, what: str, find, timeout: float):
+        """Poll ``find`` until it returns something, or raise ``TimeoutError``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if found := find():
@@ -72,11 +65,11 @@ class Drill:
             time.sleep(0.1)
         raise TimeoutError(f"{what}: nothing after {timeout:.0f}s")
 
-    def wait_for_page(self, run_id: str, deadline: datetime, timeout: float = 60) -> Page:
-        """The level-1 page (the incident's first message) for this drill run."""
+    def wait_for_page(self, run_id: str, deadline: datetime, timeout: float = 60, dag_id: str = DRILL_DAG) -> Page:
+        """The level-1 page (the incident's first message) for this run."""
         def find():
             for message in self.slack.slack_messages("#trading-alerts"):
-                if not message["thread_ts"] and DRILL_DAG in message["text"] and run_id in str(message["blocks"]):
+                if not message["thread_ts"] and dag_id in message["text"] and run_id in str(message["blocks"]):
                     return Page(int(INCIDENT_NUMBER.search(message["text"]).group(1)), message, deadline)
             return None
 

@@ -11,9 +11,37 @@ from pathlib import Path
 from devstack.airflow import REPO, AirflowStack, Ports
 from devstack.client import AirflowClient, SandboxClient
 from devstack.processes import Child, MemorySampler
-from sandbox.launcher import read_settings
+from sandbox.launcher import SETTINGS_FILE, read_settings
 from sandbox.platform_db import DEFAULT_ROWS
 from tradeops.config import default_config_path, load_config
+
+
+DEMO_CONFIG = REPO / "include" / "config" / "tradeops.demo.yaml"  # the production config, escalation in seconds
+
+
+def start_sandbox(state_dir: Path, log_path: Path, *args: str, timeout: float = 300,
+                  on_start=lambda pid: None) -> tuple[Child, dict]:
+    """``python -m sandbox --state-dir STATE_DIR up ARGS`` as a child process; returns it and its settings once
+    every service answers (it is stopped again if it never gets there)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)])}
+    (state_dir / SETTINGS_FILE).unlink(missing_ok=True)
+    child = Child("sandbox", [sys.executable, "-m", "sandbox", "--state-dir", str(state_dir), "up", *args], env,
+                  log_path, cwd=REPO)
+    on_start(child.pid)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            if not child.alive():
+                raise RuntimeError(f"the sandbox exited:\n{child.tail()}")
+            try:
+                return child, read_settings(state_dir)
+            except FileNotFoundError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+    except BaseException:
+        child.stop()
+        raise
 
 
 class LocalStack:
@@ -41,18 +69,13 @@ class LocalStack:
     def start(self) -> LocalStack:
         started = time.monotonic()
         shutil.rmtree(self.run_dir / "airflow", ignore_errors=True)
-        state_dir = self.run_dir / "sandbox"
-        argv = [sys.executable, "-m", "sandbox", "--state-dir", str(state_dir), "up", "--rows", str(self.rows),
-                "--config", str(self.config_path)]
+        args = ["--rows", str(self.rows), "--config", str(self.config_path)]
         if self.auto_ports:
-            argv.append("--auto-ports")
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)])}
+            args.append("--auto-ports")
         self.log("Starting the sandbox (PostgreSQL, Redis, platform API, Alertmanager, Slack)...")
-        (state_dir / "settings.json").unlink(missing_ok=True)
-        self.sandbox_child = Child("sandbox", argv, env, self.run_dir / "sandbox.log", cwd=REPO)
-        self.memory.roots.append(self.sandbox_child.pid)
         self.memory.start()
-        self.settings = self._wait_for_sandbox(state_dir)
+        self.sandbox_child, self.settings = start_sandbox(self.run_dir / "sandbox", self.run_dir / "sandbox.log",
+                                                          *args, on_start=self.memory.roots.append)
         self.log(f"  sandbox ready in {time.monotonic() - started:.1f}s")
 
         self.airflow = AirflowStack(self.run_dir / "airflow", self.settings, self.config, self.config_path,
@@ -82,18 +105,6 @@ class LocalStack:
         for path in [*sorted((REPO / "dags").glob("*.py")), *self.extra_dag_files]:
             shutil.copy(path, self.dags_folder / path.name)
         return self.dags_folder
-
-    def _wait_for_sandbox(self, state_dir: Path, timeout: float = 300) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            if not self.sandbox_child.alive():
-                raise RuntimeError(f"the sandbox exited:\n{self.sandbox_child.tail()}")
-            try:
-                return read_settings(state_dir)
-            except FileNotFoundError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
 
     def stop(self) -> None:
         if self.airflow:

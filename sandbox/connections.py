@@ -7,6 +7,8 @@ from the ``connections`` section of the TradeOps config, so production only has 
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from tradeops.config import TradeOpsConfig
@@ -73,18 +75,21 @@ def airflow_connection_env(settings: dict, config: TradeOpsConfig) -> dict[str, 
     }
 
 
+def write_private_json(path: Path, data, **dumps) -> None:
+    """Write JSON readable by its owner only (mode 0600 from the start), replacing ``path`` atomically."""
+    tmp = path.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+        json.dump(data, out, indent=2, **dumps)
+    tmp.replace(path)
+
+
 def write_connections_file(settings: dict, config: TradeOpsConfig, path) -> None:
     """The connections as a file for Airflow's ``LocalFilesystemBackend`` (docker-compose shares it by volume)."""
-    from pathlib import Path
-
     connections = {}
     for conn_id, conn in airflow_connections(settings, config).items():
         conn = dict(conn)
         if "extra" in conn:
             conn["extra_dejson"] = conn.pop("extra")
         connections[conn_id] = conn
-    path = Path(path)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(connections, indent=2))
-    tmp.chmod(0o600)
-    tmp.replace(path)
+    write_private_json(Path(path), connections)

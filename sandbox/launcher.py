@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Callable
 
 import uvicorn
-from fastapi import FastAPI
 
 from sandbox import alertmanager, platform_api, platform_db, slack
+from sandbox.connections import write_private_json
 from sandbox.kubernetes.service import KubernetesSandbox
 from sandbox.servers import PG_DSN_ENV, REDIS_URL_ENV, PostgresServer, RedisServer, Role, dsn
 from tradeops.config import TradeOpsConfig, load_config
@@ -247,10 +247,7 @@ class Sandbox:
         await asyncio.gather(*tasks, *background, return_exceptions=True)
 
     def _write_settings(self) -> None:
-        tmp = self.settings_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.settings, indent=2, default=str))
-        tmp.chmod(0o600)
-        tmp.replace(self.settings_path)
+        write_private_json(self.settings_path, self.settings, default=str)
 
     def stop(self) -> None:
         self.settings_path.unlink(missing_ok=True)

@@ -222,10 +222,6 @@ class RedisServer:
     def url(self) -> str:
         return self._external_url or f"redis://:{quote(self.password, safe='')}@127.0.0.1:{self.port}/0"
 
-    def start(self) -> None:
-        self.launch()
-        self.wait_ready()
-
     def launch(self) -> None:
         if self._external_url is None:
             conf = self.state_dir / "redis.conf"

@@ -24,9 +24,8 @@ os.environ.update({
 import pytest  # noqa: E402
 
 from devstack.client import SandboxClient  # noqa: E402
-from devstack.processes import Child  # noqa: E402
+from devstack.stack import start_sandbox  # noqa: E402
 from sandbox.connections import airflow_connection_env  # noqa: E402
-from sandbox.launcher import read_settings  # noqa: E402
 from tradeops.config import load_config  # noqa: E402
 
 SANDBOX_SERVICES = ("platform_api", "alertmanager", "slack", "kubernetes")
@@ -63,18 +62,8 @@ def config():
 @pytest.fixture(scope="session")
 def sandbox_settings():
     state_dir = _run_dir("sandbox")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)])}
-    child = Child("sandbox", [sys.executable, "-m", "sandbox", "--state-dir", str(state_dir), "up", "--auto-ports"],
-                  env, state_dir / "sandbox.log", cwd=REPO)
+    child, settings = start_sandbox(state_dir, state_dir / "sandbox.log", "--auto-ports")
     try:
-        while True:
-            if not child.alive():
-                raise RuntimeError(f"sandbox failed to start:\n{child.tail()}")
-            try:
-                settings = read_settings(state_dir, timeout=0.2)
-                break
-            except FileNotFoundError:
-                continue
         yield settings
     finally:
         child.stop()
@@ -106,8 +95,6 @@ def sandbox(sandbox_settings) -> SandboxClient:
 @pytest.fixture(scope="session")
 def airflow_db():
     """Airflow's metadata database for in-process runs (``dag.test()``): SQLite in the private AIRFLOW_HOME."""
-    import subprocess
-
     AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
     result = subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
                             capture_output=True, text=True, env=os.environ.copy())
@@ -151,6 +138,20 @@ class Kubectl:
 @pytest.fixture(scope="session")
 def k8s(sandbox_settings) -> dict:
     return sandbox_settings["kubernetes"]
+
+
+@pytest.fixture
+def k8s_connection(k8s, monkeypatch):
+    """A Kubernetes connection id (kubeconfig in the extras, as production's) for an identity of the sandbox."""
+
+    def make(identity: str) -> str:
+        conn_id = f"k8s_{identity}".replace("-", "_")
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({
+            "conn_type": "kubernetes",
+            "extra": {"kube_config": json.loads(k8s["kubeconfig_json"]), "cluster_context": identity}}))
+        return conn_id
+
+    return make
 
 
 @pytest.fixture(scope="session")

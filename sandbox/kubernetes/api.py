@@ -15,7 +15,6 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 
 from sandbox.faults import FaultState
 from sandbox.kubernetes import errors, objects, protobuf, resources, tables
-from sandbox.kubernetes.controller import Controller
 from sandbox.kubernetes.logs import pod_log
 from sandbox.kubernetes.patch import apply_patch
 from sandbox.kubernetes.rbac import Authenticator, Authorizer, Request as AuthzRequest, User, user_for_review
@@ -29,9 +28,8 @@ NON_RESOURCE = {"/healthz", "/livez", "/readyz", "/version", "/api", "/apis"}
 
 
 class KubernetesState:
-    def __init__(self, store: Store, controller: Controller, authenticator: Authenticator, server_address: str):
+    def __init__(self, store: Store, authenticator: Authenticator, server_address: str):
         self.store = store
-        self.controller = controller
         self.authenticator = authenticator
         self.authorizer = Authorizer(store)
         self.server_address = server_address
@@ -63,11 +61,11 @@ def _route(group: str, version: str, rest: list[str]):
         return None
     rtype = resources.lookup(group, version, rest[0])
     if rtype is None:
-        raise errors.ApiError(404, "NotFound", "the server could not find the requested resource", {})
+        raise errors.no_route()
     name = rest[1] if len(rest) > 1 else None
     sub = rest[2] if len(rest) > 2 else None
     if sub is not None and sub not in rtype.subresources:
-        raise errors.ApiError(404, "NotFound", "the server could not find the requested resource", {})
+        raise errors.no_route()
     return rtype, namespace, name, sub
 
 
@@ -108,13 +106,10 @@ def create_app(state: KubernetesState) -> FastAPI:
             if document is not None:
                 return _respond(document, pretty=pretty)
         if url.startswith("/openapi"):
-            raise errors.ApiError(404, "NotFound", "the server could not find the requested resource", {})
-        parsed = _parse_path(parts)
-        if parsed is None:
-            raise errors.ApiError(404, "NotFound", "the server could not find the requested resource", {})
-        routed = _route(*parsed)
+            raise errors.no_route()
+        routed = _route(*parsed) if (parsed := _parse_path(parts)) is not None else None
         if routed is None:
-            raise errors.ApiError(404, "NotFound", "the server could not find the requested resource", {})
+            raise errors.no_route()
         rtype, namespace, name, sub = routed
         query = request.query_params
         verb = _verb(request.method, name, query)
@@ -192,13 +187,11 @@ def _discovery(state: KubernetesState, url: str, parts: list[str]) -> dict:
     if len(parts) == 2:
         versions = resources.groups().get(parts[1])
         if not versions:
-            raise errors.ApiError(404, "NotFound", "the server could not find the requested resource", {})
-        return {"kind": "APIGroup", "apiVersion": "v1", "name": parts[1],
-                "versions": [{"groupVersion": f"{parts[1]}/{v}", "version": v} for v in versions],
-                "preferredVersion": {"groupVersion": f"{parts[1]}/{versions[0]}", "version": versions[0]}}
+            raise errors.no_route()
+        return {"kind": "APIGroup", "apiVersion": "v1", **resources.api_group(parts[1], versions)}
     found = resources.api_resource_list(parts[1], parts[2])
     if found is None:
-        raise errors.ApiError(404, "NotFound", "the server could not find the requested resource", {})
+        raise errors.no_route()
     return found
 
 

@@ -76,6 +76,7 @@ class Controller:
         self.ready_since: dict[str, float] = {}
         self.progress: dict[str, tuple[tuple, float]] = {}
         self.warned: set[str] = set()
+        self._pods_by_owner: dict[str, list[dict]] = {}
 
     # --- loop -----------------------------------------------------------------------------------------------
 
@@ -92,6 +93,13 @@ class Controller:
         now = time.monotonic()
         for deployment in self.store.list(DEPLOYMENTS):
             self._deployment(deployment, now)
+        # Pods by controller, listed once a tick: a pod is only ever created or deleted by its own controller below,
+        # so each controller's view stays exact (listing per controller copied the whole store dozens of times).
+        self._pods_by_owner.clear()
+        for pod in self.store.list(PODS):
+            for ref in pod["metadata"].get("ownerReferences") or []:
+                if ref.get("controller"):
+                    self._pods_by_owner.setdefault(ref.get("uid"), []).append(pod)
         for sts in self.store.list(STATEFULSETS):
             self._statefulset(sts, now)
         for rs in self.store.list(REPLICASETS):
@@ -341,7 +349,7 @@ class Controller:
     # --- replica sets and pods ------------------------------------------------------------------------------
 
     def _owned_pods(self, owner: dict) -> list[dict]:
-        return [p for p in self.store.list(PODS, owner["metadata"]["namespace"]) if _controlled_by(p, owner)]
+        return list(self._pods_by_owner.get(owner["metadata"]["uid"], []))
 
     def _is_ready(self, pod: dict) -> bool:
         return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions") or [])

@@ -84,5 +84,10 @@ def gone(resource_version: str) -> ApiError:
     return ApiError(410, "Expired", f"too old resource version: {resource_version}")
 
 
-def method_not_allowed(message: str = "the server does not allow this method on the requested resource") -> ApiError:
-    return ApiError(405, "MethodNotAllowed", message)
+def no_route() -> ApiError:
+    """A path the API server does not serve at all (no such group, version or resource)."""
+    return ApiError(404, "NotFound", "the server could not find the requested resource", {})
+
+
+def method_not_allowed() -> ApiError:
+    return ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")

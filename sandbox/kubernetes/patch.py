@@ -46,7 +46,7 @@ def _tokens(pointer: str) -> list[str]:
     return [t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/")]
 
 
-def _parent(doc: Any, tokens: list[str], create: bool = False) -> tuple[Any, str]:
+def _parent(doc: Any, tokens: list[str]) -> tuple[Any, str]:
     target = doc
     for token in tokens[:-1]:
         if isinstance(target, list):
@@ -133,7 +133,7 @@ def merge_patch(doc: Any, patch: Any) -> Any:
 
 # --- strategic merge patch ------------------------------------------------------------------------------------
 
-def strategic_merge_patch(doc: Any, patch: Any, *, field: str | None = None, kind: str | None = None) -> Any:
+def strategic_merge_patch(doc: Any, patch: Any, *, kind: str | None = None) -> Any:
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)
     if patch.get("$patch") == "replace":
@@ -154,7 +154,7 @@ def strategic_merge_patch(doc: Any, patch: Any, *, field: str | None = None, kin
         elif isinstance(value, list):
             result[key] = _merge_list(result.get(key), value, key, kind)
         elif isinstance(value, dict):
-            merged = strategic_merge_patch(result.get(key), value, field=key, kind=kind)
+            merged = strategic_merge_patch(result.get(key), value, kind=kind)
             if merged is None:
                 result.pop(key, None)
             else:
@@ -194,7 +194,7 @@ def _merge_list(current: Any, patch: list, field: str, kind: str | None) -> list
         elif position is None:
             merged.append(_strip_directives(item))
         else:
-            merged[position] = strategic_merge_patch(merged[position], item, field=field, kind=kind)
+            merged[position] = strategic_merge_patch(merged[position], item, kind=kind)
     return merged
 
 

@@ -7,7 +7,6 @@ import hashlib
 from dataclasses import dataclass, field
 
 ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-READ_VERBS = ["get", "list", "watch"]
 
 
 @dataclass(frozen=True)
@@ -101,16 +100,14 @@ def api_versions(server_address: str) -> dict:
             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}]}
 
 
+def api_group(name: str, versions: list[str]) -> dict:
+    return {"name": name, "versions": [{"groupVersion": f"{name}/{v}", "version": v} for v in versions],
+            "preferredVersion": {"groupVersion": f"{name}/{versions[0]}", "version": versions[0]}}
+
+
 def api_group_list() -> dict:
-    return {
-        "kind": "APIGroupList",
-        "apiVersion": "v1",
-        "groups": [
-            {"name": group, "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in versions],
-             "preferredVersion": {"groupVersion": f"{group}/{versions[0]}", "version": versions[0]}}
-            for group, versions in groups().items()
-        ],
-    }
+    return {"kind": "APIGroupList", "apiVersion": "v1",
+            "groups": [api_group(group, versions) for group, versions in groups().items()]}
 
 
 def api_resource_list(group: str, version: str) -> dict | None:

@@ -184,20 +184,17 @@ def _network_policies(platform: str, monitoring: str | None) -> list[dict]:
     return policies
 
 
-def load_manifests(store: Store, folder: Path = MANIFESTS) -> list[str]:
-    """Apply the RBAC manifests TradeOps ships (``include/kubernetes/*.yaml``); returns what was created."""
-    created = []
-    for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+def load_manifests(store: Store) -> None:
+    """Apply the RBAC manifests TradeOps ships (``include/kubernetes/*.yaml``)."""
+    for path in sorted(MANIFESTS.glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
             if doc:
-                obj = _put(store, doc)
-                created.append(f"{obj['kind']}/{obj['metadata']['name']}")
-    return created
+                _put(store, doc)
 
 
-def seed(store: Store, config: TradeOpsConfig, now: datetime | None = None) -> dict[str, User]:
+def seed(store: Store, config: TradeOpsConfig) -> dict[str, User]:
     """Create the cluster's objects; returns the tokens the sandbox accepts, by identity."""
-    now = now or datetime.now(UTC)
+    now = datetime.now(UTC)
     namespaces = [ns.name for ns in config.kubernetes.namespaces]
     platform = namespaces[0]
     monitoring = next((n for n in namespaces if "monitoring" in n), None)
@@ -250,7 +247,7 @@ def seed(store: Store, config: TradeOpsConfig, now: datetime | None = None) -> d
     }
 
 
-def kubeconfig(server: str, tokens: dict[str, str], namespace: str, ca_pem: bytes, current: str = "admin") -> dict:
+def kubeconfig(server: str, tokens: dict[str, str], namespace: str, ca_pem: bytes) -> dict:
     """A kubeconfig with one context per identity (``kubectl --context tradeops``)."""
     return {
         "apiVersion": "v1", "kind": "Config", "preferences": {},
@@ -259,6 +256,6 @@ def kubeconfig(server: str, tokens: dict[str, str], namespace: str, ca_pem: byte
         "users": [{"name": identity, "user": {"token": token}} for identity, token in tokens.items()],
         "contexts": [{"name": identity, "context": {"cluster": "tradeops-sandbox", "user": identity,
                                                     "namespace": namespace}} for identity in tokens],
-        "current-context": current,
+        "current-context": "admin",
     }
 

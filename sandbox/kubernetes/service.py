@@ -31,7 +31,7 @@ class KubernetesSandbox:
         self.controller = Controller(self.store, ready_seconds=lambda: self.state.faults.faults.pod_ready_seconds,
                                      unpullable=lambda image: image in self.state.faults.faults.unpullable_images,
                                      paused=lambda: self.state.faults.faults.controller_paused)
-        self.state = KubernetesState(self.store, self.controller, authenticator, url.split("//", 1)[1])
+        self.state = KubernetesState(self.store, authenticator, url.split("//", 1)[1])
         self.app = create_app(self.state)
         self.controller.settle()
         self.kubeconfig_path = state_dir / "kubeconfig"

@@ -134,7 +134,6 @@ class Store:
         self.history: deque[tuple[int, str, str, dict, dict | None]] = deque(maxlen=HISTORY)
         self.oldest_rv = 0
         self._changed: asyncio.Condition | None = None
-        self.on_change: list[Callable[[str, dict], None]] = []
 
     @staticmethod
     def key(rtype: ResourceType) -> str:
@@ -153,8 +152,6 @@ class Store:
         if len(self.history) == self.history.maxlen:
             self.oldest_rv = self.history[0][0]
         self.history.append((self.rv, self.key(rtype), event, copy.deepcopy(obj), old))
-        for listener in self.on_change:
-            listener(self.key(rtype), obj)
         if self._changed is not None:
             asyncio.get_running_loop().create_task(self._notify())
 

@@ -98,7 +98,7 @@ def wants_table(accept: str) -> bool:
 
 def to_table(kind: str, api_version: str, items: list[dict], resource_version: str) -> dict:
     extra = COLUMNS.get(kind, lambda o: [])
-    names = [name for name, _ in extra(items[0])] if items else [name for name, _ in extra(_EMPTY.get(kind, {}))]
+    names = [name for name, _ in extra(items[0] if items else {"spec": {}})]
     columns = [{"name": "Name", "type": "string", "format": "name", "description": "Name", "priority": 0}]
     columns += [{"name": name, "type": "string", "format": "", "description": name, "priority": 0} for name in names]
     columns.append({"name": "Age", "type": "string", "format": "", "description": "Age", "priority": 0})
@@ -111,9 +111,3 @@ def to_table(kind: str, api_version: str, items: list[dict], resource_version: s
     return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": resource_version},
             "columnDefinitions": columns, "rows": rows}
 
-
-_EMPTY = {
-    "Deployment": {"spec": {}, "status": {}}, "ReplicaSet": {"spec": {}}, "StatefulSet": {"spec": {}},
-    "Pod": {"spec": {}}, "Service": {"spec": {}}, "Secret": {}, "Namespace": {}, "NetworkPolicy": {},
-    "RoleBinding": {}, "ClusterRoleBinding": {}, "Event": {},
-}

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from devstack.stack import LocalStack
+from devstack.stack import DEMO_CONFIG, LocalStack
 
 PROBE_DAGS = sorted((Path(__file__).parent / "dags").glob("*.py"))
-DEMO_CONFIG = Path(__file__).resolve().parents[2] / "include" / "config" / "tradeops.demo.yaml"
 
 
 @pytest.fixture(scope="session")

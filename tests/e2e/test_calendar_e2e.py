@@ -9,14 +9,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from devstack.client import parse
+from devstack.drill import posted_at
 from tradeops.calendar.sensors import MarketHoursSensor
 from tradeops.config.model import format_duration
 
 pytestmark = pytest.mark.e2e
-
-
-def parse(moment: str) -> datetime:
-    return datetime.fromisoformat(moment.replace("Z", "+00:00"))
 
 
 def offset_to(target: datetime) -> str:
@@ -102,7 +100,7 @@ def test_a_market_anchored_deadline_fires_at_its_moment(stack):
             break
         time.sleep(0.2)
     assert deadline_seen is not None, "the deadline callback never posted"
-    received = datetime.fromtimestamp(float(deadline_seen["ts"]), UTC)
+    received = posted_at(deadline_seen)
     assert timedelta(0) <= received - due < timedelta(seconds=5), f"posted {received - due} after the deadline"
     assert "[P2] #" in deadline_seen["text"]
     assert deadline_seen["text"].endswith("e2e_market_deadline missed its 'late' deadline")

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from devstack.drill import Drill, parse, posted_at
-from tradeops.config import load_config
+from devstack.client import parse
+from devstack.drill import Drill, posted_at
 from tradeops.incidents.policy import CATCH_UP_AFTER, EscalationPolicy
 
 pytestmark = pytest.mark.e2e
@@ -21,7 +21,7 @@ PAGES = ("paged", "escalated", "repeated")
 
 @pytest.fixture(scope="module")
 def policy(stack):
-    return EscalationPolicy(load_config(stack.config_path).escalation)
+    return EscalationPolicy(stack.config.escalation)
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,7 @@ def test_escalation_survives_killing_the_scheduler_and_the_triggerer(drill, stac
     page = drill.wait_for_page(run_id, due, timeout=90)
 
     killed_at = datetime.now(UTC)
-    stack.airflow.restart(("scheduler", "triggerer"), hard=True)  # SIGKILL, then start again
+    stack.airflow.restart(("scheduler", "triggerer"))  # SIGKILL, then start again
     healthy_at = datetime.now(UTC)
 
     drill.wait_for_level(page.incident_id, 2, "#ops-management", timeout=120)

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from devstack.client import parse
 from devstack.demo import DEMO_PLAN, run_plan
 from tradeops.calendar.deadlines import ExchangeSessionDeadline
 from tradeops.calendar.sessions import sessions_for
@@ -32,7 +33,7 @@ def test_every_dag_runs_to_its_planned_state_under_the_real_scheduler(stack):
 def test_the_scheduler_plans_the_next_run_on_the_exchange_calendar(stack):
     dag = stack.client.dag("daily_health_check")
     assert dag["timetable_summary"] == "90 min before XNYS open"
-    next_run = datetime.fromisoformat(dag["next_dagrun_run_after"].replace("Z", "+00:00"))
+    next_run = parse(dag["next_dagrun_run_after"])
     _, expected = sessions_for("XNYS").next_event("open", timedelta(minutes=-90), datetime.now(UTC), inclusive=True)
     assert next_run == expected
     assert expected.astimezone(ZoneInfo("America/New_York")).strftime("%H:%M") == "08:00"
@@ -45,10 +46,10 @@ def test_each_run_gets_its_market_anchored_deadlines_and_success_prunes_them(sta
     run_id = stack.client.trigger("daily_health_check")
     created = deadlines(run_id)
     run = stack.client.dag_run("daily_health_check", run_id)
-    run_after = datetime.fromisoformat(run["run_after"].replace("Z", "+00:00"))
+    run_after = parse(run["run_after"])
     expected = sorted(ExchangeSessionDeadline(tier.by, "XNYS").due_for(run_after)
                       for tier in config.deadlines["daily_health_check"])
-    assert sorted(datetime.fromisoformat(d["deadline_time"].replace("Z", "+00:00")) for d in created) == expected
+    assert sorted(parse(d["deadline_time"]) for d in created) == expected
     for moment in expected:
         assert moment.astimezone(ZoneInfo("America/New_York")).strftime("%H:%M") in ("09:00", "09:20")
 

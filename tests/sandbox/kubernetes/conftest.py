@@ -12,15 +12,12 @@ NAMESPACE = "grandmodel"
 
 
 @pytest.fixture
-def hook(k8s, monkeypatch):
+def hook(k8s_connection):
     """The provider's KubernetesHook on a connection holding the sandbox's kubeconfig, as production does."""
     from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
 
     def make(context: str = "admin", asynchronous: bool = False):
-        conn_id = f"k8s_{context}".replace("-", "_")
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({
-            "conn_type": "kubernetes",
-            "extra": {"kube_config": json.loads(k8s["kubeconfig_json"]), "cluster_context": context}}))
+        conn_id = k8s_connection(context)
         if asynchronous:
             from airflow.providers.cncf.kubernetes.hooks.kubernetes import AsyncKubernetesHook
 

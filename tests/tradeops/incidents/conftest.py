@@ -4,14 +4,13 @@ seconds-scale escalation policy."""
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import pytest
 
+from devstack.stack import DEMO_CONFIG
 from tradeops.config import load_config
 from tradeops.incidents.service import Incidents
 
-DEMO_CONFIG = Path(__file__).resolve().parents[3] / "include" / "config" / "tradeops.demo.yaml"
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import types
 
 import pytest
@@ -11,18 +10,9 @@ NAMESPACE = "grandmodel"
 
 
 @pytest.fixture
-def connect(sandbox_settings, airflow_connections, monkeypatch):
+def connect(k8s_connection, airflow_connections):
     """A connection id for an identity of the sandbox (the default TradeOps connection is ``tradeops``)."""
-
-    def make(identity: str) -> str:
-        conn_id = f"k8s_{identity}".replace("-", "_")
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({
-            "conn_type": "kubernetes",
-            "extra": {"kube_config": json.loads(sandbox_settings["kubernetes"]["kubeconfig_json"]),
-                      "cluster_context": identity}}))
-        return conn_id
-
-    return make
+    return k8s_connection
 
 
 @pytest.fixture

@@ -72,7 +72,7 @@ def test_a_healthy_platform(health_dag, slack, airflow_db):
     [message] = slack.slack_messages("#trading-ops")
     assert message["text"] == ":large_yellow_circle: Daily health check: all 9 checks passed, 1 with warnings"
     assert "HighMemoryUsage (data-handler)" in message["blocks"][2]["text"]["text"]
-    assert f"/dags/daily_health_check/runs/" in message["blocks"][1]["elements"][0]["text"]
+    assert "/dags/daily_health_check/runs/" in message["blocks"][1]["elements"][0]["text"]
     report = report_of(run, airflow_db / "reports")
     assert report["overall"] == "warn"
     assert [r["name"] for r in report["results"]] == list(HEALTH_CHECKS)
