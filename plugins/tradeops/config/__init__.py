@@ -71,10 +71,11 @@ def _versions(path: Path, seen: tuple = ()) -> tuple:
     match = _EXTENDS.search(path.read_text(encoding="utf-8"))
     if match is None:
         return (stamp,)
-    return (stamp, *_versions(path.parent / match.group(1).strip("'\""), (*seen, stamp[0])))
+    return (stamp, *_versions(path.parent / match.group("path"), (*seen, stamp[0])))
 
 
-_EXTENDS = re.compile(r"^extends:\s*(\S+)\s*$", re.MULTILINE)
+# Found without parsing the YAML, as the cache key is computed on every load_config(); _read checks it agrees.
+_EXTENDS = re.compile(r"""^extends:[ \t]*(['"]?)(?P<path>[^'"\s#]+)\1[ \t]*(#.*)?$""", re.MULTILINE)
 
 
 def _merge(base: dict, overlay: dict) -> dict:
@@ -95,49 +96,59 @@ def _read(path: str) -> tuple[dict, yaml.Node | None]:
         raise ConfigError(f"TradeOps config {path}: not valid YAML: {err}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"TradeOps config {path}: the top level must be a mapping")
-    if "extends" in data:
-        base, _ = _read(str(Path(path).parent / data.pop("extends")))
-        data = _merge(base, data)
     return data, tree
 
 
 @functools.lru_cache(maxsize=8)
-def _load(path: str, _versions: tuple) -> TradeOpsConfig:
-    data, tree = _read(path)
+def _load(path: str, versions: tuple) -> TradeOpsConfig:
+    """The file merged over the files it extends (``versions``: the file first, then its base, ...), validated."""
+    chain = [file for file, _ in versions]
+    layers = [_read(file) for file in chain]
+    for file, (layer, _) in zip(chain, layers):
+        if ("extends" in layer) != (file != chain[-1]):
+            raise ConfigError(f"TradeOps config {file}: write 'extends: <file>' on a line of its own")
+        layer.pop("extends", None)
+    data = layers[-1][0]
+    for overlay, _ in reversed(layers[:-1]):
+        data = _merge(data, overlay)
+    trees = [(file, tree) for file, (_, tree) in zip(chain, layers)]
 
     try:
         config = TradeOpsConfig.model_validate(data)
     except ValidationError as err:
-        problems = [(_location(tree, e), _reason(e)) for e in err.errors(include_url=False)]
-        raise ConfigError(_message(path, tree, problems)) from None
+        problems = [(_location(data, e), _reason(e)) for e in err.errors(include_url=False)]
+        raise ConfigError(_message(path, trees, problems)) from None
     problems = consistency_errors(config)
     if problems:
-        raise ConfigError(_message(path, tree, problems))
+        raise ConfigError(_message(path, trees, problems))
     return config
 
 
-def _location(tree: yaml.Node | None, error: dict) -> tuple:
-    """The error's path as the file spells it: without pydantic's union tags and ``[key]`` markers."""
+def _location(data: dict, error: dict) -> tuple:
+    """The error's path as the files spell it: without pydantic's union tags and ``[key]`` markers."""
     loc = list(error["loc"])
     if error["type"] == "union_tag_invalid":
         loc.append(error["ctx"]["discriminator"].strip("'"))
-    cleaned, node = [], tree
+    cleaned, node = [], data
     for index, part in enumerate(loc):
         last = index == len(loc) - 1
         if part == "[key]":
             continue
-        if isinstance(node, yaml.MappingNode):
-            child = next((value for key, value in node.value if key.value == str(part)), None)
-            if child is None and not last:
+        if isinstance(node, dict):
+            child = next((value for key, value in node.items() if str(key) == str(part)), _ABSENT)
+            if child is _ABSENT and not last:
                 continue  # a union tag or a key marker, not a key of the file
             cleaned.append(part)
             node = child
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
             cleaned.append(part)
-            node = node.value[part]
+            node = node[part]
         else:
             cleaned.append(part)
     return tuple(cleaned)
+
+
+_ABSENT = object()
 
 
 def _reason(error: dict) -> str:
@@ -149,12 +160,15 @@ def _reason(error: dict) -> str:
     return reason
 
 
-def _message(path: str, tree: yaml.Node | None, problems: list[tuple[tuple, str]]) -> str:
+def _message(path: str, trees: list[tuple[str, yaml.Node | None]], problems: list[tuple[tuple, str]]) -> str:
     count = len(problems)
     lines = [f"TradeOps config {path} is invalid ({count} problem{'s' if count > 1 else ''}):"]
     for loc, reason in problems:
-        line = _line_of(tree, loc)
+        # The file that spells out most of the path (the file itself, or one it extends) and the line there.
+        depth, line, file = max(((*_line_of(tree, loc), file) for file, tree in trees), key=lambda found: found[0])
         where = f"line {line}: " if line else ""
+        if file != path:
+            where = f"{Path(file).name} {where}"
         lines.append(f"  {where}{_dotted(loc)}: {reason}")
     return "\n".join(lines)
 
@@ -166,9 +180,9 @@ def _dotted(loc: tuple) -> str:
     return out or "(top level)"
 
 
-def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
-    """The 1-based line of the deepest YAML node the error path reaches."""
-    line = node.start_mark.line + 1 if node is not None else None
+def _line_of(node: yaml.Node | None, loc: tuple) -> tuple[int, int | None]:
+    """How many parts of the error path the YAML tree has, and the 1-based line of the deepest one."""
+    depth, line = 0, node.start_mark.line + 1 if node is not None else None
     for part in loc:
         if isinstance(node, yaml.MappingNode):
             node = next((value for key, value in node.value if key.value == str(part)), None)
@@ -178,8 +192,8 @@ def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
             break
         if node is None:
             break
-        line = node.start_mark.line + 1
-    return line
+        depth, line = depth + 1, node.start_mark.line + 1
+    return depth, line
 
 
 class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):

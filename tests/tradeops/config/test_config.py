@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 import sys
 from datetime import timedelta
@@ -207,3 +208,44 @@ def test_loading_is_cached_until_the_file_changes(tmp_path):
 
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
     assert load_config(path).platform.name == "Renamed"
+
+
+# --- extends: an overlay over another config (the demo's seconds-scale escalation) ---------------------------------
+
+def test_the_demo_config_is_the_production_one_with_escalation_in_seconds():
+    demo = load_config(REPO / "include" / "config" / "tradeops.demo.yaml")
+    production = load_config()
+    assert demo.escalation.severities["P2"].initial_response == timedelta(seconds=8)
+    assert demo.escalation.levels == production.escalation.levels, "mappings merge key by key"
+    assert demo.kubernetes == production.kubernetes and demo.deadlines == production.deadlines
+
+
+def test_extends_with_quotes_and_a_comment(tmp_path):
+    write(tmp_path, GOOD, "base.yaml")
+    overlay = write(tmp_path, "extends: 'base.yaml'  # shared\nescalation:\n  repeat: 3\n", "overlay.yaml")
+    assert load_config(overlay).escalation.repeat == 3
+
+
+def test_an_edit_to_the_base_file_is_seen(tmp_path):
+    base = write(tmp_path, GOOD, "base.yaml")
+    overlay = write(tmp_path, "extends: base.yaml\n", "overlay.yaml")
+    assert load_config(overlay).escalation.repeat == GOOD["escalation"]["repeat"]
+    write(tmp_path, {**GOOD, "escalation": {**GOOD["escalation"], "repeat": 4}}, "base.yaml")
+    os.utime(base, ns=(base.stat().st_atime_ns, base.stat().st_mtime_ns + 10**9))
+    assert load_config(overlay).escalation.repeat == 4
+
+
+def test_an_extends_loop_is_refused(tmp_path):
+    loop = write(tmp_path, "extends: loop.yaml  # oops\n", "loop.yaml")
+    with pytest.raises(ConfigError, match="loops back to itself"):
+        load_config(loop)
+
+
+def test_an_error_in_the_base_names_the_base_file_the_full_path_and_its_line(tmp_path):
+    bad = {**GOOD, "escalation": {**GOOD["escalation"], "repeat": 99}}
+    base = write(tmp_path, bad, "base.yaml")
+    overlay = write(tmp_path, "extends: base.yaml\nslack:\n  war_room_prefix: war-\n", "overlay.yaml")
+    with pytest.raises(ConfigError) as err:
+        load_config(overlay)
+    line = next(n for n, text in enumerate(base.read_text().splitlines(), 1) if text.strip().startswith("repeat:"))
+    assert f"base.yaml line {line}: escalation.repeat: Input should be less than or equal to 10" in str(err.value)
