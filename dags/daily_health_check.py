@@ -41,7 +41,7 @@ from tradeops.calendar.timetable import ExchangeSessionTimetable
 from tradeops.checks.health import HEALTH_CHECKS
 from tradeops.config import load_config
 from tradeops.incidents.callbacks import apply_incident_policy
-from tradeops.incidents.operators import ReportCheckIncidentsOperator, TaskDeadlineSensor
+from tradeops.incidents.operators import ReportCheckIncidentsOperator
 from tradeops.operators.health import HealthCheckOperator, HealthSummaryOperator
 
 config = load_config()
@@ -50,7 +50,7 @@ DAG_ID = "daily_health_check"
 with DAG(
     dag_id=DAG_ID,
     description="Platform, data, infrastructure and account checks before the open, summarised in Slack",
-    schedule=ExchangeSessionTimetable.from_config(config.schedules[DAG_ID], config.platform.exchange),
+    schedule=ExchangeSessionTimetable(config.schedules[DAG_ID], config.platform.exchange),
     deadline=deadline_alerts(DAG_ID, config.deadlines.get(DAG_ID, []), config.platform.exchange),
     start_date=datetime(2026, 1, 1),
     catchup=False,
@@ -70,8 +70,4 @@ with DAG(
         retries=0,
     )
     checks >> report >> summary
-    for deadline in config.incidents.task_deadlines.get(DAG_ID, []):
-        TaskDeadlineSensor(task_id=f"{deadline.name.replace('-', '_')}_by_deadline", tasks=deadline.tasks,
-                           by=deadline.by, deadline_name=deadline.name, severity=deadline.severity,
-                           exchange=config.platform.exchange)
     apply_incident_policy(dag, config)

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor
 from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference
 
-from tradeops.calendar.deadlines import INCIDENT_CALLBACK
+from tradeops.incidents.callbacks import deadline_missed
 
 DAG_ID = "escalation_drill"
 
@@ -30,7 +30,7 @@ with DAG(
     deadline=DeadlineAlert(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
         interval=timedelta(seconds=20),
-        callback=AsyncCallback(INCIDENT_CALLBACK, kwargs={"dag_id": DAG_ID, "tier": "drill", "severity": "P2"}),
+        callback=AsyncCallback(deadline_missed, kwargs={"dag_id": DAG_ID, "tier": "drill", "severity": "P2"}),
         name=f"{DAG_ID}:drill",
     ),
     default_args={"owner": "trading-ops", "retries": 1},

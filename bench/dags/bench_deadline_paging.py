@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor
 from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference
 
-from tradeops.calendar.deadlines import INCIDENT_CALLBACK
+from tradeops.incidents.callbacks import deadline_missed
 
 DAG_ID = "bench_deadline_paging"
 DUE_AFTER = timedelta(seconds=12)
@@ -24,7 +24,7 @@ with DAG(
     catchup=False,
     deadline=[
         DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=DUE_AFTER, name="tradeops",
-                      callback=AsyncCallback(INCIDENT_CALLBACK,
+                      callback=AsyncCallback(deadline_missed,
                                              kwargs={"dag_id": DAG_ID, "tier": "bench", "severity": "P2"})),
         DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=DUE_AFTER, name="stock",
                       callback=AsyncCallback("airflow.providers.slack.notifications.slack_webhook.SlackWebhookNotifier",

@@ -15,14 +15,12 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import AsyncCallback, BaseDeadlineReference, DeadlineAlert
 
 from tradeops.calendar.events import anchor_to_dict, events_for
+from tradeops.incidents.callbacks import deadline_missed
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from tradeops.config.model import ClockAnchor, DeadlineTier, SessionAnchor
-
-REFERENCE_TYPE_FIELD = "reference_type"
-
 
 class ExchangeSessionDeadline(BaseDeadlineReference):
     """The next event of a market anchor at or after the run's ``run_after``."""
@@ -37,11 +35,7 @@ class ExchangeSessionDeadline(BaseDeadlineReference):
         return self.events.describe()
 
     def serialize_reference(self) -> dict[str, Any]:
-        return {
-            REFERENCE_TYPE_FIELD: self.reference_name,
-            "anchor": anchor_to_dict(self.events.spec),
-            "exchange": self.exchange,
-        }
+        return {**super().serialize_reference(), "anchor": anchor_to_dict(self.events.spec), "exchange": self.exchange}
 
     @classmethod
     def deserialize_reference(cls, reference_data: dict[str, Any]) -> ExchangeSessionDeadline:
@@ -59,17 +53,14 @@ class ExchangeSessionDeadline(BaseDeadlineReference):
         return self.due_for(run_after) if run_after is not None else None
 
 
-INCIDENT_CALLBACK = "tradeops.incidents.callbacks.deadline_missed"
-
-
-def deadline_alerts(dag_id: str, tiers: list[DeadlineTier], exchange: str,
-                    callback: str = INCIDENT_CALLBACK) -> list[DeadlineAlert]:
+def deadline_alerts(dag_id: str, tiers: list[DeadlineTier], exchange: str) -> list[DeadlineAlert]:
     """One Airflow ``DeadlineAlert`` per configured tier, opening an incident (in the triggerer) when missed."""
     return [
         DeadlineAlert(
             reference=ExchangeSessionDeadline(tier.by, exchange),
             interval=timedelta(0),
-            callback=AsyncCallback(callback, kwargs={"dag_id": dag_id, "tier": tier.name, "severity": tier.severity}),
+            callback=AsyncCallback(deadline_missed,
+                                   kwargs={"dag_id": dag_id, "tier": tier.name, "severity": tier.severity}),
             name=f"{dag_id}:{tier.name}",
         )
         for tier in tiers

@@ -8,7 +8,6 @@ time on given weekdays, skipping occurrences while the exchange is open. Both an
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from tradeops.calendar.sessions import OutsideCalendarError, SessionTable, sessions_for
@@ -24,16 +23,6 @@ _SESSION_WORDS = {
 _MAX_SCAN_DAYS = 400
 
 
-class MarketEvents(Protocol):
-    exchange: str
-
-    def next(self, after: datetime, *, inclusive: bool) -> datetime: ...
-
-    def previous(self, before: datetime) -> datetime | None: ...
-
-    def describe(self) -> str: ...
-
-
 def describe_offset(anchor: str, offset: timedelta, exchange: str) -> str:
     """``"90 min before XNYS open"``, ``"30 min after XNYS close"``, ``"2 h after XNYS close"``, ``"at XNYS open"``."""
     minutes = int(offset.total_seconds() // 60)
@@ -43,17 +32,23 @@ def describe_offset(anchor: str, offset: timedelta, exchange: str) -> str:
     return f"{amount} {'before' if minutes < 0 else 'after'} {exchange} {anchor}"
 
 
-class SessionEvents:
-    def __init__(self, spec: SessionAnchor, exchange: str, table: SessionTable | None = None):
+class MarketEvents:
+    """The instants of one anchor on one exchange: ``next``, ``previous`` and ``describe``."""
+
+    def __init__(self, spec: SessionAnchor | ClockAnchor, exchange: str):
         self.spec = spec
         self.exchange = exchange
-        self._table = table
+        self._table: SessionTable | None = None
 
     @property
     def table(self) -> SessionTable:
-        if self._table is None:
+        if self._table is None:  # built (or read from the cache) on first use, never at DAG parse time
             self._table = sessions_for(self.exchange)
         return self._table
+
+
+class SessionEvents(MarketEvents):
+    spec: SessionAnchor
 
     def next(self, after: datetime, *, inclusive: bool) -> datetime:
         spec = self.spec
@@ -68,20 +63,14 @@ class SessionEvents:
         return describe_offset(self.spec.anchor, self.spec.offset, self.exchange) + _SESSION_WORDS[self.spec.sessions]
 
 
-class ClockEvents:
-    def __init__(self, spec: ClockAnchor, exchange: str, table: SessionTable | None = None):
-        self.spec = spec
-        self.exchange = exchange
-        self._table = table
+class ClockEvents(MarketEvents):
+    spec: ClockAnchor
+
+    def __init__(self, spec: ClockAnchor, exchange: str):
+        super().__init__(spec, exchange)
         hours, minutes = (int(part) for part in spec.at.split(":"))
         self.at = time(hours, minutes)
         self.weekdays = {WEEKDAYS.index(day) for day in spec.days}
-
-    @property
-    def table(self) -> SessionTable:
-        if self._table is None:
-            self._table = sessions_for(self.exchange)
-        return self._table
 
     def _occurrence(self, day: date, tz: ZoneInfo) -> datetime:
         # A time skipped by a spring-forward change (02:30 on the second Sunday of March) runs at the same

@@ -48,10 +48,6 @@ class ExchangeSessionTimetable(Timetable):
         self.exchange = exchange
         self.description = self.events.describe()
 
-    @classmethod
-    def from_config(cls, anchor: SessionAnchor | ClockAnchor, exchange: str) -> ExchangeSessionTimetable:
-        return cls(anchor, exchange)
-
     @property
     def summary(self) -> str:
         return self.description

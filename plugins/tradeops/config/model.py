@@ -212,12 +212,15 @@ class ClockAnchor(_Strict):
 MarketAnchor = Annotated[SessionAnchor | ClockAnchor, Field(discriminator="anchor")]
 
 
+Severity = Literal["P1", "P2", "P3", "P4", "security"]
+
+
 class DeadlineTier(_Strict):
     """One deadline of a DAG run: ``{name: late, by: {anchor: open, offset: -10m}, severity: P2}``."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
     by: MarketAnchor
-    severity: Literal["P1", "P2", "P3", "P4", "security"] = "P3"
+    severity: Severity = "P3"
 
 
 ScheduledDag = Literal[
@@ -263,7 +266,6 @@ class SeverityPolicy(_Strict):
     )
 
 
-Severity = Literal["P1", "P2", "P3", "P4", "security"]
 
 
 class Escalation(_Strict):
@@ -286,12 +288,12 @@ class TaskDeadline(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_-]*$")
     tasks: list[str] = Field(min_length=1)
     by: MarketAnchor
-    severity: Literal["P1", "P2", "P3", "P4", "security"] = "P2"
+    severity: Severity = "P2"
 
 
 class Incidents(_Strict):
-    check_severity: dict[str, Literal["P1", "P2", "P3", "P4", "security"]] = {}
-    critical_tasks: dict[str, dict[str, Literal["P1", "P2", "P3", "P4", "security"]]] = {}
+    check_severity: dict[str, Severity] = {}
+    critical_tasks: dict[str, dict[str, Severity]] = {}
     task_deadlines: dict[ScheduledDag, list[TaskDeadline]] = {}
 
 

@@ -40,7 +40,14 @@ class OpenIncidentOnFailure:
 
 
 def apply_incident_policy(dag, config) -> None:
-    """Wire the config's ``incidents.critical_tasks`` of this DAG: their failure opens an incident."""
+    """Wire the config's ``incidents`` section into this DAG: the failure of a task in ``critical_tasks`` opens an
+    incident, and each of ``task_deadlines`` gets a ``TaskDeadlineSensor`` (``<name>_by_deadline``)."""
+    from tradeops.incidents.operators import TaskDeadlineSensor
+
     for task_id, severity in config.incidents.critical_tasks.get(dag.dag_id, {}).items():
         task = dag.get_task(task_id)
         task.on_failure_callback = OpenIncidentOnFailure(severity)
+    for deadline in config.incidents.task_deadlines.get(dag.dag_id, []):
+        TaskDeadlineSensor(task_id=f"{deadline.name.replace('-', '_')}_by_deadline", tasks=deadline.tasks,
+                           by=deadline.by, deadline_name=deadline.name, severity=deadline.severity,
+                           exchange=config.platform.exchange, dag=dag)

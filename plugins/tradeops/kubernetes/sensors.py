@@ -48,11 +48,10 @@ class RolloutStatusSensor(BaseSensorOperator):
             raise AirflowFailException(f"{self.names} span namespaces {sorted(namespaces)}: use one sensor each")
         return namespaces.pop(), conn_id
 
-    def _states(self) -> dict[str, Any]:
+    def _states(self, namespace: str, conn_id: str) -> dict[str, Any]:
         from tradeops.kubernetes.client import KubernetesClient
         from tradeops.kubernetes.rollout import RolloutFailed, rollout_state
 
-        namespace, conn_id = self._target()
         client = KubernetesClient(conn_id)
         read = client.statefulset if self.kind == "statefulset" else client.deployment
         states = {}
@@ -66,17 +65,17 @@ class RolloutStatusSensor(BaseSensorOperator):
         return states
 
     def poke(self, context) -> bool:
-        return all(state.done for state in self._states().values())
+        return all(state.done for state in self._states(*self._target()).values())
 
     def execute(self, context) -> Any:
         if not self.deferrable:
             return super().execute(context)
         from tradeops.kubernetes.triggers import RolloutStatusTrigger
 
-        states = self._states()
+        namespace, conn_id = self._target()
+        states = self._states(namespace, conn_id)
         if all(state.done for state in states.values()):
             return {"status": "success", "messages": {n: s.message for n, s in states.items()}}
-        namespace, conn_id = self._target()
         self.defer(
             trigger=RolloutStatusTrigger(self.names, namespace, conn_id, self.kind, timeout_s=self.timeout),
             method_name="execute_complete",

@@ -9,7 +9,7 @@ from __future__ import annotations
 class SlackClient:
     """The Web API calls TradeOps makes, on one connection."""
 
-    def __init__(self, conn_id: str, rate_limit_retries: int = 5):
+    def __init__(self, conn_id: str):
         from slack_sdk.http_retry.builtin_handlers import (
             ConnectionErrorRetryHandler,
             RateLimitErrorRetryHandler,
@@ -21,7 +21,7 @@ class SlackClient:
         self.web = SlackHook(
             slack_conn_id=conn_id,
             retry_handlers=[
-                RateLimitErrorRetryHandler(max_retry_count=rate_limit_retries),
+                RateLimitErrorRetryHandler(max_retry_count=5),
                 ConnectionErrorRetryHandler(max_retry_count=3),
                 ServerErrorRetryHandler(max_retry_count=3),
             ],
