@@ -90,6 +90,7 @@ class AirflowStack:
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
             CONFIG_ENV: str(self.config_path),
             "TRADEOPS_REPORTS_DIR": str(self.reports_dir),
+            "TRADEOPS_BACKUP_DIR": str(self.home / "backups"),
             **airflow_connection_env(self.sandbox, self.config),
             **self.extra_env,
         }

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 import uvicorn
+from psycopg import sql
 
 from sandbox import alertmanager, platform_api, platform_db, slack
 from sandbox.connections import write_private_json
@@ -162,8 +163,13 @@ class Sandbox:
         tradeops = Role("tradeops", sec.tradeops_db_password)
         platform_app = Role("platform_app", sec.platform_app_db_password)
         airflow = Role("airflow", sec.airflow_db_password)
-        for role in (tradeops, platform_app, airflow):
+        for role in (platform_app, airflow):
             self.postgres.ensure_role(role)
+        # TradeOps' maintenance role: owns the platform's tables (retention, reindex, vacuum), reads every session's
+        # activity (pg_monitor: long queries, lock chains) and creates the scratch databases backups restore into.
+        self.postgres.ensure_role(tradeops, createdb=True)
+        with self.postgres.admin_connection() as conn:
+            conn.execute(sql.SQL("GRANT pg_monitor TO {}").format(sql.Identifier(tradeops.name)))
         platform_name = self.config.database.name
         host, port = self.postgres.host, self.postgres.port
         platform_dsn = dsn(host, port, tradeops, platform_name)

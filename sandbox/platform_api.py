@@ -47,6 +47,16 @@ class RevokeRequest(BaseModel):
     reason: str = Field(min_length=3, max_length=500)
 
 
+class LogCleanupRequest(BaseModel):
+    older_than_days: int = Field(ge=1, le=3650)
+    dry_run: bool = True
+
+
+class SecurityScanRequest(BaseModel):
+    images: list[str] = Field(min_length=1)
+    fail_on: list[str] = ["critical"]
+
+
 class PlatformState:
     def __init__(self, config: TradeOpsConfig, dsn: str, token: str):
         self.config = config
@@ -56,6 +66,10 @@ class PlatformState:
         self.faults = FaultState()
         self.sessions = {f"user{n:02d}": 1 + n % 3 for n in range(1, 36)}
         self.idempotent_responses: dict[str, dict] = {}
+        today = self.started_at.date()
+        # The platform's log indices (Elasticsearch-style, one per day) and their sizes, for the weekly cleanup.
+        self.log_indices = {f"grandmodel-logs-{today - timedelta(days=n):%Y.%m.%d}": 150_000_000 + n * 1_000_000
+                            for n in range(45)}
 
     def is_unhealthy(self, name: str) -> bool:
         return name in self.faults.faults.unhealthy
@@ -292,5 +306,30 @@ def create_app(state: PlatformState) -> FastAPI:
         revoked = sum(state.sessions.values())
         state.sessions.clear()
         return {"revoked": revoked, "reason": body.reason, "revoked_at": _iso(datetime.now(UTC))}
+
+    @app.post("/v1/maintenance/logs/cleanup", dependencies=auth)
+    async def logs_cleanup(body: LogCleanupRequest, idempotency_key: str | None = Header(default=None)):
+        if idempotency_key and idempotency_key in state.idempotent_responses:
+            return state.idempotent_responses[idempotency_key]
+        cutoff = f"grandmodel-logs-{datetime.now(UTC).date() - timedelta(days=body.older_than_days):%Y.%m.%d}"
+        expired = sorted(name for name in state.log_indices if name < cutoff)
+        freed = sum(state.log_indices[name] for name in expired)
+        if not body.dry_run:
+            for name in expired:
+                del state.log_indices[name]
+        response = {"deleted" if not body.dry_run else "would_delete": expired, "bytes_freed": freed,
+                    "kept": len(state.log_indices) - (len(expired) if body.dry_run else 0), "dry_run": body.dry_run}
+        if idempotency_key:
+            state.idempotent_responses[idempotency_key] = response
+        return response
+
+    @app.post("/v1/security/scan", dependencies=auth)
+    async def security_scan(body: SecurityScanRequest):
+        # Deterministic findings per image: the sandbox's images have medium/low ones only, unless a fault says so.
+        findings = [{"image": image, "id": f"CVE-2026-{int(_unit(image, 'cve') * 9000) + 1000}",
+                     "severity": "critical" if state.is_unhealthy(f"scan:{image}") else
+                     ("medium" if _unit(image, "sev") > 0.5 else "low")} for image in body.images]
+        blocking = [f for f in findings if f["severity"] in body.fail_on]
+        return {"scanned": len(body.images), "findings": findings, "blocking": blocking}
 
     return app

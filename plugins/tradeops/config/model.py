@@ -64,6 +64,7 @@ Duration = Annotated[timedelta, BeforeValidator(parse_duration), _AS_TEXT]
 PositiveDuration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive), _AS_TEXT]
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 Percent = Annotated[float, Field(gt=0, le=100)]
+Severity = Literal["P1", "P2", "P3", "P4", "security"]
 
 
 class _Strict(BaseModel):
@@ -152,9 +153,56 @@ class Table(_Strict):
     heavy: bool = Field(default=False, description="reindexed and vacuumed by the daily maintenance")
 
 
+class DatabaseSeverities(_Strict):
+    """Severity of the incident each database finding opens (the seeds: performance problems are Severity 2)."""
+
+    long_queries: Severity = "P2"
+    blocked_sessions: Severity = "P2"
+    connections: Severity = "P2"
+    wraparound: Severity = "P1"
+    backup: Severity = "P2"
+    maintenance: Severity = "P3"
+
+
+class Maintenance(_Strict):
+    """How the daily maintenance treats a live database: small transactions, short lock waits, a time budget."""
+
+    batch_rows: PositiveInt = Field(default=10_000, le=1_000_000, description="rows per retention transaction")
+    batch_pause_ms: int = Field(default=50, ge=0, le=10_000, description="pause between batches, for writers")
+    lock_timeout_ms: int = Field(default=2_000, ge=10, le=60_000,
+                                 description="give up a lock wait after this, rather than queue writers behind it")
+    statement_timeout_ms: int = Field(default=30_000, ge=100, le=3_600_000)
+    lock_retries: int = Field(default=5, ge=0, le=50, description="attempts after a lock timeout, with backoff")
+    time_budget: PositiveDuration = timedelta(minutes=20)
+    partitions_ahead_days: int = Field(default=7, ge=1, le=90)
+    reindex_min_bloat_pct: Percent = 30
+    reindex_min_size_mb: float = Field(default=8, ge=0)
+    vacuum_min_dead_pct: Percent = 10
+    vacuum_min_dead_tuples: int = Field(default=1_000, ge=0)
+    long_query_after: PositiveDuration = timedelta(minutes=5)
+    xid_age_warn: int = Field(default=500_000_000, gt=0)
+    xid_age_fail: int = Field(default=1_200_000_000, gt=0, lt=2**31)
+    severities: DatabaseSeverities = DatabaseSeverities()
+
+
+class Backup(_Strict):
+    """``pg_dump`` of the platform database; ``$TRADEOPS_BACKUP_DIR`` overrides ``directory``."""
+
+    directory: str = "/var/backups/tradeops"
+    format: Literal["directory", "custom"] = "directory"
+    jobs: int = Field(default=2, ge=1, le=16, description="parallel dump/restore jobs (directory format)")
+    compression: int = Field(default=1, ge=0, le=9, description="gzip level; 1 is the fastest on few cores")
+    keep: int = Field(default=7, ge=1, le=365, description="backups kept; older ones are deleted")
+    restore_check_every: PositiveDuration = Field(
+        default=timedelta(days=7),
+        description="restore into a scratch database when the last restore-verified backup is older than this")
+
+
 class Database(_Strict):
     name: str
     tables: list[Table] = Field(min_length=1)
+    maintenance: Maintenance = Maintenance()
+    backup: Backup = Backup()
 
 
 class Account(_Strict):
@@ -211,8 +259,6 @@ class ClockAnchor(_Strict):
 
 MarketAnchor = Annotated[SessionAnchor | ClockAnchor, Field(discriminator="anchor")]
 
-
-Severity = Literal["P1", "P2", "P3", "P4", "security"]
 
 
 class DeadlineTier(_Strict):
@@ -282,6 +328,16 @@ class Escalation(_Strict):
         default="merge", description="what a deadline that fires for a run that already failed does")
 
 
+class WeeklyMaintenance(_Strict):
+    """The Sunday window (seed: 02:00-04:00 ET): it opens at ``schedules.weekly_maintenance`` and lasts ``window``."""
+
+    window: PositiveDuration = timedelta(hours=2)
+    deployments: list[str] = Field(default_factory=list,
+                                   description="updated to the image this config pins, then restarted")
+    log_retention_days: PositiveInt = 14
+    certificate_min_days: PositiveInt = 21
+
+
 class TaskDeadline(_Strict):
     """Tasks that must have succeeded by a market moment; if not, an incident opens."""
 
@@ -310,6 +366,7 @@ class TradeOpsConfig(_Strict):
     slack: SlackConfig
     escalation: Escalation
     incidents: Incidents = Incidents()
+    weekly_maintenance: WeeklyMaintenance = WeeklyMaintenance()
 
 
 Loc = tuple[str | int, ...]
@@ -372,6 +429,13 @@ def consistency_errors(config: TradeOpsConfig) -> list[tuple[Loc, str]]:
                     "retention and partitioning need the table's time_column",
                 )
             )
+
+    maintenance = config.database.maintenance
+    if maintenance.xid_age_warn >= maintenance.xid_age_fail:
+        errors.append((("database", "maintenance", "xid_age_warn"), "must be lower than xid_age_fail"))
+    for index, name in enumerate(config.weekly_maintenance.deployments):
+        if name not in deployment_names:
+            errors.append((("weekly_maintenance", "deployments", index), f"unknown deployment {name!r} referenced"))
 
     if config.account.balance_min >= config.account.balance_max:
         errors.append((("account", "balance_min"), "must be lower than account.balance_max"))

@@ -69,16 +69,19 @@ class TaskDeadlineSensor(BaseOperator):
 
 
 class ReportCheckIncidentsOperator(BaseOperator):
-    """Open (or add an occurrence to) one incident per failed check, at the config's ``incidents.check_severity``;
-    resolve the incident of a check that passes again. Runs whatever the checks' states (``all_done``)."""
+    """Open (or add an occurrence to) one incident per failed check, at ``severities`` (a task id's severity; by default
+    the config's ``incidents.check_severity``, else P3); resolve the incident of a check that passes again. Runs
+    whatever the checks' states (``all_done``)."""
 
     ui_color = "#fde2e2"
 
-    def __init__(self, *, check_task_ids: Sequence[str], result_key: str = "check_result", **kwargs: Any) -> None:
+    def __init__(self, *, check_task_ids: Sequence[str], result_key: str = "check_result",
+                 severities: dict[str, str] | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("trigger_rule", "all_done")
         super().__init__(**kwargs)
         self.check_task_ids = list(check_task_ids)
         self.result_key = result_key
+        self.severities = dict(severities or {})
 
     def execute(self, context) -> dict:
         from tradeops.incidents import store
@@ -96,7 +99,8 @@ class ReportCheckIncidentsOperator(BaseOperator):
         opened, resolved = [], []
         for task_id, result in results.items():
             if result["status"] == "fail":
-                severity = incidents.config.incidents.check_severity.get(task_id, "P3")
+                severity = (self.severities.get(task_id)
+                            or incidents.config.incidents.check_severity.get(task_id, "P3"))
                 found = incidents.check_failed(dag_id=ti.dag_id, run_id=ti.run_id, check=task_id,
                                                title=result["title"], summary=result["summary"], severity=severity)
                 opened.append(found.incident["id"])

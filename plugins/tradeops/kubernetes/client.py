@@ -161,3 +161,7 @@ class KubernetesClient:
 
     def events(self, namespace: str) -> list[dict]:
         return self.call("list", "events", None, namespace, self.core.list_namespaced_event, namespace)["items"]
+
+    def tls_secrets(self, namespace: str) -> list[dict]:
+        return self.call("list", "secrets", None, namespace, self.core.list_namespaced_secret, namespace,
+                         field_selector="type=kubernetes.io/tls")["items"]

@@ -249,3 +249,19 @@ def test_an_error_in_the_base_names_the_base_file_the_full_path_and_its_line(tmp
         load_config(overlay)
     line = next(n for n, text in enumerate(base.read_text().splitlines(), 1) if text.strip().startswith("repeat:"))
     assert f"base.yaml line {line}: escalation.repeat: Input should be less than or equal to 10" in str(err.value)
+
+
+def test_database_care_settings(tmp_path):
+    def mutate(data):
+        data["database"]["maintenance"]["xid_age_warn"] = 2_000_000_000
+        data["database"]["maintenance"]["lock_timeout_ms"] = 0
+        data["database"]["backup"]["format"] = "tar"
+        data["weekly_maintenance"]["deployments"].append("ghost")
+
+    message = invalid(tmp_path, mutate)
+    assert "database.maintenance.lock_timeout_ms" in message
+    assert "database.backup.format" in message
+    message = invalid(tmp_path, lambda data: (data["database"]["maintenance"].update(xid_age_warn=1_500_000_000),
+                                              data["weekly_maintenance"]["deployments"].append("ghost")))
+    assert "database.maintenance.xid_age_warn" in message and "must be lower than xid_age_fail" in message
+    assert "weekly_maintenance.deployments[3]: unknown deployment 'ghost'" in message

@@ -1,0 +1,87 @@
+"""
+### Daily database maintenance
+
+Seed runbook: *Daily Database Optimization* (02:00 ET, Database Administrator), rebuilt to be safe on a live trading
+database. Runs at `schedules.daily_db_maintenance` (02:00 exchange time) on every day the market is closed then;
+every table and step comes from `database` in `tradeops.yaml`, and each is its own task, retried on its own.
+
+- `retention.<table>`: a partitioned table loses its expired daily partitions (`DETACH PARTITION ... CONCURRENTLY`,
+  then `DROP TABLE`) and gains the next `partitions_ahead_days`; another table is deleted from in short batches
+  under `lock_timeout`/`statement_timeout`, logging rows/s and ETA, stopping at `time_budget` and resuming the next
+  night. Never one unbounded `DELETE` (~780 MB of WAL for 2.5 M rows).
+- `upkeep.analyze_<table>`: `ANALYZE` (fresh statistics for the planner and the bloat estimate).
+- `upkeep.reindex_<table>`: `REINDEX INDEX CONCURRENTLY` of the indexes past `reindex_min_bloat_pct` and
+  `reindex_min_size_mb`; invalid `_ccnew` leftovers of failed rebuilds are dropped. Never plain `REINDEX` (it blocks
+  writers and readers for the whole rebuild) nor `REINDEX DATABASE`.
+- `upkeep.vacuum_<table>`: plain `VACUUM (ANALYZE)` past `vacuum_min_dead_pct` and `vacuum_min_dead_tuples`. Never
+  `VACUUM FULL` (ACCESS EXCLUSIVE for the whole rewrite).
+- `size_report`: table and index sizes (partitions rolled up), growth since the last run, stored in TradeOps' state
+  database for trends and written as a JSON report.
+- `db_long_queries`, `db_blocked_sessions`, `db_connections`, `db_wraparound`: queries running longer than
+  `long_query_after`, sessions waiting on locks and who blocks them (`pg_blocking_pids`), connections against
+  `max_connections`, transaction-ID wraparound age.
+- `report_incidents`: a failing health query opens its incident at `database.maintenance.severities`; one that
+  passes again resolves it. `verdict` fails the run when any step failed.
+
+Retention runs for tables with `retention_days`, upkeep for tables marked `heavy`. Every lock wait is bounded by
+`lock_timeout_ms` and retried with backoff (`lock_retries`), so a step never queues the platform's writers behind it.
+Deadlines: still running at 03:00 ET opens a P3 incident, two hours before the open a P2 one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG, TaskGroup
+
+from tradeops.calendar.deadlines import deadline_alerts
+from tradeops.calendar.timetable import ExchangeSessionTimetable
+from tradeops.config import load_config
+from tradeops.database.operators import (
+    DatabaseCheckOperator,
+    RetentionOperator,
+    SizeReportOperator,
+    TableUpkeepOperator,
+)
+from tradeops.incidents.callbacks import apply_incident_policy
+from tradeops.incidents.operators import ReportCheckIncidentsOperator
+from tradeops.operators.verdict import add_run_verdict
+
+config = load_config()
+DAG_ID = "daily_db_maintenance"
+HEALTH_QUERIES = ("long_queries", "blocked_sessions", "connections", "wraparound")
+severities = config.database.maintenance.severities.model_dump()
+
+with DAG(
+    dag_id=DAG_ID,
+    description="Retention, reindex and vacuum where needed, size report and health queries, safe on a live database",
+    schedule=ExchangeSessionTimetable(config.schedules[DAG_ID], config.platform.exchange),
+    deadline=deadline_alerts(DAG_ID, config.deadlines.get(DAG_ID, []), config.platform.exchange),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(hours=3),
+    default_args={"owner": "dba", "retries": 2, "retry_delay": timedelta(minutes=2)},
+    tags=["tradeops", "database", "scheduled"],
+    doc_md=__doc__,
+) as dag:
+    with TaskGroup("retention") as retention:
+        for table in config.database.tables:
+            if table.retention_days:
+                RetentionOperator(task_id=table.name, table=table.name)
+    with TaskGroup("upkeep") as upkeep:
+        for table in config.database.tables:
+            if table.heavy:
+                analyze = TableUpkeepOperator(task_id=f"analyze_{table.name}", table=table.name, step="analyze")
+                reindex = TableUpkeepOperator(task_id=f"reindex_{table.name}", table=table.name, step="reindex")
+                vacuum = TableUpkeepOperator(task_id=f"vacuum_{table.name}", table=table.name, step="vacuum")
+                analyze >> reindex >> vacuum
+    sizes = SizeReportOperator(task_id="size_report", trigger_rule="all_done")
+    checks = [DatabaseCheckOperator(task_id=f"db_{name}", check=name) for name in HEALTH_QUERIES]
+    report = ReportCheckIncidentsOperator(
+        task_id="report_incidents", check_task_ids=[f"db_{name}" for name in HEALTH_QUERIES],
+        severities={f"db_{name}": severities[name] for name in HEALTH_QUERIES})
+    retention >> upkeep >> sizes
+    checks >> report
+    apply_incident_policy(dag, config)
+    add_run_verdict(dag)

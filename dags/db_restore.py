@@ -1,0 +1,41 @@
+"""
+### Restore a database backup
+
+The tested restore path for the backups `daily_db_maintenance`/`weekly_maintenance` take (manual trigger only).
+
+Restores backup `backup_id` (`latest` = the newest complete one) into a **new** database `target_database` on the same
+server, then compares every table's row count with the count recorded in the backup's own snapshot. It refuses the
+live database's name and any database that already exists, so it can never overwrite data; pointing the platform at
+the restored copy is a deliberate, separate step (see the README).
+
+`dry_run` is on by default: the backup is verified (checksums, `pg_restore --list`) and nothing is created.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.sdk import DAG, Param
+
+from tradeops.database.operators import RestoreBackupOperator
+
+with DAG(
+    dag_id="db_restore",
+    description="Restore a verified backup into a new database and compare row counts (dry run by default)",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "dba", "retries": 1},
+    params={
+        "backup_id": Param("latest", type="string", pattern=r"^(latest|[a-z0-9_]+-[0-9]{8}T[0-9]{6}Z)$",
+                           description="a backup id (folder name) or 'latest'"),
+        "target_database": Param(type="string", pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+                                 description="a NEW database to restore into (never the live one)"),
+        "dry_run": Param(True, type="boolean", description="verify and describe only"),
+    },
+    tags=["tradeops", "database", "manual"],
+    doc_md=__doc__,
+) as dag:
+    RestoreBackupOperator(task_id="restore", backup_id="{{ params.backup_id }}",
+                          target_database="{{ params.target_database }}", dry_run="{{ params.dry_run }}")

@@ -1,0 +1,269 @@
+"""Backups of the platform database that are known to restore.
+
+``pg_dump`` writes directory format with parallel jobs (or custom format) into ``<id>.partial/``, renamed to
+``<id>/`` only once the manifest is written: an interrupted backup never looks complete. The manifest records every
+file's SHA-256 and size, the duration, and each table's exact row count taken in the dump's own snapshot
+(``pg_dump --snapshot`` with an exported snapshot), so a restore can be compared exactly while writers keep writing.
+
+Verification reads the archive's table of contents (``pg_restore --list``) and checks every checksum; on the
+configured cadence it restores into a scratch database and compares row counts. A failed verification is a failed
+backup. Passwords go to the tools through ``PGPASSWORD`` in their environment, never on a command line.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from tradeops.config.model import Backup
+
+log = logging.getLogger("airflow.task.tradeops.database")
+MANIFEST = "manifest.json"
+PARTIAL = ".partial"
+
+ROOT_TABLES = """
+SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY 1
+"""
+
+
+class BackupError(RuntimeError):
+    """A backup could not be taken, or does not verify: either way there is no backup to rely on."""
+
+
+def _candidates(name: str) -> list[str]:
+    found = []
+    if os.environ.get("TRADEOPS_PG_BIN_DIR"):
+        found.append(str(Path(os.environ["TRADEOPS_PG_BIN_DIR"]) / name))
+    if shutil.which(name):
+        found.append(shutil.which(name))
+    try:
+        import pgserver
+    except ImportError:
+        pass
+    else:
+        found.append(str(Path(pgserver.__file__).parent / "pginstall" / "bin" / name))
+    return found
+
+
+@functools.cache
+def _major_version(tool: str) -> int | None:
+    try:
+        out = subprocess.run([tool, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except OSError:
+        return None
+    match = re.search(r"\) (\d+)", out)
+    return int(match.group(1)) if match else None
+
+
+def pg_tool(name: str, server_major: int) -> str:
+    """``pg_dump``/``pg_restore`` able to handle a server of major version ``server_major`` (a client must be at
+    least as new as the server): from ``$TRADEOPS_PG_BIN_DIR``, else ``PATH``, else the embedded server's wheel."""
+    tried = []
+    for tool in _candidates(name):
+        major = _major_version(tool)
+        if major is not None and major >= server_major:
+            return tool
+        tried.append(f"{tool} ({major or 'not runnable'})")
+    raise BackupError(f"no {name} of version {server_major} or newer (tried: {', '.join(tried) or 'none'}); install "
+                      f"the PostgreSQL {server_major} client or set TRADEOPS_PG_BIN_DIR")
+
+
+def backup_root(settings: Backup) -> Path:
+    return Path(os.environ.get("TRADEOPS_BACKUP_DIR") or settings.directory)
+
+
+def libpq_env(dsn: str, dbname: str | None = None) -> dict[str, str]:
+    params = psycopg.conninfo.conninfo_to_dict(dsn)
+    names = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD", "dbname": "PGDATABASE"}
+    env = {**os.environ, **{var: str(params[key]) for key, var in names.items() if params.get(key)}}
+    if dbname:
+        env["PGDATABASE"] = dbname
+    return env
+
+
+def _run(args: list[str], env: dict[str, str], what: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BackupError(f"{what} failed (exit {result.returncode}): {result.stderr.strip()[-1500:]}")
+    return result
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _files(folder: Path) -> dict[str, dict]:
+    return {str(p.relative_to(folder)): {"sha256": _sha256(p), "bytes": p.stat().st_size}
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST}
+
+
+def row_counts(conn: psycopg.Connection) -> dict[str, int]:
+    return {row["name"]: conn.execute(sql.SQL("SELECT count(*) AS n FROM {}").format(
+        sql.Identifier(row["name"]))).fetchone()["n"] for row in conn.execute(ROOT_TABLES).fetchall()}
+
+
+def take_backup(dsn: str, settings: Backup, *, now: datetime | None = None) -> dict:
+    """Dump the database ``dsn`` names into the backup root; returns the manifest."""
+    now = now or datetime.now(UTC)
+    database = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
+    backup_id = f"{database}-{now:%Y%m%dT%H%M%SZ}"
+    root = backup_root(settings)
+    root.mkdir(parents=True, exist_ok=True)
+    if (root / backup_id).exists():
+        raise BackupError(f"backup {backup_id} already exists")
+    partial = root / (backup_id + PARTIAL)
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    target = partial / ("data" if settings.format == "directory" else "data.dump")
+    started = time.monotonic()
+    with psycopg.connect(dsn, row_factory=dict_row, connect_timeout=10, autocommit=True) as conn:
+        server_major = conn.info.server_version // 10000
+        pg_dump = pg_tool("pg_dump", server_major)
+        args = [pg_dump, "--no-password", f"--compress={settings.compression}", "-f", str(target)]
+        args += (["--format=directory", f"--jobs={settings.jobs}"] if settings.format == "directory"
+                 else ["--format=custom"])
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        snapshot = conn.execute("SELECT pg_export_snapshot() AS id").fetchone()["id"]
+        counts = row_counts(conn)
+        # The snapshot stays importable while this transaction is open, i.e. until pg_dump has finished.
+        _run(args + [f"--snapshot={snapshot}"], libpq_env(dsn), "pg_dump")
+        conn.execute("ROLLBACK")
+    manifest = {
+        "id": backup_id, "database": database, "format": settings.format, "jobs": settings.jobs,
+        "compression": settings.compression, "started_at": now.isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(), "seconds": round(time.monotonic() - started, 2),
+        "server_major": server_major, "pg_dump_major": _major_version(pg_dump), "row_counts": counts,
+        "files": _files(partial),
+    }
+    manifest["bytes"] = sum(f["bytes"] for f in manifest["files"].values())
+    _write_manifest(partial, manifest)
+    final = root / backup_id
+    partial.rename(final)
+    log.info("Backup %s: %s files, %.1f MB in %.1f s", backup_id, len(manifest["files"]), manifest["bytes"] / 2**20,
+             manifest["seconds"])
+    return manifest
+
+
+def _write_manifest(folder: Path, manifest: dict) -> None:
+    tmp = folder / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    tmp.replace(folder / MANIFEST)
+
+
+def read_manifest(folder: Path) -> dict:
+    try:
+        return json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError) as err:
+        raise BackupError(f"{folder.name}: no readable manifest ({err})") from None
+
+
+def archive(folder: Path, manifest: dict) -> Path:
+    return folder / ("data" if manifest["format"] == "directory" else "data.dump")
+
+
+def verify(folder: Path) -> dict:
+    """Every file present with its recorded checksum, and a table of contents ``pg_restore`` can read."""
+    manifest = read_manifest(folder)
+    actual = _files(folder)
+    problems = [f"{name}: missing" for name in manifest["files"] if name not in actual]
+    problems += [f"{name}: checksum mismatch" for name, meta in manifest["files"].items()
+                 if name in actual and actual[name]["sha256"] != meta["sha256"]]
+    problems += [f"{name}: not in the manifest" for name in actual if name not in manifest["files"]]
+    if problems:
+        raise BackupError(f"backup {manifest['id']} is corrupt: {'; '.join(problems[:10])}")
+    pg_restore = pg_tool("pg_restore", manifest["pg_dump_major"])
+    toc = _run([pg_restore, "--list", str(archive(folder, manifest))], dict(os.environ),
+               "pg_restore --list").stdout
+    entries = sum(1 for line in toc.splitlines() if line and not line.startswith(";"))
+    return {"id": manifest["id"], "files": len(actual), "toc_entries": entries}
+
+
+@contextmanager
+def scratch_database(dsn: str, name: str) -> Iterator[str]:
+    """A new, empty database ``name`` on the same server, dropped afterwards whatever happens."""
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield psycopg.conninfo.make_conninfo(dsn, dbname=name)
+    finally:
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def restore(folder: Path, target_dsn: str, jobs: int) -> dict:
+    """``pg_restore`` the backup into the (empty) database ``target_dsn`` names, then compare its row counts with
+    the manifest's. Raises :class:`BackupError` on any difference."""
+    manifest = read_manifest(folder)
+    started = time.monotonic()
+    _run([pg_tool("pg_restore", manifest["pg_dump_major"]), "--no-password", "--no-owner", "--no-privileges",
+          "--exit-on-error", f"--jobs={jobs}", "--dbname", psycopg.conninfo.conninfo_to_dict(target_dsn)["dbname"],
+          str(archive(folder, manifest))], libpq_env(target_dsn), "pg_restore")
+    seconds = round(time.monotonic() - started, 2)
+    with psycopg.connect(target_dsn, row_factory=dict_row, connect_timeout=10) as conn:
+        restored = row_counts(conn)
+    expected = manifest["row_counts"]
+    differences = {table: {"backup": expected.get(table), "restored": restored.get(table)}
+                   for table in sorted(set(expected) | set(restored)) if expected.get(table) != restored.get(table)}
+    if differences:
+        raise BackupError(f"backup {manifest['id']}: restored row counts differ: {json.dumps(differences)}")
+    return {"id": manifest["id"], "restore_seconds": seconds, "tables": len(restored),
+            "rows": sum(restored.values())}
+
+
+def restore_check(folder: Path, dsn: str, jobs: int) -> dict:
+    """Restore into a throwaway scratch database, compare, drop it; the result is recorded in the manifest."""
+    manifest = read_manifest(folder)
+    name = f"{manifest['database']}_restorecheck_{datetime.now(UTC):%Y%m%d%H%M%S}"
+    with scratch_database(dsn, name) as scratch_dsn:
+        result = restore(folder, scratch_dsn, jobs)
+    manifest["restore_check"] = {**result, "at": datetime.now(UTC).isoformat(), "database": name}
+    _write_manifest(folder, manifest)
+    return manifest["restore_check"]
+
+
+def backups(root: Path) -> list[tuple[Path, dict]]:
+    """Complete backups (those with a manifest), newest first."""
+    found = []
+    for folder in root.iterdir() if root.is_dir() else []:
+        if folder.is_dir() and not folder.name.endswith(PARTIAL) and (folder / MANIFEST).exists():
+            found.append((folder, read_manifest(folder)))
+    return sorted(found, key=lambda item: item[1]["started_at"], reverse=True)
+
+
+def restore_check_due(root: Path, every: timedelta, now: datetime | None = None) -> bool:
+    now = now or datetime.now(UTC)
+    checked = [datetime.fromisoformat(m["restore_check"]["at"]) for _, m in backups(root) if m.get("restore_check")]
+    return not checked or now - max(checked) >= every
+
+
+def prune(root: Path, keep: int, *, now: datetime | None = None) -> list[str]:
+    """Keep the ``keep`` newest complete backups; delete older ones and partial ones older than a day."""
+    now = now or datetime.now(UTC)
+    deleted = [folder.name for folder, _ in backups(root)[keep:]]
+    for name in deleted:
+        shutil.rmtree(root / name)
+    for folder in root.glob("*" + PARTIAL):
+        if now - datetime.fromtimestamp(folder.stat().st_mtime, UTC) > timedelta(days=1):
+            shutil.rmtree(folder)
+            deleted.append(folder.name)
+    return deleted

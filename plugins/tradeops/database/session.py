@@ -1,0 +1,66 @@
+"""Connections to the platform database with the settings every maintenance step runs under."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import psycopg
+from psycopg import errors
+from psycopg.rows import dict_row
+
+from tradeops.config.model import Maintenance
+
+log = logging.getLogger("airflow.task.tradeops.database")
+T = TypeVar("T")
+
+# The ways a step can lose a lock race or its time slot: retried, never waited out.
+GAVE_UP = (errors.LockNotAvailable, errors.QueryCanceled, errors.DeadlockDetected)
+
+
+class LockRetriesExhausted(RuntimeError):
+    """A step kept meeting a conflicting lock; it gave up rather than queue the platform's writers behind it."""
+
+
+def platform_dsn(conn_id: str) -> str:
+    from airflow.sdk import BaseHook
+
+    from tradeops.incidents.store import dsn_from_connection
+
+    return dsn_from_connection(BaseHook.get_connection(conn_id))
+
+
+@contextmanager
+def connect(dsn: str, settings: Maintenance, *, application_name: str, autocommit: bool = True
+            ) -> Iterator[psycopg.Connection]:
+    """A session that waits at most ``lock_timeout_ms`` for any lock and ``statement_timeout_ms`` for any statement,
+    named so that ``pg_stat_activity`` says who it is."""
+    options = (f"-c lock_timeout={settings.lock_timeout_ms} -c statement_timeout={settings.statement_timeout_ms} "
+               "-c timezone=UTC")
+    with psycopg.connect(dsn, autocommit=autocommit, row_factory=dict_row, connect_timeout=10,
+                         application_name=application_name, options=options) as conn:
+        yield conn
+
+
+def with_lock_retries(action: Callable[[], T], settings: Maintenance, what: str,
+                      sleep: Callable[[float], None] = time.sleep) -> T:
+    """Run ``action``; when it times out on a lock, back off (0.5 s, 1 s, 2 s... capped at 30 s) and try again up to
+    ``lock_retries`` times, then raise :class:`LockRetriesExhausted`. Each failed attempt leaves the lock queue at
+    once, so writers wait at most ``lock_timeout_ms`` behind it."""
+    attempts = settings.lock_retries + 1
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except errors.LockNotAvailable as err:
+            if attempt == attempts:
+                raise LockRetriesExhausted(
+                    f"{what}: gave up after {attempts} attempts, each waiting at most {settings.lock_timeout_ms} ms "
+                    f"for a lock ({err.diag.message_primary})") from err
+            pause = min(0.5 * 2 ** (attempt - 1), 30.0)
+            log.warning("%s: lock not available within %s ms (attempt %s/%s); retrying in %.1f s", what,
+                        settings.lock_timeout_ms, attempt, attempts, pause)
+            sleep(pause)
+    raise AssertionError("unreachable")

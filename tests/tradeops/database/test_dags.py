@@ -1,0 +1,139 @@
+"""The database DAGs run in-process (``dag.test()``) with their real operators against a copy of the platform
+database on the sandbox's PostgreSQL, its Kubernetes API and platform API. Deadlines are removed from the copies
+(``dag.test()`` cannot run a DAG with deadlines, upstream #73428); they are tested under the real scheduler."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from tradeops.database import backup, retention
+
+
+@pytest.fixture
+def on_the_copy(platform_copy, airflow_connections, config, monkeypatch, tmp_path):
+    """Point the platform database connection at the test's copy, and backups at a temporary folder."""
+    params = psycopg.conninfo.conninfo_to_dict(platform_copy)
+    monkeypatch.setenv("AIRFLOW_CONN_" + config.connections.platform_db.upper(), json.dumps({
+        "conn_type": "postgres", "host": params["host"], "port": int(params["port"]), "login": params["user"],
+        "password": params["password"], "schema": params["dbname"]}))
+    monkeypatch.setenv("TRADEOPS_BACKUP_DIR", str(tmp_path / "backups"))
+    return platform_copy
+
+
+def runnable(dagbag, dag_id: str):
+    dag = copy.deepcopy(dagbag.get_dag(dag_id))
+    dag.deadline = None
+    for task in dag.tasks:
+        task.retries = 0
+    return dag
+
+
+def states(dag_run) -> dict[str, str]:
+    return {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+
+
+def test_daily_db_maintenance_runs_every_step_on_a_live_database(dagbag, airflow_db, on_the_copy, config,
+                                                                 sandbox_settings):
+    now = datetime.now(UTC)
+    with psycopg.connect(on_the_copy, row_factory=dict_row, autocommit=True) as db:
+        expired_before = db.execute("SELECT count(*) AS n FROM audit_log WHERE created_at < %s",
+                                    (retention.cutoff_for(config.database.tables[0], now),)).fetchone()["n"]
+    assert expired_before > 0
+
+    run = runnable(dagbag, "daily_db_maintenance").test()
+
+    task_states = states(run)
+    assert run.state == "success", task_states
+    assert task_states["verdict"] == "skipped"
+    assert {s for t, s in task_states.items() if t != "verdict"} == {"success"}
+    with psycopg.connect(on_the_copy, row_factory=dict_row, autocommit=True) as db:
+        for table in config.database.tables:
+            if table.retention_days:
+                cutoff = retention.cutoff_for(table, now)
+                left = db.execute(f"SELECT count(*) AS n FROM {table.name} WHERE {table.time_column} < %s",
+                                  (cutoff,)).fetchone()["n"]
+                assert left == 0, table.name
+        assert db.execute("SELECT count(*) AS n FROM pg_index WHERE NOT indisvalid").fetchone()["n"] == 0
+    with psycopg.connect(sandbox_settings["postgres"]["state_dsn"], row_factory=dict_row) as state:
+        sizes = state.execute("SELECT relation, kind FROM tradeops.relation_sizes WHERE captured_at > %s",
+                              (now,)).fetchall()
+    assert {"audit_log", "trades", "trades_pkey", "audit_log_pkey"} <= {r["relation"] for r in sizes}
+    report = airflow_db / "reports" / "daily_db_maintenance"
+    [path] = list(report.glob("*-sizes.json"))
+    content = json.loads(path.read_text())
+    assert content["database"] == config.database.name and content["total_bytes"] > 0
+
+
+def test_weekly_maintenance_refuses_to_start_outside_its_window(dagbag, airflow_db, on_the_copy, tmp_path):
+    # Monday morning (UTC) is outside the Sunday 02:00-04:00 ET window: nothing but the gate runs.
+    run = runnable(dagbag, "weekly_maintenance").test()
+    task_states = states(run)
+    assert run.state == "failed"
+    assert task_states["enter_window"] == "failed"
+    assert task_states["backup"] == "upstream_failed" and task_states["restart"] == "upstream_failed"
+    assert not (tmp_path / "backups").exists()
+
+
+def test_weekly_maintenance_with_break_glass_runs_the_window(dagbag, airflow_db, on_the_copy, k8s_connection, config,
+                                                             tmp_path):
+    from tradeops.kubernetes.client import KubernetesClient
+
+    run = runnable(dagbag, "weekly_maintenance").test(run_conf={"break_glass": True, "reason": "test: forced run"})
+    task_states = states(run)
+    # The sandbox seeds certificates that expire in 5 days and 3 days ago: the check must catch them.
+    assert task_states["certificate_check"] == "failed"
+    assert run.state == "failed" and task_states["verdict"] == "failed"
+    assert {t: s for t, s in task_states.items() if s != "success"} == {"certificate_check": "failed",
+                                                                        "verdict": "failed"}
+    [(folder, manifest)] = backup.backups(tmp_path / "backups")
+    assert manifest["restore_check"]["rows"] == sum(manifest["row_counts"].values())
+    admin = KubernetesClient(k8s_connection("admin"))
+    for name in config.weekly_maintenance.deployments:
+        template = admin.deployment("grandmodel", name)["spec"]["template"]["metadata"]
+        assert template["annotations"]["tradeops.io/restart-id"].endswith(run.run_id), name
+
+
+def test_weekly_maintenance_abandons_the_steps_left_when_the_window_closes(dagbag, airflow_db, on_the_copy, tmp_path):
+    dag = runnable(dagbag, "weekly_maintenance")
+    dag.get_task("enter_window").length = timedelta(0)  # a window that has closed by the time the first step starts
+    run = dag.test(run_conf={"break_glass": True, "reason": "test: window closing"})
+    task_states = states(run)
+    assert task_states["enter_window"] == "success"
+    guarded = [t for t in task_states if t not in ("enter_window", "post_check.system_status", "post_check.agents",
+                                                  "report_incidents", "verdict")]
+    assert {task_states[t] for t in guarded} == {"skipped"}
+    assert task_states["post_check.system_status"] == "success" and task_states["post_check.agents"] == "success"
+    assert not (tmp_path / "backups").exists()
+
+
+def test_db_restore_is_a_dry_run_by_default_and_restores_into_a_new_database(dagbag, airflow_db, on_the_copy,
+                                                                            config, tmp_path, server_dsn):
+    settings = config.database.backup
+    manifest = backup.take_backup(on_the_copy, settings)
+    dag = runnable(dagbag, "db_restore")
+    target = f"restored_{manifest['id'][-16:-1].lower()}"
+
+    dry = dag.test(run_conf={"target_database": target})
+    assert dry.state == "success"
+    with psycopg.connect(server_dsn, autocommit=True) as conn:
+        assert not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (target,)).fetchone()
+
+    refused = dag.test(run_conf={"target_database": config.database.name, "dry_run": False})
+    assert refused.state == "failed"
+
+    real = dag.test(run_conf={"target_database": target, "dry_run": False})
+    try:
+        assert real.state == "success"
+        with psycopg.connect(psycopg.conninfo.make_conninfo(server_dsn, dbname=target), row_factory=dict_row) as conn:
+            assert backup.row_counts(conn) == manifest["row_counts"]
+        again = dag.test(run_conf={"target_database": target, "dry_run": False})
+        assert again.state == "failed"  # never into an existing database
+    finally:
+        with psycopg.connect(server_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
