@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import psycopg
+from typing import TYPE_CHECKING
 
 from tradeops.checks.result import CheckResult, Status
 from tradeops.config import TradeOpsConfig
+
+if TYPE_CHECKING:  # the DAG files build their check tasks from this module: no psycopg at parse time
+    import psycopg
 
 LONG_QUERIES = """
 SELECT pid, usename AS "user", application_name, client_addr::text, state,

@@ -59,6 +59,7 @@ class RetentionResult:
     dropped_partitions: list[str] = field(default_factory=list)
     created_partitions: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    slowest_batch_s: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -200,6 +201,7 @@ def delete_in_batches(conn: psycopg.Connection, table: Table, cutoff: datetime, 
             log.warning("%s: a batch hit statement_timeout; continuing with %s rows per batch", table.name, batch_rows)
             continue
         slowest = max(slowest, clock() - batch_started)
+        result.slowest_batch_s = round(slowest, 4)
         if deleted == 0:
             break
         result.deleted_rows += deleted
