@@ -30,6 +30,7 @@ bench: $(RUNTIME_STAMP)  ## benchmarks (see bench/README.md)
 	$(PY) bench/sandbox_startup.py
 	$(PY) bench/rollout_sensor.py
 	$(PY) bench/deadline_paging.py
+	$(PY) bench/db_maintenance.py
 
 venv: $(RUNTIME_STAMP)
 

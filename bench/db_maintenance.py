@@ -145,8 +145,9 @@ class Bench:
             wal = int(conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s) AS b", (lsn,)).fetchone()["b"])
             size = None
             if size_of:
-                size = conn.execute("SELECT coalesce(sum(pg_total_relation_size(relid)), 0)::bigint AS b "
-                                    "FROM pg_partition_tree(%s)", (size_of,)).fetchone()["b"]
+                size = conn.execute(  # pg_partition_tree() of a plain table is empty
+                    "SELECT coalesce((SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree(%(t)s)), "
+                    "pg_total_relation_size(%(t)s))::bigint AS b", {"t": size_of}).fetchone()["b"]
         baseline, during = writer.between(idle_from, started), writer.between(started, ended)
         writer.finish()
         self.drop(database)
@@ -301,9 +302,9 @@ def compare_backups(bench: Bench) -> str:
 
             settings = Backup(directory=folder, format="directory", jobs=2, compression=1, keep=1)
             os.environ["TRADEOPS_BACKUP_DIR"] = folder
-            manifest = backup.take_backup(source, settings)
+            partial, manifest = backup.take_backup(source, settings)
             restore_dsn = bench.copy_empty("b_restore_dir")
-            checked = backup.restore(Path(folder) / manifest["id"], restore_dsn, 2)
+            checked = backup.restore(partial, restore_dsn, 2)
             bench.drop("b_restore_dir")
             total = manifest["seconds"] + checked["restore_seconds"]
             lines.append(f"  TradeOps: -Fd -j2 -Z1   dump {manifest['seconds']:6.1f} s  size "

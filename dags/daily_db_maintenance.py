@@ -65,23 +65,25 @@ with DAG(
     tags=["tradeops", "database", "scheduled"],
     doc_md=__doc__,
 ) as dag:
-    with TaskGroup("retention") as retention:
-        for table in config.database.tables:
-            if table.retention_days:
-                RetentionOperator(task_id=table.name, table=table.name)
-    with TaskGroup("upkeep") as upkeep:
-        for table in config.database.tables:
-            if table.heavy:
-                analyze = TableUpkeepOperator(task_id=f"analyze_{table.name}", table=table.name, step="analyze")
-                reindex = TableUpkeepOperator(task_id=f"reindex_{table.name}", table=table.name, step="reindex")
-                vacuum = TableUpkeepOperator(task_id=f"vacuum_{table.name}", table=table.name, step="vacuum")
-                analyze >> reindex >> vacuum
+    with TaskGroup("retention"):
+        retention = [RetentionOperator(task_id=table.name, table=table.name)
+                     for table in config.database.tables if table.retention_days]
+    with TaskGroup("upkeep"):
+        vacuums = []
+        for table in (t for t in config.database.tables if t.heavy):
+            # After retention (vacuum then sees its dead tuples), whether or not every table's retention worked.
+            analyze = TableUpkeepOperator(task_id=f"analyze_{table.name}", table=table.name, step="analyze",
+                                          trigger_rule="all_done")
+            reindex = TableUpkeepOperator(task_id=f"reindex_{table.name}", table=table.name, step="reindex")
+            vacuum = TableUpkeepOperator(task_id=f"vacuum_{table.name}", table=table.name, step="vacuum")
+            retention >> analyze >> reindex >> vacuum
+            vacuums.append(vacuum)
     sizes = SizeReportOperator(task_id="size_report", trigger_rule="all_done")
     checks = [DatabaseCheckOperator(task_id=f"db_{name}", check=name) for name in HEALTH_QUERIES]
     report = ReportCheckIncidentsOperator(
         task_id="report_incidents", check_task_ids=[f"db_{name}" for name in HEALTH_QUERIES],
         severities={f"db_{name}": severities[name] for name in HEALTH_QUERIES})
-    retention >> upkeep >> sizes
+    (vacuums or retention) >> sizes
     checks >> report
     apply_incident_policy(dag, config)
     add_run_verdict(dag)

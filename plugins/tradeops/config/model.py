@@ -161,7 +161,6 @@ class DatabaseSeverities(_Strict):
     connections: Severity = "P2"
     wraparound: Severity = "P1"
     backup: Severity = "P2"
-    maintenance: Severity = "P3"
 
 
 class Maintenance(_Strict):
@@ -175,6 +174,9 @@ class Maintenance(_Strict):
     lock_retries: int = Field(default=5, ge=0, le=50, description="attempts after a lock timeout, with backoff")
     time_budget: PositiveDuration = timedelta(minutes=20)
     partitions_ahead_days: int = Field(default=7, ge=1, le=90)
+    reindex_lock_timeout_ms: int = Field(
+        default=60_000, ge=10, le=3_600_000,
+        description="lock waits of a concurrent rebuild: they queue no writer, and giving up wastes the build")
     reindex_min_bloat_pct: Percent = 30
     reindex_min_size_mb: float = Field(default=8, ge=0)
     vacuum_min_dead_pct: Percent = 10
@@ -193,6 +195,8 @@ class Backup(_Strict):
     jobs: int = Field(default=2, ge=1, le=16, description="parallel dump/restore jobs (directory format)")
     compression: int = Field(default=1, ge=0, le=9, description="gzip level; 1 is the fastest on few cores")
     keep: int = Field(default=7, ge=1, le=365, description="backups kept; older ones are deleted")
+    lock_wait_timeout_s: int = Field(default=60, ge=1, le=3600,
+                                     description="pg_dump gives up when a table stays locked this long")
     restore_check_every: PositiveDuration = Field(
         default=timedelta(days=7),
         description="restore into a scratch database when the last restore-verified backup is older than this")

@@ -1,7 +1,8 @@
 """Backups of the platform database that are known to restore.
 
-``pg_dump`` writes directory format with parallel jobs (or custom format) into ``<id>.partial/``, renamed to
-``<id>/`` only once the manifest is written: an interrupted backup never looks complete. The manifest records every
+``pg_dump`` writes directory format with parallel jobs (or custom format) into ``<id>.partial/``, which
+:func:`publish` renames to ``<id>/`` only once it has been verified: an interrupted or unverified backup is never
+listed, restored or counted as one of the backups to keep. The manifest records every
 file's SHA-256 and size, the duration, and each table's exact row count taken in the dump's own snapshot
 (``pg_dump --snapshot`` with an exported snapshot), so a restore can be compared exactly while writers keep writing.
 
@@ -122,8 +123,9 @@ def row_counts(conn: psycopg.Connection) -> dict[str, int]:
         sql.Identifier(row["name"]))).fetchone()["n"] for row in conn.execute(ROOT_TABLES).fetchall()}
 
 
-def take_backup(dsn: str, settings: Backup, *, now: datetime | None = None) -> dict:
-    """Dump the database ``dsn`` names into the backup root; returns the manifest."""
+def take_backup(dsn: str, settings: Backup, *, now: datetime | None = None) -> tuple[Path, dict]:
+    """Dump the database ``dsn`` names into ``<id>.partial/`` under the backup root; returns that folder and the
+    manifest. Verify it, then :func:`publish` it."""
     now = now or datetime.now(UTC)
     database = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
     backup_id = f"{database}-{now:%Y%m%dT%H%M%SZ}"
@@ -136,10 +138,12 @@ def take_backup(dsn: str, settings: Backup, *, now: datetime | None = None) -> d
     partial.mkdir()
     target = partial / ("data" if settings.format == "directory" else "data.dump")
     started = time.monotonic()
-    with psycopg.connect(dsn, row_factory=dict_row, connect_timeout=10, autocommit=True) as conn:
+    with psycopg.connect(dsn, row_factory=dict_row, connect_timeout=10, autocommit=True,
+                         application_name="tradeops-backup") as conn:
         server_major = conn.info.server_version // 10000
         pg_dump = pg_tool("pg_dump", server_major)
-        args = [pg_dump, "--no-password", f"--compress={settings.compression}", "-f", str(target)]
+        args = [pg_dump, "--no-password", f"--compress={settings.compression}",
+                f"--lock-wait-timeout={settings.lock_wait_timeout_s}s", "-f", str(target)]
         args += (["--format=directory", f"--jobs={settings.jobs}"] if settings.format == "directory"
                  else ["--format=custom"])
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -157,11 +161,16 @@ def take_backup(dsn: str, settings: Backup, *, now: datetime | None = None) -> d
     }
     manifest["bytes"] = sum(f["bytes"] for f in manifest["files"].values())
     _write_manifest(partial, manifest)
-    final = root / backup_id
-    partial.rename(final)
     log.info("Backup %s: %s files, %.1f MB in %.1f s", backup_id, len(manifest["files"]), manifest["bytes"] / 2**20,
              manifest["seconds"])
-    return manifest
+    return partial, manifest
+
+
+def publish(partial: Path) -> Path:
+    """Make a verified backup one of the backups (listed, restorable, kept)."""
+    final = partial.with_name(partial.name.removesuffix(PARTIAL))
+    partial.rename(final)
+    return final
 
 
 def _write_manifest(folder: Path, manifest: dict) -> None:
@@ -257,9 +266,12 @@ def restore_check_due(root: Path, every: timedelta, now: datetime | None = None)
 
 
 def prune(root: Path, keep: int, *, now: datetime | None = None) -> list[str]:
-    """Keep the ``keep`` newest complete backups; delete older ones and partial ones older than a day."""
+    """Keep the ``keep`` newest backups and the newest restore-checked one (whatever its age); delete the others,
+    and partial (unverified or failed) ones older than a day."""
     now = now or datetime.now(UTC)
-    deleted = [folder.name for folder, _ in backups(root)[keep:]]
+    found = backups(root)
+    restore_checked = next((folder.name for folder, manifest in found if manifest.get("restore_check")), None)
+    deleted = [folder.name for folder, _ in found[keep:] if folder.name != restore_checked]
     for name in deleted:
         shutil.rmtree(root / name)
     for folder in root.glob("*" + PARTIAL):

@@ -4,6 +4,7 @@ evaluation against the config into a :class:`CheckResult`."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -14,22 +15,25 @@ from tradeops.config import TradeOpsConfig
 if TYPE_CHECKING:  # the DAG files build their check tasks from this module: no psycopg at parse time
     import psycopg
 
+# Queries and transactions (an idle-in-transaction session holds back vacuum just the same), except TradeOps' own
+# maintenance sessions, whose long concurrent rebuilds and vacuums are expected and bounded where they can block.
 LONG_QUERIES = """
 SELECT pid, usename AS "user", application_name, client_addr::text, state,
-       round(extract(epoch FROM now() - query_start))::int AS seconds, left(query, 300) AS query
+       round(extract(epoch FROM now() - coalesce(xact_start, query_start)))::int AS seconds, query
 FROM pg_stat_activity
-WHERE state NOT IN ('idle') AND backend_type = 'client backend' AND pid <> pg_backend_pid()
-  AND now() - query_start > %(after)s
-ORDER BY query_start
+WHERE state <> 'idle' AND backend_type = 'client backend' AND pid <> pg_backend_pid()
+  AND application_name NOT LIKE 'tradeops-%%'
+  AND now() - coalesce(xact_start, query_start) > %(after)s
+ORDER BY coalesce(xact_start, query_start)
 """
 
 # pg_blocking_pids() honours lock-mode compatibility; the classic self-join over pg_locks reports false pairs.
 BLOCKED_SESSIONS = """
 SELECT waiting.pid, waiting.usename AS "user", waiting.application_name,
        round(extract(epoch FROM now() - waiting.query_start))::int AS waiting_seconds,
-       left(waiting.query, 200) AS query, pg_blocking_pids(waiting.pid) AS blocked_by,
+       waiting.query, pg_blocking_pids(waiting.pid) AS blocked_by,
        (SELECT json_agg(json_build_object('pid', b.pid, 'user', b.usename, 'state', b.state,
-                                          'application_name', b.application_name, 'query', left(b.query, 200)))
+                                          'application_name', b.application_name, 'query', b.query))
         FROM pg_stat_activity b WHERE b.pid = ANY (pg_blocking_pids(waiting.pid))) AS blockers
 FROM pg_stat_activity waiting
 WHERE waiting.wait_event_type = 'Lock'
@@ -47,6 +51,15 @@ SELECT datname AS database, age(datfrozenxid) AS xid_age FROM pg_database WHERE 
 """
 
 
+_STRING_LITERAL = re.compile(r"'(?:[^']|'')*'|\$([A-Za-z_]*)\$.*?\$\1\$", re.DOTALL)
+
+
+def redact(query: str | None, limit: int = 200) -> str:
+    """A query's text with every string literal replaced by ``'?'`` (a literal may be a password or client data),
+    cut to ``limit`` characters: what reaches XCom, incidents and Slack."""
+    return _STRING_LITERAL.sub("'?'", query or "")[:limit]
+
+
 @dataclass(frozen=True)
 class DatabaseCheck:
     name: str
@@ -56,7 +69,13 @@ class DatabaseCheck:
 
     def collect(self, conn: psycopg.Connection, config: TradeOpsConfig) -> list[dict]:
         params = {"after": config.database.maintenance.long_query_after}
-        return conn.execute(self.query, params).fetchall()
+        rows = conn.execute(self.query, params).fetchall()
+        for row in rows:
+            if "query" in row:
+                row["query"] = redact(row["query"])
+            for blocker in row.get("blockers") or []:
+                blocker["query"] = redact(blocker["query"])
+        return rows
 
     def run(self, conn: psycopg.Connection, config: TradeOpsConfig) -> CheckResult:
         return self.evaluate(self.collect(conn, config), config)

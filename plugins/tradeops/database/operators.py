@@ -63,7 +63,7 @@ class TableUpkeepOperator(_DatabaseOperator):
     """One upkeep step of one table: ``analyze``, ``reindex`` (concurrently, bloated indexes only, invalid leftovers
     dropped) or ``vacuum`` (plain ``VACUUM (ANALYZE)`` past the dead-tuple thresholds)."""
 
-    template_fields: Sequence[str] = ("table_name", "step")
+    template_fields: Sequence[str] = ("table_name",)
     ui_color = "#eef6e6"
 
     def __init__(self, *, table: str, step: str, **kwargs: Any) -> None:
@@ -128,7 +128,6 @@ class DatabaseCheckOperator(_DatabaseOperator):
     """Run one query of :data:`tradeops.database.health.DATABASE_CHECKS`; push its result (``check_result``) and
     fail when it finds a breach, like the health check's checks."""
 
-    template_fields: Sequence[str] = ("check",)
     ui_color = "#e8f4ea"
 
     def __init__(self, *, check: str, **kwargs: Any) -> None:
@@ -182,18 +181,20 @@ class BackupOperator(_DatabaseOperator):
         root = backup.backup_root(settings)
         ti = context["ti"]
         try:
-            manifest = backup.take_backup(dsn, settings)
-            folder = root / manifest["id"]
-            verified = backup.verify(folder)
+            partial, manifest = backup.take_backup(dsn, settings)
+            verified = backup.verify(partial)
             restored = None
             if self.restore_check == "always" or (
                     self.restore_check == "due" and backup.restore_check_due(root, settings.restore_check_every)):
-                restored = backup.restore_check(folder, dsn, settings.jobs)
+                restored = backup.restore_check(partial, dsn, settings.jobs)
+            folder = backup.publish(partial)
             pruned = backup.prune(root, settings.keep)
-        except backup.BackupError as err:
-            result = CheckResult(ti.task_id, "Backup", Status.FAIL, str(err)[:1500])
+        except Exception as err:  # whatever went wrong, there is no verified backup: that is the incident
+            result = CheckResult(ti.task_id, "Backup", Status.FAIL, f"{type(err).__name__}: {err}"[:1500])
             ti.xcom_push(key=RESULT_KEY, value=result.to_dict())
-            raise AirflowException(str(err)) from None
+            if isinstance(err, backup.BackupError):
+                raise AirflowException(str(err)) from None
+            raise
         summary = (f"{manifest['id']}: {manifest['bytes'] / 2**20:.1f} MB in {manifest['seconds']} s, "
                    f"{verified['toc_entries']} TOC entries verified"
                    + (f", restored and compared ({restored['rows']:,} rows in {restored['restore_seconds']} s)"

@@ -25,7 +25,7 @@ from tradeops.config.model import Maintenance, Table
 from tradeops.database.session import with_lock_retries
 
 log = logging.getLogger("airflow.task.tradeops.database")
-DETACHING = "tradeops retention: expired, being detached and dropped"
+DETACHING = "tradeops retention: expired partition of {}, being detached and dropped"
 _BOUND = re.compile(r"FROM \('([^']+)'\) TO \('([^']+)'\)")
 MIN_BATCH_ROWS = 100
 
@@ -84,10 +84,11 @@ def drop_expired_partitions(conn: psycopg.Connection, table: Table, cutoff: date
     pending, a detached table not yet dropped). ``conn`` must be in autocommit: a concurrent detach cannot run
     inside a transaction block."""
     parent = sql.Identifier(table.name)
+    marker = DETACHING.format(table.name)
     dropped = []
     for orphan in conn.execute(
             "SELECT c.relname AS name FROM pg_class c WHERE c.relkind = 'r' AND NOT c.relispartition "
-            "AND obj_description(c.oid, 'pg_class') = %s", (DETACHING,)).fetchall():
+            "AND obj_description(c.oid, 'pg_class') = %s", (marker,)).fetchall():
         with_lock_retries(lambda name=orphan["name"]: conn.execute(
             sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name))), settings, f"drop {orphan['name']}",
             sleep)
@@ -99,7 +100,7 @@ def drop_expired_partitions(conn: psycopg.Connection, table: Table, cutoff: date
             continue
         ident = sql.Identifier(part.name)
         with_lock_retries(lambda: conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(
-            ident, sql.Literal(DETACHING))), settings, f"mark {part.name}", sleep)
+            ident, sql.Literal(marker))), settings, f"mark {part.name}", sleep)
 
         def detach_partition(part=part, ident=ident):
             if part.detach_pending:
@@ -116,8 +117,8 @@ def drop_expired_partitions(conn: psycopg.Connection, table: Table, cutoff: date
                 raise
 
         with_lock_retries(detach_partition, settings, f"detach {part.name}", sleep)
-        with_lock_retries(lambda ident=ident: conn.execute(sql.SQL("DROP TABLE {}").format(ident)), settings,
-                          f"drop {part.name}", sleep)
+        with_lock_retries(lambda ident=ident: conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident)),
+                          settings, f"drop {part.name}", sleep)
         log.info("%s: dropped partition %s (rows before %s)", table.name, part.name, part.upper.isoformat())
         dropped.append(part.name)
     return dropped
@@ -177,8 +178,17 @@ def delete_in_batches(conn: psycopg.Connection, table: Table, cutoff: datetime, 
     False; the next run carries on). A batch cancelled by ``statement_timeout`` is retried at half the size."""
     result = result or RetentionResult(table.name, "batches", cutoff.isoformat())
     started = clock()
-    statement = sql.SQL("DELETE FROM {t} WHERE ctid = ANY (ARRAY(SELECT ctid FROM {t} WHERE {c} < %s LIMIT %s))"
-                        ).format(t=sql.Identifier(table.name), c=sql.Identifier(table.time_column))
+    shape = conn.execute("SELECT relkind, relhassubclass FROM pg_class WHERE oid = %s::regclass",
+                         (table.name,)).fetchone()
+    if shape["relkind"] != "r" or shape["relhassubclass"]:
+        # ctid is only unique within one physical table: batches would match rows of other partitions/children.
+        raise ValueError(f"{table.name} is partitioned or has child tables: set `partitioning` for it in the config "
+                         "so that retention drops partitions instead of deleting rows")
+    # The time column is tested again in the DELETE itself: a row updated since the SELECT is only deleted if it
+    # is still expired.
+    statement = sql.SQL("DELETE FROM ONLY {t} WHERE ctid = ANY (ARRAY(SELECT ctid FROM ONLY {t} WHERE {c} < %s "
+                        "LIMIT %s)) AND {c} < %s").format(t=sql.Identifier(table.name),
+                                                          c=sql.Identifier(table.time_column))
     remaining = expired_count(conn, table, cutoff)
     log.info("%s: %s rows before %s to delete, %s per batch, budget %s", table.name, remaining, cutoff.isoformat(),
              settings.batch_rows, budget)
@@ -192,8 +202,8 @@ def delete_in_batches(conn: psycopg.Connection, table: Table, cutoff: datetime, 
             break
         batch_started = clock()
         try:
-            deleted = with_lock_retries(lambda: conn.execute(statement, (cutoff, batch_rows)).rowcount, settings,
-                                        f"delete from {table.name}", sleep)
+            deleted = with_lock_retries(lambda: conn.execute(statement, (cutoff, batch_rows, cutoff)).rowcount,
+                                        settings, f"delete from {table.name}", sleep)
         except errors.QueryCanceled:
             if batch_rows <= MIN_BATCH_ROWS:
                 raise
@@ -227,8 +237,9 @@ def apply_retention(conn: psycopg.Connection, table: Table, settings: Maintenanc
     started = time.monotonic()
     if table.partitioning:
         result = RetentionResult(table.name, "partitions", cutoff.isoformat())
-        result.dropped_partitions = drop_expired_partitions(conn, table, cutoff, settings)
+        # Creating comes first: a drop that keeps losing its lock race must not leave tomorrow without a partition.
         result.created_partitions = create_upcoming_partitions(conn, table, now.astimezone(UTC).date(), settings)
+        result.dropped_partitions = drop_expired_partitions(conn, table, cutoff, settings)
         result.seconds = round(time.monotonic() - started, 3)
         return result
     return delete_in_batches(conn, table, cutoff, settings, budget or settings.time_budget)

@@ -17,9 +17,6 @@ from tradeops.config.model import Maintenance
 log = logging.getLogger("airflow.task.tradeops.database")
 T = TypeVar("T")
 
-# The ways a step can lose a lock race or its time slot: retried, never waited out.
-GAVE_UP = (errors.LockNotAvailable, errors.QueryCanceled, errors.DeadlockDetected)
-
 
 class LockRetriesExhausted(RuntimeError):
     """A step kept meeting a conflicting lock; it gave up rather than queue the platform's writers behind it."""
@@ -57,10 +54,10 @@ def with_lock_retries(action: Callable[[], T], settings: Maintenance, what: str,
         except errors.LockNotAvailable as err:
             if attempt == attempts:
                 raise LockRetriesExhausted(
-                    f"{what}: gave up after {attempts} attempts, each waiting at most {settings.lock_timeout_ms} ms "
-                    f"for a lock ({err.diag.message_primary})") from err
+                    f"{what}: gave up after {attempts} attempts, each bounded by its lock timeout "
+                    f"({err.diag.message_primary})") from err
             pause = min(0.5 * 2 ** (attempt - 1), 30.0)
-            log.warning("%s: lock not available within %s ms (attempt %s/%s); retrying in %.1f s", what,
-                        settings.lock_timeout_ms, attempt, attempts, pause)
+            log.warning("%s: lock not available within its lock timeout (attempt %s/%s); retrying in %.1f s", what,
+                        attempt, attempts, pause)
             sleep(pause)
     raise AssertionError("unreachable")

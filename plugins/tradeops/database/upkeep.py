@@ -55,7 +55,7 @@ ORDER BY idx.index_name
 INVALID_INDEXES = """
 SELECT ci.relname AS index_name, ct.relname AS table_name
 FROM pg_index i JOIN pg_class ci ON ci.oid = i.indexrelid JOIN pg_class ct ON ct.oid = i.indrelid
-WHERE NOT i.indisvalid AND ct.relname = %(table)s AND ci.relname ~ '_ccnew[0-9]*$'
+WHERE NOT i.indisvalid AND ct.relname = %(table)s AND ci.relname ~ '_cc(new|old)[0-9]*$'
 """
 
 DEAD_TUPLES = """
@@ -85,6 +85,10 @@ def _unbounded_statements(conn: psycopg.Connection) -> None:
     conn.execute("SET statement_timeout = 0")
 
 
+def _set_lock_timeout(conn: psycopg.Connection, milliseconds: int) -> None:
+    conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(milliseconds)))
+
+
 def analyze(conn: psycopg.Connection, table: str, settings: Maintenance,
             sleep: Callable[[float], None] = time.sleep) -> None:
     with_lock_retries(lambda: conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table))), settings,
@@ -98,7 +102,8 @@ def index_bloat(conn: psycopg.Connection, table: str) -> list[IndexBloat]:
 
 def drop_invalid_indexes(conn: psycopg.Connection, table: str, settings: Maintenance,
                          sleep: Callable[[float], None] = time.sleep) -> list[str]:
-    """Drop what failed concurrent rebuilds of ``table``'s indexes left behind (invalid ``*_ccnew*`` indexes)."""
+    """Drop what failed concurrent rebuilds of ``table``'s indexes left behind: invalid ``*_ccnew*`` (a rebuild
+    that stopped) and ``*_ccold*`` (one that stopped while dropping the old index) indexes."""
     dropped = []
     for row in conn.execute(INVALID_INDEXES, {"table": table}).fetchall():
         with_lock_retries(lambda name=row["index_name"]: conn.execute(
@@ -112,10 +117,17 @@ def drop_invalid_indexes(conn: psycopg.Connection, table: str, settings: Mainten
 def reindex_bloated(conn: psycopg.Connection, table: str, settings: Maintenance,
                     sleep: Callable[[float], None] = time.sleep) -> dict:
     """``REINDEX INDEX CONCURRENTLY`` each index of ``table`` past both the bloat and the size thresholds.
-    ``conn`` must be in autocommit (a concurrent reindex cannot run in a transaction block)."""
+    ``conn`` must be in autocommit (a concurrent reindex cannot run in a transaction block). Its lock waits are
+    bounded by ``reindex_lock_timeout_ms``: they queue no writer (only ``SHARE UPDATE EXCLUSIVE`` and waits for
+    older transactions), and a rebuild abandoned late throws its work away. Every attempt starts by dropping the
+    invalid index an earlier attempt left, and the last failure cleans up after itself."""
     _unbounded_statements(conn)
-    cleaned = drop_invalid_indexes(conn, table, settings, sleep)
-    report = {"table": table, "dropped_invalid": cleaned, "indexes": [], "reindexed": []}
+    report = {"table": table, "dropped_invalid": [], "indexes": [], "reindexed": []}
+
+    def clean() -> None:
+        report["dropped_invalid"] += drop_invalid_indexes(conn, table, settings, sleep)
+
+    clean()
     for index in index_bloat(conn, table):
         report["indexes"].append(index.to_dict())
         size_mb = index.bytes / 2**20
@@ -124,13 +136,19 @@ def reindex_bloated(conn: psycopg.Connection, table: str, settings: Maintenance,
         log.info("%s: %s is %.1f MB with ~%s%% bloat; rebuilding concurrently", table, index.index_name, size_mb,
                  index.bloat_pct)
         started = time.monotonic()
+
+        def rebuild(name: str = index.index_name) -> None:
+            clean()
+            _set_lock_timeout(conn, settings.reindex_lock_timeout_ms)
+            try:
+                conn.execute(sql.SQL("REINDEX INDEX CONCURRENTLY {}").format(sql.Identifier(name)))
+            finally:
+                _set_lock_timeout(conn, settings.lock_timeout_ms)
+
         try:
-            with_lock_retries(lambda name=index.index_name: conn.execute(
-                sql.SQL("REINDEX INDEX CONCURRENTLY {}").format(sql.Identifier(name))), settings,
-                f"reindex {index.index_name}", sleep)
-        except Exception:
-            report["dropped_invalid"] += drop_invalid_indexes(conn, table, settings, sleep)
-            raise
+            with_lock_retries(rebuild, settings, f"reindex {index.index_name}", sleep)
+        finally:
+            clean()
         after = conn.execute("SELECT pg_relation_size(%s::regclass) AS bytes", (index.index_name,)).fetchone()["bytes"]
         report["reindexed"].append({"index": index.index_name, "bytes_before": index.bytes, "bytes_after": after,
                                     "seconds": round(time.monotonic() - started, 2)})

@@ -89,9 +89,14 @@ class ReportCheckIncidentsOperator(BaseOperator):
 
         incidents = Incidents()
         ti = context["ti"]
-        results = {task_id: ti.xcom_pull(task_ids=task_id, key=self.result_key) or {
-            "status": "fail", "title": task_id, "summary": "the check ended before reporting (see its log)"}
-            for task_id in self.check_task_ids}
+        pushed = {task_id: ti.xcom_pull(task_ids=task_id, key=self.result_key) for task_id in self.check_task_ids}
+        # A check that never ran (skipped, or its upstream failed) has nothing to report; one that crashed before
+        # reporting is a failed check.
+        states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+        results = {task_id: result or {"status": "fail", "title": task_id,
+                                       "summary": "the check ended before reporting (see its log)"}
+                   for task_id, result in pushed.items()
+                   if result or states.get(task_id) not in ("skipped", "upstream_failed")}
         passed = {check_key(ti.dag_id, task_id): result for task_id, result in results.items()
                   if result["status"] != "fail"}
         with store.connect(incidents.dsn) as conn:

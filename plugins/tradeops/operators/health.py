@@ -26,7 +26,6 @@ class HealthCheckOperator(BaseOperator):
     including when the thing to check cannot be reached, so the grid shows exactly which check is red.
     """
 
-    template_fields: Sequence[str] = ("check",)
     ui_color = "#e8f4ea"
 
     def __init__(self, *, check: str, **kwargs: Any) -> None:

@@ -28,10 +28,10 @@ def databases(db) -> set[str]:
 def test_dump_verify_restore_and_compare_while_a_writer_writes(platform_copy, db, settings):
     writer = Writer(platform_copy)
     writer.start()
-    manifest = backup.take_backup(platform_copy, settings)
+    folder, manifest = backup.take_backup(platform_copy, settings)
     writer.finish()
-    folder = backup.backup_root(settings) / manifest["id"]
-    assert folder.is_dir() and not list(folder.parent.glob("*.partial"))
+    assert folder.name == manifest["id"] + ".partial"
+    assert backup.backups(backup.backup_root(settings)) == [], "nothing is a backup before it is verified"
     assert manifest["row_counts"]["audit_log"] > 0 and manifest["row_counts"]["trades"] > 0
     assert all(len(meta["sha256"]) == 64 for meta in manifest["files"].values())
     assert manifest["bytes"] == sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()
@@ -46,21 +46,22 @@ def test_dump_verify_restore_and_compare_while_a_writer_writes(platform_copy, db
     assert restored["rows"] == sum(manifest["row_counts"].values())
     assert databases(db) == before, "the scratch database is dropped afterwards"
     assert json.loads((folder / backup.MANIFEST).read_text())["restore_check"]["rows"] == restored["rows"]
+    published = backup.publish(folder)
+    assert [m["id"] for _, m in backup.backups(backup.backup_root(settings))] == [manifest["id"]]
+    assert published.name == manifest["id"] and not folder.exists()
     assert not backup.restore_check_due(backup.backup_root(settings), timedelta(days=7))
 
 
 def test_custom_format_round_trips_too(platform_copy, settings):
     custom = settings.model_copy(update={"format": "custom"})
-    manifest = backup.take_backup(platform_copy, custom)
-    folder = backup.backup_root(custom) / manifest["id"]
+    folder, manifest = backup.take_backup(platform_copy, custom)
     assert list(manifest["files"]) == ["data.dump"]
     backup.verify(folder)
     assert backup.restore_check(folder, platform_copy, 2)["rows"] == sum(manifest["row_counts"].values())
 
 
 def test_a_corrupted_backup_file_fails_verification(platform_copy, settings):
-    manifest = backup.take_backup(platform_copy, settings)
-    folder = backup.backup_root(settings) / manifest["id"]
+    folder, manifest = backup.take_backup(platform_copy, settings)
     biggest = max((p for p in (folder / "data").iterdir() if p.suffix == ".gz"), key=lambda p: p.stat().st_size)
     with biggest.open("r+b") as handle:  # one flipped byte in the middle of a table's data
         handle.seek(biggest.stat().st_size // 2)
@@ -75,24 +76,33 @@ def test_a_corrupted_backup_file_fails_verification(platform_copy, settings):
 
 
 def test_a_restore_that_differs_from_the_manifest_fails(platform_copy, settings):
-    manifest = backup.take_backup(platform_copy, settings)
-    folder = backup.backup_root(settings) / manifest["id"]
+    folder, manifest = backup.take_backup(platform_copy, settings)
     edited = {**manifest, "row_counts": {**manifest["row_counts"], "trades": manifest["row_counts"]["trades"] + 1}}
     (folder / backup.MANIFEST).write_text(json.dumps(edited))
     with pytest.raises(backup.BackupError, match="restored row counts differ.*trades"):
         backup.restore_check(folder, platform_copy, 2)
 
 
-def test_only_the_newest_backups_are_kept(platform_copy, settings):
+def test_the_newest_backups_and_the_last_restore_checked_one_are_kept(platform_copy, settings):
     now = datetime.now(UTC)
-    ids = [backup.take_backup(platform_copy, settings, now=now - timedelta(hours=n))["id"] for n in (3, 2, 1)]
     root = backup.backup_root(settings)
+    ids = []
+    for hours in (4, 3, 2, 1):
+        folder, manifest = backup.take_backup(platform_copy, settings, now=now - timedelta(hours=hours))
+        if hours == 4:  # the oldest is the only one restored and compared
+            backup.restore_check(folder, platform_copy, 2)
+        backup.publish(folder)
+        ids.append(manifest["id"])
+    failed, _ = backup.take_backup(platform_copy, settings, now=now)  # never verified: stays partial
     stale = root / "grandmodel-20200101T000000Z.partial"
     stale.mkdir()
     os.utime(stale, (0, 0))
+
     deleted = backup.prune(root, settings.keep)
-    assert sorted(deleted) == sorted([ids[0], stale.name])
-    assert [m["id"] for _, m in backup.backups(root)] == [ids[2], ids[1]]
+
+    assert sorted(deleted) == sorted([ids[1], stale.name])
+    assert [m["id"] for _, m in backup.backups(root)] == [ids[3], ids[2], ids[0]]
+    assert failed.is_dir(), "a recent partial backup may still be in progress: left alone"
 
 
 def test_pg_dump_older_than_the_server_is_never_used():

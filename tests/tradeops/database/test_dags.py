@@ -38,6 +38,13 @@ def states(dag_run) -> dict[str, str]:
     return {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
 
 
+def incidents_of(state_dsn: str, dag_run) -> dict[str, dict]:
+    with psycopg.connect(state_dsn, row_factory=dict_row) as conn:
+        rows = conn.execute("SELECT * FROM tradeops.incidents WHERE dag_id = %s AND run_id = %s",
+                            (dag_run.dag_id, dag_run.run_id)).fetchall()
+    return {row["task_id"]: row for row in rows}
+
+
 def test_daily_db_maintenance_runs_every_step_on_a_live_database(dagbag, airflow_db, on_the_copy, config,
                                                                  sandbox_settings):
     now = datetime.now(UTC)
@@ -81,7 +88,7 @@ def test_weekly_maintenance_refuses_to_start_outside_its_window(dagbag, airflow_
 
 
 def test_weekly_maintenance_with_break_glass_runs_the_window(dagbag, airflow_db, on_the_copy, k8s_connection, config,
-                                                             tmp_path):
+                                                             tmp_path, sandbox_settings):
     from tradeops.kubernetes.client import KubernetesClient
 
     run = runnable(dagbag, "weekly_maintenance").test(run_conf={"break_glass": True, "reason": "test: forced run"})
@@ -93,13 +100,16 @@ def test_weekly_maintenance_with_break_glass_runs_the_window(dagbag, airflow_db,
                                                                         "verdict": "failed"}
     [(folder, manifest)] = backup.backups(tmp_path / "backups")
     assert manifest["restore_check"]["rows"] == sum(manifest["row_counts"].values())
+    [incident] = incidents_of(sandbox_settings["postgres"]["state_dsn"], run).values()
+    assert (incident["dedup_key"], incident["severity"]) == ("check:weekly_maintenance:certificate_check", "P2")
     admin = KubernetesClient(k8s_connection("admin"))
     for name in config.weekly_maintenance.deployments:
         template = admin.deployment("grandmodel", name)["spec"]["template"]["metadata"]
         assert template["annotations"]["tradeops.io/restart-id"].endswith(run.run_id), name
 
 
-def test_weekly_maintenance_abandons_the_steps_left_when_the_window_closes(dagbag, airflow_db, on_the_copy, tmp_path):
+def test_weekly_maintenance_abandons_the_steps_left_when_the_window_closes(dagbag, airflow_db, on_the_copy, tmp_path,
+                                                                          sandbox_settings):
     dag = runnable(dagbag, "weekly_maintenance")
     dag.get_task("enter_window").length = timedelta(0)  # a window that has closed by the time the first step starts
     run = dag.test(run_conf={"break_glass": True, "reason": "test: window closing"})
@@ -110,12 +120,15 @@ def test_weekly_maintenance_abandons_the_steps_left_when_the_window_closes(dagba
     assert {task_states[t] for t in guarded} == {"skipped"}
     assert task_states["post_check.system_status"] == "success" and task_states["post_check.agents"] == "success"
     assert not (tmp_path / "backups").exists()
+    assert incidents_of(sandbox_settings["postgres"]["state_dsn"], run) == {}, "skipped steps are not failures"
 
 
 def test_db_restore_is_a_dry_run_by_default_and_restores_into_a_new_database(dagbag, airflow_db, on_the_copy,
                                                                             config, tmp_path, server_dsn):
     settings = config.database.backup
-    manifest = backup.take_backup(on_the_copy, settings)
+    folder, manifest = backup.take_backup(on_the_copy, settings)
+    backup.verify(folder)
+    backup.publish(folder)
     dag = runnable(dagbag, "db_restore")
     target = f"restored_{manifest['id'][-16:-1].lower()}"
 

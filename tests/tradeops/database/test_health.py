@@ -49,15 +49,19 @@ def _wait_for(db, predicate_sql: str, timeout: float = 10) -> None:
 def test_a_planted_long_query_is_found(platform_copy, db, quick):
     assert DATABASE_CHECKS["long_queries"].run(db, quick).status is Status.OK
     planted = _background(platform_copy, "SELECT pg_sleep(30)", "planted-long-query")
+    own = _background(platform_copy, "SELECT pg_sleep(30)", "tradeops-vacuum:trades")  # TradeOps' own: expected
     try:
         _wait_for(db, "SELECT count(*) > 0 AS found FROM pg_stat_activity WHERE application_name = "
                       "'planted-long-query' AND state = 'active' AND now() - query_start > interval '1.2 seconds'")
         result = DATABASE_CHECKS["long_queries"].run(db, quick)
     finally:
-        db.execute("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'planted-long-query'")
+        db.execute("SELECT pg_cancel_backend(pid) FROM pg_stat_activity "
+                   "WHERE application_name IN ('planted-long-query', 'tradeops-vacuum:trades')")
         planted.join(10)
+        own.join(10)
     assert result.status is Status.FAIL
-    [query] = [q for q in result.details["queries"] if q["application_name"] == "planted-long-query"]
+    [query] = result.details["queries"]
+    assert query["application_name"] == "planted-long-query"
     assert "pg_sleep(30)" in query["query"] and query["seconds"] >= 1
 
 
@@ -111,3 +115,11 @@ def test_wraparound_age_is_graded_against_the_config(config):
 def test_a_lock_cycle_has_no_single_head(config):
     result = evaluate_blocked_sessions([{"pid": 1, "blocked_by": [2]}, {"pid": 2, "blocked_by": [1]}], config)
     assert result.status is Status.FAIL and "(a cycle)" in result.summary
+
+
+def test_query_text_is_redacted_before_it_reaches_incidents_or_slack():
+    from tradeops.database.health import redact
+
+    assert redact("ALTER ROLE app PASSWORD 'hunter2'") == "ALTER ROLE app PASSWORD '?'"
+    assert redact("SELECT * FROM t WHERE a = 'it''s' AND b = $x$secret$x$") == "SELECT * FROM t WHERE a = '?' AND b = '?'"
+    assert len(redact("SELECT " + "x" * 500)) == 200

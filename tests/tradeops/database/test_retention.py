@@ -78,7 +78,7 @@ def test_an_interrupted_detach_is_finalized_and_an_orphan_dropped(platform_copy,
     oldest, second = [p for p in retention.partitions(db, "audit_log") if p.upper <= cutoff][:2]
     # What a run killed between its steps leaves: one partition detached but not dropped, one marked.
     db.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(sql.Identifier(oldest.name),
-                                                           sql.Literal(retention.DETACHING)))
+                                                           sql.Literal(retention.DETACHING.format("audit_log"))))
     db.execute(sql.SQL("ALTER TABLE audit_log DETACH PARTITION {}").format(sql.Identifier(oldest.name)))
     kept_before = fingerprint(db, AUDIT, cutoff)
 
@@ -207,3 +207,10 @@ def test_dropping_partitions_behind_a_long_reader_never_stalls_writers(platform_
     assert done and oldest.name in done[0].dropped_partitions
     assert len(latencies) > 50
     assert max(latencies) < 0.5, f"a writer waited {max(latencies):.2f} s"
+
+
+def test_batches_refuse_a_partitioned_table_whose_config_forgot_to_say_so(platform_copy):
+    unmarked = Table(name="audit_log", time_column="created_at", retention_days=90)
+    with connect(platform_copy, settings(), application_name="test") as conn:
+        with pytest.raises(ValueError, match="audit_log is partitioned or has child tables"):
+            retention.apply_retention(conn, unmarked, settings())

@@ -68,9 +68,9 @@ def test_reindex_rebuilds_only_bloated_indexes_concurrently_and_shrinks_them(pla
 
 def test_a_failed_concurrent_reindex_leaves_no_invalid_index(platform_copy, db):
     bloat_trades(db)
-    impatient = SETTINGS.model_copy(update={"lock_timeout_ms": 300, "lock_retries": 0})
+    impatient = SETTINGS.model_copy(update={"reindex_lock_timeout_ms": 300, "lock_retries": 1})
     # A transaction holding an old snapshot (reading another table): REINDEX CONCURRENTLY must wait for it, and gives
-    # up at lock_timeout with its new index half built (invalid). Nothing is locked on trades itself.
+    # up at its lock timeout with its new index half built (invalid), twice. Nothing is locked on trades itself.
     with psycopg.connect(platform_copy) as old_snapshot:
         old_snapshot.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
         old_snapshot.execute("SELECT count(*) FROM positions")

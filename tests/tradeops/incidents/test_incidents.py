@@ -33,11 +33,11 @@ def outbox(incidents: Incidents, incident_id: int) -> list[dict]:
 def test_migrations_create_the_schema_once_and_are_idempotent(incidents, state_dsn):
     assert store.migrate(state_dsn) == []  # the fixture's Incidents() already applied them
     with store.connect(state_dsn) as conn:
-        names = [r["name"] for r in conn.execute("SELECT name FROM tradeops.schema_migrations")]
+        names = [r["name"] for r in conn.execute("SELECT name FROM tradeops.schema_migrations ORDER BY name")]
         tables = {r["table_name"] for r in conn.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'tradeops'")}
-    assert names == ["001_incidents.sql"]
-    assert {"incidents", "incident_events", "silences", "outbox", "schema_migrations"} <= tables
+    assert names == sorted(path.name for path in store.MIGRATIONS.glob("*.sql"))
+    assert {"incidents", "incident_events", "silences", "outbox", "relation_sizes", "schema_migrations"} <= tables
 
 
 def test_concurrent_migrators_do_not_race(state_dsn):
