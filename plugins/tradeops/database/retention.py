@@ -174,7 +174,7 @@ def delete_in_batches(conn: psycopg.Connection, table: Table, cutoff: datetime, 
                       sleep: Callable[[float], None] = time.sleep, result: RetentionResult | None = None
                       ) -> RetentionResult:
     """Delete expired rows ``batch_rows`` at a time, each batch its own transaction (``conn`` in autocommit), pausing
-    ``batch_pause_ms`` between batches. Stops before a batch that would overrun ``budget`` (``complete`` is then
+    between batches for ``batch_pause_ms`` or as long as the batch took, whichever is longer. Stops before a batch that would overrun ``budget`` (``complete`` is then
     False; the next run carries on). A batch cancelled by ``statement_timeout`` is retried at half the size."""
     result = result or RetentionResult(table.name, "batches", cutoff.isoformat())
     started = clock()
@@ -223,8 +223,10 @@ def delete_in_batches(conn: psycopg.Connection, table: Table, cutoff: datetime, 
             log.info("%s: %s rows deleted (%.0f rows/s), %s left, ETA %.0f s", table.name, result.deleted_rows,
                      rate, remaining, remaining / rate if rate else float("inf"))
             last_log = now
-        if settings.batch_pause_ms and remaining:
-            sleep(settings.batch_pause_ms / 1000)
+        if remaining:
+            # Rest at least as long as the batch took: the deletes never hold more than half of a core's time
+            # (and of the disk) against the platform's own writers, however slow the batches get.
+            sleep(max(settings.batch_pause_ms / 1000, now - batch_started))
     result.seconds = round(clock() - started, 3)
     return result
 
