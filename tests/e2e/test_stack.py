@@ -10,7 +10,10 @@ import pytest
 from devstack.client import parse
 from devstack.demo import DEMO_PLAN, run_plan
 from tradeops.calendar.deadlines import ExchangeSessionDeadline
+from tradeops.calendar.events import events_for
 from tradeops.calendar.sessions import sessions_for
+
+NEW_YORK = ZoneInfo("America/New_York")
 
 pytestmark = pytest.mark.e2e
 
@@ -26,6 +29,14 @@ def test_every_dag_runs_to_its_planned_state_under_the_real_scheduler(stack):
 
     messages = stack.sandbox.slack_messages("#trading-ops")
     assert any(m["text"].startswith(":large_yellow_circle: Daily health check: all 9 checks passed") for m in messages)
+    # The weekly window (forced) failed only where the sandbox plants expiring certificates; the rest succeeded.
+    weekly = next(o for o in outcomes if o.dag_id == "weekly_maintenance")
+    assert weekly.tasks == {"success": 23, "failed": 2}
+    states = {ti["task_id"]: ti["state"] for ti in stack.client.task_instances("weekly_maintenance", weekly.run_id)}
+    assert {t for t, state in states.items() if state == "failed"} == {"certificate_check", "verdict"}
+    restored = stack.client.xcom("db_restore", next(o.run_id for o in outcomes if o.dag_id == "db_restore"), "restore")
+    backup = stack.client.xcom("weekly_maintenance", weekly.run_id, "backup")
+    assert restored["backup"] == backup["id"] and restored["rows"] > 0
     reports = list((stack.airflow.reports_dir / "daily_health_check").glob("*.json"))
     assert [r.stem for r in reports] == [health.run_id.replace(":", "_").replace("+", "_")]
 
@@ -37,6 +48,29 @@ def test_the_scheduler_plans_the_next_run_on_the_exchange_calendar(stack):
     _, expected = sessions_for("XNYS").next_event("open", timedelta(minutes=-90), datetime.now(UTC), inclusive=True)
     assert next_run == expected
     assert expected.astimezone(ZoneInfo("America/New_York")).strftime("%H:%M") == "08:00"
+
+
+@pytest.mark.parametrize("dag_id, weekdays", [("daily_db_maintenance", {0, 1, 2, 3, 4, 5}),
+                                              ("weekly_maintenance", {6})])
+def test_the_maintenance_runs_are_planned_at_2am_new_york_time(stack, config, dag_id, weekdays):
+    next_run = parse(stack.client.dag(dag_id)["next_dagrun_run_after"])
+    events = events_for(config.schedules[dag_id], "XNYS")
+    now = datetime.now(UTC)
+    assert next_run in (events.next(now, inclusive=False), events.next(now - timedelta(minutes=10), inclusive=False))
+    local = next_run.astimezone(NEW_YORK)
+    assert local.strftime("%H:%M") == "02:00" and local.weekday() in weekdays
+
+
+def test_the_database_maintenance_run_gets_its_clock_and_session_anchored_deadlines(stack, config):
+    run_id = stack.client.trigger("daily_db_maintenance")
+    run_after = parse(stack.client.dag_run("daily_db_maintenance", run_id)["run_after"])
+    expected = sorted(ExchangeSessionDeadline(tier.by, "XNYS").due_for(run_after)
+                      for tier in config.deadlines["daily_db_maintenance"])
+    created = stack.client.deadlines("daily_db_maintenance", run_id)
+    assert sorted(parse(d["deadline_time"]) for d in created) == expected
+    assert expected[0].astimezone(NEW_YORK).strftime("%H:%M") in ("03:00", "07:30")
+    assert stack.client.wait_for_run("daily_db_maintenance", run_id, timeout=300)["state"] == "success"
+    assert stack.client.deadlines("daily_db_maintenance", run_id) == []
 
 
 def test_each_run_gets_its_market_anchored_deadlines_and_success_prunes_them(stack, config):
