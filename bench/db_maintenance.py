@@ -236,7 +236,8 @@ def run(bench: Bench) -> None:
                 "slowest_batch": result.slowest_batch_s}
 
     batched = bench.measure("Retention, plain table (a non-partitioned copy of audit_log)",
-                            "TradeOps: batches of 10k, paused >= 50 ms and >= the batch", "b_plain_batch", "audit_log_plain", batches,
+                            "TradeOps: batches of 10k, paused >= 50 ms and >= the batch", "b_plain_batch",
+                            "audit_log_plain", batches,
                             size_of="audit_log_plain")
 
     plain_reindex = bench.measure("Reindex trades (4 indexes)", "seeds: REINDEX TABLE trades", "b_rx_naive", "trades",

@@ -138,8 +138,10 @@ def take_backup(dsn: str, settings: Backup, *, now: datetime | None = None) -> t
     partial.mkdir()
     target = partial / ("data" if settings.format == "directory" else "data.dump")
     started = time.monotonic()
+    # The snapshot's own session waits for table locks no longer than pg_dump does.
     with psycopg.connect(dsn, row_factory=dict_row, connect_timeout=10, autocommit=True,
-                         application_name="tradeops-backup") as conn:
+                         application_name="tradeops-backup",
+                         options=f"-c lock_timeout={settings.lock_wait_timeout_s * 1000}") as conn:
         server_major = conn.info.server_version // 10000
         pg_dump = pg_tool("pg_dump", server_major)
         args = [pg_dump, "--no-password", f"--compress={settings.compression}",
@@ -148,7 +150,12 @@ def take_backup(dsn: str, settings: Backup, *, now: datetime | None = None) -> t
                  else ["--format=custom"])
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         snapshot = conn.execute("SELECT pg_export_snapshot() AS id").fetchone()["id"]
-        counts = row_counts(conn)
+        try:
+            counts = row_counts(conn)
+        except psycopg.errors.LockNotAvailable as err:
+            raise BackupError(f"a table stayed locked longer than lock_wait_timeout_s "
+                              f"({settings.lock_wait_timeout_s} s) while counting rows for the manifest: "
+                              f"{err.diag.message_primary}") from None
         # The snapshot stays importable while this transaction is open, i.e. until pg_dump has finished.
         _run(args + [f"--snapshot={snapshot}"], libpq_env(dsn), "pg_dump")
         conn.execute("ROLLBACK")

@@ -171,12 +171,12 @@ def expired_count(conn: psycopg.Connection, table: Table, cutoff: datetime) -> i
 
 def delete_in_batches(conn: psycopg.Connection, table: Table, cutoff: datetime, settings: Maintenance,
                       budget: timedelta, *, clock: Callable[[], float] = time.monotonic,
-                      sleep: Callable[[float], None] = time.sleep, result: RetentionResult | None = None
-                      ) -> RetentionResult:
+                      sleep: Callable[[float], None] = time.sleep) -> RetentionResult:
     """Delete expired rows ``batch_rows`` at a time, each batch its own transaction (``conn`` in autocommit), pausing
-    between batches for ``batch_pause_ms`` or as long as the batch took, whichever is longer. Stops before a batch that would overrun ``budget`` (``complete`` is then
-    False; the next run carries on). A batch cancelled by ``statement_timeout`` is retried at half the size."""
-    result = result or RetentionResult(table.name, "batches", cutoff.isoformat())
+    between batches for ``batch_pause_ms`` or as long as the batch took, whichever is longer. Stops before a batch
+    that would overrun ``budget`` (``complete`` is then False; the next run carries on). A batch cancelled by
+    ``statement_timeout`` is retried at half the size."""
+    result = RetentionResult(table.name, "batches", cutoff.isoformat())
     started = clock()
     shape = conn.execute("SELECT relkind, relhassubclass FROM pg_class WHERE oid = %s::regclass",
                          (table.name,)).fetchone()

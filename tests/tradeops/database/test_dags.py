@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import types
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -150,3 +151,25 @@ def test_db_restore_is_a_dry_run_by_default_and_restores_into_a_new_database(dag
     finally:
         with psycopg.connect(server_dsn, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
+
+
+def test_a_backup_blocked_by_a_lock_fails_fast_and_reports_a_failed_check(on_the_copy, tmp_path, monkeypatch):
+    from airflow.sdk.exceptions import AirflowException
+
+    from tradeops.config import CONFIG_ENV, default_config_path
+    from tradeops.database.operators import BackupOperator
+
+    impatient = tmp_path / "tradeops.yaml"
+    impatient.write_text(f"extends: {default_config_path()}\ndatabase:\n  backup:\n    lock_wait_timeout_s: 1\n")
+    monkeypatch.setenv(CONFIG_ENV, str(impatient))
+    pushed: dict = {}
+    ti = types.SimpleNamespace(task_id="backup", xcom_push=lambda key, value: pushed.__setitem__(key, value))
+    context = {"ti": ti}
+    with psycopg.connect(on_the_copy) as migration:  # a schema change holding its lock on a table
+        migration.execute("LOCK TABLE positions IN ACCESS EXCLUSIVE MODE")
+        with pytest.raises(AirflowException, match=r"a table stayed locked longer than lock_wait_timeout_s \(1 s\)"):
+            BackupOperator(task_id="backup").execute(context)
+        migration.rollback()
+    assert pushed["check_result"]["status"] == "fail"
+    assert "stayed locked" in pushed["check_result"]["summary"]
+    assert backup.backups(tmp_path / "backups") == [], "a failed backup is never listed"

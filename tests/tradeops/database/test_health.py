@@ -121,5 +121,6 @@ def test_query_text_is_redacted_before_it_reaches_incidents_or_slack():
     from tradeops.database.health import redact
 
     assert redact("ALTER ROLE app PASSWORD 'hunter2'") == "ALTER ROLE app PASSWORD '?'"
-    assert redact("SELECT * FROM t WHERE a = 'it''s' AND b = $x$secret$x$") == "SELECT * FROM t WHERE a = '?' AND b = '?'"
+    assert (redact("SELECT * FROM t WHERE a = 'it''s' AND b = $x$secret$x$")
+            == "SELECT * FROM t WHERE a = '?' AND b = '?'")
     assert len(redact("SELECT " + "x" * 500)) == 200
