@@ -214,3 +214,27 @@ def test_batches_refuse_a_partitioned_table_whose_config_forgot_to_say_so(platfo
     with connect(platform_copy, settings(), application_name="test") as conn:
         with pytest.raises(ValueError, match="audit_log is partitioned or has child tables"):
             retention.apply_retention(conn, unmarked, settings())
+
+
+def test_a_batch_cancelled_by_statement_timeout_is_retried_at_half_the_size(platform_copy, db, caplog):
+    now = datetime.now(UTC)
+    cutoff = retention.cutoff_for(LOGINS, now)
+    kept_before = fingerprint(db, LOGINS, cutoff)
+    expired, _ = fingerprint(db, LOGINS, cutoff, expired=True)
+    # Every deleted row costs 1 ms (a trigger, standing in for a slow disk or heavy foreign keys): a batch of 1,600
+    # rows needs 1.6 s, past the 400 ms statement_timeout.
+    db.execute("CREATE FUNCTION slow_delete() RETURNS trigger LANGUAGE plpgsql AS "
+               "$$ BEGIN PERFORM pg_sleep(0.001); RETURN OLD; END $$")
+    db.execute("CREATE TRIGGER slow_delete BEFORE DELETE ON login_events FOR EACH ROW EXECUTE FUNCTION slow_delete()")
+    slow = settings(batch_rows=1600, statement_timeout_ms=400)
+    caplog.set_level(logging.WARNING, logger="airflow.task.tradeops.database")
+
+    with connect(platform_copy, slow, application_name="test") as conn:
+        result = retention.delete_in_batches(conn, LOGINS, cutoff, slow, timedelta(minutes=5))
+
+    halvings = [r.message for r in caplog.records if "hit statement_timeout" in r.message]
+    assert halvings[:2] == [f"login_events: a batch hit statement_timeout; continuing with {n} rows per batch"
+                            for n in (800, 400)]
+    assert result.complete and result.deleted_rows == expired and result.slowest_batch_s < 0.4
+    assert fingerprint(db, LOGINS, cutoff, expired=True) == (0, None)
+    assert fingerprint(db, LOGINS, cutoff) == kept_before
