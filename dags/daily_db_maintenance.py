@@ -14,7 +14,7 @@ every table and step comes from `database` in `tradeops.yaml`, and each is its o
   `reindex_min_size_mb`; invalid `_ccnew` leftovers of failed rebuilds are dropped. Never plain `REINDEX` (it blocks
   writers and readers for the whole rebuild) nor `REINDEX DATABASE`.
 - `upkeep.vacuum_<table>`: plain `VACUUM (ANALYZE)` past `vacuum_min_dead_pct` and `vacuum_min_dead_tuples`. Never
-  `VACUUM FULL` (ACCESS EXCLUSIVE for the whole rewrite).
+  a full rewrite of the table (ACCESS EXCLUSIVE for the whole rewrite).
 - `size_report`: table and index sizes (partitions rolled up), growth since the last run, stored in TradeOps' state
   database for trends and written as a JSON report.
 - `db_long_queries`, `db_blocked_sessions`, `db_connections`, `db_wraparound`: queries running longer than

@@ -26,6 +26,7 @@ with DAG(
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
+    render_template_as_native_obj=True,  # the form's dry_run reaches the operator as a boolean
     default_args={"owner": "dba", "retries": 1},
     params={
         "backup_id": Param("latest", type="string", pattern=r"^(latest|[a-z0-9_]+-[0-9]{8}T[0-9]{6}Z)$",

@@ -12,7 +12,7 @@ Maintenance*. Starts at `schedules.weekly_maintenance` and owns the window for `
    database with row counts compared when `database.backup.restore_check_every` is due; old backups pruned.
 4. `update_images` to the versions `tradeops.yaml` pins (never `:latest`), then `wait_images` until rolled out.
 5. `db_maintenance`: per table, `REINDEX INDEX CONCURRENTLY` where bloated and plain `VACUUM (ANALYZE)` where dead
-   tuples pile up (never `VACUUM FULL` or `REINDEX DATABASE`).
+   tuples pile up (never a full table rewrite or a database-wide reindex).
 6. `log_cleanup` (indices older than `log_retention_days`), `certificate_check` (TLS secrets expiring within
    `certificate_min_days`), `security_scan` (fails on critical findings): each reports on its own.
 7. `restart` (rollout restart of `weekly_maintenance.deployments`), then `wait_restart`.
@@ -60,6 +60,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=weekly.window + timedelta(minutes=30),
+    render_template_as_native_obj=True,  # the form's break_glass reaches the gate as a boolean
     default_args={"owner": "trading-ops", "retries": 1, "retry_delay": timedelta(minutes=2)},
     params={
         "break_glass": Param(False, type="boolean",
@@ -103,7 +104,7 @@ with DAG(
     report = ReportCheckIncidentsOperator(
         task_id="report_incidents",
         check_task_ids=["backup", "certificate_check", "post_check.system_status", "post_check.agents"],
-        severities={"backup": config.database.maintenance.severities.backup, "certificate_check": "P2"})
+        severities={"backup": config.database.maintenance.severities.backup})
 
     gate >> pre_check >> backup >> update_images >> wait_images >> db_maintenance
     db_maintenance >> [log_cleanup, certificates, scan, restart]

@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+RESULT_KEY = "check_result"  # the XCom key under which every check task leaves its CheckResult
+
 
 class Status(StrEnum):
     OK = "ok"

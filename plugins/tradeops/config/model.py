@@ -208,6 +208,12 @@ class Database(_Strict):
     maintenance: Maintenance = Maintenance()
     backup: Backup = Backup()
 
+    def table(self, name: str) -> Table:
+        for table in self.tables:
+            if table.name == name:
+                return table
+        raise KeyError(f"no table named {name!r} in the TradeOps config's database.tables")
+
 
 class Account(_Strict):
     balance_min: float = Field(ge=0)

@@ -9,7 +9,6 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-RESULT_KEY = "check_result"
 UPKEEP_STEPS = ("analyze", "reindex", "vacuum")
 
 
@@ -20,16 +19,16 @@ class _DatabaseOperator(BaseOperator):
 
     def platform(self, config):
         """``(dsn, maintenance settings)`` of the platform database."""
-        from tradeops.database.session import platform_dsn
+        from tradeops.incidents.store import connection_dsn
 
-        return platform_dsn(self.postgres_conn_id or config.connections.platform_db), config.database.maintenance
+        return connection_dsn(self.postgres_conn_id or config.connections.platform_db), config.database.maintenance
 
     @staticmethod
     def table(config, name: str):
-        for table in config.database.tables:
-            if table.name == name:
-                return table
-        raise AirflowFailException(f"table {name!r} is not in the config's database.tables")
+        try:
+            return config.database.table(name)
+        except KeyError as err:
+            raise AirflowFailException(err.args[0]) from None
 
 
 class RetentionOperator(_DatabaseOperator):
@@ -103,14 +102,15 @@ class SizeReportOperator(_DatabaseOperator):
         from tradeops.database import sizes
         from tradeops.database.session import connect
         from tradeops.incidents import store
-        from tradeops.incidents.service import Incidents
         from tradeops.reporting.files import write_json_report
 
         config = load_config()
         dsn, settings = self.platform(config)
         with connect(dsn, settings, application_name="tradeops-size-report") as conn:
             measured = sizes.measure(conn)
-        with store.connect(Incidents(config).dsn) as state:
+        state_dsn = store.connection_dsn(config.connections.state_db)
+        store.migrate(state_dsn)
+        with store.connect(state_dsn) as state:
             report = sizes.record(state, config.database.name, measured, datetime.now(UTC))
         ti = context["ti"]
         content = {"database": config.database.name, "relations": report,
@@ -139,7 +139,7 @@ class DatabaseCheckOperator(_DatabaseOperator):
         self.check = check
 
     def execute(self, context) -> dict:
-        from tradeops.checks.result import Status
+        from tradeops.checks.result import RESULT_KEY, Status
         from tradeops.config import load_config
         from tradeops.database.health import DATABASE_CHECKS
         from tradeops.database.session import connect
@@ -169,7 +169,7 @@ class BackupOperator(_DatabaseOperator):
         self.restore_check = restore_check
 
     def execute(self, context) -> dict:
-        from tradeops.checks.result import CheckResult, Status
+        from tradeops.checks.result import RESULT_KEY, CheckResult, Status
         from tradeops.config import load_config
         from tradeops.database import backup
 
@@ -214,7 +214,7 @@ class RestoreBackupOperator(_DatabaseOperator):
     template_fields: Sequence[str] = ("backup_id", "target_database", "dry_run")
     ui_color = "#fde2e2"
 
-    def __init__(self, *, backup_id: str = "latest", target_database: str, dry_run: bool | str = True,
+    def __init__(self, *, backup_id: str = "latest", target_database: str, dry_run: bool = True,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.backup_id = backup_id
@@ -231,7 +231,9 @@ class RestoreBackupOperator(_DatabaseOperator):
         from tradeops.database import backup
 
         config = load_config()
-        dry_run = self.dry_run if isinstance(self.dry_run, bool) else str(self.dry_run).lower() != "false"
+        if not isinstance(self.dry_run, bool):  # the DAG renders params natively: a form value is a boolean
+            raise AirflowFailException(f"dry_run must be true or false, got {self.dry_run!r}")
+        dry_run = self.dry_run
         target = str(self.target_database).strip()
         if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", target):
             raise AirflowFailException(f"target_database {target!r} is not a plain lower-case database name")

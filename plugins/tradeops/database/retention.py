@@ -94,8 +94,9 @@ def drop_expired_partitions(conn: psycopg.Connection, table: Table, cutoff: date
             sleep)
         log.info("%s: dropped %s, detached by an earlier interrupted run", table.name, orphan["name"])
         dropped.append(orphan["name"])
-    has_default = any(p.lower is None for p in partitions(conn, table.name))
-    for part in partitions(conn, table.name):
+    current = partitions(conn, table.name)
+    has_default = any(p.lower is None for p in current)
+    for part in current:
         if part.upper is None or part.upper > cutoff:
             continue
         ident = sql.Identifier(part.name)

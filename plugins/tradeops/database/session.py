@@ -22,14 +22,6 @@ class LockRetriesExhausted(RuntimeError):
     """A step kept meeting a conflicting lock; it gave up rather than queue the platform's writers behind it."""
 
 
-def platform_dsn(conn_id: str) -> str:
-    from airflow.sdk import BaseHook
-
-    from tradeops.incidents.store import dsn_from_connection
-
-    return dsn_from_connection(BaseHook.get_connection(conn_id))
-
-
 @contextmanager
 def connect(dsn: str, settings: Maintenance, *, application_name: str, autocommit: bool = True
             ) -> Iterator[psycopg.Connection]:

@@ -3,7 +3,7 @@
 ``ANALYZE`` and ``VACUUM (ANALYZE)`` run alongside writers. Indexes are rebuilt with ``REINDEX INDEX CONCURRENTLY``
 and only when their estimated bloat is past the configured threshold; a concurrent rebuild that fails leaves an
 invalid ``*_ccnew`` index behind, which is dropped (``DROP INDEX CONCURRENTLY``) before and after every attempt.
-``VACUUM FULL``, ``CLUSTER`` and ``REINDEX DATABASE`` are never issued.
+Table rewrites (the FULL option of vacuum, ``CLUSTER``) and database-wide reindexes are never issued.
 """
 
 from __future__ import annotations

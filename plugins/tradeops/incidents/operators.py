@@ -75,21 +75,21 @@ class ReportCheckIncidentsOperator(BaseOperator):
 
     ui_color = "#fde2e2"
 
-    def __init__(self, *, check_task_ids: Sequence[str], result_key: str = "check_result",
-                 severities: dict[str, str] | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, check_task_ids: Sequence[str], severities: dict[str, str] | None = None,
+                 **kwargs: Any) -> None:
         kwargs.setdefault("trigger_rule", "all_done")
         super().__init__(**kwargs)
         self.check_task_ids = list(check_task_ids)
-        self.result_key = result_key
         self.severities = dict(severities or {})
 
     def execute(self, context) -> dict:
+        from tradeops.checks.result import RESULT_KEY
         from tradeops.incidents import store
         from tradeops.incidents.service import Incidents, check_key
 
         incidents = Incidents()
         ti = context["ti"]
-        pushed = {task_id: ti.xcom_pull(task_ids=task_id, key=self.result_key) for task_id in self.check_task_ids}
+        pushed = {task_id: ti.xcom_pull(task_ids=task_id, key=RESULT_KEY) for task_id in self.check_task_ids}
         # A check that never ran (skipped, or its upstream failed) has nothing to report; one that crashed before
         # reporting is a failed check.
         states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})

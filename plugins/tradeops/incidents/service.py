@@ -16,9 +16,7 @@ _migrated: set[str] = set()
 
 
 def state_dsn(config: TradeOpsConfig) -> str:
-    from airflow.sdk import BaseHook
-
-    return store.dsn_from_connection(BaseHook.get_connection(config.connections.state_db))
+    return store.connection_dsn(config.connections.state_db)
 
 
 def check_key(dag_id: str, check: str) -> str:

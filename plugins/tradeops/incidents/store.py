@@ -35,6 +35,13 @@ def dsn_from_connection(conn) -> str:
                                           password=conn.password, dbname=conn.schema)
 
 
+def connection_dsn(conn_id: str) -> str:
+    """The libpq DSN of the Airflow Postgres connection ``conn_id``."""
+    from airflow.sdk import BaseHook
+
+    return dsn_from_connection(BaseHook.get_connection(conn_id))
+
+
 @contextmanager
 def connect(dsn: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(dsn, row_factory=dict_row, connect_timeout=10, options="-c timezone=UTC") as conn:

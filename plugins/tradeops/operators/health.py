@@ -10,9 +10,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from tradeops.checks.health import HEALTH_CHECKS
-from tradeops.checks.result import CheckResult, Status, worst
-
-RESULT_KEY = "check_result"
+from tradeops.checks.result import RESULT_KEY, CheckResult, Status, worst
 
 
 class HealthCheckFailed(AirflowException):

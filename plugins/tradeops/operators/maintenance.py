@@ -14,13 +14,14 @@ WINDOW_END_KEY = "window_end"
 
 
 class EnterMaintenanceWindowOperator(BaseOperator):
-    """Refuse to start outside the window of ``schedule`` (a clock anchor) or while the exchange is open, unless the
-    run's ``break_glass`` param is set with a ``reason``; push the window's end for :func:`abandon_after_window`."""
+    """Refuse to start outside the window of ``schedule`` (a clock anchor) or while the exchange is open, unless
+    ``break_glass`` is set with a ``reason``; push the window's end for :func:`abandon_after_window`. Templated from
+    the run's params, in a DAG with ``render_template_as_native_obj`` (``break_glass`` stays a boolean)."""
 
     template_fields: Sequence[str] = ("break_glass", "reason")
     ui_color = "#fff4d6"
 
-    def __init__(self, *, schedule: dict, length: timedelta, exchange: str, break_glass: bool | str = False,
+    def __init__(self, *, schedule: dict, length: timedelta, exchange: str, break_glass: bool = False,
                  reason: str = "", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.schedule = schedule
@@ -32,7 +33,9 @@ class EnterMaintenanceWindowOperator(BaseOperator):
     def execute(self, context) -> dict:
         from tradeops.calendar.window import MaintenanceWindow, WindowClosed
 
-        forced = self.break_glass if isinstance(self.break_glass, bool) else str(self.break_glass).lower() == "true"
+        if not isinstance(self.break_glass, bool):  # the DAG renders params natively: a form value is a boolean
+            raise AirflowFailException(f"break_glass must be true or false, got {self.break_glass!r}")
+        forced = self.break_glass
         window = MaintenanceWindow(self.schedule, self.length, self.exchange)
         try:
             admitted = window.admit(datetime.now(UTC), break_glass=forced, reason=str(self.reason))
@@ -72,7 +75,7 @@ class CertificateExpiryOperator(BaseOperator):
 
         from cryptography import x509
 
-        from tradeops.checks.result import CheckResult, Status
+        from tradeops.checks.result import RESULT_KEY, CheckResult, Status
         from tradeops.config import load_config
         from tradeops.kubernetes.client import KubernetesClient
 
@@ -99,7 +102,7 @@ class CertificateExpiryOperator(BaseOperator):
         summary = (f"{len(expiring)} of {len(found)} certificates expire within {self.min_days} days: " +
                    ", ".join(f"{e['secret']} ({e['days_left']} d)" for e in expiring) if expiring
                    else f"{len(found)} certificates valid for {self.min_days}+ days")
-        context["ti"].xcom_push(key="check_result", value=CheckResult(
+        context["ti"].xcom_push(key=RESULT_KEY, value=CheckResult(
             context["ti"].task_id, "TLS certificates", status, summary, {"certificates": found}).to_dict())
         if expiring:
             raise AirflowFailException(summary)
