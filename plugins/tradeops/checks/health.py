@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tradeops.checks.result import CheckResult, Status
+from tradeops.checks.base import CheckResult, Status
 from tradeops.config import TradeOpsConfig
 
 HEARTBEAT_STALE_S = 60

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tradeops.checks.result import CheckResult, Status
+from tradeops.checks.base import CheckResult, Status
 from tradeops.config import TradeOpsConfig
 
 if TYPE_CHECKING:  # the DAG files build their check tasks from this module: no psycopg at parse time

@@ -139,7 +139,7 @@ class DatabaseCheckOperator(_DatabaseOperator):
         self.check = check
 
     def execute(self, context) -> dict:
-        from tradeops.checks.result import RESULT_KEY, Status
+        from tradeops.checks.base import RESULT_KEY, Status
         from tradeops.config import load_config
         from tradeops.database.health import DATABASE_CHECKS
         from tradeops.database.session import connect
@@ -169,7 +169,7 @@ class BackupOperator(_DatabaseOperator):
         self.restore_check = restore_check
 
     def execute(self, context) -> dict:
-        from tradeops.checks.result import RESULT_KEY, CheckResult, Status
+        from tradeops.checks.base import RESULT_KEY, CheckResult, Status
         from tradeops.config import load_config
         from tradeops.database import backup
 

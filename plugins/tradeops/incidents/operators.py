@@ -83,7 +83,7 @@ class ReportCheckIncidentsOperator(BaseOperator):
         self.severities = dict(severities or {})
 
     def execute(self, context) -> dict:
-        from tradeops.checks.result import RESULT_KEY
+        from tradeops.checks.base import RESULT_KEY
         from tradeops.incidents import store
         from tradeops.incidents.service import Incidents, check_key
 

@@ -10,7 +10,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from tradeops.checks.health import HEALTH_CHECKS
-from tradeops.checks.result import RESULT_KEY, CheckResult, Status, worst
+from tradeops.checks.base import RESULT_KEY, CheckResult, Status, worst
 
 
 class HealthCheckFailed(AirflowException):

@@ -75,7 +75,7 @@ class CertificateExpiryOperator(BaseOperator):
 
         from cryptography import x509
 
-        from tradeops.checks.result import RESULT_KEY, CheckResult, Status
+        from tradeops.checks.base import RESULT_KEY, CheckResult, Status
         from tradeops.config import load_config
         from tradeops.kubernetes.client import KubernetesClient
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tradeops.checks.result import CheckResult, Status, worst
+from tradeops.checks.base import CheckResult, Status, worst
 
 
 def health_summary(title: str, results: list[CheckResult], run_url: str, when: str) -> tuple[str, list[dict]]:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tradeops.checks import health
-from tradeops.checks.result import CheckResult, Status, worst
+from tradeops.checks.base import CheckResult, Status, worst
 
 NOW = datetime(2026, 11, 23, 13, 0, tzinfo=UTC)
 GIB = 1024**3

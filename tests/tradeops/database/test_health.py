@@ -9,7 +9,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from tradeops.checks.result import Status
+from tradeops.checks.base import Status
 from tradeops.database.health import (
     DATABASE_CHECKS,
     evaluate_blocked_sessions,

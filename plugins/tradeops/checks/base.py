@@ -1,0 +1,110 @@
+"""The check contract every TradeOps check follows: the health check's, the database's, the certificates', the
+backup's, and every gate and watch to come.
+
+A :class:`Check` *collects* (all the I/O: an API call, a query, a backup) and *evaluates* (pure: what was collected
+against the config's thresholds) into one :class:`CheckResult`: a status, a one-line summary, the findings (each
+with an id that stays the same from run to run, so a report can say what is new and what was fixed) and the action
+it suggests. :class:`~tradeops.checks.operators.CheckOperator` runs one as a task, pushes the result and fails the
+task through one exception; the severity of the incident a failed check opens comes only from
+``incidents.check_severity``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from tradeops.config import TradeOpsConfig
+
+RESULT_KEY = "check_result"  # the XCom key under which every check task leaves its CheckResult
+T = TypeVar("T")
+
+
+class Status(StrEnum):
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+
+    @property
+    def emoji(self) -> str:
+        return {"ok": ":large_green_circle:", "warn": ":large_yellow_circle:", "fail": ":red_circle:"}[self.value]
+
+
+def worst(statuses: Iterable[Status]) -> Status:
+    order = [Status.OK, Status.WARN, Status.FAIL]
+    return max(statuses, key=order.index, default=Status.OK)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing a check found. ``id`` names the thing (``agent:execution``, ``secret:trading/api-tls``), not the
+    run, so the same problem has the same id tomorrow."""
+
+    id: str
+    status: Status
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    title: str
+    status: Status
+    summary: str
+    details: dict[str, Any] = field(default_factory=dict)
+    findings: tuple[Finding, ...] = ()
+    action: str = ""  # what a person should do about it, when it is not ok
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["status"] = self.status.value
+        data["findings"] = [{**asdict(f), "status": f.status.value} for f in self.findings]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CheckResult:
+        findings = tuple(Finding(**{**f, "status": Status(f["status"])}) for f in data.get("findings", ()))
+        return cls(**{**data, "status": Status(data["status"]), "findings": findings})
+
+    @classmethod
+    def missing(cls, name: str, title: str | None = None) -> CheckResult:
+        """The result of a check task that ended before reporting (killed, crashed before its first line)."""
+        return cls(name, title or name, Status.FAIL, "no result: the task ended before reporting (see its log)")
+
+
+class Check(ABC, Generic[T]):
+    """One check: :meth:`collect` reads (I/O only), :meth:`evaluate` decides (pure, unit-tested on fixed data).
+
+    Subclasses set ``name``, ``title`` and, optionally, the ``action`` suggested when the check is not ok.
+    """
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    action: ClassVar[str] = ""
+
+    @abstractmethod
+    def collect(self, config: TradeOpsConfig) -> T:
+        """Read what the check needs from the platform (hooks, queries); no decision here."""
+
+    @abstractmethod
+    def evaluate(self, data: T, config: TradeOpsConfig) -> CheckResult:
+        """Decide, from what :meth:`collect` read, against the config's thresholds; no I/O here."""
+
+    def run(self, config: TradeOpsConfig) -> CheckResult:
+        return self.evaluate(self.collect(config), config)
+
+    def result(self, status: Status, summary: str, *, findings: Iterable[Finding] = (), action: str | None = None,
+               **details: Any) -> CheckResult:
+        """A result of this check; ``action`` defaults to the check's own when the status is not ok."""
+        if action is None:
+            action = "" if status is Status.OK else self.action
+        return CheckResult(self.name, self.title, status, summary, details, tuple(findings), action)
+
+    def unreachable(self, error: BaseException) -> CheckResult:
+        """The result when the thing to check could not be read: a failed check, reported like any other."""
+        return self.result(Status.FAIL, f"could not check: {type(error).__name__}: {error}"[:1500])
