@@ -6,7 +6,7 @@ RUNTIME_STAMP := $(VENV)/.installed-runtime
 TEST_STAMP := $(VENV)/.installed-test
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 
-.PHONY: demo up test sandbox check-config bench lock venv clean
+.PHONY: demo up test lint format sandbox check-config bench lock venv clean
 
 demo: $(RUNTIME_STAMP)  ## start sandbox + Airflow, trigger every DAG, print a summary, stop
 	$(PY) -m devstack demo
@@ -16,6 +16,16 @@ up: $(RUNTIME_STAMP)  ## same stack, kept running (Airflow UI on http://127.0.0.
 
 test: $(TEST_STAMP)  ## the whole test suite (unit, integration against the sandbox, end to end)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+LINTED := plugins dags tests sandbox devstack bench
+lint: $(TEST_STAMP)  ## ruff (lint, import order, format) and mypy (types of the library and the DAGs)
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/mypy
+
+format: $(TEST_STAMP)  ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix $(LINTED)
+	$(VENV)/bin/ruff format $(LINTED)
 
 sandbox: $(RUNTIME_STAMP)  ## only the simulated platform, in the foreground
 	$(PY) -m sandbox up

@@ -20,7 +20,7 @@ every table and step comes from `database` in `tradeops.yaml`, and each is its o
 - `db_long_queries`, `db_blocked_sessions`, `db_connections`, `db_wraparound`: queries running longer than
   `long_query_after`, sessions waiting on locks and who blocks them (`pg_blocking_pids`), connections against
   `max_connections`, transaction-ID wraparound age.
-- `report_incidents`: a failing health query opens its incident at `database.maintenance.severities`; one that
+- `report_incidents`: a failing health query opens its incident at its `incidents.check_severity`; one that
   passes again resolves it. `verdict` fails the run when any step failed.
 
 Retention runs for tables with `retention_days`, upkeep for tables marked `heavy`. Every lock wait is bounded by
@@ -30,47 +30,30 @@ Deadlines: still running at 03:00 ET opens a P3 incident, two hours before the o
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from airflow.sdk import DAG, TaskGroup
+from airflow.sdk import TaskGroup
 
-from tradeops.calendar.deadlines import deadline_alerts
-from tradeops.calendar.timetable import ExchangeSessionTimetable
+from tradeops.checks.operators import CheckOperator
 from tradeops.config import load_config
-from tradeops.database.operators import (
-    DatabaseCheckOperator,
-    RetentionOperator,
-    SizeReportOperator,
-    TableUpkeepOperator,
-)
-from tradeops.incidents.callbacks import apply_incident_policy
+from tradeops.dagkit import scheduled_dag
+from tradeops.database.checks import BlockedSessions, DatabaseConnections, LongQueries, Wraparound
+from tradeops.database.operators import RetentionOperator, SizeReportOperator, TableUpkeepOperator
 from tradeops.incidents.operators import ReportCheckIncidentsOperator
-from tradeops.operators.verdict import add_run_verdict
 
-config = load_config()
-DAG_ID = "daily_db_maintenance"
-HEALTH_QUERIES = ("long_queries", "blocked_sessions", "connections", "wraparound")
-severities = config.database.maintenance.severities.model_dump()
+HEALTH_QUERIES = {"db_long_queries": LongQueries(), "db_blocked_sessions": BlockedSessions(),
+                  "db_connections": DatabaseConnections(), "db_wraparound": Wraparound()}
+tables = load_config().database.tables
 
-with DAG(
-    dag_id=DAG_ID,
-    description="Retention, reindex and vacuum where needed, size report and health queries, safe on a live database",
-    schedule=ExchangeSessionTimetable(config.schedules[DAG_ID], config.platform.exchange),
-    deadline=deadline_alerts(DAG_ID, config.deadlines.get(DAG_ID, []), config.platform.exchange),
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    dagrun_timeout=timedelta(hours=3),
-    default_args={"owner": "dba", "retries": 2, "retry_delay": timedelta(minutes=2)},
-    tags=["tradeops", "database", "scheduled"],
-    doc_md=__doc__,
-) as dag:
+with scheduled_dag("daily_db_maintenance", owner="dba", retries=2, retry_delay=timedelta(minutes=2), verdict=True,
+                   description="Retention, reindex and vacuum where needed, size report and health queries, safe on a "
+                               "live database",
+                   dagrun_timeout=timedelta(hours=3), tags=["database"], doc_md=__doc__):
     with TaskGroup("retention"):
-        retention = [RetentionOperator(task_id=table.name, table=table.name)
-                     for table in config.database.tables if table.retention_days]
+        retention = [RetentionOperator(task_id=t.name, table=t.name) for t in tables if t.retention_days]
     with TaskGroup("upkeep"):
         vacuums = []
-        for table in (t for t in config.database.tables if t.heavy):
+        for table in (t for t in tables if t.heavy):
             # After retention (vacuum then sees its dead tuples), whether or not every table's retention worked.
             analyze = TableUpkeepOperator(task_id=f"analyze_{table.name}", table=table.name, step="analyze",
                                           trigger_rule="all_done")
@@ -79,11 +62,7 @@ with DAG(
             retention >> analyze >> reindex >> vacuum
             vacuums.append(vacuum)
     sizes = SizeReportOperator(task_id="size_report", trigger_rule="all_done")
-    checks = [DatabaseCheckOperator(task_id=f"db_{name}", check=name) for name in HEALTH_QUERIES]
-    report = ReportCheckIncidentsOperator(
-        task_id="report_incidents", check_task_ids=[f"db_{name}" for name in HEALTH_QUERIES],
-        severities={f"db_{name}": severities[name] for name in HEALTH_QUERIES})
+    checks = [CheckOperator(task_id=task_id, check=check) for task_id, check in HEALTH_QUERIES.items()]
+    report = ReportCheckIncidentsOperator(task_id="report_incidents", check_task_ids=[c.task_id for c in checks])
     (vacuums or retention) >> sizes
     checks >> report
-    apply_incident_policy(dag, config)
-    add_run_verdict(dag)

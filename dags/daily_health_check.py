@@ -5,7 +5,7 @@ Seed runbook: *Daily System Health Check* (08:00 ET, Operations Team Lead), run 
 time `schedules.daily_health_check` gives in `tradeops.yaml` (default: 90 minutes before the XNYS open, which is
 08:00 ET whatever the season).
 
-One task per check, each retried on its own, each red when its check fails:
+One task per check, each retried on its own, each red in the Airflow grid when its check fails:
 
 | task | checks | fails when |
 |---|---|---|
@@ -32,42 +32,21 @@ going 30 minutes before the open opens a P3 incident, 10 minutes before the open
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from airflow.sdk import DAG
-
-from tradeops.calendar.deadlines import deadline_alerts
-from tradeops.calendar.timetable import ExchangeSessionTimetable
-from tradeops.checks.health import HEALTH_CHECKS
-from tradeops.config import load_config
-from tradeops.incidents.callbacks import apply_incident_policy
+from tradeops.checks.operators import CheckOperator, HealthSummaryOperator
+from tradeops.dagkit import scheduled_dag
+from tradeops.database.checks import DatabaseConnections
 from tradeops.incidents.operators import ReportCheckIncidentsOperator
-from tradeops.operators.health import HealthCheckOperator, HealthSummaryOperator
+from tradeops.platform import checks as platform
 
-config = load_config()
-DAG_ID = "daily_health_check"
+CHECKS = (platform.SystemStatus(), platform.Agents(), platform.DataFeeds(), DatabaseConnections(), platform.Redis(),
+          platform.Memory(), platform.Performance(), platform.ActiveAlerts(), platform.AccountBalance())
 
-with DAG(
-    dag_id=DAG_ID,
-    description="Platform, data, infrastructure and account checks before the open, summarised in Slack",
-    schedule=ExchangeSessionTimetable(config.schedules[DAG_ID], config.platform.exchange),
-    deadline=deadline_alerts(DAG_ID, config.deadlines.get(DAG_ID, []), config.platform.exchange),
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    dagrun_timeout=timedelta(minutes=30),
-    default_args={"owner": "trading-ops", "retries": 2, "retry_delay": timedelta(minutes=1)},
-    tags=["tradeops", "health", "scheduled"],
-    doc_md=__doc__,
-) as dag:
-    checks = [HealthCheckOperator(task_id=name, check=name) for name in HEALTH_CHECKS]
-    report = ReportCheckIncidentsOperator(task_id="report_incidents", check_task_ids=list(HEALTH_CHECKS))
-    summary = HealthSummaryOperator(
-        task_id="summary",
-        check_task_ids=list(HEALTH_CHECKS),
-        channel=config.slack.channels["ops"],
-        slack_conn_id=config.connections.slack_api,
-        retries=0,
-    )
-    checks >> report >> summary
-    apply_incident_policy(dag, config)
+with scheduled_dag("daily_health_check", owner="trading-ops", retries=2, dagrun_timeout=timedelta(minutes=30),
+                   description="Platform, data, infrastructure and account checks before the open, summarised in Slack",
+                   tags=["health"], doc_md=__doc__):
+    task_ids = [check.name for check in CHECKS]
+    checks = [CheckOperator(task_id=check.name, check=check) for check in CHECKS]
+    report = ReportCheckIncidentsOperator(task_id="report_incidents", check_task_ids=task_ids)
+    checks >> report >> HealthSummaryOperator(task_id="summary", check_task_ids=task_ids, retries=0)

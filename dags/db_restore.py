@@ -13,21 +13,15 @@ the restored copy is a deliberate, separate step (see the README).
 
 from __future__ import annotations
 
-from datetime import datetime
+from airflow.sdk import Param
 
-from airflow.sdk import DAG, Param
-
+from tradeops.dagkit import manual_dag
 from tradeops.database.operators import RestoreBackupOperator
 
-with DAG(
-    dag_id="db_restore",
+with manual_dag(
+    "db_restore",
+    owner="dba",
     description="Restore a verified backup into a new database and compare row counts (dry run by default)",
-    schedule=None,
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    render_template_as_native_obj=True,  # the form's dry_run reaches the operator as a boolean
-    default_args={"owner": "dba", "retries": 1},
     params={
         "backup_id": Param("latest", type="string", pattern=r"^(latest|[a-z0-9_]+-[0-9]{8}T[0-9]{6}Z)$",
                            description="a backup id (folder name) or 'latest'"),
@@ -35,8 +29,9 @@ with DAG(
                                  description="a NEW database to restore into (never the live one)"),
         "dry_run": Param(True, type="boolean", description="verify and describe only"),
     },
-    tags=["tradeops", "database", "manual"],
+    render_template_as_native_obj=True,  # the form's dry_run reaches the operator as a boolean
+    tags=["database"],
     doc_md=__doc__,
-) as dag:
+):
     RestoreBackupOperator(task_id="restore", backup_id="{{ params.backup_id }}",
                           target_database="{{ params.target_database }}", dry_run="{{ params.dry_run }}")

@@ -12,29 +12,13 @@ until someone resolves it.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor
-from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference
 
-from tradeops.incidents.callbacks import deadline_missed
+from tradeops.dagkit import RunDeadline, manual_dag
 
-DAG_ID = "escalation_drill"
-
-with DAG(
-    dag_id=DAG_ID,
-    description="Pages the on-call chain on purpose, to prove it works",
-    schedule=None,
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    deadline=DeadlineAlert(
-        reference=DeadlineReference.DAGRUN_QUEUED_AT,
-        interval=timedelta(seconds=20),
-        callback=AsyncCallback(deadline_missed, kwargs={"dag_id": DAG_ID, "tier": "drill", "severity": "P2"}),
-        name=f"{DAG_ID}:drill",
-    ),
-    default_args={"owner": "trading-ops", "retries": 1},
-    tags=["tradeops", "incidents", "manual"],
-    doc_md=__doc__,
-):
+with manual_dag("escalation_drill", owner="trading-ops", description="Pages the on-call chain on purpose, to prove it works",
+                deadlines=[RunDeadline("drill", after=timedelta(seconds=20), severity="P2")], tags=["incidents"],
+                doc_md=__doc__):
     TimeDeltaSensor(task_id="stay_busy_past_the_deadline", delta=timedelta(seconds=40), deferrable=True)

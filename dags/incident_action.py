@@ -14,18 +14,15 @@ buttons; everything lands in the incident's audit trail with who did it (see `/t
 
 from __future__ import annotations
 
-from datetime import datetime
+from airflow.sdk import Param
 
-from airflow.sdk import DAG, Param
-
+from tradeops.dagkit import manual_dag
 from tradeops.incidents.operators import IncidentActionOperator
 
-with DAG(
-    dag_id="incident_action",
+with manual_dag(
+    "incident_action",
+    owner="trading-ops",
     description="Acknowledge, resolve, silence or open an incident (a form in the UI)",
-    schedule=None,
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
     params={
         "action": Param("acknowledge", enum=["acknowledge", "resolve", "silence", "open"],
                         description="what to do"),
@@ -38,8 +35,7 @@ with DAG(
         "severity": Param("P2", enum=["P1", "P2", "P3", "P4", "security"], description="for action=open"),
         "title": Param("", type="string", maxLength=200, description="for action=open"),
     },
-    default_args={"owner": "trading-ops", "retries": 1},
-    tags=["tradeops", "incidents", "manual"],
+    tags=["incidents"],
     doc_md=__doc__,
 ):
     IncidentActionOperator(

@@ -32,6 +32,7 @@ from sandbox.connections import write_private_json
 from sandbox.kubernetes.service import KubernetesSandbox
 from sandbox.servers import PG_DSN_ENV, REDIS_URL_ENV, PostgresServer, RedisServer, Role, dsn
 from tradeops.config import TradeOpsConfig, load_config
+from tradeops.incidents import store as incidents_store
 
 DEFAULT_PORTS = {
     "postgres": 15432,
@@ -190,6 +191,8 @@ class Sandbox:
         if self.airflow_database:
             self.postgres.recreate_database(self.airflow_database, airflow)
         self.postgres.recreate_database(STATE_DATABASE, tradeops)  # TradeOps' own incidents (empty)
+        state_dsn = dsn(host, port, tradeops, STATE_DATABASE)
+        incidents_store.migrate(state_dsn)  # its schema, as a deployment's init job applies it
         self.redis.wait_ready()
         _seed_redis(self.redis.url)
         self.settings = {
@@ -204,7 +207,7 @@ class Sandbox:
                 "platform_dsn": platform_dsn,
                 "platform_app_dsn": dsn(host, port, platform_app, platform_name),
                 "airflow_dsn": dsn(host, port, airflow, self.airflow_database) if self.airflow_database else None,
-                "state_dsn": dsn(host, port, tradeops, STATE_DATABASE),
+                "state_dsn": state_dsn,
                 "admin_socket_dir": str(self.postgres.socket_dir) if self.postgres.embedded else None,
                 "seeded_rows": counts,
             },

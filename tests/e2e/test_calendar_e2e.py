@@ -56,9 +56,9 @@ from datetime import datetime
 
 from airflow.sdk import DAG, Param
 
-from tradeops.calendar.deadlines import deadline_alerts
 from tradeops.calendar.sensors import MarketHoursSensor
 from tradeops.config.model import DeadlineTier
+from tradeops.dagkit import deadline_alerts
 
 with DAG(
     dag_id="e2e_market_deadline",

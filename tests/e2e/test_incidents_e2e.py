@@ -134,7 +134,7 @@ from datetime import datetime, timedelta
 from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor
 from airflow.sdk import DAG
 
-from tradeops.incidents.operators import TaskDeadlineSensor
+from tradeops.incidents.operators import TaskDeadlineWatchOperator
 
 with DAG(
     dag_id="e2e_task_deadline",
@@ -147,8 +147,8 @@ with DAG(
     doc_md=__doc__,
 ):
     TimeDeltaSensor(task_id="slow_step", delta=timedelta(seconds=150), deferrable=True)
-    TaskDeadlineSensor(task_id="slow_step_by_deadline", tasks=["slow_step"], deadline_name="slow-step",
-                       by={{"anchor": "clock", "at": "{at}", "when_closed": False}}, severity="P3")
+    TaskDeadlineWatchOperator(task_id="slow_step_by_deadline", tasks=["slow_step"], deadline_name="slow-step",
+                              by={{"anchor": "clock", "at": "{at}", "when_closed": False}}, severity="P3")
 '''
 
 

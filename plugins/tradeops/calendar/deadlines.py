@@ -4,23 +4,22 @@
 scheduler creates a run, it evaluates to the first event of the anchor at or after the run's ``run_after`` (for a
 scheduled run, the moment it was due; for a manual run, when it was triggered), so a run due at open − 90 min with a
 deadline at open − 10 min gets the same session's open − 10 min, whatever the season or an early close.
-Keep the alert's ``interval`` at zero: the offset belongs to the anchor, where it picks the right session.
+The alerts themselves are built by :func:`tradeops.dagkit.deadline_alerts`.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import AsyncCallback, BaseDeadlineReference, DeadlineAlert
+from airflow.sdk import BaseDeadlineReference
 
 from tradeops.calendar.events import anchor_to_dict, events_for
-from tradeops.incidents.callbacks import deadline_missed
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from tradeops.config.model import ClockAnchor, DeadlineTier, SessionAnchor
+    from tradeops.config.model import ClockAnchor, SessionAnchor
 
 class ExchangeSessionDeadline(BaseDeadlineReference):
     """The next event of a market anchor at or after the run's ``run_after``."""
@@ -51,17 +50,3 @@ class ExchangeSessionDeadline(BaseDeadlineReference):
 
         run_after = session.scalar(select(DagRun.run_after).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
         return self.due_for(run_after) if run_after is not None else None
-
-
-def deadline_alerts(dag_id: str, tiers: list[DeadlineTier], exchange: str) -> list[DeadlineAlert]:
-    """One Airflow ``DeadlineAlert`` per configured tier, opening an incident (in the triggerer) when missed."""
-    return [
-        DeadlineAlert(
-            reference=ExchangeSessionDeadline(tier.by, exchange),
-            interval=timedelta(0),
-            callback=AsyncCallback(deadline_missed,
-                                   kwargs={"dag_id": dag_id, "tier": tier.name, "severity": tier.severity}),
-            name=f"{dag_id}:{tier.name}",
-        )
-        for tier in tiers
-    ]

@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from tradeops.calendar.sessions import OutsideCalendarError, SessionTable, sessions_for
+from tradeops.calendar.sessions import SessionTable, sessions_for
+from tradeops.exceptions import OutsideCalendarError
 from tradeops.config.model import WEEKDAYS, ClockAnchor, SessionAnchor
 
 _SESSION_WORDS = {

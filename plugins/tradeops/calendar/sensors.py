@@ -45,7 +45,8 @@ class MarketHoursSensor(BaseSensorOperator):
 
     def target(self, now: datetime) -> datetime:
         """The boundary to wait for, seen from ``now``; raises skip/fail for holidays and out-of-range dates."""
-        from tradeops.calendar.sessions import OutsideCalendarError, sessions_for
+        from tradeops.calendar.sessions import sessions_for
+        from tradeops.exceptions import OutsideCalendarError
         from tradeops.config.model import parse_duration
 
         if self.until not in ("open", "close"):

@@ -19,12 +19,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from tradeops.exceptions import OutsideCalendarError
+
 FIRST_YEAR = 2015
 YEARS_AHEAD = 5
-
-
-class OutsideCalendarError(ValueError):
-    """Asked about a moment the exchange calendar does not cover."""
 
 
 @dataclass(frozen=True)

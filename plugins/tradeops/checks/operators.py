@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
 
-from tradeops.checks.base import RESULT_KEY, Check, Status
+from tradeops.checks.base import RESULT_KEY, Check, CheckResult, Status, worst
 from tradeops.exceptions import CheckFailed
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from tradeops.slack.hooks import TradeOpsSlackHook
 
 
 class CheckOperator(BaseOperator):
@@ -27,6 +33,8 @@ class CheckOperator(BaseOperator):
 
     def __init__(self, *, check: Check, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        if not isinstance(check, Check):  # refused when the DAG is parsed, not when the task runs
+            raise TypeError(f"check must be a Check, got {check!r}")
         self.check = check
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -47,3 +55,108 @@ class CheckOperator(BaseOperator):
         if result.status is Status.FAIL:
             raise CheckFailed(f"{result.title}: {result.summary}") from error
         return result.to_dict()
+
+
+class HealthSummaryOperator(BaseOperator):
+    """Collect the checks' results, write a JSON report, post one Slack summary, then give the verdict.
+
+    Runs whatever the checks' states (``all_done``). Fails (without retrying, so Slack gets one summary) when any
+    check failed, so the DAG run is red exactly when the platform is unhealthy. A check task that ended without
+    reporting counts as a failed check.
+
+    :param check_task_ids: the check tasks (:class:`CheckOperator`) to summarise, in the order to list them.
+    :param channel: the Slack channel to post the summary to; default: the config's ops channel. (templated)
+    :param slack_conn_id: the Slack API connection; default: the config's ``connections.slack_api``.
+    :param title: the summary's headline.
+    """
+
+    template_fields: Sequence[str] = ("channel",)
+    ui_color = "#fdf2d0"
+
+    def __init__(
+        self,
+        *,
+        check_task_ids: Sequence[str],
+        channel: str | None = None,
+        slack_conn_id: str | None = None,
+        title: str = "Daily health check",
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("trigger_rule", "all_done")
+        super().__init__(**kwargs)
+        self.check_task_ids = list(check_task_ids)
+        self.channel = channel
+        self.slack_conn_id = slack_conn_id
+        self.title = title
+
+    @cached_property
+    def slack_hook(self) -> TradeOpsSlackHook:
+        from tradeops.config import load_config
+        from tradeops.slack.hooks import TradeOpsSlackHook
+
+        return TradeOpsSlackHook(slack_conn_id=self.slack_conn_id or load_config().connections.slack_api)
+
+    def _missing(self, task_id: str) -> CheckResult:
+        """The result of a check task that ended before reporting, under its check's title."""
+        task = self.dag.task_dict.get(task_id) if self.has_dag() else None
+        return CheckResult.missing(task_id, task.check.title if isinstance(task, CheckOperator) else None)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from tradeops.config import load_config
+        from tradeops.reporting.files import write_json_report
+        from tradeops.reporting.links import run_url
+        from tradeops.slack.messages import health_summary
+
+        ti, dag_run = context["ti"], context["dag_run"]
+        results = []
+        for task_id in self.check_task_ids:
+            data = ti.xcom_pull(task_ids=task_id, key=RESULT_KEY)
+            results.append(CheckResult.from_dict(data) if data else self._missing(task_id))
+        overall = worst(r.status for r in results)
+        url = run_url(ti.dag_id, ti.run_id)
+        now = datetime.now(UTC)
+        report = write_json_report(
+            ti.dag_id,
+            ti.run_id,
+            {
+                "dag_id": ti.dag_id,
+                "run_id": ti.run_id,
+                "run_type": str(dag_run.run_type),
+                "generated_at": now.isoformat(),
+                "overall": overall.value,
+                "run_url": url,
+                "results": [r.to_dict() for r in results],
+            },
+        )
+        self.log.info("Report written to %s", report)
+        text, blocks = health_summary(self.title, results, url, now.strftime("%Y-%m-%d %H:%M UTC"))
+        channel = self.channel or load_config().slack.channels["ops"]
+        posted = self.slack_hook.post(channel, text, blocks)
+        self.log.info("Summary posted to %s (ts %s)", channel, posted["ts"])
+        failed = [r for r in results if r.status is Status.FAIL]
+        if failed:
+            raise AirflowFailException(
+                f"{len(failed)} of {len(results)} health checks failed: "
+                + "; ".join(f"{r.title}: {r.summary}" for r in failed)
+            )
+        return {"overall": overall.value, "report": str(report), "slack_ts": posted["ts"]}
+
+
+class RunVerdictOperator(BaseOperator):
+    """The verdict of a DAG whose reporting tasks run whatever happened (``all_done``): Airflow decides a run's state
+    from its leaf tasks only, so without this a failed step followed by a successful report would leave the run
+    green. Runs only when a task upstream failed (``one_failed``), and then fails the run; skipped otherwise. Takes
+    only :class:`~airflow.sdk.BaseOperator`'s arguments."""
+
+    ui_color = "#f2f2f2"
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("trigger_rule", "one_failed")
+        kwargs.setdefault("retries", 0)
+        super().__init__(**kwargs)
+
+    def execute(self, context: Context) -> None:
+        ti = context["ti"]
+        states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+        failed = sorted(task_id for task_id, state in states.items() if state in ("failed", "upstream_failed"))
+        raise AirflowFailException(f"failed: {', '.join(failed) or 'see the grid'}")

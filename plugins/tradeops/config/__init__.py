@@ -1,8 +1,8 @@
 """Load and validate ``tradeops.yaml``, the single description of the platform.
 
 ``load_config()`` is cheap enough for DAG parse time (a small YAML file, cached per process and file version).
-A bad file raises :class:`ConfigError` with one message that names the file, each faulty field's path and line,
-and the reason.
+A bad file raises :class:`~tradeops.exceptions.ConfigError` with one message that names the file, each faulty
+field's path and line, and the reason.
 """
 
 from __future__ import annotations
@@ -11,42 +11,22 @@ import functools
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import ValidationError
 
-from tradeops.config.model import (
-    ClockAnchor,
-    DeadlineTier,
-    Deployment,
-    MarketAnchor,
-    SessionAnchor,
-    TradeOpsConfig,
-    consistency_errors,
-    format_duration,
-    parse_duration,
-)
+from tradeops.config.consistency import consistency_errors
+from tradeops.config.model import TradeOpsConfig, format_duration, parse_duration
+from tradeops.exceptions import ConfigError
 
-__all__ = [
-    "ClockAnchor",
-    "ConfigError",
-    "DeadlineTier",
-    "Deployment",
-    "MarketAnchor",
-    "SessionAnchor",
-    "TradeOpsConfig",
-    "default_config_path",
-    "format_duration",
-    "load_config",
-    "parse_duration",
-]
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
+
+__all__ = ["CONFIG_ENV", "TradeOpsConfig", "default_config_path", "format_duration", "load_config", "parse_duration"]
 
 CONFIG_ENV = "TRADEOPS_CONFIG"
 _REPO_CONFIG = Path(__file__).resolve().parents[3] / "include" / "config" / "tradeops.yaml"
-
-
-class ConfigError(ValueError):
-    """The config file is missing, unreadable or invalid; the message says where and why."""
 
 
 def default_config_path() -> Path:
@@ -82,8 +62,9 @@ def _merge(base: dict, overlay: dict) -> dict:
     """Mappings merge key by key; anything else (lists included) in the overlay replaces the base's."""
     merged = dict(base)
     for key, value in overlay.items():
-        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
-            else value
+        merged[key] = (
+            _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        )
     return merged
 
 
@@ -124,12 +105,13 @@ def _load(path: str, versions: tuple) -> TradeOpsConfig:
     return config
 
 
-def _location(data: dict, error: dict) -> tuple:
+def _location(data: dict, error: ErrorDetails) -> tuple:
     """The error's path as the files spell it: without pydantic's union tags and ``[key]`` markers."""
     loc = list(error["loc"])
     if error["type"] == "union_tag_invalid":
         loc.append(error["ctx"]["discriminator"].strip("'"))
-    cleaned, node = [], data
+    cleaned: list[Any] = []
+    node: Any = data
     for index, part in enumerate(loc):
         last = index == len(loc) - 1
         if part == "[key]":
@@ -151,7 +133,7 @@ def _location(data: dict, error: dict) -> tuple:
 _ABSENT = object()
 
 
-def _reason(error: dict) -> str:
+def _reason(error: ErrorDetails) -> str:
     reason = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         return "unknown field (check the spelling)"
@@ -196,7 +178,10 @@ def _line_of(node: yaml.Node | None, loc: tuple) -> tuple[int, int | None]:
     return depth, line
 
 
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader when libyaml is there
+
+
+class _Loader(_SafeLoader):
     """A safe loader that refuses duplicate keys instead of keeping the last one silently."""
 
     def construct_mapping(self, node, deep=False):
@@ -204,8 +189,6 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)

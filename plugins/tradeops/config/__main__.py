@@ -2,7 +2,8 @@
 
 import sys
 
-from tradeops.config import ConfigError, default_config_path, load_config
+from tradeops.config import default_config_path, load_config
+from tradeops.exceptions import ConfigError
 
 
 def main(argv: list[str]) -> int:

@@ -2,7 +2,8 @@
 
 Structure is checked by pydantic (types, ranges, unknown keys); the cross-references between sections
 (a deployment in an undeclared namespace, a trading deployment that doesn't exist...) are checked by
-:func:`consistency_errors`, which reports each problem at the exact field that causes it.
+:func:`tradeops.config.consistency.consistency_errors`, which reports each problem at the exact field that causes
+it.
 """
 
 from __future__ import annotations
@@ -153,30 +154,27 @@ class Table(_Strict):
     heavy: bool = Field(default=False, description="reindexed and vacuumed by the daily maintenance")
 
 
-class DatabaseSeverities(_Strict):
-    """Severity of the incident each database finding opens (the seeds: performance problems are Severity 2)."""
-
-    long_queries: Severity = "P2"
-    blocked_sessions: Severity = "P2"
-    connections: Severity = "P2"
-    wraparound: Severity = "P1"
-    backup: Severity = "P2"
-
-
 class Maintenance(_Strict):
     """How the daily maintenance treats a live database: small transactions, short lock waits, a time budget."""
 
     batch_rows: PositiveInt = Field(default=10_000, le=1_000_000, description="rows per retention transaction")
     batch_pause_ms: int = Field(default=50, ge=0, le=10_000, description="pause between batches, for writers")
-    lock_timeout_ms: int = Field(default=2_000, ge=10, le=60_000,
-                                 description="give up a lock wait after this, rather than queue writers behind it")
+    lock_timeout_ms: int = Field(
+        default=2_000,
+        ge=10,
+        le=60_000,
+        description="give up a lock wait after this, rather than queue writers behind it",
+    )
     statement_timeout_ms: int = Field(default=30_000, ge=100, le=3_600_000)
     lock_retries: int = Field(default=5, ge=0, le=50, description="attempts after a lock timeout, with backoff")
     time_budget: PositiveDuration = timedelta(minutes=20)
     partitions_ahead_days: int = Field(default=7, ge=1, le=90)
     reindex_lock_timeout_ms: int = Field(
-        default=60_000, ge=10, le=3_600_000,
-        description="lock waits of a concurrent rebuild: they queue no writer, and giving up wastes the build")
+        default=60_000,
+        ge=10,
+        le=3_600_000,
+        description="lock waits of a concurrent rebuild: they queue no writer, and giving up wastes the build",
+    )
     reindex_min_bloat_pct: Percent = 30
     reindex_min_size_mb: float = Field(default=8, ge=0)
     vacuum_min_dead_pct: Percent = 10
@@ -184,7 +182,6 @@ class Maintenance(_Strict):
     long_query_after: PositiveDuration = timedelta(minutes=5)
     xid_age_warn: int = Field(default=500_000_000, gt=0)
     xid_age_fail: int = Field(default=1_200_000_000, gt=0, lt=2**31)
-    severities: DatabaseSeverities = DatabaseSeverities()
 
 
 class Backup(_Strict):
@@ -195,11 +192,13 @@ class Backup(_Strict):
     jobs: int = Field(default=2, ge=1, le=16, description="parallel dump/restore jobs (directory format)")
     compression: int = Field(default=1, ge=0, le=9, description="gzip level; 1 is the fastest on few cores")
     keep: int = Field(default=7, ge=1, le=365, description="backups kept; older ones are deleted")
-    lock_wait_timeout_s: int = Field(default=60, ge=1, le=3600,
-                                     description="pg_dump gives up when a table stays locked this long")
+    lock_wait_timeout_s: int = Field(
+        default=60, ge=1, le=3600, description="pg_dump gives up when a table stays locked this long"
+    )
     restore_check_every: PositiveDuration = Field(
         default=timedelta(days=7),
-        description="restore into a scratch database when the last restore-verified backup is older than this")
+        description="restore into a scratch database when the last restore-verified backup is older than this",
+    )
 
 
 class Database(_Strict):
@@ -270,7 +269,6 @@ class ClockAnchor(_Strict):
 MarketAnchor = Annotated[SessionAnchor | ClockAnchor, Field(discriminator="anchor")]
 
 
-
 class DeadlineTier(_Strict):
     """One deadline of a DAG run: ``{name: late, by: {anchor: open, offset: -10m}, severity: P2}``."""
 
@@ -322,8 +320,6 @@ class SeverityPolicy(_Strict):
     )
 
 
-
-
 class Escalation(_Strict):
     """Level 1 hears at once; level 2 after the severity's ``initial_response`` without an acknowledgement; each
     further level ``escalate_after`` later; after the last level the policy starts again from level 1 ``repeat``
@@ -335,15 +331,17 @@ class Escalation(_Strict):
     repeat: int = Field(default=0, ge=0, le=10, description="times the whole policy repeats after the last level")
     acknowledgement_timeout: PositiveDuration = timedelta(hours=1)
     failed_run_deadline_policy: Literal["merge", "suppress", "separate"] = Field(
-        default="merge", description="what a deadline that fires for a run that already failed does")
+        default="merge", description="what a deadline that fires for a run that already failed does"
+    )
 
 
 class WeeklyMaintenance(_Strict):
     """The Sunday window (seed: 02:00-04:00 ET): it opens at ``schedules.weekly_maintenance`` and lasts ``window``."""
 
     window: PositiveDuration = timedelta(hours=2)
-    deployments: list[str] = Field(default_factory=list,
-                                   description="updated to the image this config pins, then restarted")
+    deployments: list[str] = Field(
+        default_factory=list, description="updated to the image this config pins, then restarted"
+    )
     log_retention_days: PositiveInt = 14
     certificate_min_days: PositiveInt = 21
 
@@ -358,7 +356,11 @@ class TaskDeadline(_Strict):
 
 
 class Incidents(_Strict):
-    check_severity: dict[str, Severity] = {}
+    check_severity: dict[str, Severity] = Field(
+        default={},
+        description="severity of the incident a failed check task opens, by task id (else P3); the one "
+        "place a check's severity comes from",
+    )
     critical_tasks: dict[str, dict[str, Severity]] = {}
     task_deadlines: dict[ScheduledDag, list[TaskDeadline]] = {}
 
@@ -377,100 +379,3 @@ class TradeOpsConfig(_Strict):
     escalation: Escalation
     incidents: Incidents = Incidents()
     weekly_maintenance: WeeklyMaintenance = WeeklyMaintenance()
-
-
-Loc = tuple[str | int, ...]
-
-
-def _duplicates(names: list[str]) -> dict[int, str]:
-    """Index -> name for every entry whose name already appeared earlier in the list."""
-    seen: set[str] = set()
-    repeated = {}
-    for index, name in enumerate(names):
-        if name in seen:
-            repeated[index] = name
-        seen.add(name)
-    return repeated
-
-
-def consistency_errors(config: TradeOpsConfig) -> list[tuple[Loc, str]]:
-    """Problems that span fields: duplicates, dangling references, inverted ranges."""
-    errors: list[tuple[Loc, str]] = []
-    k8s = config.kubernetes
-
-    for index, name in _duplicates([ns.name for ns in k8s.namespaces]).items():
-        errors.append((("kubernetes", "namespaces", index, "name"), f"duplicate namespace {name!r}"))
-    for index, name in _duplicates([f"{d.namespace}/{d.name}" for d in k8s.deployments]).items():
-        errors.append((("kubernetes", "deployments", index, "name"), f"duplicate deployment {name!r}"))
-
-    namespaces = {ns.name for ns in k8s.namespaces}
-    pattern = re.compile(k8s.allowed_image_pattern)
-    for index, deployment in enumerate(k8s.deployments):
-        if deployment.namespace not in namespaces:
-            errors.append(
-                (
-                    ("kubernetes", "deployments", index, "namespace"),
-                    f"namespace {deployment.namespace!r} is not declared under kubernetes.namespaces",
-                )
-            )
-        if not pattern.match(deployment.image):
-            errors.append(
-                (
-                    ("kubernetes", "deployments", index, "image"),
-                    f"image {deployment.image!r} does not match kubernetes.allowed_image_pattern",
-                )
-            )
-
-    deployment_names = {d.name for d in k8s.deployments}
-    for index, name in enumerate(k8s.trading_deployments):
-        if name not in deployment_names:
-            errors.append(
-                (("kubernetes", "trading_deployments", index), f"unknown deployment {name!r} referenced")
-            )
-
-    tables = config.database.tables
-    for index, name in _duplicates([t.name for t in tables]).items():
-        errors.append((("database", "tables", index, "name"), f"duplicate table {name!r}"))
-    for index, table in enumerate(tables):
-        if (table.retention_days or table.partitioning) and not table.time_column:
-            errors.append(
-                (
-                    ("database", "tables", index, "time_column"),
-                    "retention and partitioning need the table's time_column",
-                )
-            )
-
-    maintenance = config.database.maintenance
-    if maintenance.xid_age_warn >= maintenance.xid_age_fail:
-        errors.append((("database", "maintenance", "xid_age_warn"), "must be lower than xid_age_fail"))
-    for index, name in enumerate(config.weekly_maintenance.deployments):
-        if name not in deployment_names:
-            errors.append((("weekly_maintenance", "deployments", index), f"unknown deployment {name!r} referenced"))
-
-    if config.account.balance_min >= config.account.balance_max:
-        errors.append((("account", "balance_min"), "must be lower than account.balance_max"))
-    thresholds = config.thresholds
-    for warn, fail in (("db_connections_warn_pct", "db_connections_fail_pct"), ("memory_warn_pct", "memory_fail_pct")):
-        if getattr(thresholds, warn) >= getattr(thresholds, fail):
-            errors.append((("thresholds", warn), f"must be lower than thresholds.{fail}"))
-
-    for dag_id, tiers in config.deadlines.items():
-        for index, name in _duplicates([tier.name for tier in tiers]).items():
-            errors.append((("deadlines", dag_id, index, "name"), f"duplicate deadline tier {name!r}"))
-        if dag_id not in config.schedules:
-            errors.append((("deadlines", dag_id), f"{dag_id!r} has deadlines but no schedule"))
-
-    levels = [level.level for level in config.escalation.levels]
-    for index, level in _duplicates([str(n) for n in levels]).items():
-        errors.append((("escalation", "levels", index, "level"), f"duplicate escalation level {level}"))
-    if sorted(set(levels)) != list(range(1, len(set(levels)) + 1)):
-        errors.append((("escalation", "levels"), f"levels must be numbered 1..N without gaps, got {sorted(levels)}"))
-    for severity, policy in config.escalation.severities.items():
-        if policy.escalate_after < policy.initial_response:
-            errors.append(
-                (
-                    ("escalation", "severities", severity, "escalate_after"),
-                    "must not be shorter than initial_response",
-                )
-            )
-    return errors

@@ -26,12 +26,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 
 from tradeops.config.model import Backup
+from tradeops.exceptions import BackupError
 
 log = logging.getLogger("airflow.task.tradeops.database")
 MANIFEST = "manifest.json"
@@ -43,16 +45,13 @@ WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND NOT c.relispa
 """
 
 
-class BackupError(RuntimeError):
-    """A backup could not be taken, or does not verify: either way there is no backup to rely on."""
-
-
 def _candidates(name: str) -> list[str]:
     found = []
     if os.environ.get("TRADEOPS_PG_BIN_DIR"):
         found.append(str(Path(os.environ["TRADEOPS_PG_BIN_DIR"]) / name))
-    if shutil.which(name):
-        found.append(shutil.which(name))
+    on_path = shutil.which(name)
+    if on_path:
+        found.append(on_path)
     try:
         import pgserver
     except ImportError:
@@ -81,8 +80,10 @@ def pg_tool(name: str, server_major: int) -> str:
         if major is not None and major >= server_major:
             return tool
         tried.append(f"{tool} ({major or 'not runnable'})")
-    raise BackupError(f"no {name} of version {server_major} or newer (tried: {', '.join(tried) or 'none'}); install "
-                      f"the PostgreSQL {server_major} client or set TRADEOPS_PG_BIN_DIR")
+    raise BackupError(
+        f"no {name} of version {server_major} or newer (tried: {', '.join(tried) or 'none'}); install "
+        f"the PostgreSQL {server_major} client or set TRADEOPS_PG_BIN_DIR"
+    )
 
 
 def backup_root(settings: Backup) -> Path:
@@ -114,13 +115,19 @@ def _sha256(path: Path) -> str:
 
 
 def _files(folder: Path) -> dict[str, dict]:
-    return {str(p.relative_to(folder)): {"sha256": _sha256(p), "bytes": p.stat().st_size}
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST}
+    return {
+        str(p.relative_to(folder)): {"sha256": _sha256(p), "bytes": p.stat().st_size}
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
+    }
 
 
-def row_counts(conn: psycopg.Connection) -> dict[str, int]:
-    return {row["name"]: conn.execute(sql.SQL("SELECT count(*) AS n FROM {}").format(
-        sql.Identifier(row["name"]))).fetchone()["n"] for row in conn.execute(ROOT_TABLES).fetchall()}
+def row_counts(conn: psycopg.Connection[DictRow]) -> dict[str, int]:
+    counts = {}
+    for table in conn.execute(ROOT_TABLES).fetchall():
+        [row] = conn.execute(sql.SQL("SELECT count(*) AS n FROM {}").format(sql.Identifier(table["name"]))).fetchall()
+        counts[table["name"]] = row["n"]
+    return counts
 
 
 def take_backup(dsn: str, settings: Backup, *, now: datetime | None = None) -> tuple[Path, dict]:
@@ -139,37 +146,63 @@ def take_backup(dsn: str, settings: Backup, *, now: datetime | None = None) -> t
     target = partial / ("data" if settings.format == "directory" else "data.dump")
     started = time.monotonic()
     # The snapshot's own session waits for table locks no longer than pg_dump does.
-    with psycopg.connect(dsn, row_factory=dict_row, connect_timeout=10, autocommit=True,
-                         application_name="tradeops-backup",
-                         options=f"-c lock_timeout={settings.lock_wait_timeout_s * 1000}") as conn:
+    with psycopg.connect(
+        dsn,
+        row_factory=dict_row,
+        connect_timeout=10,
+        autocommit=True,
+        application_name="tradeops-backup",
+        options=f"-c lock_timeout={settings.lock_wait_timeout_s * 1000}",
+    ) as conn:
         server_major = conn.info.server_version // 10000
         pg_dump = pg_tool("pg_dump", server_major)
-        args = [pg_dump, "--no-password", f"--compress={settings.compression}",
-                f"--lock-wait-timeout={settings.lock_wait_timeout_s}s", "-f", str(target)]
-        args += (["--format=directory", f"--jobs={settings.jobs}"] if settings.format == "directory"
-                 else ["--format=custom"])
+        args = [
+            pg_dump,
+            "--no-password",
+            f"--compress={settings.compression}",
+            f"--lock-wait-timeout={settings.lock_wait_timeout_s}s",
+            "-f",
+            str(target),
+        ]
+        args += (
+            ["--format=directory", f"--jobs={settings.jobs}"] if settings.format == "directory" else ["--format=custom"]
+        )
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        snapshot = conn.execute("SELECT pg_export_snapshot() AS id").fetchone()["id"]
+        [snapshot] = conn.execute("SELECT pg_export_snapshot() AS id").fetchall()
         try:
             counts = row_counts(conn)
         except psycopg.errors.LockNotAvailable as err:
-            raise BackupError(f"a table stayed locked longer than lock_wait_timeout_s "
-                              f"({settings.lock_wait_timeout_s} s) while counting rows for the manifest: "
-                              f"{err.diag.message_primary}") from None
+            raise BackupError(
+                f"a table stayed locked longer than lock_wait_timeout_s "
+                f"({settings.lock_wait_timeout_s} s) while counting rows for the manifest: "
+                f"{err.diag.message_primary}"
+            ) from None
         # The snapshot stays importable while this transaction is open, i.e. until pg_dump has finished.
-        _run(args + [f"--snapshot={snapshot}"], libpq_env(dsn), "pg_dump")
+        _run(args + [f"--snapshot={snapshot['id']}"], libpq_env(dsn), "pg_dump")
         conn.execute("ROLLBACK")
-    manifest = {
-        "id": backup_id, "database": database, "format": settings.format, "jobs": settings.jobs,
-        "compression": settings.compression, "started_at": now.isoformat(),
-        "finished_at": datetime.now(UTC).isoformat(), "seconds": round(time.monotonic() - started, 2),
-        "server_major": server_major, "pg_dump_major": _major_version(pg_dump), "row_counts": counts,
+    manifest: dict[str, Any] = {
+        "id": backup_id,
+        "database": database,
+        "format": settings.format,
+        "jobs": settings.jobs,
+        "compression": settings.compression,
+        "started_at": now.isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
+        "seconds": round(time.monotonic() - started, 2),
+        "server_major": server_major,
+        "pg_dump_major": _major_version(pg_dump),
+        "row_counts": counts,
         "files": _files(partial),
     }
     manifest["bytes"] = sum(f["bytes"] for f in manifest["files"].values())
     _write_manifest(partial, manifest)
-    log.info("Backup %s: %s files, %.1f MB in %.1f s", backup_id, len(manifest["files"]), manifest["bytes"] / 2**20,
-             manifest["seconds"])
+    log.info(
+        "Backup %s: %s files, %.1f MB in %.1f s",
+        backup_id,
+        len(manifest["files"]),
+        manifest["bytes"] / 2**20,
+        manifest["seconds"],
+    )
     return partial, manifest
 
 
@@ -202,28 +235,47 @@ def verify(folder: Path) -> dict:
     manifest = read_manifest(folder)
     actual = _files(folder)
     problems = [f"{name}: missing" for name in manifest["files"] if name not in actual]
-    problems += [f"{name}: checksum mismatch" for name, meta in manifest["files"].items()
-                 if name in actual and actual[name]["sha256"] != meta["sha256"]]
+    problems += [
+        f"{name}: checksum mismatch"
+        for name, meta in manifest["files"].items()
+        if name in actual and actual[name]["sha256"] != meta["sha256"]
+    ]
     problems += [f"{name}: not in the manifest" for name in actual if name not in manifest["files"]]
     if problems:
         raise BackupError(f"backup {manifest['id']} is corrupt: {'; '.join(problems[:10])}")
     pg_restore = pg_tool("pg_restore", manifest["pg_dump_major"])
-    toc = _run([pg_restore, "--list", str(archive(folder, manifest))], dict(os.environ),
-               "pg_restore --list").stdout
+    toc = _run([pg_restore, "--list", str(archive(folder, manifest))], dict(os.environ), "pg_restore --list").stdout
     entries = sum(1 for line in toc.splitlines() if line and not line.startswith(";"))
     return {"id": manifest["id"], "files": len(actual), "toc_entries": entries}
+
+
+def database_exists(dsn: str, name: str) -> bool:
+    """Whether the server ``dsn`` points at has a database ``name``."""
+    with psycopg.connect(dsn, connect_timeout=10) as conn:
+        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+
+
+def create_database(dsn: str, name: str) -> str:
+    """A new, empty database ``name`` on the server ``dsn`` points at; its DSN."""
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return psycopg.conninfo.make_conninfo(dsn, dbname=name)
+
+
+def drop_database(dsn: str, name: str) -> None:
+    """Drop database ``name`` (ending its sessions) if it exists."""
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @contextmanager
 def scratch_database(dsn: str, name: str) -> Iterator[str]:
     """A new, empty database ``name`` on the same server, dropped afterwards whatever happens."""
-    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    scratch_dsn = create_database(dsn, name)
     try:
-        yield psycopg.conninfo.make_conninfo(dsn, dbname=name)
+        yield scratch_dsn
     finally:
-        with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        drop_database(dsn, name)
 
 
 def restore(folder: Path, target_dsn: str, jobs: int) -> dict:
@@ -231,19 +283,44 @@ def restore(folder: Path, target_dsn: str, jobs: int) -> dict:
     the manifest's. Raises :class:`BackupError` on any difference."""
     manifest = read_manifest(folder)
     started = time.monotonic()
-    _run([pg_tool("pg_restore", manifest["pg_dump_major"]), "--no-password", "--no-owner", "--no-privileges",
-          "--exit-on-error", f"--jobs={jobs}", "--dbname", psycopg.conninfo.conninfo_to_dict(target_dsn)["dbname"],
-          str(archive(folder, manifest))], libpq_env(target_dsn), "pg_restore")
+    _run(
+        [
+            pg_tool("pg_restore", manifest["pg_dump_major"]),
+            "--no-password",
+            "--no-owner",
+            "--no-privileges",
+            "--exit-on-error",
+            f"--jobs={jobs}",
+            "--dbname",
+            str(psycopg.conninfo.conninfo_to_dict(target_dsn)["dbname"]),
+            str(archive(folder, manifest)),
+        ],
+        libpq_env(target_dsn),
+        "pg_restore",
+    )
     seconds = round(time.monotonic() - started, 2)
     with psycopg.connect(target_dsn, row_factory=dict_row, connect_timeout=10) as conn:
         restored = row_counts(conn)
     expected = manifest["row_counts"]
-    differences = {table: {"backup": expected.get(table), "restored": restored.get(table)}
-                   for table in sorted(set(expected) | set(restored)) if expected.get(table) != restored.get(table)}
+    differences = {
+        table: {"backup": expected.get(table), "restored": restored.get(table)}
+        for table in sorted(set(expected) | set(restored))
+        if expected.get(table) != restored.get(table)
+    }
     if differences:
         raise BackupError(f"backup {manifest['id']}: restored row counts differ: {json.dumps(differences)}")
-    return {"id": manifest["id"], "restore_seconds": seconds, "tables": len(restored),
-            "rows": sum(restored.values())}
+    return {"id": manifest["id"], "restore_seconds": seconds, "tables": len(restored), "rows": sum(restored.values())}
+
+
+def restore_into_new_database(folder: Path, dsn: str, name: str, jobs: int) -> dict:
+    """Create database ``name`` on the server ``dsn`` points at and :func:`restore` the backup into it; a restore
+    that fails drops the half-restored copy (this call's own creation), so that a retry starts clean."""
+    target_dsn = create_database(dsn, name)
+    try:
+        return restore(folder, target_dsn, jobs)
+    except Exception:
+        drop_database(dsn, name)
+        raise
 
 
 def restore_check(folder: Path, dsn: str, jobs: int) -> dict:
@@ -264,6 +341,17 @@ def backups(root: Path) -> list[tuple[Path, dict]]:
         if folder.is_dir() and not folder.name.endswith(PARTIAL) and (folder / MANIFEST).exists():
             found.append((folder, read_manifest(folder)))
     return sorted(found, key=lambda item: item[1]["started_at"], reverse=True)
+
+
+def find_backup(root: Path, backup_id: str) -> tuple[Path, dict]:
+    """The complete backup ``backup_id`` (``latest``: the newest one) under ``root``, and its manifest."""
+    found = backups(root)
+    if not found:
+        raise BackupError(f"no complete backup under {root}")
+    for folder, manifest in found:
+        if backup_id in ("latest", manifest["id"]):
+            return folder, manifest
+    raise BackupError(f"no backup {backup_id!r}; have: {[manifest['id'] for _, manifest in found[:10]]}")
 
 
 def restore_check_due(root: Path, every: timedelta, now: datetime | None = None) -> bool:

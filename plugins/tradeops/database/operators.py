@@ -1,39 +1,62 @@
-"""Operators of the database care: one task per table and step, so a failure is visible and retried on its own."""
+"""Operators of the database care: one task per table and step, so a failure is visible and retried on its own.
+
+The database's health queries are checks (:mod:`tradeops.database.checks`), run by
+:class:`~tradeops.checks.operators.CheckOperator`; the backup is a check run by :class:`BackupOperator`. The SQL
+lives in the modules of each step, never here.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException
+
+from tradeops.checks.operators import CheckOperator
+from tradeops.database.checks import BackupCheck
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from tradeops.config import TradeOpsConfig
+    from tradeops.config.model import Table
 
 UPKEEP_STEPS = ("analyze", "reindex", "vacuum")
 
 
-class _DatabaseOperator(BaseOperator):
+class _PlatformDatabaseOperator(BaseOperator):
+    """A step on the platform database, the one ``postgres_conn_id`` names (by default the config's
+    ``connections.platform_db``)."""
+
     def __init__(self, *, postgres_conn_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.postgres_conn_id = postgres_conn_id
 
-    def platform(self, config):
-        """``(dsn, maintenance settings)`` of the platform database."""
-        from tradeops.incidents.store import connection_dsn
+    def platform_dsn(self, config: TradeOpsConfig) -> str:
+        from tradeops.connections import postgres_dsn
 
-        return connection_dsn(self.postgres_conn_id or config.connections.platform_db), config.database.maintenance
+        return postgres_dsn(self.postgres_conn_id or config.connections.platform_db)
 
     @staticmethod
-    def table(config, name: str):
+    def table(config: TradeOpsConfig, name: str) -> Table:
         try:
             return config.database.table(name)
         except KeyError as err:
             raise AirflowFailException(err.args[0]) from None
 
 
-class RetentionOperator(_DatabaseOperator):
+class RetentionOperator(_PlatformDatabaseOperator):
     """Apply ``retention_days`` to one table: drop expired partitions (and create upcoming ones) of a partitioned
-    table, or delete in bounded batches within the time budget (``complete`` False: the next run resumes)."""
+    table, or delete in bounded batches within the time budget (``complete`` False: the next run resumes).
+
+    :param table: the table, by its name in the config's ``database.tables``; it must have ``retention_days``.
+        (templated)
+    :param postgres_conn_id: the Airflow connection of the platform database; by default the config's
+        ``connections.platform_db``.
+    """
 
     template_fields: Sequence[str] = ("table_name",)
     ui_color = "#e6eefc"
@@ -42,7 +65,7 @@ class RetentionOperator(_DatabaseOperator):
         super().__init__(**kwargs)
         self.table_name = table
 
-    def execute(self, context) -> dict:
+    def execute(self, context: Context) -> dict[str, Any]:
         from tradeops.config import load_config
         from tradeops.database.retention import apply_retention
         from tradeops.database.session import connect
@@ -51,16 +74,22 @@ class RetentionOperator(_DatabaseOperator):
         table = self.table(config, self.table_name)
         if not table.retention_days:
             raise AirflowFailException(f"table {table.name!r} has no retention_days")
-        dsn, settings = self.platform(config)
-        with connect(dsn, settings, application_name=f"tradeops-retention:{table.name}") as conn:
+        settings = config.database.maintenance
+        with connect(self.platform_dsn(config), settings, application_name=f"tradeops-retention:{table.name}") as conn:
             result = apply_retention(conn, table, settings)
         self.log.info("Retention of %s: %s", table.name, result.to_dict())
         return result.to_dict()
 
 
-class TableUpkeepOperator(_DatabaseOperator):
+class TableUpkeepOperator(_PlatformDatabaseOperator):
     """One upkeep step of one table: ``analyze``, ``reindex`` (concurrently, bloated indexes only, invalid leftovers
-    dropped) or ``vacuum`` (plain ``VACUUM (ANALYZE)`` past the dead-tuple thresholds)."""
+    dropped) or ``vacuum`` (plain ``VACUUM (ANALYZE)`` past the dead-tuple thresholds).
+
+    :param table: the table, by its name in the config's ``database.tables``. (templated)
+    :param step: ``analyze``, ``reindex`` or ``vacuum``.
+    :param postgres_conn_id: the Airflow connection of the platform database; by default the config's
+        ``connections.platform_db``.
+    """
 
     template_fields: Sequence[str] = ("table_name",)
     ui_color = "#eef6e6"
@@ -72,15 +101,17 @@ class TableUpkeepOperator(_DatabaseOperator):
         self.table_name = table
         self.step = step
 
-    def execute(self, context) -> dict:
+    def execute(self, context: Context) -> dict[str, Any]:
         from tradeops.config import load_config
         from tradeops.database import upkeep
         from tradeops.database.session import connect
 
         config = load_config()
         table = self.table(config, self.table_name)
-        dsn, settings = self.platform(config)
-        with connect(dsn, settings, application_name=f"tradeops-{self.step}:{table.name}") as conn:
+        settings = config.database.maintenance
+        report: dict[str, Any]
+        name = f"tradeops-{self.step}:{table.name}"
+        with connect(self.platform_dsn(config), settings, application_name=name) as conn:
             if self.step == "analyze":
                 upkeep.analyze(conn, table.name, settings)
                 report = {"table": table.name, "analyzed": True}
@@ -92,186 +123,140 @@ class TableUpkeepOperator(_DatabaseOperator):
         return report
 
 
-class SizeReportOperator(_DatabaseOperator):
-    """Measure every table and index, store the sizes in TradeOps' state database, report growth since last time."""
+class SizeReportOperator(_PlatformDatabaseOperator):
+    """Measure every table and index, store the sizes in TradeOps' state database (``connections.state_db``, its
+    schema migrated by the deployment), report growth since last time and write the report as JSON.
+
+    :param postgres_conn_id: the Airflow connection of the platform database; by default the config's
+        ``connections.platform_db``.
+    """
 
     ui_color = "#f5f0e1"
 
-    def execute(self, context) -> dict:
+    def execute(self, context: Context) -> dict[str, Any]:
         from tradeops.config import load_config
+        from tradeops.connections import postgres_dsn
         from tradeops.database import sizes
         from tradeops.database.session import connect
-        from tradeops.incidents import store
         from tradeops.reporting.files import write_json_report
 
         config = load_config()
-        dsn, settings = self.platform(config)
-        with connect(dsn, settings, application_name="tradeops-size-report") as conn:
+        with connect(
+            self.platform_dsn(config), config.database.maintenance, application_name="tradeops-size-report"
+        ) as conn:
             measured = sizes.measure(conn)
-        state_dsn = store.connection_dsn(config.connections.state_db)
-        store.migrate(state_dsn)
-        with store.connect(state_dsn) as state:
-            report = sizes.record(state, config.database.name, measured, datetime.now(UTC))
+        report = sizes.record(
+            postgres_dsn(config.connections.state_db), config.database.name, measured, datetime.now(UTC)
+        )
         ti = context["ti"]
-        content = {"database": config.database.name, "relations": report,
-                   "total_bytes": sum(r["bytes"] for r in report)}
+        content = {
+            "database": config.database.name,
+            "relations": report,
+            "total_bytes": sum(r["bytes"] for r in report),
+        }
         path = write_json_report(ti.dag_id, f"{ti.run_id}-sizes", content)
         for row in report[:10]:
             growth = row["growth_bytes"]
-            self.log.info("%-40s %-5s %12.1f MB %s", row["relation"], row["kind"], row["bytes"] / 2**20,
-                          "" if growth is None else f"{growth / 2**20:+.1f} MB")
+            self.log.info(
+                "%-40s %-5s %12.1f MB %s",
+                row["relation"],
+                row["kind"],
+                row["bytes"] / 2**20,
+                "" if growth is None else f"{growth / 2**20:+.1f} MB",
+            )
         self.log.info("Size report written to %s", path)
         return {"path": str(path), "total_bytes": content["total_bytes"], "relations": len(report)}
 
 
-class DatabaseCheckOperator(_DatabaseOperator):
-    """Run one query of :data:`tradeops.database.health.DATABASE_CHECKS`; push its result (``check_result``) and
-    fail when it finds a breach, like the health check's checks."""
+class BackupOperator(CheckOperator):
+    """Take a verified backup of the platform database: the :class:`~tradeops.database.checks.BackupCheck` (dump,
+    verify, restore-check when ``restore_check`` says so, publish, keep the newest ``database.backup.keep``) as a
+    check task. Its result is pushed as ``check_result`` whatever happens, so a failed backup opens an incident like
+    a failed check; the task returns what was backed up (``id``, ``path``, ``bytes``, ``seconds``,
+    ``restore_check``, ``pruned``).
 
-    ui_color = "#e8f4ea"
-
-    def __init__(self, *, check: str, **kwargs: Any) -> None:
-        from tradeops.database.health import DATABASE_CHECKS
-
-        super().__init__(**kwargs)
-        if check not in DATABASE_CHECKS:
-            raise ValueError(f"unknown database check {check!r}; known: {', '.join(DATABASE_CHECKS)}")
-        self.check = check
-
-    def execute(self, context) -> dict:
-        from tradeops.checks.base import RESULT_KEY, Status
-        from tradeops.config import load_config
-        from tradeops.database.health import DATABASE_CHECKS
-        from tradeops.database.session import connect
-
-        config = load_config()
-        dsn, settings = self.platform(config)
-        with connect(dsn, settings, application_name=f"tradeops-check:{self.check}") as conn:
-            result = DATABASE_CHECKS[self.check].run(conn, config)
-        self.log.info("%s: %s: %s", result.title, result.status.value.upper(), result.summary)
-        context["ti"].xcom_push(key=RESULT_KEY, value=result.to_dict())
-        if result.status is Status.FAIL:
-            raise AirflowException(f"{result.title}: {result.summary}")
-        return result.to_dict()
-
-
-class BackupOperator(_DatabaseOperator):
-    """Dump the platform database, verify the backup (checksums, ``pg_restore --list``), restore it into a scratch
-    database and compare row counts when ``restore_check`` says so (``"due"``: on the config's cadence), then keep
-    only the newest ``backup.keep``. Pushes a ``check_result`` so a failed backup opens an incident like a failed
-    check (see :class:`~tradeops.incidents.operators.ReportCheckIncidentsOperator`)."""
+    :param restore_check: when to restore the backup into a scratch database and compare row counts: ``due`` (when
+        the last restore-checked backup is older than ``database.backup.restore_check_every``), ``always`` or
+        ``never``. (templated)
+    :param postgres_conn_id: the Airflow connection of the platform database; by default the config's
+        ``connections.platform_db``.
+    """
 
     template_fields: Sequence[str] = ("restore_check",)
     ui_color = "#fdf1d6"
 
-    def __init__(self, *, restore_check: str = "due", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, restore_check: str = "due", postgres_conn_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(check=BackupCheck(postgres_conn_id=postgres_conn_id), **kwargs)
         self.restore_check = restore_check
+        self.postgres_conn_id = postgres_conn_id
 
-    def execute(self, context) -> dict:
-        from tradeops.checks.base import RESULT_KEY, CheckResult, Status
-        from tradeops.config import load_config
-        from tradeops.database import backup
-
-        if self.restore_check not in ("due", "always", "never"):
-            raise AirflowFailException(f"restore_check must be due, always or never, got {self.restore_check!r}")
-        config = load_config()
-        dsn, _ = self.platform(config)
-        settings = config.database.backup
-        root = backup.backup_root(settings)
-        ti = context["ti"]
-        try:
-            partial, manifest = backup.take_backup(dsn, settings)
-            verified = backup.verify(partial)
-            restored = None
-            if self.restore_check == "always" or (
-                    self.restore_check == "due" and backup.restore_check_due(root, settings.restore_check_every)):
-                restored = backup.restore_check(partial, dsn, settings.jobs)
-            folder = backup.publish(partial)
-            pruned = backup.prune(root, settings.keep)
-        except Exception as err:  # whatever went wrong, there is no verified backup: that is the incident
-            result = CheckResult(ti.task_id, "Backup", Status.FAIL, f"{type(err).__name__}: {err}"[:1500])
-            ti.xcom_push(key=RESULT_KEY, value=result.to_dict())
-            if isinstance(err, backup.BackupError):
-                raise AirflowException(str(err)) from None
-            raise
-        summary = (f"{manifest['id']}: {manifest['bytes'] / 2**20:.1f} MB in {manifest['seconds']} s, "
-                   f"{verified['toc_entries']} TOC entries verified"
-                   + (f", restored and compared ({restored['rows']:,} rows in {restored['restore_seconds']} s)"
-                      if restored else ""))
-        ti.xcom_push(key=RESULT_KEY, value=CheckResult(ti.task_id, "Backup", Status.OK, summary).to_dict())
-        self.log.info("%s; pruned: %s", summary, pruned or "nothing")
-        return {"id": manifest["id"], "path": str(folder), "bytes": manifest["bytes"], "seconds": manifest["seconds"],
-                "restore_check": restored, "pruned": pruned}
+    def execute(self, context: Context) -> dict[str, Any]:
+        try:  # rendered by now
+            self.check = BackupCheck(self.restore_check, self.postgres_conn_id)
+        except ValueError as err:
+            raise AirflowFailException(str(err)) from None
+        taken: dict[str, Any] = super().execute(context)["details"]
+        self.log.info("Pruned: %s", ", ".join(taken["pruned"]) or "nothing")
+        return taken
 
 
-class RestoreBackupOperator(_DatabaseOperator):
+class RestoreBackupOperator(_PlatformDatabaseOperator):
     """The restore path: restore backup ``backup_id`` (``latest`` for the newest) into a **new** database
     ``target_database`` on the same server and compare row counts with the manifest. It never writes into an
     existing database (so never over the live one); switching the platform to the restored copy stays a human
-    decision. ``dry_run`` (the default) only verifies the backup and says what would be done."""
+    decision. ``dry_run`` (the default) only verifies the backup and says what would be done.
 
-    template_fields: Sequence[str] = ("backup_id", "target_database", "dry_run")
+    :param backup_id: the backup to restore (its folder name), or ``latest``. (templated)
+    :param target_database: the new database to restore into: a plain lower-case name, not the live database's, of
+        no existing database. (templated)
+    :param dry_run: only verify the backup and say what would be done; a boolean (the DAG renders its params
+        natively). (templated)
+    :param postgres_conn_id: the Airflow connection of the platform database (its server is restored to); by default
+        the config's ``connections.platform_db``.
+    """
+
+    template_fields: Sequence[str] = ("backup_id", "target_database", "is_dry_run")
     ui_color = "#fde2e2"
 
-    def __init__(self, *, backup_id: str = "latest", target_database: str, dry_run: bool = True,
-                 **kwargs: Any) -> None:
+    def __init__(self, *, backup_id: str = "latest", target_database: str, dry_run: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.backup_id = backup_id
         self.target_database = target_database
-        self.dry_run = dry_run
+        self.is_dry_run = dry_run  # not ``dry_run``: that is BaseOperator's method
 
-    def execute(self, context) -> dict:
-        import re
-
-        import psycopg
-        from psycopg import sql
-
+    def execute(self, context: Context) -> dict[str, Any]:
         from tradeops.config import load_config
         from tradeops.database import backup
+        from tradeops.exceptions import BackupError
 
         config = load_config()
-        if not isinstance(self.dry_run, bool):  # the DAG renders params natively: a form value is a boolean
-            raise AirflowFailException(f"dry_run must be true or false, got {self.dry_run!r}")
-        dry_run = self.dry_run
+        if not isinstance(self.is_dry_run, bool):  # the DAG renders params natively: a form value is a boolean
+            raise AirflowFailException(f"dry_run must be true or false, got {self.is_dry_run!r}")
         target = str(self.target_database).strip()
         if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", target):
             raise AirflowFailException(f"target_database {target!r} is not a plain lower-case database name")
         if target == config.database.name:
-            raise AirflowFailException("refusing to restore over the live database; restore into a new database and "
-                                       "switch the platform to it deliberately")
-        root = backup.backup_root(config.database.backup)
-        found = backup.backups(root)
-        if not found:
-            raise AirflowFailException(f"no complete backup under {root}")
-        chosen = found[0] if self.backup_id == "latest" else next(
-            (item for item in found if item[1]["id"] == self.backup_id), None)
-        if chosen is None:
-            raise AirflowFailException(f"no backup {self.backup_id!r}; have: {[m['id'] for _, m in found[:10]]}")
-        folder, manifest = chosen
-        dsn, _ = self.platform(config)
+            raise AirflowFailException(
+                "refusing to restore over the live database; restore into a new database and "
+                "switch the platform to it deliberately"
+            )
+        dsn = self.platform_dsn(config)
         try:
+            folder, manifest = backup.find_backup(backup.backup_root(config.database.backup), self.backup_id)
             verified = backup.verify(folder)
-            with psycopg.connect(dsn, connect_timeout=10) as conn:
-                exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (target,)).fetchone()
-            if exists:
+            if backup.database_exists(dsn, target):
                 raise AirflowFailException(f"database {target!r} already exists; choose a new name")
-            if dry_run:
-                self.log.info("Dry run: would restore %s (%s tables, %s rows) into new database %s", manifest["id"],
-                              len(manifest["row_counts"]), sum(manifest["row_counts"].values()), target)
+            if self.is_dry_run:
+                self.log.info(
+                    "Dry run: would restore %s (%s tables, %s rows) into new database %s",
+                    manifest["id"],
+                    len(manifest["row_counts"]),
+                    sum(manifest["row_counts"].values()),
+                    target,
+                )
                 return {"dry_run": True, "backup": manifest["id"], "target_database": target, "verified": verified}
-            with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(target)))
-            try:
-                restored = backup.restore(folder, psycopg.conninfo.make_conninfo(dsn, dbname=target),
-                                          config.database.backup.jobs)
-            except Exception:
-                # The half-restored copy is this task's own creation: drop it so that a retry starts clean.
-                with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
-                    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                        sql.Identifier(target)))
-                raise
-        except backup.BackupError as err:
+            restored = backup.restore_into_new_database(folder, dsn, target, config.database.backup.jobs)
+        except BackupError as err:
             raise AirflowFailException(str(err)) from None
         self.log.info("Restored %s into %s: %s", manifest["id"], target, restored)
         return {"dry_run": False, "backup": manifest["id"], "target_database": target, **restored}

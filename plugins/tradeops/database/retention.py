@@ -17,12 +17,12 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 
-import psycopg
 from psycopg import errors, sql
 
 from tradeops.config.model import Maintenance, Table
-from tradeops.database.session import with_lock_retries
+from tradeops.database.session import Session, with_lock_retries
 
 log = logging.getLogger("airflow.task.tradeops.database")
 DETACHING = "tradeops retention: expired partition of {}, being detached and dropped"
@@ -32,12 +32,20 @@ MIN_BATCH_ROWS = 100
 
 def cutoff_for(table: Table, now: datetime) -> datetime:
     """Rows whose time is before this instant are expired."""
+    if table.retention_days is None:
+        raise ValueError(f"table {table.name!r} has no retention_days")
     day = (now.astimezone(UTC) - timedelta(days=table.retention_days)).date()
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def partition_name(table: str, day: date) -> str:
     return f"{table}_p{day:%Y%m%d}"
+
+
+def _time_column(table: Table) -> sql.Identifier:
+    if table.time_column is None:  # the config's consistency check requires it for retention and partitioning
+        raise ValueError(f"table {table.name!r} has no time_column")
+    return sql.Identifier(table.time_column)
 
 
 @dataclass
@@ -65,11 +73,13 @@ class RetentionResult:
         return asdict(self)
 
 
-def partitions(conn: psycopg.Connection, table: str) -> list[Partition]:
+def partitions(conn: Session, table: str) -> list[Partition]:
     rows = conn.execute(
         "SELECT c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bound, i.inhdetachpending AS pending "
         "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = %s::regclass "
-        "ORDER BY c.relname", (table,)).fetchall()
+        "ORDER BY c.relname",
+        (table,),
+    ).fetchall()
     found = []
     for row in rows:
         match = _BOUND.search(row["bound"] or "")
@@ -78,8 +88,9 @@ def partitions(conn: psycopg.Connection, table: str) -> list[Partition]:
     return found
 
 
-def drop_expired_partitions(conn: psycopg.Connection, table: Table, cutoff: datetime, settings: Maintenance,
-                            sleep: Callable[[float], None] = time.sleep) -> list[str]:
+def drop_expired_partitions(
+    conn: Session, table: Table, cutoff: datetime, settings: Maintenance, sleep: Callable[[float], None] = time.sleep
+) -> list[str]:
     """Detach and drop every partition entirely before ``cutoff``; finish what an interrupted run left (a detach
     pending, a detached table not yet dropped). ``conn`` must be in autocommit: a concurrent detach cannot run
     inside a transaction block."""
@@ -87,11 +98,12 @@ def drop_expired_partitions(conn: psycopg.Connection, table: Table, cutoff: date
     marker = DETACHING.format(table.name)
     dropped = []
     for orphan in conn.execute(
-            "SELECT c.relname AS name FROM pg_class c WHERE c.relkind = 'r' AND NOT c.relispartition "
-            "AND obj_description(c.oid, 'pg_class') = %s", (marker,)).fetchall():
-        with_lock_retries(lambda name=orphan["name"]: conn.execute(
-            sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name))), settings, f"drop {orphan['name']}",
-            sleep)
+        "SELECT c.relname AS name FROM pg_class c WHERE c.relkind = 'r' AND NOT c.relispartition "
+        "AND obj_description(c.oid, 'pg_class') = %s",
+        (marker,),
+    ).fetchall():
+        drop = sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(orphan["name"]))
+        with_lock_retries(partial(conn.execute, drop), settings, f"drop {orphan['name']}", sleep)
         log.info("%s: dropped %s, detached by an earlier interrupted run", table.name, orphan["name"])
         dropped.append(orphan["name"])
     current = partitions(conn, table.name)
@@ -100,8 +112,8 @@ def drop_expired_partitions(conn: psycopg.Connection, table: Table, cutoff: date
         if part.upper is None or part.upper > cutoff:
             continue
         ident = sql.Identifier(part.name)
-        with_lock_retries(lambda: conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(
-            ident, sql.Literal(marker))), settings, f"mark {part.name}", sleep)
+        mark = sql.SQL("COMMENT ON TABLE {} IS {}").format(ident, sql.Literal(marker))
+        with_lock_retries(partial(conn.execute, mark), settings, f"mark {part.name}", sleep)
 
         def detach_partition(part=part, ident=ident):
             if part.detach_pending:
@@ -118,20 +130,21 @@ def drop_expired_partitions(conn: psycopg.Connection, table: Table, cutoff: date
                 raise
 
         with_lock_retries(detach_partition, settings, f"detach {part.name}", sleep)
-        with_lock_retries(lambda ident=ident: conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident)),
-                          settings, f"drop {part.name}", sleep)
+        drop = sql.SQL("DROP TABLE IF EXISTS {}").format(ident)
+        with_lock_retries(partial(conn.execute, drop), settings, f"drop {part.name}", sleep)
         log.info("%s: dropped partition %s (rows before %s)", table.name, part.name, part.upper.isoformat())
         dropped.append(part.name)
     return dropped
 
 
-def _detach_pending(conn: psycopg.Connection, name: str) -> bool:
+def _detach_pending(conn: Session, name: str) -> bool:
     row = conn.execute("SELECT inhdetachpending FROM pg_inherits WHERE inhrelid = %s::regclass", (name,)).fetchone()
     return bool(row and row["inhdetachpending"])
 
 
-def create_upcoming_partitions(conn: psycopg.Connection, table: Table, today: date, settings: Maintenance,
-                               sleep: Callable[[float], None] = time.sleep) -> list[str]:
+def create_upcoming_partitions(
+    conn: Session, table: Table, today: date, settings: Maintenance, sleep: Callable[[float], None] = time.sleep
+) -> list[str]:
     """Make sure a partition exists for today and each of the next ``partitions_ahead_days`` days. Each is created
     as a plain table with a matching CHECK constraint and then attached, which locks the parent only in SHARE UPDATE
     EXCLUSIVE mode (``CREATE TABLE ... PARTITION OF`` would take ACCESS EXCLUSIVE and stop every writer)."""
@@ -141,22 +154,30 @@ def create_upcoming_partitions(conn: psycopg.Connection, table: Table, today: da
         day = today + timedelta(days=offset)
         lower = datetime(day.year, day.month, day.day, tzinfo=UTC)
         upper = lower + timedelta(days=1)
-        if any(p.lower is not None and p.lower < upper and p.upper > lower for p in existing):
+        if any(p.lower is not None and p.upper is not None and p.lower < upper and p.upper > lower for p in existing):
             continue
         name = partition_name(table.name, day)
-        ident, parent, column = sql.Identifier(name), sql.Identifier(table.name), sql.Identifier(table.time_column)
+        ident, parent, column = sql.Identifier(name), sql.Identifier(table.name), _time_column(table)
         bounds = (sql.Literal(lower), sql.Literal(upper))
 
         def create(ident=ident, parent=parent, column=column, bounds=bounds, name=name):
             with conn.transaction():
-                conn.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)").format(
-                    ident, parent))
-                conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK ({} >= {} AND {} < {})").format(
-                    ident, sql.Identifier(f"{name}_bounds"), column, bounds[0], column, bounds[1]))
-                conn.execute(sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
-                    parent, ident, *bounds))
-                conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
-                    ident, sql.Identifier(f"{name}_bounds")))
+                conn.execute(
+                    sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)").format(ident, parent)
+                )
+                conn.execute(
+                    sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK ({} >= {} AND {} < {})").format(
+                        ident, sql.Identifier(f"{name}_bounds"), column, bounds[0], column, bounds[1]
+                    )
+                )
+                conn.execute(
+                    sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
+                        parent, ident, *bounds
+                    )
+                )
+                conn.execute(
+                    sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(ident, sql.Identifier(f"{name}_bounds"))
+                )
 
         with_lock_retries(create, settings, f"create {name}", sleep)
         created.append(name)
@@ -165,46 +186,73 @@ def create_upcoming_partitions(conn: psycopg.Connection, table: Table, today: da
     return created
 
 
-def expired_count(conn: psycopg.Connection, table: Table, cutoff: datetime) -> int:
-    return conn.execute(sql.SQL("SELECT count(*) AS n FROM {} WHERE {} < %s").format(
-        sql.Identifier(table.name), sql.Identifier(table.time_column)), (cutoff,)).fetchone()["n"]
+def expired_count(conn: Session, table: Table, cutoff: datetime) -> int:
+    [row] = conn.execute(
+        sql.SQL("SELECT count(*) AS n FROM {} WHERE {} < %s").format(sql.Identifier(table.name), _time_column(table)),
+        (cutoff,),
+    ).fetchall()
+    return row["n"]
 
 
-def delete_in_batches(conn: psycopg.Connection, table: Table, cutoff: datetime, settings: Maintenance,
-                      budget: timedelta, *, clock: Callable[[], float] = time.monotonic,
-                      sleep: Callable[[float], None] = time.sleep) -> RetentionResult:
+def delete_in_batches(
+    conn: Session,
+    table: Table,
+    cutoff: datetime,
+    settings: Maintenance,
+    budget: timedelta,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> RetentionResult:
     """Delete expired rows ``batch_rows`` at a time, each batch its own transaction (``conn`` in autocommit), pausing
     between batches for ``batch_pause_ms`` or as long as the batch took, whichever is longer. Stops before a batch
     that would overrun ``budget`` (``complete`` is then False; the next run carries on). A batch cancelled by
     ``statement_timeout`` is retried at half the size."""
     result = RetentionResult(table.name, "batches", cutoff.isoformat())
     started = clock()
-    shape = conn.execute("SELECT relkind, relhassubclass FROM pg_class WHERE oid = %s::regclass",
-                         (table.name,)).fetchone()
+    [shape] = conn.execute(
+        "SELECT relkind, relhassubclass FROM pg_class WHERE oid = %s::regclass", (table.name,)
+    ).fetchall()
     if shape["relkind"] != "r" or shape["relhassubclass"]:
         # ctid is only unique within one physical table: batches would match rows of other partitions/children.
-        raise ValueError(f"{table.name} is partitioned or has child tables: set `partitioning` for it in the config "
-                         "so that retention drops partitions instead of deleting rows")
+        raise ValueError(
+            f"{table.name} is partitioned or has child tables: set `partitioning` for it in the config "
+            "so that retention drops partitions instead of deleting rows"
+        )
     # The time column is tested again in the DELETE itself: a row updated since the SELECT is only deleted if it
     # is still expired.
-    statement = sql.SQL("DELETE FROM ONLY {t} WHERE ctid = ANY (ARRAY(SELECT ctid FROM ONLY {t} WHERE {c} < %s "
-                        "LIMIT %s)) AND {c} < %s").format(t=sql.Identifier(table.name),
-                                                          c=sql.Identifier(table.time_column))
+    statement = sql.SQL(
+        "DELETE FROM ONLY {t} WHERE ctid = ANY (ARRAY(SELECT ctid FROM ONLY {t} WHERE {c} < %s LIMIT %s)) AND {c} < %s"
+    ).format(t=sql.Identifier(table.name), c=_time_column(table))
     remaining = expired_count(conn, table, cutoff)
-    log.info("%s: %s rows before %s to delete, %s per batch, budget %s", table.name, remaining, cutoff.isoformat(),
-             settings.batch_rows, budget)
+    log.info(
+        "%s: %s rows before %s to delete, %s per batch, budget %s",
+        table.name,
+        remaining,
+        cutoff.isoformat(),
+        settings.batch_rows,
+        budget,
+    )
     batch_rows, slowest, last_log = settings.batch_rows, 0.0, started
     while remaining > 0:
         elapsed = clock() - started
         if elapsed + slowest > budget.total_seconds():
             result.complete = False
-            log.warning("%s: time budget reached after %s rows; %s expired rows left for the next run",
-                        table.name, result.deleted_rows, remaining)
+            log.warning(
+                "%s: time budget reached after %s rows; %s expired rows left for the next run",
+                table.name,
+                result.deleted_rows,
+                remaining,
+            )
             break
         batch_started = clock()
         try:
-            deleted = with_lock_retries(lambda: conn.execute(statement, (cutoff, batch_rows, cutoff)).rowcount,
-                                        settings, f"delete from {table.name}", sleep)
+            deleted = with_lock_retries(
+                partial(conn.execute, statement, (cutoff, batch_rows, cutoff)),
+                settings,
+                f"delete from {table.name}",
+                sleep,
+            ).rowcount
         except errors.QueryCanceled:
             if batch_rows <= MIN_BATCH_ROWS:
                 raise
@@ -221,8 +269,14 @@ def delete_in_batches(conn: psycopg.Connection, table: Table, cutoff: datetime, 
         now = clock()
         if now - last_log >= 5 or remaining == 0:
             rate = result.deleted_rows / max(now - started, 1e-6)
-            log.info("%s: %s rows deleted (%.0f rows/s), %s left, ETA %.0f s", table.name, result.deleted_rows,
-                     rate, remaining, remaining / rate if rate else float("inf"))
+            log.info(
+                "%s: %s rows deleted (%.0f rows/s), %s left, ETA %.0f s",
+                table.name,
+                result.deleted_rows,
+                rate,
+                remaining,
+                remaining / rate if rate else float("inf"),
+            )
             last_log = now
         if remaining:
             # Rest at least as long as the batch took: the deletes never hold more than half of a core's time
@@ -232,8 +286,9 @@ def delete_in_batches(conn: psycopg.Connection, table: Table, cutoff: datetime, 
     return result
 
 
-def apply_retention(conn: psycopg.Connection, table: Table, settings: Maintenance, *, now: datetime | None = None,
-                    budget: timedelta | None = None) -> RetentionResult:
+def apply_retention(
+    conn: Session, table: Table, settings: Maintenance, *, now: datetime | None = None, budget: timedelta | None = None
+) -> RetentionResult:
     """The retention step of one table, whichever its shape."""
     now = now or datetime.now(UTC)
     cutoff = cutoff_for(table, now)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import psycopg
+from psycopg.rows import DictRow, dict_row
 
 SIZES = """
 WITH rels AS (
@@ -32,23 +33,38 @@ WHERE database = %s AND captured_at < %s ORDER BY relation, captured_at DESC
 """
 
 
-def measure(conn: psycopg.Connection) -> list[dict]:
+def measure(conn: psycopg.Connection[DictRow]) -> list[DictRow]:
     return conn.execute(SIZES).fetchall()
 
 
-def record(state: psycopg.Connection, database: str, sizes: list[dict], captured_at: datetime) -> list[dict]:
-    """Store this report and return it with each relation's growth since the previous one."""
-    previous = {row["relation"]: row for row in state.execute(PREVIOUS, (database, captured_at)).fetchall()}
-    with state.transaction():
-        with state.cursor() as cur:
+def record(state_dsn: str, database: str, sizes: list[dict], captured_at: datetime) -> list[dict]:
+    """Store this report in the state database ``state_dsn`` points at (its schema migrated by the deployment) and
+    return it with each relation's growth since the previous one."""
+    with psycopg.connect(
+        state_dsn,
+        row_factory=dict_row,
+        connect_timeout=10,
+        application_name="tradeops-size-report",
+        options="-c timezone=UTC",
+    ) as state:
+        previous = {row["relation"]: row for row in state.execute(PREVIOUS, (database, captured_at)).fetchall()}
+        with state.transaction(), state.cursor() as cur:
             cur.executemany(
                 "INSERT INTO tradeops.relation_sizes (captured_at, database, relation, kind, table_name, bytes, "
                 "row_estimate) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                [(captured_at, database, r["relation"], r["kind"], r["table_name"], r["bytes"], r["row_estimate"])
-                 for r in sizes])
+                [
+                    (captured_at, database, r["relation"], r["kind"], r["table_name"], r["bytes"], r["row_estimate"])
+                    for r in sizes
+                ],
+            )
     report = []
     for row in sizes:
         before = previous.get(row["relation"])
-        report.append({**row, "growth_bytes": row["bytes"] - before["bytes"] if before else None,
-                       "previous_at": before["captured_at"].isoformat() if before else None})
+        report.append(
+            {
+                **row,
+                "growth_bytes": row["bytes"] - before["bytes"] if before else None,
+                "previous_at": before["captured_at"].isoformat() if before else None,
+            }
+        )
     return report

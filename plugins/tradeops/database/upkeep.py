@@ -12,12 +12,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
+from typing import Any
 
-import psycopg
 from psycopg import sql
 
 from tradeops.config.model import Maintenance
-from tradeops.database.session import with_lock_retries
+from tradeops.database.session import Session, with_lock_retries
 
 log = logging.getLogger("airflow.task.tradeops.database")
 
@@ -79,50 +80,53 @@ class IndexBloat:
         return {**asdict(self), "bloat_pct": self.bloat_pct}
 
 
-def _unbounded_statements(conn: psycopg.Connection) -> None:
+def _unbounded_statements(conn: Session) -> None:
     """Concurrent rebuilds and plain vacuums run alongside writers, so only their lock waits are bounded: a big
     table's rebuild may take longer than ``statement_timeout``, and cancelling it would waste the work."""
     conn.execute("SET statement_timeout = 0")
 
 
-def _set_lock_timeout(conn: psycopg.Connection, milliseconds: int) -> None:
+def _set_lock_timeout(conn: Session, milliseconds: int) -> None:
     conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(milliseconds)))
 
 
-def analyze(conn: psycopg.Connection, table: str, settings: Maintenance,
-            sleep: Callable[[float], None] = time.sleep) -> None:
-    with_lock_retries(lambda: conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(table))), settings,
-                      f"analyze {table}", sleep)
+def analyze(conn: Session, table: str, settings: Maintenance, sleep: Callable[[float], None] = time.sleep) -> None:
+    with_lock_retries(
+        partial(conn.execute, sql.SQL("ANALYZE {}").format(sql.Identifier(table))), settings, f"analyze {table}", sleep
+    )
 
 
-def index_bloat(conn: psycopg.Connection, table: str) -> list[IndexBloat]:
-    return [IndexBloat(r["index_name"], r["bytes"], r["pages"], int(r["expected_pages"]))
-            for r in conn.execute(INDEX_BLOAT, {"table": table}).fetchall()]
+def index_bloat(conn: Session, table: str) -> list[IndexBloat]:
+    return [
+        IndexBloat(r["index_name"], r["bytes"], r["pages"], int(r["expected_pages"]))
+        for r in conn.execute(INDEX_BLOAT, {"table": table}).fetchall()
+    ]
 
 
-def drop_invalid_indexes(conn: psycopg.Connection, table: str, settings: Maintenance,
-                         sleep: Callable[[float], None] = time.sleep) -> list[str]:
+def drop_invalid_indexes(
+    conn: Session, table: str, settings: Maintenance, sleep: Callable[[float], None] = time.sleep
+) -> list[str]:
     """Drop what failed concurrent rebuilds of ``table``'s indexes left behind: invalid ``*_ccnew*`` (a rebuild
     that stopped) and ``*_ccold*`` (one that stopped while dropping the old index) indexes."""
     dropped = []
     for row in conn.execute(INVALID_INDEXES, {"table": table}).fetchall():
-        with_lock_retries(lambda name=row["index_name"]: conn.execute(
-            sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name))), settings,
-            f"drop invalid index {row['index_name']}", sleep)
+        drop = sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(row["index_name"]))
+        with_lock_retries(partial(conn.execute, drop), settings, f"drop invalid index {row['index_name']}", sleep)
         log.warning("%s: dropped invalid index %s left by a failed concurrent reindex", table, row["index_name"])
         dropped.append(row["index_name"])
     return dropped
 
 
-def reindex_bloated(conn: psycopg.Connection, table: str, settings: Maintenance,
-                    sleep: Callable[[float], None] = time.sleep) -> dict:
+def reindex_bloated(
+    conn: Session, table: str, settings: Maintenance, sleep: Callable[[float], None] = time.sleep
+) -> dict:
     """``REINDEX INDEX CONCURRENTLY`` each index of ``table`` past both the bloat and the size thresholds.
     ``conn`` must be in autocommit (a concurrent reindex cannot run in a transaction block). Its lock waits are
     bounded by ``reindex_lock_timeout_ms``: they queue no writer (only ``SHARE UPDATE EXCLUSIVE`` and waits for
     older transactions), and a rebuild abandoned late throws its work away. Every attempt starts by dropping the
     invalid index an earlier attempt left, and the last failure cleans up after itself."""
     _unbounded_statements(conn)
-    report = {"table": table, "dropped_invalid": [], "indexes": [], "reindexed": []}
+    report: dict[str, Any] = {"table": table, "dropped_invalid": [], "indexes": [], "reindexed": []}
 
     def clean() -> None:
         report["dropped_invalid"] += drop_invalid_indexes(conn, table, settings, sleep)
@@ -133,8 +137,13 @@ def reindex_bloated(conn: psycopg.Connection, table: str, settings: Maintenance,
         size_mb = index.bytes / 2**20
         if index.bloat_pct < settings.reindex_min_bloat_pct or size_mb < settings.reindex_min_size_mb:
             continue
-        log.info("%s: %s is %.1f MB with ~%s%% bloat; rebuilding concurrently", table, index.index_name, size_mb,
-                 index.bloat_pct)
+        log.info(
+            "%s: %s is %.1f MB with ~%s%% bloat; rebuilding concurrently",
+            table,
+            index.index_name,
+            size_mb,
+            index.bloat_pct,
+        )
         started = time.monotonic()
 
         def rebuild(name: str = index.index_name) -> None:
@@ -149,24 +158,41 @@ def reindex_bloated(conn: psycopg.Connection, table: str, settings: Maintenance,
             with_lock_retries(rebuild, settings, f"reindex {index.index_name}", sleep)
         finally:
             clean()
-        after = conn.execute("SELECT pg_relation_size(%s::regclass) AS bytes", (index.index_name,)).fetchone()["bytes"]
-        report["reindexed"].append({"index": index.index_name, "bytes_before": index.bytes, "bytes_after": after,
-                                    "seconds": round(time.monotonic() - started, 2)})
+        [size] = conn.execute("SELECT pg_relation_size(%s::regclass) AS bytes", (index.index_name,)).fetchall()
+        report["reindexed"].append(
+            {
+                "index": index.index_name,
+                "bytes_before": index.bytes,
+                "bytes_after": size["bytes"],
+                "seconds": round(time.monotonic() - started, 2),
+            }
+        )
     return report
 
 
-def vacuum_if_needed(conn: psycopg.Connection, table: str, settings: Maintenance,
-                     sleep: Callable[[float], None] = time.sleep) -> dict:
+def vacuum_if_needed(
+    conn: Session, table: str, settings: Maintenance, sleep: Callable[[float], None] = time.sleep
+) -> dict:
     """Plain ``VACUUM (ANALYZE)`` when dead tuples are past both thresholds (never ``FULL``)."""
     stats = conn.execute(DEAD_TUPLES, {"table": table}).fetchone() or {"live": 0, "dead": 0}
     live, dead = stats["live"] or 0, stats["dead"] or 0
     dead_pct = round(dead / (live + dead) * 100, 1) if live + dead else 0.0
-    report = {"table": table, "live_tuples": live, "dead_tuples": dead, "dead_pct": dead_pct, "vacuumed": False}
+    report: dict[str, Any] = {
+        "table": table,
+        "live_tuples": live,
+        "dead_tuples": dead,
+        "dead_pct": dead_pct,
+        "vacuumed": False,
+    }
     if dead >= settings.vacuum_min_dead_tuples and dead_pct >= settings.vacuum_min_dead_pct:
         started = time.monotonic()
         _unbounded_statements(conn)
-        with_lock_retries(lambda: conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(table))),
-                          settings, f"vacuum {table}", sleep)
+        with_lock_retries(
+            partial(conn.execute, sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(table))),
+            settings,
+            f"vacuum {table}",
+            sleep,
+        )
         report.update(vacuumed=True, seconds=round(time.monotonic() - started, 2))
         log.info("%s: vacuumed (%s dead tuples, %s%%)", table, dead, dead_pct)
     return report

@@ -14,18 +14,22 @@ import hmac
 import json
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from tradeops.incidents.messages import ACK, RESOLVE
+
 MAX_SKEW_S = 300
 TEMPLATES = Path(__file__).resolve().parents[3] / "include" / "templates"
 
 
-def signature_ok(secret: str, timestamp: str | None, signature: str | None, body: bytes,
-                 now: float | None = None) -> bool:
+def signature_ok(
+    secret: str, timestamp: str | None, signature: str | None, body: bytes, now: float | None = None
+) -> bool:
     """Slack's request signing: ``v0=`` + hex HMAC-SHA256 of ``v0:{timestamp}:{body}``, fresh within 5 minutes."""
     if not secret or not timestamp or not signature or not timestamp.isdigit():
         return False
@@ -43,79 +47,81 @@ def _signing_secret() -> str:
     return BaseHook.get_connection(load_config().connections.slack_signing).password or ""
 
 
-def _handle_actions(payload: dict) -> list[dict]:
-    from tradeops.incidents.service import Incidents
-    from tradeops.incidents.store import IncidentError
+def _handle_actions(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    from tradeops.exceptions import IncidentError
+    from tradeops.incidents.service import IncidentService
 
     user = payload.get("user") or {}
     actor = f"@{user.get('username') or user.get('name') or user.get('id', 'someone')} (Slack)"
-    incidents = Incidents()
-    results = []
+    incidents = IncidentService()
+    results: list[dict[str, Any]] = []
     for action in payload.get("actions") or []:
-        operation = {"incident_ack": incidents.acknowledge, "incident_resolve": incidents.resolve}.get(
-            action.get("action_id"))
+        operation = {ACK: incidents.acknowledge, RESOLVE: incidents.resolve}.get(action.get("action_id"))
         if operation is None or not str(action.get("value", "")).isdigit():
             continue
         try:
-            row = operation(int(action["value"]), actor)
-            results.append({"incident": row["id"], "status": row["status"]})
+            incident = operation(int(action["value"]), actor)
+            results.append({"incident": incident.id, "status": incident.status.value})
         except IncidentError as err:
             results.append({"incident": int(action["value"]), "error": str(err)})
     return results
+
+
+def _json(data: dict[str, Any]) -> Any:
+    """What FastAPI returns for ``data``: timestamps as ``str()`` gives them."""
+    return json.loads(json.dumps(data, default=str))
 
 
 def create_app() -> FastAPI:
     from airflow.api_fastapi.core_api.security import get_user
 
     app = FastAPI(title="TradeOps", docs_url=None, redoc_url=None)
+    logged_in = Depends(get_user)
 
     @app.post("/slack/actions")
     async def slack_actions(request: Request):
         body = await request.body()
         secret = await run_in_threadpool(_signing_secret)
-        if not signature_ok(secret, request.headers.get("x-slack-request-timestamp"),
-                            request.headers.get("x-slack-signature"), body):
+        if not signature_ok(
+            secret, request.headers.get("x-slack-request-timestamp"), request.headers.get("x-slack-signature"), body
+        ):
             return JSONResponse({"ok": False, "error": "invalid signature"}, status_code=401)
         payload = json.loads(parse_qs(body.decode()).get("payload", ["{}"])[0])
         return {"ok": True, "results": await run_in_threadpool(_handle_actions, payload)}
 
     @app.get("/incidents", response_class=HTMLResponse)
-    def incidents_page(user=Depends(get_user)):
+    def incidents_page(user: Any = logged_in) -> HTMLResponse:
         import jinja2
 
-        from tradeops.incidents import store
-        from tradeops.incidents.service import Incidents
+        from tradeops.incidents.service import IncidentService
 
-        incidents = Incidents()
-        with store.connect(incidents.dsn) as conn:
-            rows = store.recent_incidents(conn, 50)
-            timelines = {row["id"]: store.timeline(conn, row["id"]) for row in rows}
+        incidents = IncidentService()
+        recent = incidents.recent(50)
+        timelines = incidents.timelines([incident.id for incident in recent])
         environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
         html = environment.get_template("incidents.html").render(
-            incidents=rows, timelines=timelines, user=getattr(user, "get_name", lambda: "")())
+            incidents=recent, timelines=timelines, user=getattr(user, "get_name", lambda: "")()
+        )
         return HTMLResponse(html)
 
     @app.get("/incidents.json")
-    def incidents_json(limit: int = 50, user=Depends(get_user)):
-        from tradeops.incidents import store
-        from tradeops.incidents.service import Incidents
+    def incidents_json(limit: int = 50, user: Any = logged_in):
+        from tradeops.incidents.service import IncidentService
 
-        with store.connect(Incidents().dsn) as conn:
-            rows = store.recent_incidents(conn, min(max(limit, 1), 500))
-        return json.loads(json.dumps({"incidents": rows}, default=str))
+        recent = IncidentService().recent(min(max(limit, 1), 500))
+        return _json({"incidents": [incident.to_dict() for incident in recent]})
 
     @app.get("/incidents/{incident_id}.json")
-    def incident_json(incident_id: int, user=Depends(get_user)):
-        from tradeops.incidents import store
-        from tradeops.incidents.service import Incidents
+    def incident_json(incident_id: int, user: Any = logged_in):
+        from tradeops.exceptions import IncidentError
+        from tradeops.incidents.service import IncidentService
 
-        incidents = Incidents()
-        with store.connect(incidents.dsn) as conn:
-            try:
-                row = store.get(conn, incident_id)
-            except store.IncidentError:
-                raise HTTPException(404, f"no incident {incident_id}") from None
-            events = store.timeline(conn, incident_id)
-        return json.loads(json.dumps({"incident": row, "timeline": events}, default=str))
+        incidents = IncidentService()
+        try:
+            incident = incidents.get(incident_id)
+        except IncidentError:
+            raise HTTPException(404, f"no incident {incident_id}") from None
+        events = incidents.timeline(incident_id)
+        return _json({"incident": incident.to_dict(), "timeline": [event.to_dict() for event in events]})
 
     return app

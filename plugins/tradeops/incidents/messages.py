@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-SEVERITY_EMOJI = {"P1": ":rotating_light:", "P2": ":red_circle:", "P3": ":large_orange_circle:",
-                  "P4": ":large_yellow_circle:", "security": ":shield:"}
+from tradeops.incidents.models import Incident, IncidentStatus
+
+SEVERITY_EMOJI = {
+    "P1": ":rotating_light:",
+    "P2": ":red_circle:",
+    "P3": ":large_orange_circle:",
+    "P4": ":large_yellow_circle:",
+    "security": ":shield:",
+}
 ACK, RESOLVE = "incident_ack", "incident_resolve"
 
 
-def _age(incident: dict, now: datetime) -> str:
-    seconds = int((now - incident["opened_at"]).total_seconds())
+def _age(incident: Incident, now: datetime) -> str:
+    seconds = int((now - incident.opened_at).total_seconds())
     if seconds < 120:
         return f"{seconds}s"
     if seconds < 7200:
@@ -18,33 +26,42 @@ def _age(incident: dict, now: datetime) -> str:
     return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
 
 
-def _buttons(incident: dict) -> dict:
-    value = str(incident["id"])
-    return {"type": "actions", "block_id": f"incident-{value}", "elements": [
-        {"type": "button", "action_id": ACK, "value": value, "style": "primary",
-         "text": {"type": "plain_text", "text": "Acknowledge"}},
-        {"type": "button", "action_id": RESOLVE, "value": value,
-         "text": {"type": "plain_text", "text": "Resolve"}},
-    ]}
+def _buttons(incident: Incident) -> dict[str, Any]:
+    value = str(incident.id)
+    return {
+        "type": "actions",
+        "block_id": f"incident-{value}",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": ACK,
+                "value": value,
+                "style": "primary",
+                "text": {"type": "plain_text", "text": "Acknowledge"},
+            },
+            {"type": "button", "action_id": RESOLVE, "value": value, "text": {"type": "plain_text", "text": "Resolve"}},
+        ],
+    }
 
 
-def headline(incident: dict) -> str:
-    return f"{SEVERITY_EMOJI.get(incident['severity'], '')} [{incident['severity']}] #{incident['id']} {incident['title']}"
+def headline(incident: Incident) -> str:
+    return f"{SEVERITY_EMOJI.get(incident.severity, '')} [{incident.severity}] #{incident.id} {incident.title}"
 
 
-def incident_blocks(incident: dict, *, level_line: str, run_url: str | None, runbook_url: str | None,
-                    with_buttons: bool) -> list[dict]:
-    facts = [f"*Status:* {incident['status']}", f"*Source:* {incident['source']}", f"*Paged:* {level_line}"]
-    if incident.get("occurrences", 1) > 1:
-        facts.append(f"*Occurrences:* {incident['occurrences']}")
+def incident_blocks(
+    incident: Incident, *, level_line: str, run_url: str | None, runbook_url: str | None, with_buttons: bool
+) -> list[dict[str, Any]]:
+    facts = [f"*Status:* {incident.status}", f"*Source:* {incident.source}", f"*Paged:* {level_line}"]
+    if incident.occurrences > 1:
+        facts.append(f"*Occurrences:* {incident.occurrences}")
     links = []
     if run_url:
         links.append(f"<{run_url}|Airflow run>")
     if runbook_url:
         links.append(f"<{runbook_url}|Runbook step>")
-    blocks = [
-        {"type": "header", "text": {"type": "plain_text", "text": f"[{incident['severity']}] {incident['title']}"[:150]}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": incident["summary"] or incident["title"]}},
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": f"[{incident.severity}] {incident.title}"[:150]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": incident.summary or incident.title}},
         {"type": "section", "fields": [{"type": "mrkdwn", "text": fact} for fact in facts]},
     ]
     if links:
@@ -58,13 +75,19 @@ def level_line(level: int, name: str, targets: list[str]) -> str:
     return f"L{level} {name}: {' '.join(targets)}"
 
 
-def escalation_text(incident: dict, level: int, name: str, targets: list[str], now: datetime, catch_up: bool) -> str:
+def escalation_text(
+    incident: Incident, level: int, name: str, targets: list[str], now: datetime, catch_up: bool
+) -> str:
     late = " (overdue while TradeOps was not running)" if catch_up else ""
-    return (f":arrow_double_up: Escalated to L{level} {name} {' '.join(t for t in targets if t.startswith('@'))}: "
-            f"{headline(incident)}, unacknowledged for {_age(incident, now)}{late}")
+    return (
+        f":arrow_double_up: Escalated to L{level} {name} {' '.join(t for t in targets if t.startswith('@'))}: "
+        f"{headline(incident)}, unacknowledged for {_age(incident, now)}{late}"
+    )
 
 
-def status_text(incident: dict, name: str, now: datetime) -> str:
-    who = f", acknowledged by {incident['acknowledged_by']}" if incident["status"] == "acknowledged" else ""
-    return (f":hourglass_flowing_sand: Status: #{incident['id']} {incident['status']}{who}, at L{incident['level']} "
-            f"({name}) for {_age(incident, now)}, {incident['occurrences']} occurrence(s)")
+def status_text(incident: Incident, name: str, now: datetime) -> str:
+    who = f", acknowledged by {incident.acknowledged_by}" if incident.status == IncidentStatus.ACKNOWLEDGED else ""
+    return (
+        f":hourglass_flowing_sand: Status: #{incident.id} {incident.status}{who}, at L{incident.level} "
+        f"({name}) for {_age(incident, now)}, {incident.occurrences} occurrence(s)"
+    )

@@ -1,22 +1,26 @@
 """The incident operations every entry point goes through: deadline callbacks, task-failure callbacks, check
-reports, the Slack buttons, the UI's action DAG. Each writes PostgreSQL first (the truth), then lets the engine
-page and deliver."""
+reports, the Slack buttons, the UI's action DAG and the incidents pages. Each writes PostgreSQL first (the truth),
+then lets the engine page and the outbox deliver.
+
+The state database must have been migrated (``python -m tradeops.incidents migrate``, a deploy step): nothing here
+creates or changes its schema.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from typing import Any
 
 from tradeops.config import TradeOpsConfig, load_config
 from tradeops.incidents import store
-from tradeops.incidents.engine import Engine
+from tradeops.incidents.engine import EscalationEngine
+from tradeops.incidents.models import EventKind, Incident, IncidentEvent, IncidentSource, Opened, Silence
+from tradeops.incidents.outbox import SlackOutbox
 
 log = logging.getLogger("airflow.task.tradeops.incidents")
-_migrated: set[str] = set()
-
-
-def state_dsn(config: TradeOpsConfig) -> str:
-    return store.connection_dsn(config.connections.state_db)
 
 
 def check_key(dag_id: str, check: str) -> str:
@@ -24,56 +28,127 @@ def check_key(dag_id: str, check: str) -> str:
     return f"check:{dag_id}:{check}"
 
 
-class Incidents:
+class IncidentService:
+    """The incidents of the state database ``dsn`` (by default, the config's ``connections.state_db``)."""
+
     def __init__(self, config: TradeOpsConfig | None = None, dsn: str | None = None):
         self.config = config or load_config()
-        self.dsn = dsn or state_dsn(self.config)
-        if self.dsn not in _migrated:
-            applied = store.migrate(self.dsn)
-            if applied:
-                log.info("Applied TradeOps migrations: %s", applied)
-            _migrated.add(self.dsn)
-        self.engine = Engine(self.config, self.dsn)
+        self._dsn = dsn
 
-    def open(self, *, dedup_key: str, source: str, severity: str, title: str, summary: str = "",
-             dag_id: str | None = None, run_id: str | None = None, task_id: str | None = None,
-             details: dict | None = None, actor: str = "tradeops", deliver: bool = True) -> store.Opened:
+    @cached_property
+    def dsn(self) -> str:
+        from tradeops.connections import postgres_dsn
+
+        return self._dsn or postgres_dsn(self.config.connections.state_db)
+
+    @cached_property
+    def engine(self) -> EscalationEngine:
+        return EscalationEngine(self.config, self.dsn)
+
+    @cached_property
+    def outbox(self) -> SlackOutbox:
+        return SlackOutbox(self.config, self.dsn)
+
+    def open(
+        self,
+        *,
+        dedup_key: str,
+        source: IncidentSource,
+        severity: str,
+        title: str,
+        summary: str = "",
+        dag_id: str | None = None,
+        run_id: str | None = None,
+        task_id: str | None = None,
+        details: dict[str, Any] | None = None,
+        actor: str = "tradeops",
+        deliver: bool = True,
+    ) -> Opened:
         """Open (or add an occurrence to) the incident for ``dedup_key``; a new one pages level 1 at once."""
         with store.connect(self.dsn) as conn:
-            opened = store.open_incident(conn, dedup_key=dedup_key, source=source, severity=severity, title=title,
-                                         summary=summary, dag_id=dag_id, run_id=run_id, task_id=task_id,
-                                         details=details, actor=actor)
+            opened = store.open_incident(
+                conn,
+                dedup_key=dedup_key,
+                source=IncidentSource(source).value,
+                severity=severity,
+                title=title,
+                summary=summary,
+                dag_id=dag_id,
+                run_id=run_id,
+                task_id=task_id,
+                details=details,
+                actor=actor,
+            )
             if opened.created:
                 with conn.transaction():
-                    self.engine.process(conn, store.get(conn, opened.incident["id"], lock=True), datetime.now(UTC))
-        log.info("Incident #%s %s (%s): %s", opened.incident["id"], "opened" if opened.created else "updated",
-                 dedup_key, title)
+                    self.engine.process(conn, store.get(conn, opened.incident.id, lock=True), datetime.now(UTC))
+        log.info(
+            "Incident #%s %s (%s): %s", opened.incident.id, "opened" if opened.created else "updated", dedup_key, title
+        )
         if deliver:
-            self.engine.deliver()
+            self.outbox.deliver()
         return opened
 
-    def acknowledge(self, incident_id: int, actor: str, note: str = "") -> dict:
-        return self._change(store.acknowledge, "acknowledged", incident_id, actor, note)
+    def acknowledge(self, incident_id: int, actor: str, note: str = "") -> Incident:
+        return self._change(store.acknowledge, EventKind.ACKNOWLEDGED, incident_id, actor, note)
 
-    def resolve(self, incident_id: int, actor: str, note: str = "") -> dict:
-        return self._change(store.resolve, "resolved", incident_id, actor, note)
+    def resolve(self, incident_id: int, actor: str, note: str = "") -> Incident:
+        return self._change(store.resolve, EventKind.RESOLVED, incident_id, actor, note)
 
-    def _change(self, operation, kind: str, incident_id: int, actor: str, note: str) -> dict:
+    def _change(
+        self,
+        operation: Callable[[store.Connection, int, str, str], Incident],
+        kind: EventKind,
+        incident_id: int,
+        actor: str,
+        note: str,
+    ) -> Incident:
         with store.connect(self.dsn) as conn:
-            row = operation(conn, incident_id, actor, note)
+            incident = operation(conn, incident_id, actor, note)
             with conn.transaction():
-                self.engine.after_change(conn, row, actor, kind)
-        self.engine.deliver()
-        return row
+                self.engine.after_change(conn, incident, actor, kind)
+        self.outbox.deliver()
+        return incident
 
-    def silence(self, matcher: str, author: str, reason: str, duration: timedelta) -> dict:
+    def silence(self, matcher: str, author: str, reason: str, duration: timedelta) -> Silence:
         with store.connect(self.dsn) as conn:
             return store.silence(conn, matcher, author, reason, duration)
 
+    # --- reading ----------------------------------------------------------------------------------------------
+
+    def get(self, incident_id: int) -> Incident:
+        """The incident; :class:`~tradeops.exceptions.IncidentError` when there is none."""
+        with store.connect(self.dsn) as conn:
+            return store.get(conn, incident_id)
+
+    def timeline(self, incident_id: int) -> list[IncidentEvent]:
+        with store.connect(self.dsn) as conn:
+            return store.timeline(conn, incident_id)
+
+    def recent(self, limit: int = 50) -> list[Incident]:
+        """The latest incidents, newest first."""
+        with store.connect(self.dsn) as conn:
+            return store.recent_incidents(conn, limit)
+
+    def timelines(self, incident_ids: list[int]) -> dict[int, list[IncidentEvent]]:
+        with store.connect(self.dsn) as conn:
+            return store.timelines(conn, incident_ids)
+
+    def active_by_key(self, dedup_keys: list[str]) -> dict[str, Incident]:
+        """The active incident of each of these dedup keys that has one."""
+        with store.connect(self.dsn) as conn:
+            return store.find_active(conn, dedup_keys)
+
+    def next_wakeup(self) -> datetime | None:
+        """When the engine or the outbox next has something to do (None: nothing pending)."""
+        with store.connect(self.dsn) as conn:
+            return store.next_wakeup(conn)
+
     # --- the sources ------------------------------------------------------------------------------------------
 
-    def deadline_missed(self, dag_run: dict, deadline: dict, *, dag_id: str, tier: str,
-                        severity: str) -> store.Opened | None:
+    def deadline_missed(
+        self, dag_run: dict[str, Any], deadline: dict[str, Any], *, dag_id: str, tier: str, severity: str
+    ) -> Opened | None:
         """A run missed a deadline tier. A run that already failed (Airflow fires its deadlines anyway) is handled by
         ``escalation.failed_run_deadline_policy``: merged into the failure's incident, suppressed, or separate."""
         run_id = dag_run.get("dag_run_id") or dag_run.get("run_id")
@@ -86,21 +161,50 @@ class Incidents:
                 log.info("Deadline '%s' of failed run %s/%s suppressed by policy", tier, dag_id, run_id)
                 return None
             if policy == "merge":
-                return self.open(dedup_key=f"failure:{dag_id}:{run_id}", source="deadline", severity=severity,
-                                 title=f"{dag_id} failed (and missed its '{tier}' deadline)", summary=summary,
-                                 dag_id=dag_id, run_id=run_id, details=details)
-        return self.open(dedup_key=f"deadline:{dag_id}:{run_id}:{tier}", source="deadline", severity=severity,
-                         title=f"{dag_id} missed its '{tier}' deadline", summary=summary, dag_id=dag_id,
-                         run_id=run_id, details=details)
+                return self.open(
+                    dedup_key=f"failure:{dag_id}:{run_id}",
+                    source=IncidentSource.DEADLINE,
+                    severity=severity,
+                    title=f"{dag_id} failed (and missed its '{tier}' deadline)",
+                    summary=summary,
+                    dag_id=dag_id,
+                    run_id=run_id,
+                    details=details,
+                )
+        return self.open(
+            dedup_key=f"deadline:{dag_id}:{run_id}:{tier}",
+            source=IncidentSource.DEADLINE,
+            severity=severity,
+            title=f"{dag_id} missed its '{tier}' deadline",
+            summary=summary,
+            dag_id=dag_id,
+            run_id=run_id,
+            details=details,
+        )
 
-    def task_failed(self, *, dag_id: str, run_id: str, task_id: str, severity: str, error: str) -> store.Opened:
-        return self.open(dedup_key=f"failure:{dag_id}:{run_id}", source="task_failure", severity=severity,
-                         title=f"{dag_id} failed at {task_id}", summary=f"`{task_id}` failed: {error}"[:2000],
-                         dag_id=dag_id, run_id=run_id, task_id=task_id, details={"task_id": task_id})
+    def task_failed(self, *, dag_id: str, run_id: str, task_id: str, severity: str, error: str) -> Opened:
+        return self.open(
+            dedup_key=f"failure:{dag_id}:{run_id}",
+            source=IncidentSource.TASK_FAILURE,
+            severity=severity,
+            title=f"{dag_id} failed at {task_id}",
+            summary=f"`{task_id}` failed: {error}"[:2000],
+            dag_id=dag_id,
+            run_id=run_id,
+            task_id=task_id,
+            details={"task_id": task_id},
+        )
 
-    def check_failed(self, *, dag_id: str, run_id: str, check: str, title: str, summary: str,
-                     severity: str) -> store.Opened:
+    def check_failed(self, *, dag_id: str, run_id: str, check: str, title: str, summary: str, severity: str) -> Opened:
         """One incident per failing check, kept (and counted) across runs until someone resolves it."""
-        return self.open(dedup_key=check_key(dag_id, check), source="check", severity=severity,
-                         title=f"{title} check failing", summary=summary, dag_id=dag_id, run_id=run_id,
-                         task_id=check, details={"check": check})
+        return self.open(
+            dedup_key=check_key(dag_id, check),
+            source=IncidentSource.CHECK,
+            severity=severity,
+            title=f"{title} check failing",
+            summary=summary,
+            dag_id=dag_id,
+            run_id=run_id,
+            task_id=check,
+            details={"check": check},
+        )

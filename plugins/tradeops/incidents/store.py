@@ -1,16 +1,20 @@
 """Incidents in PostgreSQL (schema ``tradeops``): migrations, the one way to open an incident, acknowledgements,
-resolutions, silences, the append-only audit trail, and the outbox of Slack messages.
+resolutions, silences, the append-only audit trail, and the outbox of Slack messages. All of TradeOps' SQL on its
+state database is here; the rest of the incidents layer works with the records of :mod:`tradeops.incidents.models`.
 
 Opening is a single ``INSERT ... ON CONFLICT`` on a partial unique index (one active incident per dedup key), so any
 number of concurrent openers (several schedulers, retries, the same deadline twice) yield one incident and exactly
 one of them is told to page. Every change ends with ``NOTIFY tradeops_incidents`` to wake the escalation engine.
+
+The schema is created by the migrations, a deploy step (``python -m tradeops.incidents migrate``), never as a side
+effect of using the store: on a database without them, every operation fails with an :class:`IncidentError` that
+says so.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,31 +24,44 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from tradeops.exceptions import IncidentError
+from tradeops.incidents.models import (
+    EventKind,
+    Incident,
+    IncidentEvent,
+    IncidentStatus,
+    Opened,
+    OutboxKind,
+    OutboxMessage,
+    Silence,
+)
+
 MIGRATIONS = Path(__file__).resolve().parents[3] / "include" / "sql" / "migrations"
+MIGRATE_COMMAND = "python -m tradeops.incidents migrate"
 CHANNEL = "tradeops_incidents"
-ACTIVE = ("open", "acknowledged")
-
-
-class IncidentError(ValueError):
-    pass
-
-
-def dsn_from_connection(conn) -> str:
-    """A libpq DSN from an Airflow Postgres connection."""
-    return psycopg.conninfo.make_conninfo(host=conn.host, port=conn.port or 5432, user=conn.login,
-                                          password=conn.password, dbname=conn.schema)
-
-
-def connection_dsn(conn_id: str) -> str:
-    """The libpq DSN of the Airflow Postgres connection ``conn_id``."""
-    from airflow.sdk import BaseHook
-
-    return dsn_from_connection(BaseHook.get_connection(conn_id))
+Connection = psycopg.Connection[dict[str, Any]]
 
 
 @contextmanager
-def connect(dsn: str) -> Iterator[psycopg.Connection]:
+def connect(dsn: str) -> Iterator[Connection]:
+    """A connection to TradeOps' state database (rows as dicts, timestamps in UTC)."""
     with psycopg.connect(dsn, row_factory=dict_row, connect_timeout=10, options="-c timezone=UTC") as conn:
+        try:
+            yield conn
+        except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName) as err:
+            if "tradeops" not in str(err):
+                raise
+            raise IncidentError(
+                f"TradeOps' state database is not migrated ({err.diag.message_primary}): run "
+                f"`{MIGRATE_COMMAND}` (a deploy step) against it"
+            ) from err
+
+
+@asynccontextmanager
+async def listening(dsn: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A connection that hears every change to an incident (``LISTEN tradeops_incidents``): read ``notifies()``."""
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
         yield conn
 
 
@@ -56,8 +73,10 @@ def migrate(dsn: str, folder: Path = MIGRATIONS) -> list[str]:
         conn.execute("SELECT pg_advisory_lock(hashtext('tradeops.migrations'))")
         try:
             conn.execute("CREATE SCHEMA IF NOT EXISTS tradeops")
-            conn.execute("CREATE TABLE IF NOT EXISTS tradeops.schema_migrations ("
-                         "name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS tradeops.schema_migrations ("
+                "name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
             conn.commit()
             done = {row["name"] for row in conn.execute("SELECT name FROM tradeops.schema_migrations")}
             for path in sorted(folder.glob("*.sql")):
@@ -73,32 +92,74 @@ def migrate(dsn: str, folder: Path = MIGRATIONS) -> list[str]:
     return applied_now
 
 
-def event(conn: psycopg.Connection, incident_id: int, kind: str, *, actor: str = "tradeops", level: int | None = None,
-          detail: dict | None = None, slack_channel: str | None = None, slack_ts: str | None = None) -> None:
+def _one(cursor: psycopg.Cursor[dict[str, Any]]) -> dict[str, Any]:
+    row = cursor.fetchone()
+    if row is None:
+        raise IncidentError("the statement returned no row")
+    return row
+
+
+# --- the audit trail -----------------------------------------------------------------------------------------------
+
+
+def event(
+    conn: Connection,
+    incident_id: int,
+    kind: EventKind,
+    *,
+    actor: str = "tradeops",
+    level: int | None = None,
+    detail: dict[str, Any] | None = None,
+    slack_channel: str | None = None,
+    slack_ts: str | None = None,
+) -> None:
     conn.execute(
         "INSERT INTO tradeops.incident_events (incident_id, kind, actor, level, detail, slack_channel, slack_ts) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        (incident_id, kind, actor, level, Jsonb(detail or {}), slack_channel, slack_ts),
+        (incident_id, kind.value, actor, level, Jsonb(detail or {}), slack_channel, slack_ts),
     )
 
 
-def notify(conn: psycopg.Connection, incident_id: int) -> None:
+def notify(conn: Connection, incident_id: int) -> None:
     conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(incident_id)))
 
 
-@dataclass(frozen=True)
-class Opened:
-    incident: dict
-    created: bool  # False: the key already had an active incident, which was updated instead
+def timeline(conn: Connection, incident_id: int) -> list[IncidentEvent]:
+    return timelines(conn, [incident_id]).get(incident_id, [])
 
 
-def open_incident(conn: psycopg.Connection, *, dedup_key: str, source: str, severity: str, title: str,
-                  summary: str = "", dag_id: str | None = None, run_id: str | None = None,
-                  task_id: str | None = None, details: dict | None = None, actor: str = "tradeops") -> Opened:
+def timelines(conn: Connection, incident_ids: list[int]) -> dict[int, list[IncidentEvent]]:
+    """The audit trail of each of these incidents, oldest first."""
+    trails: dict[int, list[IncidentEvent]] = {incident_id: [] for incident_id in incident_ids}
+    for row in conn.execute(
+        "SELECT * FROM tradeops.incident_events WHERE incident_id = ANY(%s) ORDER BY id", (incident_ids,)
+    ):
+        trails[row["incident_id"]].append(IncidentEvent.from_row(row))
+    return trails
+
+
+# --- incidents -----------------------------------------------------------------------------------------------------
+
+
+def open_incident(
+    conn: Connection,
+    *,
+    dedup_key: str,
+    source: str,
+    severity: str,
+    title: str,
+    summary: str = "",
+    dag_id: str | None = None,
+    run_id: str | None = None,
+    task_id: str | None = None,
+    details: dict[str, Any] | None = None,
+    actor: str = "tradeops",
+) -> Opened:
     """Open an incident for ``dedup_key``, or record one more occurrence of the active one."""
     with conn.transaction():
-        row = conn.execute(
-            """
+        row = _one(
+            conn.execute(
+                """
             INSERT INTO tradeops.incidents AS i (dedup_key, source, severity, title, summary, dag_id, run_id,
                                                  task_id, details, silenced_until, next_action_at)
             VALUES (%(key)s, %(source)s, %(severity)s, %(title)s, %(summary)s, %(dag_id)s, %(run_id)s, %(task_id)s,
@@ -111,122 +172,225 @@ def open_incident(conn: psycopg.Connection, *, dedup_key: str, source: str, seve
                    details = i.details || jsonb_build_object('last_occurrence', EXCLUDED.details)
             RETURNING *, (xmax = 0) AS created
             """,
-            {"key": dedup_key, "source": source, "severity": severity, "title": title, "summary": summary,
-             "dag_id": dag_id, "run_id": run_id, "task_id": task_id, "details": Jsonb(details or {})},
-        ).fetchone()
+                {
+                    "key": dedup_key,
+                    "source": source,
+                    "severity": severity,
+                    "title": title,
+                    "summary": summary,
+                    "dag_id": dag_id,
+                    "run_id": run_id,
+                    "task_id": task_id,
+                    "details": Jsonb(details or {}),
+                },
+            )
+        )
         created = row.pop("created")
+        incident = Incident.from_row(row)
         if created:
-            event(conn, row["id"], "opened", actor=actor, detail={"source": source, "severity": severity,
-                                                                 "title": title, "summary": summary})
-            if row["silenced_until"]:
-                event(conn, row["id"], "silenced", detail={"until": row["silenced_until"].isoformat()})
+            event(
+                conn,
+                incident.id,
+                EventKind.OPENED,
+                actor=actor,
+                detail={"source": source, "severity": severity, "title": title, "summary": summary},
+            )
+            if incident.silenced_until:
+                event(conn, incident.id, EventKind.SILENCED, detail={"until": incident.silenced_until.isoformat()})
         else:
-            event(conn, row["id"], "deduplicated", actor=actor,
-                  detail={"occurrences": row["occurrences"], "summary": summary})
-        notify(conn, row["id"])
-    return Opened(row, created)
+            event(
+                conn,
+                incident.id,
+                EventKind.DEDUPLICATED,
+                actor=actor,
+                detail={"occurrences": incident.occurrences, "summary": summary},
+            )
+        notify(conn, incident.id)
+    return Opened(incident, created)
 
 
-def get(conn: psycopg.Connection, incident_id: int, *, lock: bool = False) -> dict:
-    row = conn.execute("SELECT * FROM tradeops.incidents WHERE id = %s" + (" FOR UPDATE" if lock else ""),
-                       (incident_id,)).fetchone()
+def get(conn: Connection, incident_id: int, *, lock: bool = False) -> Incident:
+    row = conn.execute(
+        "SELECT * FROM tradeops.incidents WHERE id = %s" + (" FOR UPDATE" if lock else ""), (incident_id,)
+    ).fetchone()
     if row is None:
         raise IncidentError(f"no incident {incident_id}")
-    return row
+    return Incident.from_row(row)
 
 
-def find_active(conn: psycopg.Connection, dedup_keys: list[str]) -> dict[str, dict]:
+def find_active(conn: Connection, dedup_keys: list[str]) -> dict[str, Incident]:
     """The active incident of each of these keys that has one."""
-    rows = conn.execute("SELECT * FROM tradeops.incidents WHERE dedup_key = ANY(%s) AND status <> 'resolved'",
-                        (dedup_keys,)).fetchall()
-    return {row["dedup_key"]: row for row in rows}
+    rows = conn.execute(
+        "SELECT * FROM tradeops.incidents WHERE dedup_key = ANY(%s) AND status <> 'resolved'", (dedup_keys,)
+    ).fetchall()
+    return {row["dedup_key"]: Incident.from_row(row) for row in rows}
 
 
-def acknowledge(conn: psycopg.Connection, incident_id: int, actor: str, note: str = "") -> dict:
+def recent_incidents(conn: Connection, limit: int = 50) -> list[Incident]:
+    rows = conn.execute("SELECT * FROM tradeops.incidents ORDER BY opened_at DESC LIMIT %s", (limit,)).fetchall()
+    return [Incident.from_row(row) for row in rows]
+
+
+def due_incidents(conn: Connection, now: datetime, limit: int = 100) -> list[Incident]:
+    """Active incidents whose next action is due, locked so that two engines never act on the same one."""
+    rows = conn.execute(
+        "SELECT * FROM tradeops.incidents WHERE status <> 'resolved' AND next_action_at <= %s "
+        "ORDER BY next_action_at LIMIT %s FOR UPDATE SKIP LOCKED",
+        (now, limit),
+    ).fetchall()
+    return [Incident.from_row(row) for row in rows]
+
+
+def next_wakeup(conn: Connection) -> datetime | None:
+    """When the engine next has something to do: an incident's next action, or an outbox message's next attempt."""
+    row = _one(
+        conn.execute(
+            "SELECT least((SELECT min(next_action_at) FROM tradeops.incidents WHERE status <> 'resolved'), "
+            "(SELECT min(next_attempt_at) FROM tradeops.outbox WHERE delivered_at IS NULL)) AS at"
+        )
+    )
+    return row["at"]
+
+
+def update_fields(conn: Connection, incident_id: int, **fields: Any) -> None:
+    assignments = sql.SQL(", ").join(
+        sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name)) for name in fields
+    )
+    conn.execute(
+        sql.SQL("UPDATE tradeops.incidents SET {} WHERE id = %(id)s").format(assignments), {**fields, "id": incident_id}
+    )
+
+
+def acknowledge(conn: Connection, incident_id: int, actor: str, note: str = "") -> Incident:
     """open → acknowledged (stops escalation until the acknowledgement goes stale)."""
-    return _transition(conn, incident_id, actor, note, allowed=("open",), to="acknowledged")
+    return _transition(conn, incident_id, actor, note, allowed=(IncidentStatus.OPEN,), to=IncidentStatus.ACKNOWLEDGED)
 
 
-def resolve(conn: psycopg.Connection, incident_id: int, actor: str, note: str = "") -> dict:
+def resolve(conn: Connection, incident_id: int, actor: str, note: str = "") -> Incident:
     """open or acknowledged → resolved (the key may open a new incident afterwards)."""
-    return _transition(conn, incident_id, actor, note, allowed=ACTIVE, to="resolved")
+    return _transition(
+        conn,
+        incident_id,
+        actor,
+        note,
+        allowed=(IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED),
+        to=IncidentStatus.RESOLVED,
+    )
 
 
-def _transition(conn: psycopg.Connection, incident_id: int, actor: str, note: str, *, allowed: tuple[str, ...],
-                to: str) -> dict:
-    stamp = {"acknowledged": ("acknowledged_at", "acknowledged_by"), "resolved": ("resolved_at", "resolved_by")}[to]
+_STAMPS = {
+    IncidentStatus.ACKNOWLEDGED: ("acknowledged_at", "acknowledged_by", EventKind.ACKNOWLEDGED),
+    IncidentStatus.RESOLVED: ("resolved_at", "resolved_by", EventKind.RESOLVED),
+}
+
+
+def _transition(
+    conn: Connection,
+    incident_id: int,
+    actor: str,
+    note: str,
+    *,
+    allowed: tuple[IncidentStatus, ...],
+    to: IncidentStatus,
+) -> Incident:
+    at_column, by_column, kind = _STAMPS[to]
     with conn.transaction():
         incident = get(conn, incident_id, lock=True)
-        if incident["status"] not in allowed:
-            already = "already " if incident["status"] == to else ""
-            raise IncidentError(f"incident {incident_id} is {already}{incident['status']}, not {' or '.join(allowed)}")
-        row = conn.execute(
-            sql.SQL("UPDATE tradeops.incidents SET status = %s, {} = now(), {} = %s, next_action_at = now() "
-                    "WHERE id = %s RETURNING *").format(*map(sql.Identifier, stamp)),
-            (to, actor, incident_id)).fetchone()
-        event(conn, incident_id, to, actor=actor, level=incident["level"], detail={"note": note})
+        if incident.status not in allowed:
+            already = "already " if incident.status == to else ""
+            raise IncidentError(f"incident {incident_id} is {already}{incident.status}, not {' or '.join(allowed)}")
+        row = _one(
+            conn.execute(
+                sql.SQL(
+                    "UPDATE tradeops.incidents SET status = %s, {} = now(), {} = %s, next_action_at = now() "
+                    "WHERE id = %s RETURNING *"
+                ).format(sql.Identifier(at_column), sql.Identifier(by_column)),
+                (to.value, actor, incident_id),
+            )
+        )
+        event(conn, incident_id, kind, actor=actor, level=incident.level, detail={"note": note})
         notify(conn, incident_id)
-    return row
+    return Incident.from_row(row)
 
 
-def silence(conn: psycopg.Connection, matcher: str, author: str, reason: str, duration: timedelta) -> dict:
+def silence(conn: Connection, matcher: str, author: str, reason: str, duration: timedelta) -> Silence:
     """Mute paging for every incident whose dedup key starts with ``matcher``, now and for ``duration``."""
     if not matcher or not reason.strip() or not author.strip():
         raise IncidentError("a silence needs a matcher, an author and a reason")
     with conn.transaction():
-        row = conn.execute(
-            "INSERT INTO tradeops.silences (matcher, author, reason, ends_at) VALUES (%s, %s, %s, now() + %s) "
-            "RETURNING *", (matcher, author, reason, duration)).fetchone()
+        created = Silence(
+            **_one(
+                conn.execute(
+                    "INSERT INTO tradeops.silences (matcher, author, reason, ends_at) VALUES (%s, %s, %s, now() + %s) "
+                    "RETURNING *",
+                    (matcher, author, reason, duration),
+                )
+            )
+        )
         muted = conn.execute(
             "UPDATE tradeops.incidents SET silenced_until = greatest(coalesce(silenced_until, now()), %s) "
-            "WHERE status <> 'resolved' AND dedup_key LIKE %s || '%%' RETURNING id", (row["ends_at"], matcher)
+            "WHERE status <> 'resolved' AND dedup_key LIKE %s || '%%' RETURNING id",
+            (created.ends_at, matcher),
         ).fetchall()
         for incident in muted:
-            event(conn, incident["id"], "silenced", actor=author,
-                  detail={"until": row["ends_at"].isoformat(), "reason": reason, "silence": row["id"]})
+            event(
+                conn,
+                incident["id"],
+                EventKind.SILENCED,
+                actor=author,
+                detail={"until": created.ends_at.isoformat(), "reason": reason, "silence": created.id},
+            )
             notify(conn, incident["id"])
-    return row
+    return created
 
 
-def timeline(conn: psycopg.Connection, incident_id: int) -> list[dict]:
-    return conn.execute("SELECT * FROM tradeops.incident_events WHERE incident_id = %s ORDER BY id",
-                        (incident_id,)).fetchall()
+# --- the outbox of Slack messages ----------------------------------------------------------------------------------
 
 
-def active_incidents(conn: psycopg.Connection) -> list[dict]:
-    return conn.execute("SELECT * FROM tradeops.incidents WHERE status <> 'resolved' ORDER BY opened_at DESC"
-                        ).fetchall()
-
-
-def recent_incidents(conn: psycopg.Connection, limit: int = 50) -> list[dict]:
-    return conn.execute("SELECT * FROM tradeops.incidents ORDER BY opened_at DESC LIMIT %s", (limit,)).fetchall()
-
-
-def enqueue(conn: psycopg.Connection, incident_id: int, kind: str, channel: str, text: str,
-            blocks: list[dict] | None = None, *, in_thread: bool = False, level: int | None = None) -> None:
+def enqueue(
+    conn: Connection,
+    incident_id: int,
+    kind: OutboxKind,
+    channel: str,
+    text: str,
+    blocks: list[dict[str, Any]] | None = None,
+    *,
+    in_thread: bool = False,
+    level: int | None = None,
+) -> None:
     conn.execute(
         "INSERT INTO tradeops.outbox (incident_id, kind, channel, text, blocks, in_thread, level) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        (incident_id, kind, channel, text, Jsonb(blocks) if blocks is not None else None, in_thread, level),
+        (incident_id, kind.value, channel, text, Jsonb(blocks) if blocks is not None else None, in_thread, level),
     )
 
 
-def due_incidents(conn: psycopg.Connection, now: datetime, limit: int = 100) -> list[dict]:
-    """Active incidents whose next action is due, locked so that two engines never act on the same one."""
-    return conn.execute(
-        "SELECT * FROM tradeops.incidents WHERE status <> 'resolved' AND next_action_at <= %s "
-        "ORDER BY next_action_at LIMIT %s FOR UPDATE SKIP LOCKED", (now, limit)).fetchall()
+def pending_messages(conn: Connection, limit: int = 50) -> list[OutboxMessage]:
+    """Undelivered messages whose attempt is due, oldest first, locked (``SKIP LOCKED``: nothing is sent twice)."""
+    rows = conn.execute(
+        "SELECT o.id, o.incident_id, o.kind, o.channel, o.text, o.blocks, o.in_thread, o.level, o.attempts, "
+        "i.slack_channel AS root_channel, i.slack_ts AS root_ts, "
+        "(SELECT p.channel FROM tradeops.outbox p WHERE p.incident_id = o.incident_id AND p.kind = %s "
+        " ORDER BY p.id LIMIT 1) AS root_channel_name FROM tradeops.outbox o "
+        "JOIN tradeops.incidents i ON i.id = o.incident_id "
+        "WHERE o.delivered_at IS NULL AND o.next_attempt_at <= now() "
+        "ORDER BY o.id LIMIT %s FOR UPDATE OF o SKIP LOCKED",
+        (OutboxKind.PAGE.value, limit),
+    ).fetchall()
+    return [OutboxMessage.from_row(row) for row in rows]
 
 
-def next_wakeup(conn: psycopg.Connection) -> datetime | None:
-    row = conn.execute(
-        "SELECT least((SELECT min(next_action_at) FROM tradeops.incidents WHERE status <> 'resolved'), "
-        "(SELECT min(next_attempt_at) FROM tradeops.outbox WHERE delivered_at IS NULL)) AS at").fetchone()
-    return row["at"]
+def mark_delivered(conn: Connection, message_id: int, slack_ts: str | None) -> None:
+    conn.execute(
+        "UPDATE tradeops.outbox SET delivered_at = now(), slack_ts = %s, attempts = attempts + 1 WHERE id = %s",
+        (slack_ts, message_id),
+    )
 
 
-def update_fields(conn: psycopg.Connection, incident_id: int, **fields: Any) -> None:
-    assignments = sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(name), sql.Placeholder(name))
-                                     for name in fields)
-    conn.execute(sql.SQL("UPDATE tradeops.incidents SET {} WHERE id = %(id)s").format(assignments),
-                 {**fields, "id": incident_id})
+def mark_failed(conn: Connection, message_id: int, error: str, retry_in: timedelta) -> None:
+    """Keep the message for another attempt after ``retry_in``, with Slack's error for the operator."""
+    conn.execute(
+        "UPDATE tradeops.outbox SET attempts = attempts + 1, next_attempt_at = now() + %s, last_error = %s "
+        "WHERE id = %s",
+        (retry_in, error, message_id),
+    )

@@ -19,15 +19,13 @@ from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 MAX_SLEEP_S = 30.0
 
 
-async def _state_dsn(config) -> str:
-    from airflow.sdk import BaseHook
-
-    from tradeops.incidents.store import dsn_from_connection
-
-    return dsn_from_connection(await BaseHook.aget_connection(config.connections.state_db))
-
-
 class EscalationEngineTrigger(BaseTrigger):
+    """The escalation engine until ``until``: act on what is due, deliver the outbox, sleep until the next action or
+    a change (``LISTEN``); ends with how many incidents it acted on and how many messages it delivered.
+
+    :param until: when the window ends (ISO 8601, with a time zone).
+    """
+
     def __init__(self, until: str):
         super().__init__()
         self.until = until
@@ -39,22 +37,21 @@ class EscalationEngineTrigger(BaseTrigger):
         import psycopg
 
         from tradeops.config import load_config
-        from tradeops.incidents.service import Incidents
-        from tradeops.incidents.store import CHANNEL
+        from tradeops.connections import apostgres_dsn
+        from tradeops.incidents import store
+        from tradeops.incidents.service import IncidentService
 
         until = datetime.fromisoformat(self.until)
         config = load_config()
-        dsn = await _state_dsn(config)
-        incidents = await asyncio.to_thread(Incidents, config, dsn)
-        engine = incidents.engine
+        dsn = await apostgres_dsn(config.connections.state_db)
+        incidents = IncidentService(config, dsn)
         acted = delivered = 0
-        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as listener:
-            await listener.execute(f"LISTEN {CHANNEL}")
+        async with store.listening(dsn) as listener:
             while (now := datetime.now(UTC)) < until:
                 try:
-                    done, sent = await asyncio.to_thread(engine.tick)
-                    acted, delivered = acted + done, delivered + sent
-                    wake = await asyncio.to_thread(engine.next_wakeup)
+                    acted += await asyncio.to_thread(incidents.engine.process_due)
+                    delivered += await asyncio.to_thread(incidents.outbox.deliver)
+                    wake = await asyncio.to_thread(incidents.next_wakeup)
                 except (psycopg.OperationalError, OSError) as err:
                     self.log.warning("Escalation engine: %s; retrying in 5 s", err)
                     wake = None
@@ -67,13 +64,34 @@ class EscalationEngineTrigger(BaseTrigger):
                     continue
                 async for _ in listener.notifies(timeout=sleep, stop_after=1):
                     pass  # something changed: go round at once
-        yield TaskSuccessEvent(xcoms={"return_value": {"acted": acted, "delivered": delivered,
-                                                       "window_end": self.until}})
+        yield TaskSuccessEvent(
+            xcoms={"return_value": {"acted": acted, "delivered": delivered, "window_end": self.until}}
+        )
 
 
 class TaskDeadlineTrigger(BaseTrigger):
-    def __init__(self, dag_id: str, run_id: str, task_ids: list[str], deadline: str, name: str, severity: str,
-                 poll_s: float = 5.0):
+    """Follow tasks of one run until they all succeed (or one fails), or the deadline passes with one of them not
+    done: then open an incident (``task_deadline:<dag>:<run>:<name>``) naming the late tasks.
+
+    :param dag_id: the DAG of the run.
+    :param run_id: the run whose tasks are watched.
+    :param task_ids: the tasks that must have succeeded (or been skipped) by the deadline.
+    :param deadline: the deadline (ISO 8601, with a time zone).
+    :param name: the deadline's name, in the incident's title and dedup key.
+    :param severity: the severity of the incident a missed deadline opens.
+    :param poll_s: seconds between two reads of the tasks' states.
+    """
+
+    def __init__(
+        self,
+        dag_id: str,
+        run_id: str,
+        task_ids: list[str],
+        deadline: str,
+        name: str,
+        severity: str,
+        poll_s: float = 5.0,
+    ):
         super().__init__()
         self.dag_id = dag_id
         self.run_id = run_id
@@ -85,16 +103,22 @@ class TaskDeadlineTrigger(BaseTrigger):
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return "tradeops.incidents.triggers.TaskDeadlineTrigger", {
-            "dag_id": self.dag_id, "run_id": self.run_id, "task_ids": self.task_ids, "deadline": self.deadline,
-            "name": self.name, "severity": self.severity, "poll_s": self.poll_s}
+            "dag_id": self.dag_id,
+            "run_id": self.run_id,
+            "task_ids": self.task_ids,
+            "deadline": self.deadline,
+            "name": self.name,
+            "severity": self.severity,
+            "poll_s": self.poll_s,
+        }
 
     async def _states(self) -> dict[str, str | None]:
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
         from asgiref.sync import sync_to_async
 
-        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
-
         by_run = await sync_to_async(RuntimeTaskInstance.get_task_states)(
-            dag_id=self.dag_id, task_ids=self.task_ids, run_ids=[self.run_id])
+            dag_id=self.dag_id, task_ids=self.task_ids, run_ids=[self.run_id]
+        )
         return dict(by_run.get(self.run_id, {}))
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -115,23 +139,33 @@ class TaskDeadlineTrigger(BaseTrigger):
             await asyncio.sleep(min(self.poll_s, remaining))
         late = sorted(t for t in self.task_ids if states.get(t) not in ("success", "skipped"))
         opened = await self._open(late, states)
-        yield TaskSuccessEvent(xcoms={"return_value": {"met": False, "late": late, "states": states,
-                                                       "incident_id": opened}})
+        yield TaskSuccessEvent(
+            xcoms={"return_value": {"met": False, "late": late, "states": states, "incident_id": opened}}
+        )
 
-    async def _open(self, late: list[str], states: dict) -> int:
+    async def _open(self, late: list[str], states: dict[str, str | None]) -> int:
         from tradeops.config import load_config
-        from tradeops.incidents.service import Incidents
+        from tradeops.connections import apostgres_dsn
+        from tradeops.incidents.models import IncidentSource, Opened
+        from tradeops.incidents.service import IncidentService
 
         config = load_config()
-        dsn = await _state_dsn(config)
-        summary = (f"By {self.deadline}, {len(late)} task(s) of run `{self.run_id}` had not succeeded: "
-                   + ", ".join(f"`{t}` ({states.get(t) or 'not started'})" for t in late))
+        dsn = await apostgres_dsn(config.connections.state_db)
+        summary = f"By {self.deadline}, {len(late)} task(s) of run `{self.run_id}` had not succeeded: " + ", ".join(
+            f"`{t}` ({states.get(t) or 'not started'})" for t in late
+        )
 
-        def open_it():
-            return Incidents(config, dsn).open(
-                dedup_key=f"task_deadline:{self.dag_id}:{self.run_id}:{self.name}", source="deadline",
-                severity=self.severity, title=f"{self.dag_id}: '{self.name}' not done in time", summary=summary,
-                dag_id=self.dag_id, run_id=self.run_id, task_id=late[0],
-                details={"tasks": late, "deadline": self.deadline, "states": states})
+        def open_it() -> Opened:
+            return IncidentService(config, dsn).open(
+                dedup_key=f"task_deadline:{self.dag_id}:{self.run_id}:{self.name}",
+                source=IncidentSource.DEADLINE,
+                severity=self.severity,
+                title=f"{self.dag_id}: '{self.name}' not done in time",
+                summary=summary,
+                dag_id=self.dag_id,
+                run_id=self.run_id,
+                task_id=late[0],
+                details={"tasks": late, "deadline": self.deadline, "states": states},
+            )
 
-        return (await asyncio.to_thread(open_it)).incident["id"]
+        return (await asyncio.to_thread(open_it)).incident.id

@@ -11,6 +11,8 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
+from tradeops.exceptions import RolloutFailed
+
 REVISION = "deployment.kubernetes.io/revision"
 # Annotations that belong to the Deployment itself and survive a rollback; kubectl skips them when copying.
 ANNOTATIONS_TO_SKIP = {
@@ -21,10 +23,6 @@ ANNOTATIONS_TO_SKIP = {
     "deployment.kubernetes.io/max-replicas",
     "deprecated.deployment.rollback.to",
 }
-
-
-class RolloutFailed(RuntimeError):
-    """The rollout can't finish (kubectl exits 1 with this message)."""
 
 
 @dataclass(frozen=True)
@@ -47,15 +45,24 @@ def rollout_state(obj: dict, kind: str | None = None) -> RolloutState:
             raise RolloutFailed(f'deployment "{name}" exceeded its progress deadline')
         replicas, updated = spec.get("replicas", 1), status.get("updatedReplicas", 0)
         if updated < replicas:
-            return RolloutState(False, f'Waiting for deployment "{name}" rollout to finish: {updated} out of '
-                                       f"{replicas} new replicas have been updated...")
+            return RolloutState(
+                False,
+                f'Waiting for deployment "{name}" rollout to finish: {updated} out of '
+                f"{replicas} new replicas have been updated...",
+            )
         if status.get("replicas", 0) > updated:
-            return RolloutState(False, f'Waiting for deployment "{name}" rollout to finish: '
-                                       f"{status.get('replicas', 0) - updated} old replicas are pending termination...")
+            return RolloutState(
+                False,
+                f'Waiting for deployment "{name}" rollout to finish: '
+                f"{status.get('replicas', 0) - updated} old replicas are pending termination...",
+            )
         if status.get("availableReplicas", 0) < updated:
-            return RolloutState(False, f'Waiting for deployment "{name}" rollout to finish: '
-                                       f"{status.get('availableReplicas', 0)} of {updated} updated replicas are "
-                                       "available...")
+            return RolloutState(
+                False,
+                f'Waiting for deployment "{name}" rollout to finish: '
+                f"{status.get('availableReplicas', 0)} of {updated} updated replicas are "
+                "available...",
+            )
         return RolloutState(True, f'deployment "{name}" successfully rolled out')
     return RolloutState(False, "Waiting for deployment spec update to be observed...")
 
@@ -75,15 +82,25 @@ def _statefulset(obj: dict) -> RolloutState:
     if rolling is not None:
         partition = rolling.get("partition")
         if partition is not None and status.get("updatedReplicas", 0) < replicas - partition:
-            return RolloutState(False, f"Waiting for partitioned roll out to finish: {status.get('updatedReplicas', 0)} "
-                                       f"out of {replicas - partition} new pods have been updated...")
-        return RolloutState(True, f"partitioned roll out complete: {status.get('updatedReplicas', 0)} new pods have "
-                                  "been updated...")
+            return RolloutState(
+                False,
+                f"Waiting for partitioned roll out to finish: {status.get('updatedReplicas', 0)} "
+                f"out of {replicas - partition} new pods have been updated...",
+            )
+        return RolloutState(
+            True, f"partitioned roll out complete: {status.get('updatedReplicas', 0)} new pods have been updated..."
+        )
     if status.get("updateRevision") != status.get("currentRevision"):
-        return RolloutState(False, f"waiting for statefulset rolling update to complete "
-                                   f"{status.get('updatedReplicas', 0)} pods at revision {status.get('updateRevision')}...")
-    return RolloutState(True, f"statefulset rolling update complete {status.get('currentReplicas', 0)} pods at "
-                              f"revision {status.get('currentRevision')}...")
+        return RolloutState(
+            False,
+            f"waiting for statefulset rolling update to complete "
+            f"{status.get('updatedReplicas', 0)} pods at revision {status.get('updateRevision')}...",
+        )
+    return RolloutState(
+        True,
+        f"statefulset rolling update complete {status.get('currentReplicas', 0)} pods at "
+        f"revision {status.get('currentRevision')}...",
+    )
 
 
 @dataclass(frozen=True)
@@ -111,11 +128,16 @@ def undo_plan(deployment: dict, replica_sets: list[dict], to_revision: int = 0) 
     """The ReplicaSet to roll back to (the previous revision, or ``to_revision``) and kubectl's patch for it."""
     name = deployment["metadata"]["name"]
     if deployment["spec"].get("paused"):
-        raise RolloutFailed(f"you cannot rollback a paused deployment; resume it first with 'kubectl rollout resume "
-                            f"deployment/{name}' and try again")
+        raise RolloutFailed(
+            f"you cannot rollback a paused deployment; resume it first with 'kubectl rollout resume "
+            f"deployment/{name}' and try again"
+        )
     uid = deployment["metadata"]["uid"]
-    owned = [rs for rs in replica_sets
-             if any(ref.get("uid") == uid and ref.get("controller") for ref in rs["metadata"].get("ownerReferences") or [])]
+    owned = [
+        rs
+        for rs in replica_sets
+        if any(ref.get("uid") == uid and ref.get("controller") for ref in rs["metadata"].get("ownerReferences") or [])
+    ]
     current = _revision(deployment)
     if to_revision:
         chosen = next((rs for rs in owned if _revision(rs) == to_revision), None)
@@ -129,11 +151,17 @@ def undo_plan(deployment: dict, replica_sets: list[dict], to_revision: int = 0) 
     template = _template_without_hash(chosen)
     if template == deployment["spec"]["template"]:
         return UndoPlan(current, _revision(chosen), None)
-    annotations = {k: v for k, v in (deployment["metadata"].get("annotations") or {}).items()
-                   if k in ANNOTATIONS_TO_SKIP}
-    annotations.update({k: v for k, v in (chosen["metadata"].get("annotations") or {}).items()
-                        if k not in ANNOTATIONS_TO_SKIP})
-    return UndoPlan(current, _revision(chosen), [
-        {"op": "replace", "path": "/spec/template", "value": template},
-        {"op": "replace", "path": "/metadata/annotations", "value": annotations},
-    ])
+    annotations = {
+        k: v for k, v in (deployment["metadata"].get("annotations") or {}).items() if k in ANNOTATIONS_TO_SKIP
+    }
+    annotations.update(
+        {k: v for k, v in (chosen["metadata"].get("annotations") or {}).items() if k not in ANNOTATIONS_TO_SKIP}
+    )
+    return UndoPlan(
+        current,
+        _revision(chosen),
+        [
+            {"op": "replace", "path": "/spec/template", "value": template},
+            {"op": "replace", "path": "/metadata/annotations", "value": annotations},
+        ],
+    )

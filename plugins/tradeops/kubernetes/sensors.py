@@ -5,10 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from tradeops.kubernetes.hooks import KubernetesApiHook
+    from tradeops.kubernetes.rollout import RolloutState
 
 
 class RolloutStatusSensor(BaseSensorOperator):
@@ -19,14 +26,32 @@ class RolloutStatusSensor(BaseSensorOperator):
     :class:`~tradeops.kubernetes.triggers.RolloutStatusTrigger` watches from the triggerer and, when all are done,
     ends the task there. ``deferrable=False`` pokes every ``poke_interval`` seconds instead (``mode="reschedule"``
     frees the worker between pokes). Names are deployments of the TradeOps config unless ``namespace`` is given.
+
+    :param names: the workloads to wait for. (templated)
+    :param kind: ``deployment`` or ``statefulset``.
+    :param namespace: their namespace; by default the config's namespace of the named deployments (one namespace).
+        (templated)
+    :param kubernetes_conn_id: the cluster's Airflow connection; defaults to the config's ``connections.kubernetes``.
+    :param deferrable: wait in the triggerer (the default) rather than poke from a worker.
+    :param timeout: seconds to wait in all before failing.
+    :param poke_interval: seconds between pokes, when not deferrable.
     """
 
     template_fields: Sequence[str] = ("names", "namespace")
     ui_color = "#dff0e6"
 
-    def __init__(self, *, names: Sequence[str], kind: str = "deployment", namespace: str | None = None,
-                 kubernetes_conn_id: str | None = None, deferrable: bool = True, timeout: float = 600,
-                 poke_interval: float = 30, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        names: Sequence[str],
+        kind: str = "deployment",
+        namespace: str | None = None,
+        kubernetes_conn_id: str | None = None,
+        deferrable: bool = True,
+        timeout: float = 600,
+        poke_interval: float = 30,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(timeout=timeout, poke_interval=poke_interval, **kwargs)
         if kind not in ("deployment", "statefulset"):
             raise ValueError(f"kind must be 'deployment' or 'statefulset', got {kind!r}")
@@ -36,56 +61,62 @@ class RolloutStatusSensor(BaseSensorOperator):
         self.kubernetes_conn_id = kubernetes_conn_id
         self.deferrable = deferrable
 
-    def _target(self) -> tuple[str, str]:
+    @cached_property
+    def hook(self) -> KubernetesApiHook:
+        from tradeops.config import load_config
+        from tradeops.kubernetes.hooks import KubernetesApiHook
+
+        return KubernetesApiHook(self.kubernetes_conn_id or load_config().connections.kubernetes)
+
+    def _namespace(self) -> str:
         from tradeops.config import load_config
 
-        config = load_config()
-        conn_id = self.kubernetes_conn_id or config.connections.kubernetes
         if self.namespace:
-            return self.namespace, conn_id
+            return self.namespace
+        config = load_config()
         namespaces = {config.kubernetes.deployment(name).namespace for name in self.names}
         if len(namespaces) != 1:
             raise AirflowFailException(f"{self.names} span namespaces {sorted(namespaces)}: use one sensor each")
-        return namespaces.pop(), conn_id
+        return namespaces.pop()
 
-    def _states(self, namespace: str, conn_id: str) -> dict[str, Any]:
-        from tradeops.kubernetes.client import KubernetesClient
-        from tradeops.kubernetes.rollout import RolloutFailed, rollout_state
+    def _states(self, namespace: str) -> dict[str, RolloutState]:
+        from tradeops.exceptions import RolloutFailed
+        from tradeops.kubernetes.rollout import rollout_state
 
-        client = KubernetesClient(conn_id)
-        read = client.statefulset if self.kind == "statefulset" else client.deployment
+        read = self.hook.statefulset if self.kind == "statefulset" else self.hook.deployment
         states = {}
         for name in self.names:
             try:
-                states[name] = rollout_state(read(namespace, name), "StatefulSet" if self.kind == "statefulset"
-                                             else "Deployment")
+                states[name] = rollout_state(
+                    read(namespace, name), "StatefulSet" if self.kind == "statefulset" else "Deployment"
+                )
             except RolloutFailed as err:
                 raise AirflowFailException(str(err)) from None
             self.log.info("%s", states[name].message)
         return states
 
-    def poke(self, context) -> bool:
-        return all(state.done for state in self._states(*self._target()).values())
+    def poke(self, context: Context) -> bool:
+        return all(state.done for state in self._states(self._namespace()).values())
 
-    def execute(self, context) -> Any:
+    def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
         from tradeops.kubernetes.triggers import RolloutStatusTrigger
 
-        namespace, conn_id = self._target()
-        states = self._states(namespace, conn_id)
+        namespace = self._namespace()
+        states = self._states(namespace)
         if all(state.done for state in states.values()):
             return {"status": "success", "messages": {n: s.message for n, s in states.items()}}
         self.defer(
-            trigger=RolloutStatusTrigger(self.names, namespace, conn_id, self.kind, timeout_s=self.timeout),
+            trigger=RolloutStatusTrigger(self.names, namespace, self.hook.conn_id, self.kind, timeout_s=self.timeout),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout + 60),
         )
 
-    def execute_complete(self, context, event: dict | str | None = None) -> Any:
+    def execute_complete(self, context: Context, event: dict[str, Any] | str | None = None) -> Any:
         if event == "success":  # `dag.test()` resumes the task with a TaskSuccessEvent's payload (the state)
             return {"status": "success"}
-        event = event or {}
-        if event.get("status") == "success":
-            return event
-        raise AirflowFailException(event.get("message") or f"rollout wait ended without a status: {event}")
+        payload = event if isinstance(event, dict) else {}
+        if payload.get("status") == "success":
+            return payload
+        raise AirflowFailException(payload.get("message") or f"rollout wait ended without a status: {event or {}}")

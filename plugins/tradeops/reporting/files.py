@@ -1,10 +1,13 @@
-"""Where reports are written: ``$TRADEOPS_REPORTS_DIR`` (default ``$AIRFLOW_HOME/reports``), one folder per DAG."""
+"""Where reports are written: ``$TRADEOPS_REPORTS_DIR`` (default ``$AIRFLOW_HOME/reports``), one folder per DAG
+(or per kind of report). Every write is atomic: a reader never sees half a report."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +19,27 @@ def reports_dir() -> Path:
 
 def write_json_report(dag_id: str, run_id: str, content: dict[str, Any]) -> Path:
     """Write atomically (a reader never sees half a report) and return the path."""
-    folder = reports_dir() / dag_id
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / (re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id) + ".json")
+    path = _report_path(dag_id, run_id, ".json")
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(content, indent=2, default=str))
     tmp.replace(path)
     return path
+
+
+def write_archive(folder: str, name: str, files: dict[str, bytes]) -> Path:
+    """Write ``files`` (path in the archive: content) into ``<folder>/<name>.tar.gz`` and return its path."""
+    path = _report_path(folder, name, ".tar.gz")
+    tmp = path.with_suffix(".tmp")
+    with tarfile.open(tmp, "w:gz") as tar:
+        for member, data in files.items():
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    tmp.replace(path)
+    return path
+
+
+def _report_path(folder: str, name: str, suffix: str) -> Path:
+    directory = reports_dir() / folder
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory / (re.sub(r"[^A-Za-z0-9_.-]+", "_", name) + suffix)

@@ -12,7 +12,8 @@ import time_machine
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, TaskDeferred
 from airflow.triggers.base import TaskSuccessEvent, TriggerEvent
-from tradeops.calendar.deadlines import ExchangeSessionDeadline, deadline_alerts
+from tradeops.calendar.deadlines import ExchangeSessionDeadline
+from tradeops.dagkit import deadline_alerts
 from tradeops.calendar.sensors import MarketHoursSensor
 from tradeops.calendar.triggers import MarketBoundaryTrigger
 

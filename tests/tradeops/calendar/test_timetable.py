@@ -11,7 +11,8 @@ import pytest
 import time_machine
 
 from airflow.timetables.base import DataInterval, TimeRestriction
-from tradeops.calendar.sessions import OutsideCalendarError, _table, sessions_for
+from tradeops.calendar.sessions import _table, sessions_for
+from tradeops.exceptions import OutsideCalendarError
 from tradeops.calendar.timetable import ExchangeSessionTimetable
 
 NY = ZoneInfo("America/New_York")

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tradeops.config import ConfigError, default_config_path, format_duration, load_config, parse_duration
+from tradeops.config import default_config_path, format_duration, load_config, parse_duration
+from tradeops.exceptions import ConfigError
 
 REPO = Path(__file__).resolve().parents[3]
 GOOD = yaml.safe_load(default_config_path().read_text())
@@ -37,8 +38,15 @@ def test_the_shipped_config_is_valid():
     config = load_config()
     assert config.platform.exchange == "XNYS"
     names = [d.name for d in config.kubernetes.deployments]
-    assert {"strategic-marl", "tactical-marl", "risk-management", "execution-engine", "data-handler",
-            "api-gateway", "auth-service"} <= set(names)
+    assert {
+        "strategic-marl",
+        "tactical-marl",
+        "risk-management",
+        "execution-engine",
+        "data-handler",
+        "api-gateway",
+        "auth-service",
+    } <= set(names)
     assert config.kubernetes.deployment("tactical-marl").replicas.market_hours == 3
     assert config.schedules["daily_health_check"].offset == timedelta(minutes=-90)
     assert [level.level for level in config.escalation.levels] == [1, 2, 3, 4]
@@ -63,7 +71,9 @@ def test_wrong_type_names_the_value_and_line(tmp_path):
 
 
 def test_unknown_deployment_referenced(tmp_path):
-    message = invalid(tmp_path, lambda d: d["kubernetes"].__setitem__("trading_deployments", ["strategic-marl", "alpha-bot"]))
+    message = invalid(
+        tmp_path, lambda d: d["kubernetes"].__setitem__("trading_deployments", ["strategic-marl", "alpha-bot"])
+    )
     assert "kubernetes.trading_deployments[1]: unknown deployment 'alpha-bot' referenced" in message
 
 
@@ -84,8 +94,7 @@ def test_duplicate_deployment_and_table_names(tmp_path):
 
 
 def test_duplicate_yaml_keys_are_refused(tmp_path):
-    text = default_config_path().read_text().replace(
-        "  exchange: XNYS\n", "  exchange: XNYS\n  exchange: XNAS\n", 1)
+    text = default_config_path().read_text().replace("  exchange: XNYS\n", "  exchange: XNYS\n  exchange: XNAS\n", 1)
     with pytest.raises(ConfigError, match="duplicate key 'exchange'"):
         load_config(write(tmp_path, text))
 
@@ -102,7 +111,9 @@ def test_undeclared_namespace_and_image_outside_the_allowed_registry(tmp_path):
 
     message = invalid(tmp_path, mutate)
     assert "kubernetes.deployments[0].namespace: namespace 'default' is not declared" in message
-    assert "kubernetes.deployments[1].image: image 'docker.io/grandmodel/strategic-marl:latest' does not match" in message
+    assert (
+        "kubernetes.deployments[1].image: image 'docker.io/grandmodel/strategic-marl:latest' does not match" in message
+    )
 
 
 def test_inverted_ranges_and_escalation_gaps(tmp_path):
@@ -127,8 +138,10 @@ def test_market_anchor_validation(tmp_path):
         d["schedules"]["daily_ops_report"] = {"anchor": "close", "offset": "25h"}
 
     message = invalid(tmp_path, mutate)
-    assert "schedules.daily_health_check.anchor: Input tag 'noon' found using 'anchor' does not match any of the " \
-           "expected tags: 'open', 'close', 'clock'" in message
+    assert (
+        "schedules.daily_health_check.anchor: Input tag 'noon' found using 'anchor' does not match any of the "
+        "expected tags: 'open', 'close', 'clock'" in message
+    )
     assert "schedules.pre_market_startp: Input should be 'daily_health_check'" in message
     assert "schedules.post_market_shutdown.offset: '90 minutes' is not a duration" in message
     assert "schedules.weekly_maintenance.at: String should match pattern" in message
@@ -184,15 +197,17 @@ def test_bad_durations(text):
 
 def test_cli_validates_a_file(tmp_path):
     env = {"PYTHONPATH": str(REPO / "plugins"), "PATH": "/usr/bin:/bin"}
-    ok = subprocess.run([sys.executable, "-m", "tradeops.config", str(default_config_path())],
-                        capture_output=True, text=True, env=env)
+    ok = subprocess.run(
+        [sys.executable, "-m", "tradeops.config", str(default_config_path())], capture_output=True, text=True, env=env
+    )
     assert ok.returncode == 0, ok.stderr
     assert "valid (8 deployments" in ok.stdout
 
     data = copy.deepcopy(GOOD)
     data["database"]["tables"][1]["retention_days"] = 0
-    bad = subprocess.run([sys.executable, "-m", "tradeops.config", str(write(tmp_path, data))],
-                         capture_output=True, text=True, env=env)
+    bad = subprocess.run(
+        [sys.executable, "-m", "tradeops.config", str(write(tmp_path, data))], capture_output=True, text=True, env=env
+    )
     assert bad.returncode == 1
     assert "database.tables[1].retention_days" in bad.stderr
 
@@ -211,6 +226,7 @@ def test_loading_is_cached_until_the_file_changes(tmp_path):
 
 
 # --- extends: an overlay over another config (the demo's seconds-scale escalation) ---------------------------------
+
 
 def test_the_demo_config_is_the_production_one_with_escalation_in_seconds():
     demo = load_config(REPO / "include" / "config" / "tradeops.demo.yaml")
@@ -261,7 +277,43 @@ def test_database_care_settings(tmp_path):
     message = invalid(tmp_path, mutate)
     assert "database.maintenance.lock_timeout_ms" in message
     assert "database.backup.format" in message
-    message = invalid(tmp_path, lambda data: (data["database"]["maintenance"].update(xid_age_warn=1_500_000_000),
-                                              data["weekly_maintenance"]["deployments"].append("ghost")))
+    message = invalid(
+        tmp_path,
+        lambda data: (
+            data["database"]["maintenance"].update(xid_age_warn=1_500_000_000),
+            data["weekly_maintenance"]["deployments"].append("ghost"),
+        ),
+    )
     assert "database.maintenance.xid_age_warn" in message and "must be lower than xid_age_fail" in message
     assert "weekly_maintenance.deployments[3]: unknown deployment 'ghost'" in message
+
+
+def test_check_severities_come_from_incidents_check_severity_only(tmp_path):
+    severity = load_config().incidents.check_severity
+    assert {
+        task: severity[task]
+        for task in (
+            "db_long_queries",
+            "db_blocked_sessions",
+            "db_connections",
+            "db_wraparound",
+            "backup",
+            "database_connections",
+        )
+    } == {
+        "db_long_queries": "P2",
+        "db_blocked_sessions": "P2",
+        "db_connections": "P2",
+        "db_wraparound": "P1",
+        "backup": "P2",
+        "database_connections": "P2",
+    }
+    message = invalid(tmp_path, lambda d: d["database"]["maintenance"].__setitem__("severities", {"backup": "P1"}))
+    assert "database.maintenance.severities: unknown field" in message
+
+
+def test_database_connection_thresholds_are_one_pair_and_ordered(tmp_path):
+    message = invalid(
+        tmp_path, lambda d: d["thresholds"].update(db_connections_warn_pct=95, db_connections_fail_pct=90)
+    )
+    assert "thresholds.db_connections_warn_pct: must be lower than thresholds.db_connections_fail_pct" in message

@@ -3,6 +3,7 @@ sandbox's real PostgreSQL server, so tests can delete, lock and break things wit
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -43,11 +44,33 @@ def platform_copy(server_dsn, platform_template) -> str:
     """A fresh copy of the seeded platform database; its DSN."""
     name = f"platform_test_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(server_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name),
-                                                                      sql.Identifier(platform_template)))
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(platform_template))
+        )
     yield _on(server_dsn, name)
     with psycopg.connect(server_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def platform_connection(platform_copy, config, monkeypatch) -> str:
+    """The config's platform database connection (``connections.platform_db``, as ``AIRFLOW_CONN_*``) pointed at the
+    test's copy, so checks and operators reach it as they would in a task; the copy's DSN."""
+    params = psycopg.conninfo.conninfo_to_dict(platform_copy)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_" + config.connections.platform_db.upper(),
+        json.dumps(
+            {
+                "conn_type": "postgres",
+                "host": params["host"],
+                "port": int(params["port"]),
+                "login": params["user"],
+                "password": params["password"],
+                "schema": params["dbname"],
+            }
+        ),
+    )
+    return platform_copy
 
 
 @pytest.fixture
@@ -70,8 +93,10 @@ class Writer(threading.Thread):
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             while not self.stop.is_set():
                 started = time.monotonic()
-                conn.execute("INSERT INTO audit_log (created_at, actor, action, entity) "
-                             "VALUES (now(), 'test-writer', 'order.submit', 'order/x')")
+                conn.execute(
+                    "INSERT INTO audit_log (created_at, actor, action, entity) "
+                    "VALUES (now(), 'test-writer', 'order.submit', 'order/x')"
+                )
                 self.latencies.append(time.monotonic() - started)
                 time.sleep(max(0.0, self.interval - (time.monotonic() - started)))
 

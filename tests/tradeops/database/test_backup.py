@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -13,6 +14,7 @@ import pytest
 from tests.tradeops.database.conftest import Writer
 from tradeops.config.model import Backup
 from tradeops.database import backup
+from tradeops.exceptions import BackupError
 
 
 @pytest.fixture
@@ -34,8 +36,9 @@ def test_dump_verify_restore_and_compare_while_a_writer_writes(platform_copy, db
     assert backup.backups(backup.backup_root(settings)) == [], "nothing is a backup before it is verified"
     assert manifest["row_counts"]["audit_log"] > 0 and manifest["row_counts"]["trades"] > 0
     assert all(len(meta["sha256"]) == 64 for meta in manifest["files"].values())
-    assert manifest["bytes"] == sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()
-                                    and p.name != backup.MANIFEST)
+    assert manifest["bytes"] == sum(
+        p.stat().st_size for p in folder.rglob("*") if p.is_file() and p.name != backup.MANIFEST
+    )
     live = db.execute("SELECT count(*) AS n FROM audit_log").fetchone()["n"]
     assert live > manifest["row_counts"]["audit_log"], "the writer kept writing after the dump's snapshot"
 
@@ -68,10 +71,10 @@ def test_a_corrupted_backup_file_fails_verification(platform_copy, settings):
         byte = handle.read(1)
         handle.seek(-1, os.SEEK_CUR)
         handle.write(bytes([byte[0] ^ 0xFF]))
-    with pytest.raises(backup.BackupError, match=f"corrupt: data/{biggest.name}: checksum mismatch"):
+    with pytest.raises(BackupError, match=f"corrupt: data/{biggest.name}: checksum mismatch"):
         backup.verify(folder)
     (folder / "data" / "toc.dat").unlink()
-    with pytest.raises(backup.BackupError, match="data/toc.dat: missing"):
+    with pytest.raises(BackupError, match="data/toc.dat: missing"):
         backup.verify(folder)
 
 
@@ -79,8 +82,38 @@ def test_a_restore_that_differs_from_the_manifest_fails(platform_copy, settings)
     folder, manifest = backup.take_backup(platform_copy, settings)
     edited = {**manifest, "row_counts": {**manifest["row_counts"], "trades": manifest["row_counts"]["trades"] + 1}}
     (folder / backup.MANIFEST).write_text(json.dumps(edited))
-    with pytest.raises(backup.BackupError, match="restored row counts differ.*trades"):
+    with pytest.raises(BackupError, match="restored row counts differ.*trades"):
         backup.restore_check(folder, platform_copy, 2)
+
+
+def test_a_restore_into_a_new_database_drops_it_when_it_fails(platform_copy, db, settings):
+    folder, manifest = backup.take_backup(platform_copy, settings)
+    folder = backup.publish(folder)
+    assert backup.find_backup(backup.backup_root(settings), "latest") == (folder, manifest)
+    assert backup.find_backup(backup.backup_root(settings), manifest["id"]) == (folder, manifest)
+    with pytest.raises(BackupError, match="no backup 'grandmodel-20200101T000000Z'; have: "):
+        backup.find_backup(backup.backup_root(settings), "grandmodel-20200101T000000Z")
+
+    target = f"restored_{uuid.uuid4().hex[:8]}"
+    try:
+        restored = backup.restore_into_new_database(folder, platform_copy, target, 2)
+        assert restored["rows"] == sum(manifest["row_counts"].values())
+        assert backup.database_exists(platform_copy, target)
+    finally:
+        backup.drop_database(platform_copy, target)
+    assert not backup.database_exists(platform_copy, target)
+
+    edited = {**manifest, "row_counts": {**manifest["row_counts"], "trades": manifest["row_counts"]["trades"] + 1}}
+    (folder / backup.MANIFEST).write_text(json.dumps(edited))
+    before = databases(db)
+    with pytest.raises(BackupError, match="restored row counts differ"):
+        backup.restore_into_new_database(folder, platform_copy, target, 2)
+    assert databases(db) == before, "the half-restored copy is dropped, so that a retry starts clean"
+
+
+def test_no_backup_to_find_under_an_empty_root(tmp_path):
+    with pytest.raises(BackupError, match="no complete backup under"):
+        backup.find_backup(tmp_path, "latest")
 
 
 def test_the_newest_backups_and_the_last_restore_checked_one_are_kept(platform_copy, settings):
@@ -106,7 +139,7 @@ def test_the_newest_backups_and_the_last_restore_checked_one_are_kept(platform_c
 
 
 def test_pg_dump_older_than_the_server_is_never_used():
-    with pytest.raises(backup.BackupError, match="no pg_dump of version 99 or newer"):
+    with pytest.raises(BackupError, match="no pg_dump of version 99 or newer"):
         backup.pg_tool("pg_dump", 99)
 
 

@@ -17,14 +17,10 @@ from tradeops.database import backup, retention
 
 
 @pytest.fixture
-def on_the_copy(platform_copy, airflow_connections, config, monkeypatch, tmp_path):
+def on_the_copy(airflow_connections, platform_connection, monkeypatch, tmp_path):
     """Point the platform database connection at the test's copy, and backups at a temporary folder."""
-    params = psycopg.conninfo.conninfo_to_dict(platform_copy)
-    monkeypatch.setenv("AIRFLOW_CONN_" + config.connections.platform_db.upper(), json.dumps({
-        "conn_type": "postgres", "host": params["host"], "port": int(params["port"]), "login": params["user"],
-        "password": params["password"], "schema": params["dbname"]}))
     monkeypatch.setenv("TRADEOPS_BACKUP_DIR", str(tmp_path / "backups"))
-    return platform_copy
+    return platform_connection
 
 
 def runnable(dagbag, dag_id: str):
@@ -90,7 +86,7 @@ def test_weekly_maintenance_refuses_to_start_outside_its_window(dagbag, airflow_
 
 def test_weekly_maintenance_with_break_glass_runs_the_window(dagbag, airflow_db, on_the_copy, k8s_connection, config,
                                                              tmp_path, sandbox_settings):
-    from tradeops.kubernetes.client import KubernetesClient
+    from tradeops.kubernetes.hooks import KubernetesApiHook
 
     run = runnable(dagbag, "weekly_maintenance").test(run_conf={"break_glass": True, "reason": "test: forced run"})
     task_states = states(run)
@@ -103,7 +99,7 @@ def test_weekly_maintenance_with_break_glass_runs_the_window(dagbag, airflow_db,
     assert manifest["restore_check"]["rows"] == sum(manifest["row_counts"].values())
     [incident] = incidents_of(sandbox_settings["postgres"]["state_dsn"], run).values()
     assert (incident["dedup_key"], incident["severity"]) == ("check:weekly_maintenance:certificate_check", "P2")
-    admin = KubernetesClient(k8s_connection("admin"))
+    admin = KubernetesApiHook(k8s_connection("admin"))
     for name in config.weekly_maintenance.deployments:
         template = admin.deployment("grandmodel", name)["spec"]["template"]["metadata"]
         assert template["annotations"]["tradeops.io/restart-id"].endswith(run.run_id), name
@@ -154,10 +150,9 @@ def test_db_restore_is_a_dry_run_by_default_and_restores_into_a_new_database(dag
 
 
 def test_a_backup_blocked_by_a_lock_fails_fast_and_reports_a_failed_check(on_the_copy, tmp_path, monkeypatch):
-    from airflow.sdk.exceptions import AirflowException
-
     from tradeops.config import CONFIG_ENV, default_config_path
     from tradeops.database.operators import BackupOperator
+    from tradeops.exceptions import CheckFailed
 
     impatient = tmp_path / "tradeops.yaml"
     impatient.write_text(f"extends: {default_config_path()}\ndatabase:\n  backup:\n    lock_wait_timeout_s: 1\n")
@@ -167,7 +162,7 @@ def test_a_backup_blocked_by_a_lock_fails_fast_and_reports_a_failed_check(on_the
     context = {"ti": ti}
     with psycopg.connect(on_the_copy) as migration:  # a schema change holding its lock on a table
         migration.execute("LOCK TABLE positions IN ACCESS EXCLUSIVE MODE")
-        with pytest.raises(AirflowException, match=r"a table stayed locked longer than lock_wait_timeout_s \(1 s\)"):
+        with pytest.raises(CheckFailed, match=r"a table stayed locked longer than lock_wait_timeout_s \(1 s\)"):
             BackupOperator(task_id="backup").execute(context)
         migration.rollback()
     assert pushed["check_result"]["status"] == "fail"

@@ -15,7 +15,8 @@ from psycopg import sql
 from tests.tradeops.database.conftest import Writer
 from tradeops.config.model import Maintenance, Table
 from tradeops.database import retention
-from tradeops.database.session import LockRetriesExhausted, connect
+from tradeops.database.session import connect
+from tradeops.exceptions import LockRetriesExhausted
 
 AUDIT = Table(name="audit_log", time_column="created_at", retention_days=90, partitioning="daily")
 LOGINS = Table(name="login_events", time_column="occurred_at", retention_days=60)
@@ -28,9 +29,12 @@ def settings(**overrides) -> Maintenance:
 def fingerprint(db, table: Table, cutoff: datetime, *, expired: bool = False) -> tuple[int, str | None]:
     """Row count and MD5 of every row on one side of the cutoff, whole rows in a fixed order."""
     op = sql.SQL("<") if expired else sql.SQL(">=")
-    row = db.execute(sql.SQL("SELECT count(*) AS n, md5(string_agg(t::text, '|' ORDER BY t::text)) AS digest "
-                             "FROM {} t WHERE {} {} %s").format(
-        sql.Identifier(table.name), sql.Identifier(table.time_column), op), (cutoff,)).fetchone()
+    row = db.execute(
+        sql.SQL(
+            "SELECT count(*) AS n, md5(string_agg(t::text, '|' ORDER BY t::text)) AS digest FROM {} t WHERE {} {} %s"
+        ).format(sql.Identifier(table.name), sql.Identifier(table.time_column), op),
+        (cutoff,),
+    ).fetchone()
     return row["n"], row["digest"]
 
 
@@ -58,12 +62,16 @@ def test_partitioned_table_drops_exactly_the_expired_partitions_and_creates_upco
     remaining = retention.partitions(db, "audit_log")
     assert min(p.lower for p in remaining) == cutoff
     # The seed created 7 days ahead; 10 were asked for: days 8-10 are new, attached and usable.
-    assert result.created_partitions == [retention.partition_name("audit_log", now.date() + timedelta(days=n))
-                                         for n in (8, 9, 10)]
-    db.execute("INSERT INTO audit_log (created_at, actor, action, entity) VALUES (%s, 'test', 'x', 'y')",
-               (now + timedelta(days=10),))
-    assert not db.execute("SELECT 1 FROM pg_class WHERE relname LIKE 'audit_log_p%%' AND NOT relispartition "
-                          "AND relkind = 'r'").fetchall()  # nothing left detached
+    assert result.created_partitions == [
+        retention.partition_name("audit_log", now.date() + timedelta(days=n)) for n in (8, 9, 10)
+    ]
+    db.execute(
+        "INSERT INTO audit_log (created_at, actor, action, entity) VALUES (%s, 'test', 'x', 'y')",
+        (now + timedelta(days=10),),
+    )
+    assert not db.execute(
+        "SELECT 1 FROM pg_class WHERE relname LIKE 'audit_log_p%%' AND NOT relispartition AND relkind = 'r'"
+    ).fetchall()  # nothing left detached
     wal = db.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s) AS bytes", (wal_before,)).fetchone()["bytes"]
     assert wal < 8 * 2**20, f"dropping partitions should write almost no WAL, wrote {wal} bytes"
 
@@ -77,8 +85,11 @@ def test_an_interrupted_detach_is_finalized_and_an_orphan_dropped(platform_copy,
     cutoff = retention.cutoff_for(AUDIT, now)
     oldest, second = [p for p in retention.partitions(db, "audit_log") if p.upper <= cutoff][:2]
     # What a run killed between its steps leaves: one partition detached but not dropped, one marked.
-    db.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(sql.Identifier(oldest.name),
-                                                           sql.Literal(retention.DETACHING.format("audit_log"))))
+    db.execute(
+        sql.SQL("COMMENT ON TABLE {} IS {}").format(
+            sql.Identifier(oldest.name), sql.Literal(retention.DETACHING.format("audit_log"))
+        )
+    )
     db.execute(sql.SQL("ALTER TABLE audit_log DETACH PARTITION {}").format(sql.Identifier(oldest.name)))
     kept_before = fingerprint(db, AUDIT, cutoff)
 
@@ -115,8 +126,15 @@ def test_a_run_stops_at_its_time_budget_and_the_next_run_finishes(platform_copy,
     ticks = iter(range(10_000))  # a clock that advances one second per reading
 
     with connect(platform_copy, settings(batch_rows=100), application_name="test") as conn:
-        first = retention.delete_in_batches(conn, LOGINS, cutoff, settings(batch_rows=100), timedelta(seconds=10),
-                                            clock=lambda: float(next(ticks)), sleep=lambda seconds: None)
+        first = retention.delete_in_batches(
+            conn,
+            LOGINS,
+            cutoff,
+            settings(batch_rows=100),
+            timedelta(seconds=10),
+            clock=lambda: float(next(ticks)),
+            sleep=lambda seconds: None,
+        )
         assert not first.complete and first.deleted_rows > 0
         assert fingerprint(db, LOGINS, cutoff, expired=True)[0] > 0
         second = retention.apply_retention(conn, LOGINS, settings(batch_rows=100), now=now)
@@ -136,7 +154,7 @@ def test_a_killed_connection_loses_nothing_kept_and_the_next_run_finishes_the_jo
         try:
             with connect(platform_copy, slow, application_name="tradeops-retention-under-test") as conn:
                 retention.delete_in_batches(conn, LOGINS, cutoff, slow, timedelta(minutes=5))
-        except BaseException as err:  # noqa: BLE001 - the test inspects it
+        except BaseException as err:  # the test inspects it
             failure.append(err)
 
     worker = threading.Thread(target=run)
@@ -145,8 +163,10 @@ def test_a_killed_connection_loses_nothing_kept_and_the_next_run_finishes_the_jo
     deadline = time.monotonic() + 20
     while fingerprint(db, LOGINS, cutoff, expired=True)[0] > expired_at_start - 60 and time.monotonic() < deadline:
         time.sleep(0.05)
-    killed = db.execute("SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity "
-                        "WHERE application_name = 'tradeops-retention-under-test'").fetchall()
+    killed = db.execute(
+        "SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity "
+        "WHERE application_name = 'tradeops-retention-under-test'"
+    ).fetchall()
     worker.join(20)
     assert killed and failure and isinstance(failure[0], psycopg.OperationalError)
     left = fingerprint(db, LOGINS, cutoff, expired=True)[0]
@@ -211,9 +231,11 @@ def test_dropping_partitions_behind_a_long_reader_never_stalls_writers(platform_
 
 def test_batches_refuse_a_partitioned_table_whose_config_forgot_to_say_so(platform_copy):
     unmarked = Table(name="audit_log", time_column="created_at", retention_days=90)
-    with connect(platform_copy, settings(), application_name="test") as conn:
-        with pytest.raises(ValueError, match="audit_log is partitioned or has child tables"):
-            retention.apply_retention(conn, unmarked, settings())
+    with (
+        connect(platform_copy, settings(), application_name="test") as conn,
+        pytest.raises(ValueError, match="audit_log is partitioned or has child tables"),
+    ):
+        retention.apply_retention(conn, unmarked, settings())
 
 
 def test_a_batch_cancelled_by_statement_timeout_is_retried_at_half_the_size(platform_copy, db, caplog):
@@ -223,8 +245,10 @@ def test_a_batch_cancelled_by_statement_timeout_is_retried_at_half_the_size(plat
     expired, _ = fingerprint(db, LOGINS, cutoff, expired=True)
     # Every deleted row costs 1 ms (a trigger, standing in for a slow disk or heavy foreign keys): a batch of 1,600
     # rows needs 1.6 s, past the 400 ms statement_timeout.
-    db.execute("CREATE FUNCTION slow_delete() RETURNS trigger LANGUAGE plpgsql AS "
-               "$$ BEGIN PERFORM pg_sleep(0.001); RETURN OLD; END $$")
+    db.execute(
+        "CREATE FUNCTION slow_delete() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN PERFORM pg_sleep(0.001); RETURN OLD; END $$"
+    )
     db.execute("CREATE TRIGGER slow_delete BEFORE DELETE ON login_events FOR EACH ROW EXECUTE FUNCTION slow_delete()")
     slow = settings(batch_rows=1600, statement_timeout_ms=400)
     caplog.set_level(logging.WARNING, logger="airflow.task.tradeops.database")
@@ -233,8 +257,9 @@ def test_a_batch_cancelled_by_statement_timeout_is_retried_at_half_the_size(plat
         result = retention.delete_in_batches(conn, LOGINS, cutoff, slow, timedelta(minutes=5))
 
     halvings = [r.message for r in caplog.records if "hit statement_timeout" in r.message]
-    assert halvings[:2] == [f"login_events: a batch hit statement_timeout; continuing with {n} rows per batch"
-                            for n in (800, 400)]
+    assert halvings[:2] == [
+        f"login_events: a batch hit statement_timeout; continuing with {n} rows per batch" for n in (800, 400)
+    ]
     assert result.complete and result.deleted_rows == expired and result.slowest_batch_s < 0.4
     assert fingerprint(db, LOGINS, cutoff, expired=True) == (0, None)
     assert fingerprint(db, LOGINS, cutoff) == kept_before

@@ -9,8 +9,8 @@ import pytest
 
 from devstack.stack import DEMO_CONFIG
 from tradeops.config import load_config
-from tradeops.incidents.service import Incidents
-
+from tradeops.incidents import store
+from tradeops.incidents.service import IncidentService
 
 
 @pytest.fixture(scope="session")
@@ -20,12 +20,15 @@ def demo_config():
 
 @pytest.fixture(scope="session")
 def state_dsn(sandbox_settings):
-    return sandbox_settings["postgres"]["state_dsn"]
+    """TradeOps' state database, migrated (a deploy step: nothing migrates it as a side effect)."""
+    dsn = sandbox_settings["postgres"]["state_dsn"]
+    store.migrate(dsn)
+    return dsn
 
 
 @pytest.fixture
-def incidents(demo_config, state_dsn, airflow_connections) -> Incidents:
-    return Incidents(demo_config, state_dsn)
+def incidents(demo_config, state_dsn, airflow_connections) -> IncidentService:
+    return IncidentService(demo_config, state_dsn)
 
 
 @pytest.fixture
@@ -49,10 +52,10 @@ def _resolve_what_the_test_left_open(request):
     """Each test starts with no active incident, so the engine only sees the test's own."""
     yield
     if "incidents" in request.fixturenames or "state_dsn" in request.fixturenames:
-        from tradeops.incidents import store
-
         dsn = request.getfixturevalue("state_dsn")
         with store.connect(dsn) as conn:
-            conn.execute("UPDATE tradeops.incidents SET status = 'resolved', resolved_at = now(), "
-                         "resolved_by = 'tests (cleanup)' WHERE status <> 'resolved'")
+            conn.execute(
+                "UPDATE tradeops.incidents SET status = 'resolved', resolved_at = now(), "
+                "resolved_by = 'tests (cleanup)' WHERE status <> 'resolved'"
+            )
             conn.execute("UPDATE tradeops.outbox SET delivered_at = now() WHERE delivered_at IS NULL")

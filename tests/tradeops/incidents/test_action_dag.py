@@ -24,15 +24,18 @@ def validate(dag, conf: dict) -> dict:
     return params.validate()
 
 
-@pytest.mark.parametrize("conf, complaint", [
-    ({"action": "delete", "actor": "alice"}, "delete"),
-    ({"action": "resolve"}, "actor"),
-    ({"action": "resolve", "actor": "a"}, "too short"),
-    ({"action": "resolve", "actor": "alice", "incident_id": 0}, "less than the minimum"),
-    ({"action": "silence", "actor": "alice", "matcher": "check:*; DROP"}, "does not match"),
-    ({"action": "silence", "actor": "alice", "silence_minutes": 60 * 24 * 8}, "maximum"),
-    ({"action": "open", "actor": "alice", "severity": "P0"}, "P0"),
-])
+@pytest.mark.parametrize(
+    "conf, complaint",
+    [
+        ({"action": "delete", "actor": "alice"}, "delete"),
+        ({"action": "resolve"}, "actor"),
+        ({"action": "resolve", "actor": "a"}, "too short"),
+        ({"action": "resolve", "actor": "alice", "incident_id": 0}, "less than the minimum"),
+        ({"action": "silence", "actor": "alice", "matcher": "check:*; DROP"}, "does not match"),
+        ({"action": "silence", "actor": "alice", "silence_minutes": 60 * 24 * 8}, "maximum"),
+        ({"action": "open", "actor": "alice", "severity": "P0"}, "P0"),
+    ],
+)
 def test_the_form_refuses_bad_input_before_anything_runs(action_dag, conf, complaint):
     from airflow.sdk.exceptions import ParamValidationError
 
@@ -46,45 +49,64 @@ def test_a_valid_form(action_dag):
 
 def test_resolve_from_the_form(action_dag, incidents, key):
     incident = incidents.open(dedup_key=key, source="manual", severity="P3", title="form test").incident
-    run = action_dag.test(run_conf={"action": "resolve", "incident_id": incident["id"], "actor": "alice",
-                                    "reason": "restarted the feed handler"})
+    run = action_dag.test(
+        run_conf={
+            "action": "resolve",
+            "incident_id": incident.id,
+            "actor": "alice",
+            "reason": "restarted the feed handler",
+        }
+    )
     assert run.state == "success"
-    with store.connect(incidents.dsn) as conn:
-        row = store.get(conn, incident["id"])
-        resolved = [e for e in store.timeline(conn, incident["id"]) if e["kind"] == "resolved"]
-    assert row["status"] == "resolved" and row["resolved_by"] == "alice"
-    assert resolved[0]["actor"] == "alice" and resolved[0]["detail"] == {"note": "restarted the feed handler"}
+    row = incidents.get(incident.id)
+    resolved = [e for e in incidents.timeline(incident.id) if e.kind == "resolved"]
+    assert row.status == "resolved" and row.resolved_by == "alice"
+    assert resolved[0].actor == "alice" and resolved[0].detail == {"note": "restarted the feed handler"}
 
 
 def test_acting_on_a_resolved_incident_fails_with_the_reason(action_dag, incidents, key):
     incident = incidents.open(dedup_key=key, source="manual", severity="P3", title="form test").incident
-    incidents.resolve(incident["id"], "bob")
-    run = action_dag.test(run_conf={"action": "acknowledge", "incident_id": incident["id"], "actor": "alice"})
+    incidents.resolve(incident.id, "bob")
+    run = action_dag.test(run_conf={"action": "acknowledge", "incident_id": incident.id, "actor": "alice"})
     assert run.state == "failed"
     [ti] = run.get_task_instances()
     assert ti.state == "failed"
-    with store.connect(incidents.dsn) as conn:
-        assert store.get(conn, incident["id"])["status"] == "resolved", "nothing changed"
+    assert incidents.get(incident.id).status == "resolved", "nothing changed"
 
 
 def test_silence_from_the_form_mutes_the_incident(action_dag, incidents, key):
     incident = incidents.open(dedup_key=key, source="manual", severity="P3", title="form test").incident
-    run = action_dag.test(run_conf={"action": "silence", "incident_id": incident["id"], "actor": "alice",
-                                    "reason": "vendor maintenance", "silence_minutes": 30})
+    run = action_dag.test(
+        run_conf={
+            "action": "silence",
+            "incident_id": incident.id,
+            "actor": "alice",
+            "reason": "vendor maintenance",
+            "silence_minutes": 30,
+        }
+    )
     assert run.state == "success"
+    row = incidents.get(incident.id)
     with store.connect(incidents.dsn) as conn:
-        row = store.get(conn, incident["id"])
         silence = conn.execute("SELECT * FROM tradeops.silences WHERE matcher = %s", (key,)).fetchone()
     assert silence["author"] == "alice" and silence["reason"] == "vendor maintenance"
-    assert row["silenced_until"] == silence["ends_at"]
+    assert row.silenced_until == silence["ends_at"]
 
 
 def test_open_from_the_form_pages_level_one(action_dag, incidents, messages_of):
-    run = action_dag.test(run_conf={"action": "open", "actor": "alice", "severity": "P2",
-                                    "title": "Fills look delayed", "reason": "desk reports 2 s fill latency"})
+    run = action_dag.test(
+        run_conf={
+            "action": "open",
+            "actor": "alice",
+            "severity": "P2",
+            "title": "Fills look delayed",
+            "reason": "desk reports 2 s fill latency",
+        }
+    )
     assert run.state == "success"
     with store.connect(incidents.dsn) as conn:
-        row = conn.execute("SELECT * FROM tradeops.incidents WHERE dedup_key = %s",
-                           (f"manual:{run.run_id}",)).fetchone()
+        row = conn.execute(
+            "SELECT * FROM tradeops.incidents WHERE dedup_key = %s", (f"manual:{run.run_id}",)
+        ).fetchone()
     assert row["source"] == "manual" and row["summary"] == "Opened by alice: desk reports 2 s fill latency"
     assert len(messages_of(row["id"], "#trading-alerts")) == 1

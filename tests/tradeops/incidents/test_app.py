@@ -7,12 +7,12 @@ import hashlib
 import hmac
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 import uvicorn
 
 from sandbox.launcher import free_port
-from tradeops.incidents import store
 from tradeops.incidents.app import create_app, signature_ok
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -25,16 +25,35 @@ def sign(body: bytes, timestamp: int, secret: str = SECRET) -> str:
 
 def test_slacks_documented_example_signature():
     # The example from Slack's "Verifying requests from Slack" guide.
-    body = (b"token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V"
-            b"&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text="
-            b"&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN"
-            b"&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c")
-    assert signature_ok("8f742231b10e8888abcd99yyyzzz85a5", "1531420618",
-                        "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503", body, now=1531420618)
+    body = (
+        b"token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V"
+        b"&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text="
+        b"&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN"
+        b"&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
+    )
+    assert signature_ok(
+        "8f742231b10e8888abcd99yyyzzz85a5",
+        "1531420618",
+        "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503",
+        body,
+        now=1531420618,
+    )
 
 
-@pytest.mark.parametrize("case", ["good", "wrong secret", "tampered body", "stale", "future", "missing signature",
-                                  "missing timestamp", "not a number", "no secret configured"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "good",
+        "wrong secret",
+        "tampered body",
+        "stale",
+        "future",
+        "missing signature",
+        "missing timestamp",
+        "not a number",
+        "no secret configured",
+    ],
+)
 def test_signature_checks(case):
     now = 1_790_000_000
     stamp, body, secret, signature = str(now), BODY, SECRET, sign(BODY, now)
@@ -79,36 +98,36 @@ def slack_buttons(sandbox, app_url):
     return sandbox
 
 
-def test_a_signed_click_acknowledges_and_a_badly_signed_one_changes_nothing(incidents, key, slack_buttons,
-                                                                           messages_of):
+def test_a_signed_click_acknowledges_and_a_badly_signed_one_changes_nothing(incidents, key, slack_buttons, messages_of):
     # The app reads the production config (the default); only the connections and database matter here.
     incident = incidents.open(dedup_key=key, source="manual", severity="P2", title=f"click {key}").incident
-    [page] = messages_of(incident["id"], "#trading-alerts")
+    [page] = messages_of(incident.id, "#trading-alerts")
 
     forged = slack_buttons.click(page, "incident_ack", user="mallory", sign=False)
     assert forged["status"] == 401
-    with store.connect(incidents.dsn) as conn:
-        assert store.get(conn, incident["id"])["status"] == "open"
-        assert [e["kind"] for e in store.timeline(conn, incident["id"])] == ["opened", "paged", "notified"]
+    assert incidents.get(incident.id).status == "open"
+    assert [e.kind for e in incidents.timeline(incident.id)] == ["opened", "paged", "notified"]
 
     clicked = slack_buttons.click(page, "incident_ack", user="alice")
     assert clicked["status"] == 200, clicked["body"]
-    with store.connect(incidents.dsn) as conn:
-        row = store.get(conn, incident["id"])
-    assert row["status"] == "acknowledged" and row["acknowledged_by"] == "@alice (Slack)"
+    row = incidents.get(incident.id)
+    assert row.status == "acknowledged" and row.acknowledged_by == "@alice (Slack)"
 
     again = slack_buttons.click(page, "incident_ack", user="bob")
     assert again["status"] == 200 and "acknowledged, not open" in again["body"]
 
     resolved = slack_buttons.click(page, "incident_resolve", user="alice")
     assert resolved["status"] == 200
-    with store.connect(incidents.dsn) as conn:
-        row = store.get(conn, incident["id"])
-        trail = [(e["kind"], e["actor"]) for e in store.timeline(conn, incident["id"]) if e["kind"] != "notified"]
-    assert row["status"] == "resolved" and row["resolved_by"] == "@alice (Slack)"
-    assert trail == [("opened", "tradeops"), ("paged", "tradeops"), ("acknowledged", "@alice (Slack)"),
-                     ("resolved", "@alice (Slack)")]
-    thread = [m["text"] for m in messages_of(incident["id"], "#trading-alerts") if m["thread_ts"] == page["ts"]]
+    row = incidents.get(incident.id)
+    trail = [(e.kind, e.actor) for e in incidents.timeline(incident.id) if e.kind != "notified"]
+    assert row.status == "resolved" and row.resolved_by == "@alice (Slack)"
+    assert trail == [
+        ("opened", "tradeops"),
+        ("paged", "tradeops"),
+        ("acknowledged", "@alice (Slack)"),
+        ("resolved", "@alice (Slack)"),
+    ]
+    thread = [m["text"] for m in messages_of(incident.id, "#trading-alerts") if m["thread_ts"] == page["ts"]]
     assert thread[0].startswith(":eyes: Acknowledged by @alice (Slack)")
     assert thread[-1].startswith(":white_check_mark: Resolved by @alice (Slack)")
 
@@ -120,9 +139,16 @@ def test_a_replayed_request_is_refused(app_url, sandbox_settings):
     body = b"payload=%7B%22actions%22%3A%5B%5D%7D"
 
     def post(stamp: int):
-        return requests.post(f"{app_url}/slack/actions", data=body, timeout=10, headers={
-            "Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": str(stamp),
-            "X-Slack-Signature": sign(body, stamp, secret)})
+        return requests.post(
+            f"{app_url}/slack/actions",
+            data=body,
+            timeout=10,
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "X-Slack-Request-Timestamp": str(stamp),
+                "X-Slack-Signature": sign(body, stamp, secret),
+            },
+        )
 
     assert post(int(time.time())).status_code == 200
     assert post(int(time.time()) - 600).status_code == 401, "a correctly signed request from 10 minutes ago"
@@ -133,3 +159,34 @@ def test_the_incident_pages_need_an_airflow_login(app_url):
 
     assert requests.get(f"{app_url}/incidents", timeout=10).status_code in (401, 403)
     assert requests.get(f"{app_url}/incidents.json", timeout=10).status_code in (401, 403)
+
+
+def test_the_incident_pages_for_a_logged_in_user(incidents, key, airflow_connections):
+    from airflow.api_fastapi.core_api.security import get_user
+    from fastapi.testclient import TestClient
+
+    incident = incidents.open(dedup_key=key, source="manual", severity="P2", title=f"page <{key}>").incident
+    incidents.acknowledge(incident.id, "@alice", "looking")
+    app = create_app()
+    app.dependency_overrides[get_user] = lambda: SimpleNamespace(get_name=lambda: "alice")
+    client = TestClient(app)
+
+    html = client.get("/incidents").text
+    assert "Signed in as alice." in html
+    assert f"<strong>#{incident.id} [P2] page &lt;{key}&gt;</strong>" in html
+    assert '<div class="incident acknowledged">' in html and "· acknowledged by @alice" in html
+    assert "<td>opened</td><td>tradeops</td>" in html and "<td>acknowledged</td><td>@alice</td>" in html
+    assert '<td>{"note": "looking"}</td>' in html
+
+    listed = client.get("/incidents.json", params={"limit": 5}).json()["incidents"]
+    mine = next(i for i in listed if i["id"] == incident.id)
+    assert mine["status"] == "acknowledged" and mine["source"] == "manual" and mine["dedup_key"] == key
+    assert mine["opened_at"] == str(incident.opened_at) and mine["details"] == {}
+    body = client.get(f"/incidents/{incident.id}.json").json()
+    assert body["incident"] == mine | {"next_action_at": body["incident"]["next_action_at"]}
+    assert [(e["kind"], e["actor"]) for e in body["timeline"] if e["kind"] != "notified"] == [
+        ("opened", "tradeops"),
+        ("paged", "tradeops"),
+        ("acknowledged", "@alice"),
+    ]
+    assert client.get("/incidents/999999999.json").status_code == 404

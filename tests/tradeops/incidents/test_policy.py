@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tradeops.incidents.policy import Action, EscalationPolicy, IncidentState
+from tradeops.incidents.models import IncidentStatus
+from tradeops.incidents.policy import Action, ActionKind, EscalationPolicy, IncidentState
 
 T0 = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 
@@ -29,11 +30,18 @@ def policy(config) -> EscalationPolicy:
 
 
 def opened(severity: str, at: datetime = T0) -> IncidentState:
-    return IncidentState(severity=severity, status="open", level=0, loop=0, escalation_anchor=at, last_update_at=at)
+    return IncidentState(
+        severity=severity, status=IncidentStatus.OPEN, level=0, loop=0, escalation_anchor=at, last_update_at=at
+    )
 
 
-def run_clock(policy: EscalationPolicy, state: IncidentState, start: datetime, minutes: int,
-              events: dict[int, callable] | None = None):
+def run_clock(
+    policy: EscalationPolicy,
+    state: IncidentState,
+    start: datetime,
+    minutes: int,
+    events: dict[int, callable] | None = None,
+):
     """Tick minute by minute as the engine would, acting on what is due; returns the final state and, per minute,
     the actions taken."""
     taken: dict[int, list[Action]] = {}
@@ -79,7 +87,7 @@ def test_level_one_targets_and_the_security_team_first(policy):
 
 def test_an_acknowledgement_stops_escalation(policy):
     def acknowledge(state, now):
-        return replace(state, status="acknowledged", acknowledged_at=now)
+        return replace(state, status=IncidentStatus.ACKNOWLEDGED, acknowledged_at=now)
 
     state, taken = run_clock(policy, opened("P1"), T0, 59, events={3: acknowledge})
 
@@ -87,12 +95,15 @@ def test_an_acknowledgement_stops_escalation(policy):
     assert state.level == 1 and state.status == "acknowledged"
     # Still acknowledged and unresolved: status updates in the thread every 15 minutes, nothing else.
     assert [(m, a.kind) for m, actions in taken.items() for a in actions if a.kind != "page"] == [
-        (15, "status_update"), (30, "status_update"), (45, "status_update")]
+        (15, "status_update"),
+        (30, "status_update"),
+        (45, "status_update"),
+    ]
 
 
 def test_a_stale_acknowledgement_refires_the_current_level_and_the_ladder_goes_on(policy):
     def acknowledge(state, now):
-        return replace(state, status="acknowledged", acknowledged_at=now)
+        return replace(state, status=IncidentStatus.ACKNOWLEDGED, acknowledged_at=now)
 
     # P1 reaches L2 at minute 5, is acknowledged at minute 7, and nobody resolves it within the 60 min timeout.
     state, taken = run_clock(policy, opened("P1"), T0, 7 + 60 + 20, events={7: acknowledge})
@@ -105,13 +116,27 @@ def test_a_stale_acknowledgement_refires_the_current_level_and_the_ladder_goes_o
 def test_the_ladder_repeats_after_the_last_level_then_only_status_updates(policy):
     state, taken = run_clock(policy, opened("P1"), T0, 200)
 
-    assert [(lvl, loop) for _, lvl, loop in pages(taken)] == [(1, 0), (2, 0), (3, 0), (4, 0),
-                                                              (1, 1), (2, 1), (3, 1), (4, 1)]
+    assert [(lvl, loop) for _, lvl, loop in pages(taken)] == [
+        (1, 0),
+        (2, 0),
+        (3, 0),
+        (4, 0),
+        (1, 1),
+        (2, 1),
+        (3, 1),
+        (4, 1),
+    ]
     assert state.level == 4 and state.loop == 1
     after_last = [(m, a.kind) for m, actions in taken.items() for a in actions if m > 85]
-    assert after_last == [(100, "status_update"), (115, "status_update"), (130, "status_update"),
-                          (145, "status_update"), (160, "status_update"), (175, "status_update"),
-                          (190, "status_update")]
+    assert after_last == [
+        (100, "status_update"),
+        (115, "status_update"),
+        (130, "status_update"),
+        (145, "status_update"),
+        (160, "status_update"),
+        (175, "status_update"),
+        (190, "status_update"),
+    ]
     assert policy.next_action_at(state) == T0 + timedelta(minutes=205)
 
 
@@ -123,7 +148,7 @@ def test_no_repeat_configured_means_one_pass(config):
 
 def test_resolve_closes_everything(policy):
     state, _ = run_clock(policy, opened("P1"), T0, 6)
-    resolved = replace(state, status="resolved")
+    resolved = replace(state, status=IncidentStatus.RESOLVED)
     assert policy.due(resolved, T0 + timedelta(hours=10)) == []
     assert policy.next_action_at(resolved) is None
 
@@ -143,11 +168,10 @@ def test_next_action_at_is_exactly_when_due_has_something(policy):
 
 
 def test_steps_missed_while_the_engine_was_down_are_all_paged_and_marked_late(policy):
-    state = policy.apply(opened("P1"), Action("page", 1, 0), T0)
+    state = policy.apply(opened("P1"), Action(ActionKind.PAGE, 1, 0), T0)
     # Down from minute 1 to minute 40: L2 (5), L3 (20) and L4 (35) all fell due.
     actions = policy.due(state, T0 + timedelta(minutes=40))
-    assert [(a.kind, a.level, a.catch_up) for a in actions] == [("page", 2, True), ("page", 3, True),
-                                                               ("page", 4, True)]
+    assert [(a.kind, a.level, a.catch_up) for a in actions] == [("page", 2, True), ("page", 3, True), ("page", 4, True)]
     # A step acted on within seconds of its time is on time.
     on_time = policy.due(state, T0 + timedelta(minutes=5, seconds=3))
     assert [(a.level, a.catch_up) for a in on_time] == [(2, False)]
@@ -160,7 +184,10 @@ def test_an_incident_opened_during_a_silence_pages_level_one_when_it_ends(policy
 
     state, taken = run_clock(policy, state, T0, 40)
     assert [(m, a.kind, a.level) for m, actions in taken.items() for a in actions] == [
-        (30, "silence_ended", 0), (30, "page", 1), (35, "page", 2)]
+        (30, "silence_ended", 0),
+        (30, "page", 1),
+        (35, "page", 2),
+    ]
     assert not any(a.catch_up for actions in taken.values() for a in actions)
 
 
@@ -171,5 +198,8 @@ def test_a_silence_pauses_the_ladder_where_it_stood(policy):
     # P1 at L2 (minute 5), silenced at minute 10 for an hour: L3 comes 15 min after the silence, not at minute 20.
     state, taken = run_clock(policy, opened("P1"), T0, 90, events={10: silence})
     assert [(m, a.level) for m, actions in taken.items() for a in actions if a.kind == "page"] == [
-        (0, 1), (5, 2), (85, 3)]
+        (0, 1),
+        (5, 2),
+        (85, 3),
+    ]
     assert [m for m, actions in taken.items() for a in actions if a.kind == "silence_ended"] == [70]

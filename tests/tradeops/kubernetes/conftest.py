@@ -17,9 +17,9 @@ def connect(k8s_connection, airflow_connections):
 
 @pytest.fixture
 def admin(connect):
-    from tradeops.kubernetes.client import KubernetesClient
+    from tradeops.kubernetes.hooks import KubernetesApiHook
 
-    return KubernetesClient(connect("admin"))
+    return KubernetesApiHook(connect("admin"))
 
 
 @pytest.fixture
@@ -37,23 +37,48 @@ def preserved(admin):
     def keep(*names: str, namespace: str = NAMESPACE, services: tuple[str, ...] = ()):
         for name in names:
             obj = admin.deployment(namespace, name)
-            saved.append(("deployment", name, {"replicas": obj["spec"]["replicas"], "template": obj["spec"]["template"],
-                                               "paused": obj["spec"].get("paused", False),
-                                               "annotations": obj["metadata"].get("annotations") or {}, "ns": namespace}))
+            saved.append(
+                (
+                    "deployment",
+                    name,
+                    {
+                        "replicas": obj["spec"]["replicas"],
+                        "template": obj["spec"]["template"],
+                        "paused": obj["spec"].get("paused", False),
+                        "annotations": obj["metadata"].get("annotations") or {},
+                        "ns": namespace,
+                    },
+                )
+            )
         for name in services:
             obj = admin.service(namespace, name)
-            saved.append(("service", name, {"type": obj["spec"]["type"], "selector": obj["spec"].get("selector"),
-                                            "ns": namespace}))
+            saved.append(
+                (
+                    "service",
+                    name,
+                    {"type": obj["spec"]["type"], "selector": obj["spec"].get("selector"), "ns": namespace},
+                )
+            )
 
     yield keep
     for kind, name, state in saved:
         if kind == "deployment":
-            admin.patch_deployment(state["ns"], name, [
-                {"op": "replace", "path": "/spec/replicas", "value": state["replicas"]},
-                {"op": "replace", "path": "/spec/template", "value": state["template"]},
-                {"op": "add", "path": "/spec/paused", "value": state["paused"]},
-                {"op": "add", "path": "/metadata/annotations", "value": state["annotations"]}])
+            admin.patch_deployment(
+                state["ns"],
+                name,
+                [
+                    {"op": "replace", "path": "/spec/replicas", "value": state["replicas"]},
+                    {"op": "replace", "path": "/spec/template", "value": state["template"]},
+                    {"op": "add", "path": "/spec/paused", "value": state["paused"]},
+                    {"op": "add", "path": "/metadata/annotations", "value": state["annotations"]},
+                ],
+            )
         else:
-            admin.patch_service(state["ns"], name, [{"op": "replace", "path": "/spec/type", "value": state["type"]},
-                                                    {"op": "replace", "path": "/spec/selector",
-                                                     "value": state["selector"]}])
+            admin.patch_service(
+                state["ns"],
+                name,
+                [
+                    {"op": "replace", "path": "/spec/type", "value": state["type"]},
+                    {"op": "replace", "path": "/spec/selector", "value": state["selector"]},
+                ],
+            )

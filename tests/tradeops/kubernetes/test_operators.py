@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from airflow.sdk.exceptions import AirflowFailException
-from tradeops.kubernetes.client import KubernetesClient, KubernetesForbidden, KubernetesNotFound
+
+from tradeops.exceptions import KubernetesForbidden, KubernetesNotFound
+from tradeops.kubernetes.hooks import KubernetesApiHook
 from tradeops.kubernetes.operators import (
-    SAVED_REPLICAS,
     CollectDiagnosticsOperator,
     PatchServiceOperator,
     RolloutRestartOperator,
@@ -22,6 +22,7 @@ from tradeops.kubernetes.operators import (
     ScaleDeploymentsOperator,
     SetImageOperator,
 )
+from tradeops.kubernetes.patches import SAVED_REPLICAS
 from tradeops.kubernetes.sensors import RolloutStatusSensor
 
 NAMESPACE = "grandmodel"
@@ -30,8 +31,9 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def wait_rolled_out(*names: str) -> None:
-    RolloutStatusSensor(task_id="wait", names=list(names), deferrable=False, poke_interval=0.2, timeout=60,
-                        mode="poke").execute({})
+    RolloutStatusSensor(
+        task_id="wait", names=list(names), deferrable=False, poke_interval=0.2, timeout=60, mode="poke"
+    ).execute({})
 
 
 def settled_resource_version(admin, name: str, timeout: float = 60) -> str:
@@ -59,7 +61,8 @@ def test_scale_profiles_record_and_restore_the_previous_count(admin, context, pr
 
     up = ScaleDeploymentsOperator(task_id="up", deployments=names, profile="market_hours").execute(context)
     assert [(r["deployment"], r["from"], r["to"], r["changed"]) for r in up] == [
-        (n, before[n], config.kubernetes.deployment(n).replicas.market_hours, True) for n in names]
+        (n, before[n], config.kubernetes.deployment(n).replicas.market_hours, True) for n in names
+    ]
     for name in names:
         obj = admin.deployment(NAMESPACE, name)
         assert obj["spec"]["replicas"] == config.kubernetes.deployment(name).replicas.market_hours
@@ -74,17 +77,21 @@ def test_scale_profiles_record_and_restore_the_previous_count(admin, context, pr
     assert [r["to"] for r in stop] == [0, 0]
     restored = ScaleDeploymentsOperator(task_id="restore", deployments=names, profile="restore").execute(context)
     assert [(r["from"], r["to"]) for r in restored] == [
-        (0, config.kubernetes.deployment(n).replicas.market_hours) for n in names]
+        (0, config.kubernetes.deployment(n).replicas.market_hours) for n in names
+    ]
     assert SAVED_REPLICAS not in (admin.deployment(NAMESPACE, "strategic-marl")["metadata"].get("annotations") or {})
-    assert [r["changed"] for r in ScaleDeploymentsOperator(
-        task_id="restore", deployments=names, profile="restore").execute(context)] == [False, False]
+    assert [
+        r["changed"]
+        for r in ScaleDeploymentsOperator(task_id="restore", deployments=names, profile="restore").execute(context)
+    ] == [False, False]
 
 
 def test_scale_dry_run_changes_nothing(admin, context, preserved):
     preserved("execution-engine")
     rv = admin.deployment(NAMESPACE, "execution-engine")["metadata"]["resourceVersion"]
-    [record] = ScaleDeploymentsOperator(task_id="s", deployments=["execution-engine"], profile="zero",
-                                        dry_run=True).execute(context)
+    [record] = ScaleDeploymentsOperator(
+        task_id="s", deployments=["execution-engine"], profile="zero", dry_run=True
+    ).execute(context)
     assert record["to"] == 0 and record["dry_run"] is True
     assert admin.deployment(NAMESPACE, "execution-engine")["metadata"]["resourceVersion"] == rv
 
@@ -99,26 +106,34 @@ def test_unknown_deployments_and_profiles_are_refused_before_anything_runs(conte
 def test_a_conflicting_write_is_reread_and_retried(admin, connect, preserved):
     """Someone scales the deployment between our read and our write: the 409 makes us read again."""
     preserved("risk-management")
-    client = KubernetesClient(connect("tradeops"))
+    hook = KubernetesApiHook(connect("tradeops"))
     calls = []
 
     def change(obj):
         calls.append(obj["spec"]["replicas"])
         if len(calls) == 1:  # a real concurrent writer, after we read
             admin.patch_deployment(NAMESPACE, "risk-management", {"spec": {"replicas": 4}})
-        return {"metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
-                "spec": {"replicas": obj["spec"]["replicas"] + 1}}
+        return {
+            "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
+            "spec": {"replicas": obj["spec"]["replicas"] + 1},
+        }
 
-    before, after, _ = client.update(lambda: client.deployment(NAMESPACE, "risk-management"), change,
-                                     lambda obj, body: client.patch_deployment(NAMESPACE, "risk-management", body))
+    before, after, _ = hook.update(
+        lambda: hook.deployment(NAMESPACE, "risk-management"),
+        change,
+        lambda obj, body: hook.patch_deployment(NAMESPACE, "risk-management", body),
+    )
     assert calls[1] == 4 and after["spec"]["replicas"] == 5
 
 
 def test_a_burst_of_5xx_is_retried(context, preserved, sandbox, admin):
     preserved("data-handler")
     sandbox.set_faults("kubernetes", error_burst=2, error_status=503)
-    [record] = ScaleDeploymentsOperator(task_id="s", deployments=["data-handler"], profile="market_hours",
-                                        ).execute(context)
+    [record] = ScaleDeploymentsOperator(
+        task_id="s",
+        deployments=["data-handler"],
+        profile="market_hours",
+    ).execute(context)
     assert record["changed"] and admin.deployment(NAMESPACE, "data-handler")["spec"]["replicas"] == 3
 
 
@@ -126,10 +141,11 @@ def test_403_names_the_verb_resource_and_the_role(connect, context, preserved):
     preserved("data-handler")
     viewer = connect("viewer")
     with pytest.raises(KubernetesForbidden) as err:
-        ScaleDeploymentsOperator(task_id="s", deployments=["data-handler"], profile="market_hours",
-                                 kubernetes_conn_id=viewer).execute(context)
+        ScaleDeploymentsOperator(
+            task_id="s", deployments=["data-handler"], profile="market_hours", kubernetes_conn_id=viewer
+        ).execute(context)
     message = str(err.value)
-    assert 'Kubernetes refused to patch deployments \'data-handler\' in namespace "grandmodel"' in message
+    assert "Kubernetes refused to patch deployments 'data-handler' in namespace \"grandmodel\"" in message
     assert 'User "viewer" cannot patch resource "deployments"' in message
     assert "include/kubernetes/tradeops-rbac.yaml" in message
 
@@ -143,8 +159,13 @@ def test_set_image_refuses_images_outside_the_registry_before_changing_anything(
     preserved("tactical-marl")
     image = admin.deployment(NAMESPACE, "tactical-marl")["spec"]["template"]["spec"]["containers"][0]["image"]
     with pytest.raises(AirflowFailException, match="refusing image"):
-        SetImageOperator(task_id="i", images={"tactical-marl": f"{REGISTRY}/tactical-marl:1.9.0",
-                                              "strategic-marl": "docker.io/evil/strategic-marl:latest"}).execute(context)
+        SetImageOperator(
+            task_id="i",
+            images={
+                "tactical-marl": f"{REGISTRY}/tactical-marl:1.9.0",
+                "strategic-marl": "docker.io/evil/strategic-marl:latest",
+            },
+        ).execute(context)
     assert admin.deployment(NAMESPACE, "tactical-marl")["spec"]["template"]["spec"]["containers"][0]["image"] == image
 
 
@@ -154,7 +175,11 @@ def test_set_image_undo_and_restart(admin, context, preserved):
     new = f"{REGISTRY}/tactical-marl:1.9.0"
     [changed] = SetImageOperator(task_id="i", images={"tactical-marl": new}).execute(context)
     assert (changed["container"], changed["from"], changed["to"], changed["changed"]) == (
-        "tactical-marl", original, new, True)
+        "tactical-marl",
+        original,
+        new,
+        True,
+    )
     wait_rolled_out("tactical-marl")
     [same] = SetImageOperator(task_id="i", images={"tactical-marl": new}).execute(context)
     assert same["changed"] is False
@@ -163,7 +188,9 @@ def test_set_image_undo_and_restart(admin, context, preserved):
     assert (undo["image_before"], undo["image_after"], undo["changed"]) == (new, original, True)
     assert undo["to_revision"] == undo["from_revision"] - 1
     wait_rolled_out("tactical-marl")
-    current = admin.deployment(NAMESPACE, "tactical-marl")["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+    current = admin.deployment(NAMESPACE, "tactical-marl")["metadata"]["annotations"][
+        "deployment.kubernetes.io/revision"
+    ]
     skipped = RolloutUndoOperator(task_id="u", deployment="tactical-marl", to_revision=current).execute(context)
     assert skipped["changed"] is False
 
@@ -191,18 +218,22 @@ def test_isolate_and_switch_a_service(admin, context, preserved):
     assert isolated["before"]["type"] == "LoadBalancer" and isolated["after"]["type"] == "ClusterIP"
     service = admin.service(NAMESPACE, "api-gateway")
     assert all("nodePort" not in port for port in service["spec"]["ports"]), "isolation closes the node ports"
-    assert PatchServiceOperator(task_id="p", service="api-gateway", service_type="ClusterIP").execute(
-        context)["changed"] is False
-    switched = PatchServiceOperator(task_id="p", service="api-gateway",
-                                    selector={"app": "api-gateway", "color": "green"}).execute(context)
+    assert (
+        PatchServiceOperator(task_id="p", service="api-gateway", service_type="ClusterIP").execute(context)["changed"]
+        is False
+    )
+    switched = PatchServiceOperator(
+        task_id="p", service="api-gateway", selector={"app": "api-gateway", "color": "green"}
+    ).execute(context)
     assert admin.service(NAMESPACE, "api-gateway")["spec"]["selector"] == {"app": "api-gateway", "color": "green"}
     assert switched["before"]["selector"] == {"app": "api-gateway"}
 
 
 def test_diagnostics_archive_is_complete_and_bounded(context, tmp_path, monkeypatch):
     monkeypatch.setenv("TRADEOPS_REPORTS_DIR", str(tmp_path))
-    result = CollectDiagnosticsOperator(task_id="d", deployments=["auth-service", "api-gateway"],
-                                        tail_lines=100).execute(context)
+    result = CollectDiagnosticsOperator(
+        task_id="d", deployments=["auth-service", "api-gateway"], tail_lines=100
+    ).execute(context)
     with tarfile.open(result["archive"]) as tar:
         names = tar.getnames()
         manifest = json.load(tar.extractfile("manifest.json"))
@@ -213,9 +244,14 @@ def test_diagnostics_archive_is_complete_and_bounded(context, tmp_path, monkeypa
     assert sum(n.startswith("logs/") for n in names) == 4  # 2 pods each
     assert events and manifest["errors"] == [] and manifest["truncated"] is False
 
-    small = CollectDiagnosticsOperator(task_id="d2", deployments=["auth-service", "api-gateway"], tail_lines=100,
-                                       max_bytes_per_container=2000, max_total_bytes=5000,
-                                       max_events=10).execute(context)
+    small = CollectDiagnosticsOperator(
+        task_id="d2",
+        deployments=["auth-service", "api-gateway"],
+        tail_lines=100,
+        max_bytes_per_container=2000,
+        max_total_bytes=5000,
+        max_events=10,
+    ).execute(context)
     # Logs within their budget; events bounded by count (~1 KB each), whatever the cluster has accumulated.
     assert small["truncated"] is True and small["bytes"] < 5000 + 10 * 2000 + 20_000
     with tarfile.open(small["archive"]) as tar:
@@ -226,6 +262,7 @@ def test_diagnostics_archive_is_complete_and_bounded(context, tmp_path, monkeypa
 
 
 # --- least privilege -------------------------------------------------------------------------------------------
+
 
 def test_the_rbac_manifest_binds_every_platform_namespace(config):
     docs = list(yaml.safe_load_all((REPO / "include" / "kubernetes" / "tradeops-rbac.yaml").read_text()))
@@ -241,29 +278,52 @@ def test_the_role_is_all_tradeops_has_and_a_missing_verb_shows_up(admin, connect
     from kubernetes import client as k8s
 
     preserved(services=("api-gateway",))
-    tradeops = KubernetesClient(connect("tradeops"))
+    tradeops = KubernetesApiHook(connect("tradeops"))
     with pytest.raises(KubernetesForbidden):  # not granted at all: deleting
-        tradeops.call("delete", "deployments", "data-handler", NAMESPACE,
-                      tradeops.apps.delete_namespaced_deployment, "data-handler", NAMESPACE)
-    rbac = k8s.RbacAuthorizationV1Api(admin.hook.api_client)
+        tradeops.call(
+            "delete",
+            "deployments",
+            "data-handler",
+            NAMESPACE,
+            tradeops.apps.delete_namespaced_deployment,
+            "data-handler",
+            NAMESPACE,
+        )
+    rbac = k8s.RbacAuthorizationV1Api(admin.api_client)
     role = admin.call("get", "clusterroles", "tradeops-operator", "", rbac.read_cluster_role, "tradeops-operator")
     trimmed = [r for r in role["rules"] if r["resources"] != ["services"]] + [
-        {"apiGroups": [""], "resources": ["services"], "verbs": ["get"]}]
-    admin.call("patch", "clusterroles", "tradeops-operator", "", rbac.patch_cluster_role, "tradeops-operator",
-               [{"op": "replace", "path": "/rules", "value": trimmed}])
+        {"apiGroups": [""], "resources": ["services"], "verbs": ["get"]}
+    ]
+    admin.call(
+        "patch",
+        "clusterroles",
+        "tradeops-operator",
+        "",
+        rbac.patch_cluster_role,
+        "tradeops-operator",
+        [{"op": "replace", "path": "/rules", "value": trimmed}],
+    )
     try:
         with pytest.raises(KubernetesForbidden, match="must allow 'patch' on 'services'"):
             PatchServiceOperator(task_id="p", service="api-gateway", service_type="ClusterIP").execute(context)
     finally:
-        admin.call("patch", "clusterroles", "tradeops-operator", "", rbac.patch_cluster_role, "tradeops-operator",
-                   [{"op": "replace", "path": "/rules", "value": role["rules"]}])
-    assert PatchServiceOperator(task_id="p", service="api-gateway", service_type="ClusterIP").execute(
-        context)["changed"]
+        admin.call(
+            "patch",
+            "clusterroles",
+            "tradeops-operator",
+            "",
+            rbac.patch_cluster_role,
+            "tradeops-operator",
+            [{"op": "replace", "path": "/rules", "value": role["rules"]}],
+        )
+    assert PatchServiceOperator(task_id="p", service="api-gateway", service_type="ClusterIP").execute(context)[
+        "changed"
+    ]
 
 
 def test_log_reads_are_bounded_by_the_server(connect):
-    client = KubernetesClient(connect("tradeops"))
-    pod = client.pods(NAMESPACE, "app=auth-service")[0]["metadata"]["name"]
-    text = client.pod_log(NAMESPACE, pod, "auth-service", tail_lines=400, limit_bytes=1000)
+    hook = KubernetesApiHook(connect("tradeops"))
+    pod = hook.pods(NAMESPACE, "app=auth-service")[0]["metadata"]["name"]
+    text = hook.pod_log(NAMESPACE, pod, "auth-service", tail_lines=400, limit_bytes=1000)
     assert len(text.encode()) <= 1000
     assert io.StringIO(text).readline().startswith("20")  # timestamps=True

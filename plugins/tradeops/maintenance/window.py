@@ -6,23 +6,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from tradeops.calendar.events import ClockEvents, events_for
 from tradeops.config.model import ClockAnchor
-
-
-class WindowClosed(RuntimeError):
-    pass
+from tradeops.exceptions import WindowClosed
 
 
 @dataclass(frozen=True)
 class OpenWindow:
+    """A window work may run in: from ``start`` until ``end``."""
+
     start: datetime
     end: datetime
 
 
 class MaintenanceWindow:
-    def __init__(self, anchor: ClockAnchor | dict, length: timedelta, exchange: str):
+    """The windows that open at each occurrence of ``anchor`` (a clock anchor, in ``exchange``'s time zone) and last
+    ``length``."""
+
+    def __init__(self, anchor: ClockAnchor | dict[str, Any], length: timedelta, exchange: str) -> None:
         events = events_for(anchor, exchange)
         if not isinstance(events, ClockEvents):
             raise ValueError("a maintenance window opens at a clock time ({anchor: clock, at: ...})")
@@ -43,14 +46,16 @@ class MaintenanceWindow:
         """The window work may run in; raises :class:`WindowClosed` saying why not. Breaking the glass needs a
         reason and opens an ad-hoc window of ``length`` from now."""
         window = self.current(now)
-        problems = []
+        problems: list[str] = []
         if window is None:
             following = self.events.next(now, inclusive=False)
-            problems.append(f"outside the maintenance window ({self.events.describe()} for {self.length}; next "
-                            f"opens {following.astimezone(UTC):%Y-%m-%d %H:%M} UTC)")
+            problems.append(
+                f"outside the maintenance window ({self.events.describe()} for {self.length}; next "
+                f"opens {following.astimezone(UTC):%Y-%m-%d %H:%M} UTC)"
+            )
         if self.market_open(now):
             problems.append(f"{self.events.exchange} is open")
-        if not problems:
+        if window is not None and not problems:
             return window
         if break_glass:
             if not reason.strip():

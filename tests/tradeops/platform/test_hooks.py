@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 
-from tradeops.hooks.platform import AlertmanagerHook, PlatformApiError, TradingPlatformHook
+from tradeops.exceptions import PlatformApiError
+from tradeops.platform.hooks import AlertmanagerHook, TradingPlatformHook
 
 
 @pytest.fixture
@@ -47,14 +49,17 @@ def test_a_post_without_idempotency_key_is_never_retried(platform, sandbox, sand
         platform.request("POST", "/v1/auth/tokens/revoke-all", json={"reason": "drill"})
     # With a key the same call is safe to retry: the burst fails the first try, the retry goes through.
     sandbox.set_faults("platform_api", error_burst=1)
-    answer = platform.request("POST", "/v1/positions/close-all", json={"reason": "drill", "dry_run": True},
-                              idempotency_key="hook-test-1")
+    answer = platform.request(
+        "POST", "/v1/positions/close-all", json={"reason": "drill", "dry_run": True}, idempotency_key="hook-test-1"
+    )
     assert answer["dry_run"] is True
 
 
 def test_connection_refused_is_reported_without_secrets(monkeypatch, config):
-    monkeypatch.setenv("AIRFLOW_CONN_DEAD_API", '{"conn_type": "http", "host": "127.0.0.1", "port": 9, '
-                                                '"schema": "http", "password": "s3cr3t-token"}')
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DEAD_API",
+        '{"conn_type": "http", "host": "127.0.0.1", "port": 9, "schema": "http", "password": "s3cr3t-token"}',
+    )
     hook = TradingPlatformHook("dead_api", retries=1, backoff=0.01)
     with pytest.raises(PlatformApiError, match="ConnectionError") as err:
         hook.get("/v1/system/status")
@@ -62,9 +67,13 @@ def test_connection_refused_is_reported_without_secrets(monkeypatch, config):
 
 
 def test_401_names_the_connection(monkeypatch, airflow_connections, sandbox_settings):
-    monkeypatch.setenv("AIRFLOW_CONN_BAD_TOKEN", '{"conn_type": "http", "host": "127.0.0.1", "port": %d, '
-                       '"schema": "http", "password": "not-the-token"}'
-                       % int(sandbox_settings["platform_api"]["url"].rsplit(":", 1)[1]))
+    port = int(sandbox_settings["platform_api"]["url"].rsplit(":", 1)[1])
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BAD_TOKEN",
+        json.dumps(
+            {"conn_type": "http", "host": "127.0.0.1", "port": port, "schema": "http", "password": "not-the-token"}
+        ),
+    )
     with pytest.raises(PlatformApiError, match="GET /v1/system/status on bad_token answered HTTP 401"):
         TradingPlatformHook("bad_token").get("/v1/system/status")
 

@@ -9,38 +9,46 @@ bounded exponential backoff that honours ``Retry-After``; a POST is retried only
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
+
+from tradeops.exceptions import PlatformApiError
+
+if TYPE_CHECKING:
+    import requests
+    from airflow.sdk import Connection
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
-class PlatformApiError(RuntimeError):
-    def __init__(self, message: str, status: int | None = None):
-        super().__init__(message)
-        self.status = status
-
-
 class JsonApiHook(BaseHook):
-    """GET/POST JSON against an HTTP service described by an Airflow connection."""
+    """GET/POST JSON against an HTTP service described by an Airflow connection.
+
+    :param conn_id: the Airflow connection of the service (``schema``, ``host``, ``port``, ``extra.base_path``,
+        ``extra.timeout``).
+    :param timeout: seconds to wait for each answer, unless the connection's ``extra.timeout`` says otherwise.
+    :param retries: retries of a transient failure (a GET, or a POST with an idempotency key).
+    :param backoff: the first retry's delay in seconds, doubled on each retry (at most 30 s).
+    """
 
     conn_type = "http"
     hook_name = "TradeOps JSON API"
 
-    def __init__(self, conn_id: str, *, timeout: float = 10.0, retries: int = 3, backoff: float = 0.5):
+    def __init__(self, conn_id: str, *, timeout: float = 10.0, retries: int = 3, backoff: float = 0.5) -> None:
         super().__init__()
         self.conn_id = conn_id
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
-        self._session = None
-        self._base_url: str | None = None
+        self._session: requests.Session | None = None
+        self._base_url = ""
 
-    def _auth_headers(self, conn) -> dict[str, str]:
+    def _auth_headers(self, conn: Connection) -> dict[str, str]:
         return {}
 
-    def get_conn(self):
+    def get_conn(self) -> requests.Session:
+        """A ``requests`` session for the connection, made on first use."""
         if self._session is None:
             import requests
 
@@ -56,8 +64,16 @@ class JsonApiHook(BaseHook):
             self._session = session
         return self._session
 
-    def request(self, method: str, path: str, *, params: dict | None = None, json: Any = None,
-                idempotency_key: str | None = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        idempotency_key: str | None = None,
+    ) -> Any:
+        """One call; returns the decoded JSON answer, raises :class:`~tradeops.exceptions.PlatformApiError`."""
         import requests
 
         session = self.get_conn()
@@ -68,15 +84,16 @@ class JsonApiHook(BaseHook):
         while True:
             attempt += 1
             try:
-                response = session.request(method, url, params=params, json=json, headers=headers,
-                                           timeout=self.timeout)
+                response = session.request(method, url, params=params, json=json, headers=headers, timeout=self.timeout)
             except (requests.ConnectionError, requests.Timeout) as err:
                 if retryable and attempt <= self.retries:
                     self._sleep(attempt, None, f"{method} {path}: {type(err).__name__}")
                     continue
                 raise PlatformApiError(f"{method} {path} on {self.conn_id}: {type(err).__name__}: {err}") from None
             if response.status_code in RETRYABLE_STATUS and retryable and attempt <= self.retries:
-                self._sleep(attempt, response.headers.get("Retry-After"), f"{method} {path}: HTTP {response.status_code}")
+                self._sleep(
+                    attempt, response.headers.get("Retry-After"), f"{method} {path}: HTTP {response.status_code}"
+                )
                 continue
             if response.status_code >= 400:
                 raise PlatformApiError(
@@ -92,7 +109,7 @@ class JsonApiHook(BaseHook):
         self.log.warning("%s; retry %d/%d in %.1fs", why, attempt, self.retries, delay)
         time.sleep(delay)
 
-    def get(self, path: str, **params) -> Any:
+    def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params=params or None)
 
 
@@ -101,7 +118,7 @@ class TradingPlatformHook(JsonApiHook):
 
     hook_name = "GrandModel trading platform API"
 
-    def _auth_headers(self, conn) -> dict[str, str]:
+    def _auth_headers(self, conn: Connection) -> dict[str, str]:
         if not conn.password:
             raise PlatformApiError(f"connection {self.conn_id!r} has no bearer token in its password field")
         return {"Authorization": f"Bearer {conn.password}"}
@@ -112,6 +129,6 @@ class AlertmanagerHook(JsonApiHook):
 
     hook_name = "Alertmanager"
 
-    def active_alerts(self) -> list[dict]:
+    def active_alerts(self) -> list[dict[str, Any]]:
         """Firing alerts that nobody has silenced or inhibited."""
         return self.get("/api/v2/alerts", active="true", silenced="false", inhibited="false")

@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from airflow.sdk.exceptions import AirflowSkipException
 
-from tradeops.calendar.window import MaintenanceWindow, WindowClosed
-from tradeops.operators.maintenance import WINDOW_END_KEY, abandon_after_window
+from tradeops.exceptions import WindowClosed
+from tradeops.maintenance.operators import WINDOW_END_KEY, abandon_after_window
+from tradeops.maintenance.window import MaintenanceWindow
 
 NY = ZoneInfo("America/New_York")
 SUNDAY_2AM = {"anchor": "clock", "at": "02:00", "days": ["sun"]}
@@ -32,12 +33,15 @@ def test_inside_the_window_work_is_admitted_until_it_closes(window):
     assert window.admit(ny(2026, 11, 22, 3, 59)).end == ny(2026, 11, 22, 4, 0)
 
 
-@pytest.mark.parametrize("moment, reason", [
-    (ny(2026, 11, 22, 1, 59), "outside the maintenance window"),
-    (ny(2026, 11, 22, 4, 0), "outside the maintenance window"),
-    (ny(2026, 11, 21, 2, 30), "outside the maintenance window"),  # a Saturday
-    (ny(2026, 11, 23, 10, 0), "XNYS is open"),
-])
+@pytest.mark.parametrize(
+    "moment, reason",
+    [
+        (ny(2026, 11, 22, 1, 59), "outside the maintenance window"),
+        (ny(2026, 11, 22, 4, 0), "outside the maintenance window"),
+        (ny(2026, 11, 21, 2, 30), "outside the maintenance window"),  # a Saturday
+        (ny(2026, 11, 23, 10, 0), "XNYS is open"),
+    ],
+)
 def test_outside_the_window_or_while_the_market_is_open_it_refuses(window, moment, reason):
     with pytest.raises(WindowClosed, match=reason):
         window.admit(moment)
@@ -64,8 +68,9 @@ def test_break_glass_needs_a_reason_and_opens_an_ad_hoc_window(window):
 
 
 def _context(window_end: str | None):
-    ti = types.SimpleNamespace(xcom_pull=lambda task_ids, key: window_end if (task_ids, key) == (
-        "enter_window", WINDOW_END_KEY) else None)
+    ti = types.SimpleNamespace(
+        xcom_pull=lambda task_ids, key: window_end if (task_ids, key) == ("enter_window", WINDOW_END_KEY) else None
+    )
     return {"ti": ti}
 
 

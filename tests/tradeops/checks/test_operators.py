@@ -1,15 +1,30 @@
-"""The health check DAG's operators, run in-process by ``dag.test()`` against the sandbox (real HTTP, Postgres,
-Redis, Slack stand-in): a healthy run, an unhealthy platform, and an unreachable dependency."""
+"""The check operators, in the health check DAG run in-process by ``dag.test()`` against the sandbox (real HTTP,
+Postgres, Redis, Slack stand-in): a healthy run, an unhealthy platform, an unreachable dependency, and a check that
+ended without reporting."""
 
 from __future__ import annotations
 
 import copy
 import json
+import types
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 
-from tradeops.checks.health import HEALTH_CHECKS
-from tradeops.operators.health import HealthCheckOperator
+from tradeops.checks.base import RESULT_KEY
+from tradeops.checks.operators import CheckOperator
+
+HEALTH_CHECKS = [
+    "system_status",
+    "agents",
+    "data_feeds",
+    "database_connections",
+    "redis",
+    "memory",
+    "performance",
+    "active_alerts",
+    "account_balance",
+]
 
 
 @pytest.fixture
@@ -34,15 +49,18 @@ def no_active_incidents(sandbox_settings):
     dsn = sandbox_settings["postgres"]["state_dsn"]
     store.migrate(dsn)
     with store.connect(dsn) as conn:
-        conn.execute("UPDATE tradeops.incidents SET status = 'resolved', resolved_by = 'tests (cleanup)' "
-                     "WHERE status <> 'resolved'")
+        conn.execute(
+            "UPDATE tradeops.incidents SET status = 'resolved', resolved_by = 'tests (cleanup)' "
+            "WHERE status <> 'resolved'"
+        )
         before = conn.execute("SELECT coalesce(max(id), 0) AS id FROM tradeops.incidents").fetchone()["id"]
 
     def opened_since() -> dict[str, dict]:
         """The check incidents this test opened, by check."""
         with store.connect(dsn) as conn:
-            rows = conn.execute("SELECT * FROM tradeops.incidents WHERE source = 'check' AND id > %s ORDER BY id",
-                                (before,)).fetchall()
+            rows = conn.execute(
+                "SELECT * FROM tradeops.incidents WHERE source = 'check' AND id > %s ORDER BY id", (before,)
+            ).fetchall()
         return {row["task_id"]: row for row in rows}
 
     return opened_since
@@ -75,7 +93,7 @@ def test_a_healthy_platform(health_dag, slack, airflow_db):
     assert "/dags/daily_health_check/runs/" in message["blocks"][1]["elements"][0]["text"]
     report = report_of(run, airflow_db / "reports")
     assert report["overall"] == "warn"
-    assert [r["name"] for r in report["results"]] == list(HEALTH_CHECKS)
+    assert [r["name"] for r in report["results"]] == HEALTH_CHECKS
 
 
 def test_an_unhealthy_platform_fails_the_check_and_the_run_after_reporting(health_dag, slack, airflow_db):
@@ -98,28 +116,30 @@ def test_an_unhealthy_platform_fails_the_check_and_the_run_after_reporting(healt
     assert task_states["report_incidents"] == "success"
 
 
-def test_failed_checks_open_one_incident_each_and_passing_again_resolves_them(health_dag, slack,
-                                                                               no_active_incidents):
+def test_failed_checks_open_one_incident_each_and_passing_again_resolves_them(health_dag, slack, no_active_incidents):
     slack.set_faults("platform_api", unhealthy=["tactical-marl"])
     first = health_dag.test()
     second = health_dag.test()
     opened = no_active_incidents()
     # Severities from incidents.check_severity; the second failing run adds an occurrence instead of paging again.
     assert {task: (row["severity"], row["status"], row["occurrences"]) for task, row in opened.items()} == {
-        "system_status": ("P1", "open", 2), "agents": ("P1", "open", 2)}
+        "system_status": ("P1", "open", 2),
+        "agents": ("P1", "open", 2),
+    }
     assert opened["agents"]["dedup_key"] == "check:daily_health_check:agents"
     assert opened["agents"]["run_id"] == first.run_id
     pages = [m for m in slack.slack_messages("#trading-alerts") if not m["thread_ts"]]
     assert sorted(m["text"].split("] ")[1].split(" ", 1)[1] for m in pages) == [
-        "System status check failing", "Trading agents check failing"]
+        "System status check failing",
+        "Trading agents check failing",
+    ]
     assert states(second)["report_incidents"] == "success"
 
     slack.clear_faults("platform_api")
     healthy = health_dag.test()
     assert healthy.state == "success"
     after = no_active_incidents()
-    assert {task: row["status"] for task, row in after.items()} == {"system_status": "resolved",
-                                                                    "agents": "resolved"}
+    assert {task: row["status"] for task, row in after.items()} == {"system_status": "resolved", "agents": "resolved"}
     assert after["agents"]["resolved_by"] == "tradeops (the check passed again)"
 
 
@@ -132,6 +152,30 @@ def test_an_unreachable_dependency_is_a_failed_check_with_the_reason(health_dag,
     assert ":red_circle: *Redis*: could not check: ConnectionError" in message["blocks"][2]["text"]["text"]
 
 
-def test_unknown_checks_are_refused_when_the_dag_is_parsed():
-    with pytest.raises(ValueError, match="unknown health check 'disk'"):
-        HealthCheckOperator(task_id="disk", check="disk")
+def test_a_check_task_that_ended_without_reporting_is_a_failed_check_under_its_title(
+    health_dag, slack, airflow_connections
+):
+    summary = health_dag.get_task("summary")
+    pushed = {
+        task_id: {"name": task_id, "title": task_id, "status": "ok", "summary": "fine"}
+        for task_id in HEALTH_CHECKS
+        if task_id != "agents"
+    }
+    ti = types.SimpleNamespace(
+        dag_id="daily_health_check",
+        run_id="manual__missing",
+        task_id="summary",
+        xcom_pull=lambda task_ids, key: pushed.get(task_ids) if key == RESULT_KEY else None,
+    )
+    with pytest.raises(AirflowFailException, match="^1 of 9 health checks failed: Trading agents: no result"):
+        summary.execute({"ti": ti, "dag_run": types.SimpleNamespace(run_type="manual")})
+    [message] = slack.slack_messages("#trading-ops")
+    assert (
+        ":red_circle: *Trading agents*: no result: the task ended before reporting"
+        in message["blocks"][2]["text"]["text"]
+    )
+
+
+def test_only_checks_are_accepted_when_the_dag_is_parsed():
+    with pytest.raises(TypeError, match="check must be a Check, got 'disk'"):
+        CheckOperator(task_id="disk", check="disk")

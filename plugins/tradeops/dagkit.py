@@ -1,0 +1,197 @@
+"""How a TradeOps DAG file is written: the one thing DAG files import for their structure.
+
+A runbook DAG is built from a description, not copied (the model is astronomer-cosmos's ``DbtDag``): the file names
+its DAG id, owner and steps; everything every runbook shares comes from here and from the validated config.
+
+- :func:`scheduled_dag`: the schedule from ``schedules.<dag_id>`` (the exchange calendar), the deadline tiers from
+  ``deadlines.<dag_id>``, ``catchup=False``, one run at a time, owner, tags, retries, the file's docs; when the
+  ``with`` block ends it wires the config's incident policy (critical tasks, task-level deadlines) and, when asked,
+  the run verdict.
+- :func:`manual_dag`: a runbook people trigger: the form (``params``), one run at a time, deadlines counted from
+  when the run was queued.
+- :func:`window_group`: a task group whose every task is skipped once the maintenance window has closed.
+
+Everything here runs at parse time: it must stay cheap (no database, no network, no heavy imports). A DAG file
+must still contain the words "airflow" and "dag" somewhere (Airflow's discovery safe mode skips files without
+them); the DAG integrity test catches a file that is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, Param, TaskGroup
+
+from tradeops.calendar.deadlines import ExchangeSessionDeadline
+from tradeops.calendar.timetable import ExchangeSessionTimetable
+from tradeops.checks.operators import RunVerdictOperator
+from tradeops.config import TradeOpsConfig, load_config
+from tradeops.config.model import DeadlineTier
+from tradeops.incidents.callbacks import OpenIncidentOnFailure, deadline_missed
+from tradeops.incidents.operators import TaskDeadlineWatchOperator
+from tradeops.maintenance.operators import abandon_after_window
+
+START_DATE = datetime(2026, 1, 1)
+
+
+@dataclass(frozen=True)
+class RunDeadline:
+    """A deadline of a manually triggered run: ``after`` its queueing, an incident at ``severity`` opens."""
+
+    name: str
+    after: timedelta
+    severity: str = "P2"
+
+
+def deadline_alerts(dag_id: str, tiers: Sequence[DeadlineTier], exchange: str) -> list[DeadlineAlert]:
+    """One Airflow ``DeadlineAlert`` per configured tier, opening an incident (in the triggerer) when missed.
+
+    The alert's interval stays zero: the offset belongs to the market anchor, where it picks the right session.
+    """
+    return [
+        DeadlineAlert(
+            reference=ExchangeSessionDeadline(tier.by, exchange),
+            interval=timedelta(0),
+            callback=AsyncCallback(deadline_missed,
+                                   kwargs={"dag_id": dag_id, "tier": tier.name, "severity": tier.severity}),
+            name=f"{dag_id}:{tier.name}",
+        )
+        for tier in tiers
+    ]
+
+
+def queued_deadline_alerts(dag_id: str, deadlines: Sequence[RunDeadline]) -> list[DeadlineAlert]:
+    """Deadlines of a manual DAG, counted from when the run was queued (a manual run has no logical date)."""
+    return [
+        DeadlineAlert(
+            reference=DeadlineReference.DAGRUN_QUEUED_AT,
+            interval=deadline.after,
+            callback=AsyncCallback(deadline_missed,
+                                   kwargs={"dag_id": dag_id, "tier": deadline.name, "severity": deadline.severity}),
+            name=f"{dag_id}:{deadline.name}",
+        )
+        for deadline in deadlines
+    ]
+
+
+def apply_incident_policy(dag: DAG, config: TradeOpsConfig) -> None:
+    """Wire the config's ``incidents`` section into ``dag``: the failure of a task in ``critical_tasks`` opens an
+    incident, and each of ``task_deadlines`` gets a :class:`TaskDeadlineWatchOperator` (``<name>_by_deadline``)."""
+    for task_id, severity in config.incidents.critical_tasks.get(dag.dag_id, {}).items():
+        dag.get_task(task_id).on_failure_callback = OpenIncidentOnFailure(severity)
+    for deadline in config.incidents.task_deadlines.get(dag.dag_id, []):  # type: ignore[call-overload]
+        TaskDeadlineWatchOperator(task_id=f"{deadline.name.replace('-', '_')}_by_deadline", tasks=deadline.tasks,
+                                  by=deadline.by, deadline_name=deadline.name, severity=deadline.severity,
+                                  exchange=config.platform.exchange, dag=dag)
+
+
+def add_run_verdict(dag: DAG) -> RunVerdictOperator:
+    """Make every task of ``dag`` an upstream of one :class:`RunVerdictOperator` named ``verdict``: a DAG whose
+    reporting tasks run ``all_done`` would otherwise end green after a failed step."""
+    tasks = list(dag.tasks)
+    verdict = RunVerdictOperator(task_id="verdict", dag=dag)
+    for task in tasks:
+        task >> verdict
+    return verdict
+
+
+def _default_args(owner: str, retries: int, retry_delay: timedelta, extra: Mapping[str, Any] | None) -> dict:
+    return {"owner": owner, "retries": retries, "retry_delay": retry_delay, **(extra or {})}
+
+
+@contextmanager
+def scheduled_dag(dag_id: str, *, description: str, owner: str, doc_md: str | None, tags: Sequence[str] = (),
+                  retries: int = 1, retry_delay: timedelta = timedelta(minutes=1), verdict: bool = False,
+                  schedule: Any = None, max_active_runs: int = 1, default_args: Mapping[str, Any] | None = None,
+                  config: TradeOpsConfig | None = None, **overrides: Any) -> Iterator[DAG]:
+    """A runbook on the exchange calendar: ``with scheduled_dag("daily_health_check", ...) as dag:``.
+
+    :param dag_id: the DAG id; also the key of its schedule and deadline tiers in the config.
+    :param description: one line for the DAG list.
+    :param owner: who owns the runbook (Airflow's ``owner``).
+    :param doc_md: the DAG's docs (pass the file's ``__doc__``).
+    :param tags: tags besides ``tradeops`` and ``scheduled``.
+    :param retries: retries of every task unless the task says otherwise.
+    :param retry_delay: the delay between retries.
+    :param verdict: add a ``verdict`` task that fails the run when any task failed (for DAGs whose last tasks
+        report whatever happened, ``all_done``).
+    :param schedule: a schedule that is not a market anchor (default: ``schedules.<dag_id>`` on the exchange
+        calendar).
+    :param max_active_runs: runs at once (one by default: a runbook never overlaps itself).
+    :param default_args: more default arguments for every task.
+    :param config: the config (default: the validated config file).
+    :param overrides: any other ``DAG`` argument (``dagrun_timeout``, ``params``...).
+    """
+    config = config or load_config()
+    exchange = config.platform.exchange
+    with DAG(
+        dag_id=dag_id,
+        description=description,
+        schedule=schedule or ExchangeSessionTimetable(config.schedules[dag_id], exchange),  # type: ignore[index]
+        deadline=deadline_alerts(dag_id, config.deadlines.get(dag_id, []), exchange),  # type: ignore[call-overload]
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=max_active_runs,
+        default_args=_default_args(owner, retries, retry_delay, default_args),
+        tags=["tradeops", *tags, "scheduled"],
+        doc_md=doc_md,
+        **overrides,
+    ) as dag:
+        yield dag
+        apply_incident_policy(dag, config)
+        if verdict:
+            add_run_verdict(dag)
+
+
+@contextmanager
+def manual_dag(dag_id: str, *, description: str, owner: str, doc_md: str | None,
+               params: Mapping[str, Param] | None = None, tags: Sequence[str] = (), retries: int = 1,
+               retry_delay: timedelta = timedelta(seconds=30), deadlines: Sequence[RunDeadline] = (),
+               default_args: Mapping[str, Any] | None = None, **overrides: Any) -> Iterator[DAG]:
+    """A runbook people trigger, with a form: ``with manual_dag("db_restore", params={...}) as dag:``.
+
+    Every value of the form is validated by its ``Param`` when the run is triggered, before the run exists.
+
+    :param dag_id: the DAG id.
+    :param description: one line for the DAG list.
+    :param owner: who owns the runbook.
+    :param doc_md: the DAG's docs (pass the file's ``__doc__``).
+    :param params: the trigger form.
+    :param tags: tags besides ``tradeops`` and ``manual``.
+    :param retries: retries of every task unless the task says otherwise.
+    :param retry_delay: the delay between retries.
+    :param deadlines: deadlines counted from when the run was queued, each opening an incident when missed.
+    :param default_args: more default arguments for every task.
+    :param overrides: any other ``DAG`` argument.
+    """
+    with DAG(
+        dag_id=dag_id,
+        description=description,
+        schedule=None,
+        deadline=queued_deadline_alerts(dag_id, deadlines) or None,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        params=dict(params or {}),
+        default_args=_default_args(owner, retries, retry_delay, default_args),
+        tags=["tradeops", *tags, "manual"],
+        doc_md=doc_md,
+        **overrides,
+    ) as dag:
+        yield dag
+
+
+def window_group(group_id: str, **kwargs: Any) -> TaskGroup:
+    """A task group inside the maintenance window: each of its tasks checks, before it starts, that the window
+    entered by the ``enter_window`` task is still open, and is skipped (with the rest) once it has closed.
+    Task ids keep no group prefix, so moving steps into the window changes no id.
+
+    :param group_id: the group's name in the grid.
+    :param kwargs: any other ``TaskGroup`` argument.
+    """
+    default_args = {**kwargs.pop("default_args", {}), "pre_execute": abandon_after_window}
+    return TaskGroup(group_id, prefix_group_id=False, default_args=default_args, **kwargs)
