@@ -50,7 +50,7 @@ AUDIT_PLAIN = Table(name="audit_log_plain", time_column="created_at", retention_
 INSERTS = {
     "audit_log": "INSERT INTO {} (created_at, actor, action, entity) VALUES (now(), 'bench', 'order.submit', 'o/1')",
     "trades": "INSERT INTO {} (trade_ts, account, symbol, side, qty, price, strategy) "
-              "VALUES (now(), 'GM-PRIMARY', 'ES', 'buy', 1, 5000, 'bench')",
+    "VALUES (now(), 'GM-PRIMARY', 'ES', 'buy', 1, 5000, 'bench')",
 }
 
 
@@ -93,8 +93,10 @@ def percentiles(values: list[float]) -> str:
         return "no writes"
     ordered = sorted(values)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return (f"p50 {statistics.median(ordered) * 1000:7.1f} ms  p99 {p99 * 1000:8.1f} ms  "
-            f"max {ordered[-1] * 1000:8.1f} ms  ({len(ordered)} writes)")
+    return (
+        f"p50 {statistics.median(ordered) * 1000:7.1f} ms  p99 {p99 * 1000:8.1f} ms  "
+        f"max {ordered[-1] * 1000:8.1f} ms  ({len(ordered)} writes)"
+    )
 
 
 def p99(values: list[float]) -> float:
@@ -113,24 +115,35 @@ class Bench:
     def copy(self, name: str) -> str:
         with self.server.admin_connection() as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(
-                sql.Identifier(name), sql.Identifier(self.template), sql.Identifier(self.role.name)))
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(
+                    sql.Identifier(name), sql.Identifier(self.template), sql.Identifier(self.role.name)
+                )
+            )
             conn.execute("CHECKPOINT")
         return self.dsn(name)
 
     def copy_empty(self, name: str) -> str:
         with self.server.admin_connection() as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name),
-                                                                       sql.Identifier(self.role.name)))
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(self.role.name))
+            )
         return self.dsn(name)
 
     def drop(self, name: str) -> None:
         with self.server.admin_connection() as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
-    def measure(self, scenario: str, method: str, database: str, table: str, step: Callable[[str], dict],
-                size_of: str | None = None) -> dict:
+    def measure(
+        self,
+        scenario: str,
+        method: str,
+        database: str,
+        table: str,
+        step: Callable[[str], dict],
+        size_of: str | None = None,
+    ) -> dict:
         target = self.copy(database)
         writer = Writer(target, table, self.rate)
         writer.start()
@@ -147,15 +160,19 @@ class Bench:
             if size_of:
                 size = conn.execute(  # pg_partition_tree() of a plain table is empty
                     "SELECT coalesce((SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree(%(t)s)), "
-                    "pg_total_relation_size(%(t)s))::bigint AS b", {"t": size_of}).fetchone()["b"]
+                    "pg_total_relation_size(%(t)s))::bigint AS b",
+                    {"t": size_of},
+                ).fetchone()["b"]
         baseline, during = writer.between(idle_from, started), writer.between(started, ended)
         writer.finish()
         self.drop(database)
         result = {"wall": wall, "wal": wal, "size": size, "baseline": baseline, "during": during, **extra}
         self.rows.append((scenario, method, result))
         print(f"\n{scenario}: {method}")
-        print(f"  wall {wall:8.2f} s   WAL {wal / 2**20:9.1f} MB" + (f"   size after {size / 2**30:6.2f} GB"
-                                                                     if size is not None else ""))
+        print(
+            f"  wall {wall:8.2f} s   WAL {wal / 2**20:9.1f} MB"
+            + (f"   size after {size / 2**30:6.2f} GB" if size is not None else "")
+        )
         print(f"  writer idle:   {percentiles(baseline)}")
         print(f"  writer during: {percentiles(during)}")
         for key, value in extra.items():
@@ -198,8 +215,10 @@ def main() -> int:
             counts = platform_db.create_and_seed(dsn(server.host, server.port, role, "bench_template"), rows=args.rows)
             with psycopg.connect(dsn(server.host, server.port, role, "bench_template"), autocommit=True) as conn:
                 prepare(conn)
-            print(f"Seeded {counts['audit_log']:,} audit_log rows ({counts['trades']:,} trades) "
-                  f"in {time.monotonic() - started:.0f} s; writer at {args.rate:.0f} inserts/s")
+            print(
+                f"Seeded {counts['audit_log']:,} audit_log rows ({counts['trades']:,} trades) "
+                f"in {time.monotonic() - started:.0f} s; writer at {args.rate:.0f} inserts/s"
+            )
             run(Bench(server, role, "bench_template", args.rate, args.idle))
         finally:
             server.stop()
@@ -215,57 +234,99 @@ def run(bench: Bench) -> None:
     def naive(table: str):
         return lambda target: _autocommit(target, SEED_DELETE.format(table)) and {}
 
-    naive_partitioned = bench.measure("Retention, partitioned audit_log (90 days of 180)", "seeds: one DELETE",
-                                      "b_ret_naive", "audit_log", naive("audit_log"), size_of="audit_log")
+    naive_partitioned = bench.measure(
+        "Retention, partitioned audit_log (90 days of 180)",
+        "seeds: one DELETE",
+        "b_ret_naive",
+        "audit_log",
+        naive("audit_log"),
+        size_of="audit_log",
+    )
 
     def drop_partitions(target: str) -> dict:
         with connect(target, settings, application_name="bench") as conn:
             result = retention.apply_retention(conn, AUDIT, settings, now=now)
         return {"partitions dropped": len(result.dropped_partitions)}
 
-    drop = bench.measure("Retention, partitioned audit_log (90 days of 180)", "TradeOps: drop expired partitions",
-                         "b_ret_drop", "audit_log", drop_partitions, size_of="audit_log")
+    drop = bench.measure(
+        "Retention, partitioned audit_log (90 days of 180)",
+        "TradeOps: drop expired partitions",
+        "b_ret_drop",
+        "audit_log",
+        drop_partitions,
+        size_of="audit_log",
+    )
 
-    naive_plain = bench.measure("Retention, plain table (a non-partitioned copy of audit_log)", "seeds: one DELETE",
-                                "b_plain_naive", "audit_log_plain", naive("audit_log_plain"), size_of="audit_log_plain")
+    naive_plain = bench.measure(
+        "Retention, plain table (a non-partitioned copy of audit_log)",
+        "seeds: one DELETE",
+        "b_plain_naive",
+        "audit_log_plain",
+        naive("audit_log_plain"),
+        size_of="audit_log_plain",
+    )
 
     def batches(target: str) -> dict:
         with connect(target, settings, application_name="bench") as conn:
             result = retention.apply_retention(conn, AUDIT_PLAIN, settings, now=now, budget=timedelta(hours=1))
-        return {"rows deleted": result.deleted_rows, "batches": result.batches,
-                "slowest_batch": result.slowest_batch_s}
+        return {"rows deleted": result.deleted_rows, "batches": result.batches, "slowest_batch": result.slowest_batch_s}
 
-    batched = bench.measure("Retention, plain table (a non-partitioned copy of audit_log)",
-                            "TradeOps: batches of 10k, paused >= 50 ms and >= the batch", "b_plain_batch",
-                            "audit_log_plain", batches,
-                            size_of="audit_log_plain")
+    batched = bench.measure(
+        "Retention, plain table (a non-partitioned copy of audit_log)",
+        "TradeOps: batches of 10k, paused >= 50 ms and >= the batch",
+        "b_plain_batch",
+        "audit_log_plain",
+        batches,
+        size_of="audit_log_plain",
+    )
 
-    plain_reindex = bench.measure("Reindex trades (4 indexes)", "seeds: REINDEX TABLE trades", "b_rx_naive", "trades",
-                                  lambda target: _autocommit(target, "REINDEX TABLE trades") and {})
+    plain_reindex = bench.measure(
+        "Reindex trades (4 indexes)",
+        "seeds: REINDEX TABLE trades",
+        "b_rx_naive",
+        "trades",
+        lambda target: _autocommit(target, "REINDEX TABLE trades") and {},
+    )
 
     def concurrently(target: str) -> dict:
         with connect(target, settings, application_name="bench") as conn:
             report = upkeep.reindex_bloated(conn, "trades", settings)
-        return {"indexes rebuilt": f"{len(report['reindexed'])} of {len(report['indexes'])} (the rest under "
-                                   f"the bloat threshold)"}
+        return {
+            "indexes rebuilt": f"{len(report['reindexed'])} of {len(report['indexes'])} (the rest under "
+            f"the bloat threshold)"
+        }
 
-    concurrent = bench.measure("Reindex trades (4 indexes)", "TradeOps: REINDEX INDEX CONCURRENTLY each", "b_rx_conc",
-                               "trades", concurrently)
+    concurrent = bench.measure(
+        "Reindex trades (4 indexes)", "TradeOps: REINDEX INDEX CONCURRENTLY each", "b_rx_conc", "trades", concurrently
+    )
     backups = compare_backups(bench)
 
     print("\nTargets")
-    check("partition retention writes >= 100x less WAL than the DELETE",
-          naive_partitioned["wal"] >= 100 * max(drop["wal"], 1),
-          f"{naive_partitioned['wal'] / 2**20:.0f} MB vs {drop['wal'] / 2**20:.1f} MB")
-    check("partition retention returns the space at once", drop["size"] < naive_partitioned["size"] * 0.7,
-          f"{drop['size'] / 2**30:.2f} GB vs {naive_partitioned['size'] / 2**30:.2f} GB after the DELETE")
-    check("batched retention: every transaction under 1 s", batched["slowest_batch"] < 1.0,
-          f"longest {batched['slowest_batch']:.3f} s (the DELETE: one of {naive_plain['wall']:.1f} s)")
-    check("batched retention: writer p99 under 2x its idle baseline",
-          p99(batched["during"]) < 2 * max(p99(batched["baseline"]), 1e-3),
-          f"{p99(batched['during']) * 1000:.1f} ms vs baseline {p99(batched['baseline']) * 1000:.1f} ms")
-    check("concurrent reindex: writer p99 under 100 ms", p99(concurrent["during"]) < 0.1,
-          f"{p99(concurrent['during']) * 1000:.1f} ms (plain REINDEX: {p99(plain_reindex['during']) * 1000:.0f} ms)")
+    check(
+        "partition retention writes >= 100x less WAL than the DELETE",
+        naive_partitioned["wal"] >= 100 * max(drop["wal"], 1),
+        f"{naive_partitioned['wal'] / 2**20:.0f} MB vs {drop['wal'] / 2**20:.1f} MB",
+    )
+    check(
+        "partition retention returns the space at once",
+        drop["size"] < naive_partitioned["size"] * 0.7,
+        f"{drop['size'] / 2**30:.2f} GB vs {naive_partitioned['size'] / 2**30:.2f} GB after the DELETE",
+    )
+    check(
+        "batched retention: every transaction under 1 s",
+        batched["slowest_batch"] < 1.0,
+        f"longest {batched['slowest_batch']:.3f} s (the DELETE: one of {naive_plain['wall']:.1f} s)",
+    )
+    check(
+        "batched retention: writer p99 under 2x its idle baseline",
+        p99(batched["during"]) < 2 * max(p99(batched["baseline"]), 1e-3),
+        f"{p99(batched['during']) * 1000:.1f} ms vs baseline {p99(batched['baseline']) * 1000:.1f} ms",
+    )
+    check(
+        "concurrent reindex: writer p99 under 100 ms",
+        p99(concurrent["during"]) < 0.1,
+        f"{p99(concurrent['during']) * 1000:.1f} ms (plain REINDEX: {p99(plain_reindex['during']) * 1000:.0f} ms)",
+    )
     print("\n" + backups)
 
 
@@ -293,13 +354,26 @@ def compare_backups(bench: Bench) -> str:
             dump_s = time.monotonic() - started
             restore_dsn = bench.copy_empty("b_restore_plain")
             started = time.monotonic()
-            subprocess.run([str(Path(backup.pg_tool("pg_dump", major)).with_name("psql")), "--quiet", "-X",
-                            "-v", "ON_ERROR_STOP=1", "-f", str(plain)], env=backup.libpq_env(restore_dsn),
-                           check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [
+                    str(Path(backup.pg_tool("pg_dump", major)).with_name("psql")),
+                    "--quiet",
+                    "-X",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-f",
+                    str(plain),
+                ],
+                env=backup.libpq_env(restore_dsn),
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
             restore_s = time.monotonic() - started
             bench.drop("b_restore_plain")
-            lines.append(f"  seeds: plain SQL dump   dump {dump_s:6.1f} s  size {plain.stat().st_size / 2**20:7.0f} MB"
-                         f"  restore (psql, serial) {restore_s:6.1f} s  total {dump_s + restore_s:6.1f} s")
+            lines.append(
+                f"  seeds: plain SQL dump   dump {dump_s:6.1f} s  size {plain.stat().st_size / 2**20:7.0f} MB"
+                f"  restore (psql, serial) {restore_s:6.1f} s  total {dump_s + restore_s:6.1f} s"
+            )
 
             settings = Backup(directory=folder, format="directory", jobs=2, compression=1, keep=1)
             os.environ["TRADEOPS_BACKUP_DIR"] = folder
@@ -308,10 +382,12 @@ def compare_backups(bench: Bench) -> str:
             checked = backup.restore(partial, restore_dsn, 2)
             bench.drop("b_restore_dir")
             total = manifest["seconds"] + checked["restore_seconds"]
-            lines.append(f"  TradeOps: -Fd -j2 -Z1   dump {manifest['seconds']:6.1f} s  size "
-                         f"{manifest['bytes'] / 2**20:7.0f} MB  restore (pg_restore -j2) "
-                         f"{checked['restore_seconds']:6.1f} s  total {total:6.1f} s  "
-                         f"(row counts compared: {checked['rows']:,} rows match)")
+            lines.append(
+                f"  TradeOps: -Fd -j2 -Z1   dump {manifest['seconds']:6.1f} s  size "
+                f"{manifest['bytes'] / 2**20:7.0f} MB  restore (pg_restore -j2) "
+                f"{checked['restore_seconds']:6.1f} s  total {total:6.1f} s  "
+                f"(row counts compared: {checked['rows']:,} rows match)"
+            )
     finally:
         bench.drop("b_backup_src")
     return "\n".join(lines)

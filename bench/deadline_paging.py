@@ -33,9 +33,12 @@ def main() -> int:
     from devstack.stack import DEMO_CONFIG, LocalStack
     from tradeops.incidents.policy import EscalationPolicy
 
-    stack = LocalStack(REPO / ".run" / "bench-deadline", auto_ports=True,
-                       config_path=DEMO_CONFIG,
-                       extra_dag_files=[REPO / "bench" / "dags" / "bench_deadline_paging.py"])
+    stack = LocalStack(
+        REPO / ".run" / "bench-deadline",
+        auto_ports=True,
+        config_path=DEMO_CONFIG,
+        extra_dag_files=[REPO / "bench" / "dags" / "bench_deadline_paging.py"],
+    )
     with stack:
         drill = Drill(stack)
         drill.start_engine()
@@ -46,9 +49,14 @@ def main() -> int:
         for index in range(args.runs):
             run_id, due = drill.trigger(DAG_ID)
             page = drill.wait_for_page(run_id, due, 120, dag_id=DAG_ID)
-            stock = drill.wait_until("stock notifier message", lambda: next(
-                (m for m in slack.slack_messages("#trading-ops")
-                 if DAG_ID in m["text"] and posted_at(m) >= due), None), 120)
+            stock = drill.wait_until(
+                "stock notifier message",
+                lambda: next(
+                    (m for m in slack.slack_messages("#trading-ops") if DAG_ID in m["text"] and posted_at(m) >= due),
+                    None,
+                ),
+                120,
+            )
             incident_id = page.incident_id
             incident, _ = client.incident(incident_id)
             anchor = parse(incident["escalation_anchor"])
@@ -58,11 +66,19 @@ def main() -> int:
                 wanted = anchor + policy.offset(incident["severity"], level, 0)
                 errors.append((posted_at(message) - wanted).total_seconds())
             slack.click(page.message, "incident_resolve", user="bench")
-            rows.append({"tradeops": page.latency_s,
-                         "stock": (posted_at(stock) - due).total_seconds(), "l2": errors[0], "l3": errors[1]})
-            print(f"run {index + 1:>2}: deadline {due:%H:%M:%S.%f}"[:-3] + f"  TradeOps L1 +{rows[-1]['tradeops']:.2f}s"
-                  f"  stock webhook +{rows[-1]['stock']:.2f}s  L2 error {errors[0]:+.2f}s  L3 error {errors[1]:+.2f}s",
-                  flush=True)
+            rows.append(
+                {
+                    "tradeops": page.latency_s,
+                    "stock": (posted_at(stock) - due).total_seconds(),
+                    "l2": errors[0],
+                    "l3": errors[1],
+                }
+            )
+            print(
+                f"run {index + 1:>2}: deadline {due:%H:%M:%S.%f}"[:-3] + f"  TradeOps L1 +{rows[-1]['tradeops']:.2f}s"
+                f"  stock webhook +{rows[-1]['stock']:.2f}s  L2 error {errors[0]:+.2f}s  L3 error {errors[1]:+.2f}s",
+                flush=True,
+            )
             client.wait_for_run(DAG_ID, run_id, timeout=120)
             # Stock messages are told apart by time only: let this run's land before the next deadline.
             time.sleep(1)

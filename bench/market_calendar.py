@@ -65,8 +65,8 @@ def main() -> int:
         construct = [run(CONSTRUCT, env) for _ in range(args.runs)]
 
     import pendulum
-
     from airflow.timetables.base import TimeRestriction
+
     from tradeops.calendar.sessions import _table
     from tradeops.calendar.timetable import ExchangeSessionTimetable
 
@@ -82,19 +82,27 @@ def main() -> int:
     samples.sort()
     builds = _table.cache_info().misses - builds_before
 
-    print("ExchangeSessionTimetable / market calendar (XNYS, 2015 through five years ahead, "
-          f"{cold[0]['sessions']} sessions)\n")
+    print(
+        "ExchangeSessionTimetable / market calendar (XNYS, 2015 through five years ahead, "
+        f"{cold[0]['sessions']} sessions)\n"
+    )
     print(f"{'measure':<58} {'value':>14}")
     print(f"{'first use, built from exchange_calendars (cold cache)':<58} {cold[0]['seconds'] * 1000:>11.0f} ms")
-    print(f"{'first use, read from the JSON cache (median)':<58} "
-          f"{statistics.median(w['seconds'] for w in warm) * 1000:>11.1f} ms")
+    print(
+        f"{'first use, read from the JSON cache (median)':<58} "
+        f"{statistics.median(w['seconds'] for w in warm) * 1000:>11.1f} ms"
+    )
     print(f"{'next_dagrun_info, warm: median':<58} {samples[len(samples) // 2] / 1000:>11.1f} µs")
     print(f"{'next_dagrun_info, warm: p99':<58} {samples[int(len(samples) * 0.99)] / 1000:>11.1f} µs")
     print(f"{'calendar builds during ' + str(args.calls) + ' calls':<58} {builds:>14}")
-    print(f"{'parse cost: import + construct timetable and deadline (median)':<58} "
-          f"{statistics.median(c['seconds'] for c in construct) * 1000:>11.1f} ms")
-    print(f"{'exchange_calendars / pandas imported at parse time':<58} "
-          f"{str(construct[0]['exchange_calendars_loaded']) + ' / ' + str(construct[0]['pandas_loaded']):>14}")
+    print(
+        f"{'parse cost: import + construct timetable and deadline (median)':<58} "
+        f"{statistics.median(c['seconds'] for c in construct) * 1000:>11.1f} ms"
+    )
+    print(
+        f"{'exchange_calendars / pandas imported at parse time':<58} "
+        f"{str(construct[0]['exchange_calendars_loaded']) + ' / ' + str(construct[0]['pandas_loaded']):>14}"
+    )
     return 0 if builds == 0 else 1
 
 

@@ -36,8 +36,13 @@ def measure(path: Path, runs: int) -> tuple[list[float], list[float]]:
     env = {**os.environ, "PYTHONPATH": str(REPO / "plugins"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
     sdk, dag = [], []
     for _ in range(runs):
-        out = subprocess.run([sys.executable, "-c", PROBE, str(path)], capture_output=True, text=True, env=env,
-                             check=True).stdout.strip().splitlines()[-1]
+        out = (
+            subprocess.run(
+                [sys.executable, "-c", PROBE, str(path)], capture_output=True, text=True, env=env, check=True
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         sample = json.loads(out)
         sdk.append(sample["sdk"])
         dag.append(sample["dag"])
@@ -54,8 +59,10 @@ def main() -> int:
         sdk, dag = measure(path, args.runs)
         fixed += sdk
         rows.append((path.name, statistics.median(dag), max(dag)))
-    print(f"Fixed cost of `import airflow.sdk`: median {statistics.median(fixed):.3f} s "
-          f"(min {min(fixed):.3f}, max {max(fixed):.3f}; {len(fixed)} fresh interpreters)\n")
+    print(
+        f"Fixed cost of `import airflow.sdk`: median {statistics.median(fixed):.3f} s "
+        f"(min {min(fixed):.3f}, max {max(fixed):.3f}; {len(fixed)} fresh interpreters)\n"
+    )
     print(f"{'DAG file':<36} {'median':>8} {'max':>8}   target < {TARGET_S} s beyond the fixed cost")
     ok = True
     for name, median, worst in rows:

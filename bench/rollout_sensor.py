@@ -36,8 +36,11 @@ def main() -> int:
     from devstack.stack import LocalStack
     from tradeops.kubernetes.rollout import rollout_state
 
-    stack = LocalStack(REPO / ".run" / "bench-rollout", auto_ports=True,
-                       extra_dag_files=[REPO / "bench" / "dags" / "bench_rollout_sensors.py"])
+    stack = LocalStack(
+        REPO / ".run" / "bench-rollout",
+        auto_ports=True,
+        extra_dag_files=[REPO / "bench" / "dags" / "bench_rollout_sensors.py"],
+    )
     with stack:
         from kubernetes import client as k8s
         from kubernetes import config as k8s_config
@@ -46,8 +49,9 @@ def main() -> int:
         apps = k8s.AppsV1Api(api_client)
 
         def deployment() -> dict:
-            return json.loads(apps.read_namespaced_deployment("tactical-marl", "grandmodel",
-                                                              _preload_content=False).data)
+            return json.loads(
+                apps.read_namespaced_deployment("tactical-marl", "grandmodel", _preload_content=False).data
+            )
 
         apps.patch_namespaced_deployment("tactical-marl", "grandmodel", {"spec": {"replicas": 3}})
         while not rollout_state(deployment()).done:
@@ -58,10 +62,23 @@ def main() -> int:
         rows = []
         for index in range(args.rollouts):
             # The rollout starts first, so both sensors begin while it is in progress.
-            apps.patch_namespaced_deployment("tactical-marl", "grandmodel", {"spec": {"template": {"spec": {
-                "containers": [{"name": "tactical-marl", "image": f"{REGISTRY}/tactical-marl:1.9.{index}"}]}}}})
+            apps.patch_namespaced_deployment(
+                "tactical-marl",
+                "grandmodel",
+                {
+                    "spec": {
+                        "template": {
+                            "spec": {
+                                "containers": [
+                                    {"name": "tactical-marl", "image": f"{REGISTRY}/tactical-marl:1.9.{index}"}
+                                ]
+                            }
+                        }
+                    }
+                },
+            )
             run_id = stack.client.trigger("bench_rollout_sensors")
-            running = {task: 0.0 for task in TASKS}
+            running = dict.fromkeys(TASKS, 0.0)
             ended: dict[str, datetime] = {}
 
             def watch_tasks():
@@ -88,14 +105,19 @@ def main() -> int:
             watcher.join(timeout=120)
             row = {task: ((ended[task] - done_at).total_seconds(), running[task]) for task in TASKS}
             rows.append(row)
-            print(f"rollout {index + 1}: " + ", ".join(f"{t} detected after {d:+.2f}s, worker {w:.1f}s"
-                                                       for t, (d, w) in row.items()), flush=True)
+            print(
+                f"rollout {index + 1}: "
+                + ", ".join(f"{t} detected after {d:+.2f}s, worker {w:.1f}s" for t, (d, w) in row.items()),
+                flush=True,
+            )
     print(f"\nRolloutStatusSensor, {args.rollouts} rollouts of 3 pods ({args.pod_ready:g} s each), medians\n")
     print(f"{'sensor':<34} {'detection delay':>16} {'max':>8} {'worker-slot s':>14}")
     for task, label in (("deferrable", "deferrable (TradeOps)"), ("poke_30s", "poke mode, 30 s interval")):
         delays = [row[task][0] for row in rows]
         slots = [row[task][1] for row in rows]
-        print(f"{label:<34} {statistics.median(delays):>15.2f}s {max(delays):>7.2f}s {statistics.median(slots):>13.1f}s")
+        print(
+            f"{label:<34} {statistics.median(delays):>15.2f}s {max(delays):>7.2f}s {statistics.median(slots):>13.1f}s"
+        )
     deferrable = statistics.median(row["deferrable"][0] for row in rows)
     print(f"\ntarget: deferrable detection under 2 s (median): {'met' if deferrable < 2 else 'MISSED'}")
     return 0 if deferrable < 2 else 1

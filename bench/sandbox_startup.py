@@ -30,8 +30,13 @@ def start_once(cache: Path) -> dict:
     shutil.rmtree(state, ignore_errors=True)
     env = {**os.environ, "PYTHONPATH": f"{REPO / 'plugins'}:{REPO}", "TRADEOPS_CACHE_DIR": str(cache)}
     started = time.monotonic()
-    process = subprocess.Popen([sys.executable, "-m", "sandbox", "--state-dir", str(state), "up", "--auto-ports"],
-                               cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "--state-dir", str(state), "up", "--auto-ports"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     settings_path = state / "settings.json"
     while not settings_path.exists():
         if process.poll() is not None:
@@ -41,8 +46,12 @@ def start_once(cache: Path) -> dict:
     settings = json.loads(settings_path.read_text())
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=30)
-    return {"total": total, "datastores": settings["datastores_ready_s"],
-            "kubernetes": settings["kubernetes"]["ready_s"], "seeded": settings["postgres"]["seeded_rows"]["seconds"]}
+    return {
+        "total": total,
+        "datastores": settings["datastores_ready_s"],
+        "kubernetes": settings["kubernetes"]["ready_s"],
+        "seeded": settings["postgres"]["seeded_rows"]["seconds"],
+    }
 
 
 def main() -> int:

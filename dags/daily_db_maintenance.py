@@ -41,22 +41,34 @@ from tradeops.database.checks import BlockedSessions, DatabaseConnections, LongQ
 from tradeops.database.operators import RetentionOperator, SizeReportOperator, TableUpkeepOperator
 from tradeops.incidents.operators import ReportCheckIncidentsOperator
 
-HEALTH_QUERIES = {"db_long_queries": LongQueries(), "db_blocked_sessions": BlockedSessions(),
-                  "db_connections": DatabaseConnections(), "db_wraparound": Wraparound()}
+HEALTH_QUERIES = {
+    "db_long_queries": LongQueries(),
+    "db_blocked_sessions": BlockedSessions(),
+    "db_connections": DatabaseConnections(),
+    "db_wraparound": Wraparound(),
+}
 tables = load_config().database.tables
 
-with scheduled_dag("daily_db_maintenance", owner="dba", retries=2, retry_delay=timedelta(minutes=2), verdict=True,
-                   description="Retention, reindex and vacuum where needed, size report and health queries, safe on a "
-                               "live database",
-                   dagrun_timeout=timedelta(hours=3), tags=["database"], doc_md=__doc__):
+with scheduled_dag(
+    "daily_db_maintenance",
+    owner="dba",
+    retries=2,
+    retry_delay=timedelta(minutes=2),
+    verdict=True,
+    description="Retention, reindex and vacuum where needed, size report and health queries, safe on a live database",
+    dagrun_timeout=timedelta(hours=3),
+    tags=["database"],
+    doc_md=__doc__,
+):
     with TaskGroup("retention"):
         retention = [RetentionOperator(task_id=t.name, table=t.name) for t in tables if t.retention_days]
     with TaskGroup("upkeep"):
         vacuums = []
         for table in (t for t in tables if t.heavy):
             # After retention (vacuum then sees its dead tuples), whether or not every table's retention worked.
-            analyze = TableUpkeepOperator(task_id=f"analyze_{table.name}", table=table.name, step="analyze",
-                                          trigger_rule="all_done")
+            analyze = TableUpkeepOperator(
+                task_id=f"analyze_{table.name}", table=table.name, step="analyze", trigger_rule="all_done"
+            )
             reindex = TableUpkeepOperator(task_id=f"reindex_{table.name}", table=table.name, step="reindex")
             vacuum = TableUpkeepOperator(task_id=f"vacuum_{table.name}", table=table.name, step="vacuum")
             retention >> analyze >> reindex >> vacuum

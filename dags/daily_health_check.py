@@ -15,9 +15,9 @@ One task per check, each retried on its own, each red in the Airflow grid when i
 | `database_connections` | `pg_stat_activity` vs `max_connections` | usage over the fail threshold (warns at 80 %) |
 | `redis` | `PING`, `INFO` | Redis unreachable (warns on memory pressure) |
 | `memory` | component memory vs limits | any component over the fail threshold (warns at 70 %) |
-| `performance` | `/v1/performance/metrics?timeframe=1d` | availability under 99.9 % (warns on p95, error rate) |
+| `performance` | `/v1/performance/metrics?timeframe=1d` | availability < 99.9 % (warns on p95, error rate) |
 | `active_alerts` | Alertmanager `/api/v2/alerts` | a critical alert firing (warns on warning alerts) |
-| `account_balance` | `/v1/account/balance`, `/v1/account/margin` | balance outside the configured range, margin too low |
+| `account_balance` | `/v1/account/balance`, `/v1/account/margin` | balance out of range, margin too low |
 
 `report_incidents` always runs: each failed check opens (or adds an occurrence to) its own incident, at the
 severity `incidents.check_severity` gives it, and the incident of a check that passes again is resolved.
@@ -40,12 +40,27 @@ from tradeops.database.checks import DatabaseConnections
 from tradeops.incidents.operators import ReportCheckIncidentsOperator
 from tradeops.platform import checks as platform
 
-CHECKS = (platform.SystemStatus(), platform.Agents(), platform.DataFeeds(), DatabaseConnections(), platform.Redis(),
-          platform.Memory(), platform.Performance(), platform.ActiveAlerts(), platform.AccountBalance())
+CHECKS = (
+    platform.SystemStatus(),
+    platform.Agents(),
+    platform.DataFeeds(),
+    DatabaseConnections(),
+    platform.Redis(),
+    platform.Memory(),
+    platform.Performance(),
+    platform.ActiveAlerts(),
+    platform.AccountBalance(),
+)
 
-with scheduled_dag("daily_health_check", owner="trading-ops", retries=2, dagrun_timeout=timedelta(minutes=30),
-                   description="Platform, data, infrastructure and account checks before the open, summarised in Slack",
-                   tags=["health"], doc_md=__doc__):
+with scheduled_dag(
+    "daily_health_check",
+    owner="trading-ops",
+    retries=2,
+    dagrun_timeout=timedelta(minutes=30),
+    description="Platform, data, infrastructure and account checks before the open, summarised in Slack",
+    tags=["health"],
+    doc_md=__doc__,
+):
     task_ids = [check.name for check in CHECKS]
     checks = [CheckOperator(task_id=check.name, check=check) for check in CHECKS]
     report = ReportCheckIncidentsOperator(task_id="report_incidents", check_task_ids=task_ids)

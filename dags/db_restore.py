@@ -23,15 +23,26 @@ with manual_dag(
     owner="dba",
     description="Restore a verified backup into a new database and compare row counts (dry run by default)",
     params={
-        "backup_id": Param("latest", type="string", pattern=r"^(latest|[a-z0-9_]+-[0-9]{8}T[0-9]{6}Z)$",
-                           description="a backup id (folder name) or 'latest'"),
-        "target_database": Param(type="string", pattern=r"^[a-z_][a-z0-9_]{0,62}$",
-                                 description="a NEW database to restore into (never the live one)"),
+        "backup_id": Param(
+            "latest",
+            type="string",
+            pattern=r"^(latest|[a-z0-9_]+-[0-9]{8}T[0-9]{6}Z)$",
+            description="a backup id (folder name) or 'latest'",
+        ),
+        "target_database": Param(
+            type="string",
+            pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+            description="a NEW database to restore into (never the live one)",
+        ),
         "dry_run": Param(True, type="boolean", description="verify and describe only"),
     },
     render_template_as_native_obj=True,  # the form's dry_run reaches the operator as a boolean
     tags=["database"],
     doc_md=__doc__,
 ):
-    RestoreBackupOperator(task_id="restore", backup_id="{{ params.backup_id }}",
-                          target_database="{{ params.target_database }}", dry_run="{{ params.dry_run }}")
+    RestoreBackupOperator(
+        task_id="restore",
+        backup_id="{{ params.backup_id }}",
+        target_database="{{ params.target_database }}",
+        dry_run="{{ params.dry_run }}",
+    )

@@ -18,7 +18,12 @@ from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor
 
 from tradeops.dagkit import RunDeadline, manual_dag
 
-with manual_dag("escalation_drill", owner="trading-ops", description="Pages the on-call chain on purpose, to prove it works",
-                deadlines=[RunDeadline("drill", after=timedelta(seconds=20), severity="P2")], tags=["incidents"],
-                doc_md=__doc__):
+with manual_dag(
+    "escalation_drill",
+    owner="trading-ops",
+    description="Pages the on-call chain on purpose, to prove it works",
+    deadlines=[RunDeadline("drill", after=timedelta(seconds=20), severity="P2")],
+    tags=["incidents"],
+    doc_md=__doc__,
+):
     TimeDeltaSensor(task_id="stay_busy_past_the_deadline", delta=timedelta(seconds=40), deferrable=True)

@@ -23,8 +23,15 @@ from airflow.sdk import CronTriggerTimetable
 from tradeops.dagkit import scheduled_dag
 from tradeops.incidents.operators import EscalationEngineOperator
 
-with scheduled_dag("incident_escalation_engine", owner="trading-ops", retries=3, retry_delay=timedelta(seconds=10),
-                   description="Escalates unacknowledged incidents level by level, without holding a worker",
-                   schedule=CronTriggerTimetable("*/30 * * * *", timezone="UTC", run_immediately=True),
-                   max_active_runs=2, tags=["incidents"], doc_md=__doc__):
+with scheduled_dag(
+    "incident_escalation_engine",
+    owner="trading-ops",
+    retries=3,
+    retry_delay=timedelta(seconds=10),
+    description="Escalates unacknowledged incidents level by level, without holding a worker",
+    schedule=CronTriggerTimetable("*/30 * * * *", timezone="UTC", run_immediately=True),
+    max_active_runs=2,
+    tags=["incidents"],
+    doc_md=__doc__,
+):
     EscalationEngineOperator(task_id="escalate", window=timedelta(minutes=31))

@@ -54,15 +54,17 @@ with scheduled_dag(
     dagrun_timeout=weekly.window + timedelta(minutes=30),
     render_template_as_native_obj=True,  # the form's break_glass reaches the gate as a boolean
     params={
-        "break_glass": Param(False, type="boolean",
-                             description="start outside the window or while the market is open (needs a reason)"),
+        "break_glass": Param(
+            False, type="boolean", description="start outside the window or while the market is open (needs a reason)"
+        ),
         "reason": Param("", type="string", maxLength=500, description="why the glass was broken (logged)"),
     },
     tags=["maintenance", "database", "kubernetes"],
     doc_md=__doc__,
 ):
-    gate = EnterMaintenanceWindowOperator(task_id="enter_window", break_glass="{{ params.break_glass }}",
-                                          reason="{{ params.reason }}")
+    gate = EnterMaintenanceWindowOperator(
+        task_id="enter_window", break_glass="{{ params.break_glass }}", reason="{{ params.reason }}"
+    )
     with window_group("maintenance_window"):
         with TaskGroup("pre_check") as pre_check:
             CheckOperator(task_id="system_status", check=SystemStatus())
@@ -72,23 +74,34 @@ with scheduled_dag(
         wait_images = RolloutStatusSensor(task_id="wait_images", names=deployments, timeout=900)
         with TaskGroup("db_maintenance") as db_maintenance:
             for table in (t for t in config.database.tables if not t.partitioning):
-                (TableUpkeepOperator(task_id=f"reindex_{table.name}", table=table.name, step="reindex")
-                 >> TableUpkeepOperator(task_id=f"vacuum_{table.name}", table=table.name, step="vacuum"))
+                (
+                    TableUpkeepOperator(task_id=f"reindex_{table.name}", table=table.name, step="reindex")
+                    >> TableUpkeepOperator(task_id=f"vacuum_{table.name}", table=table.name, step="vacuum")
+                )
         log_cleanup = PlatformMaintenanceOperator(
-            task_id="log_cleanup", path="/v1/maintenance/logs/cleanup",
-            payload={"older_than_days": weekly.log_retention_days, "dry_run": False})
-        certificates = CheckOperator(task_id="certificate_check", retries=0,  # a retry finds the same certificates
-                                     check=CertificateExpiry(min_days=weekly.certificate_min_days))
-        scan = PlatformMaintenanceOperator(task_id="security_scan", path="/v1/security/scan",
-                                           payload={"images": list(images.values()), "fail_on": ["critical"]})
+            task_id="log_cleanup",
+            path="/v1/maintenance/logs/cleanup",
+            payload={"older_than_days": weekly.log_retention_days, "dry_run": False},
+        )
+        certificates = CheckOperator(
+            task_id="certificate_check",
+            retries=0,  # a retry finds the same certificates
+            check=CertificateExpiry(min_days=weekly.certificate_min_days),
+        )
+        scan = PlatformMaintenanceOperator(
+            task_id="security_scan",
+            path="/v1/security/scan",
+            payload={"images": list(images.values()), "fail_on": ["critical"]},
+        )
         restart = RolloutRestartOperator(task_id="restart", deployments=deployments)
         wait_restart = RolloutStatusSensor(task_id="wait_restart", names=deployments, timeout=900)
-    with TaskGroup("post_check", default_args={"trigger_rule": "all_done"}) as post_check:
-        CheckOperator(task_id="system_status", check=SystemStatus())
-        CheckOperator(task_id="agents", check=Agents())
+    with TaskGroup("post_check") as post_check:  # runs whatever happened before
+        CheckOperator(task_id="system_status", check=SystemStatus(), trigger_rule="all_done")
+        CheckOperator(task_id="agents", check=Agents(), trigger_rule="all_done")
     report = ReportCheckIncidentsOperator(
         task_id="report_incidents",
-        check_task_ids=["backup", "certificate_check", "post_check.system_status", "post_check.agents"])
+        check_task_ids=["backup", "certificate_check", "post_check.system_status", "post_check.agents"],
+    )
 
     gate >> pre_check >> backup >> update_images >> wait_images >> db_maintenance
     db_maintenance >> [log_cleanup, certificates, scan, restart]

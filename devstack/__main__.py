@@ -1,9 +1,9 @@
 """``python -m devstack demo|up``: the sandbox plus real Airflow on this machine.
 
-    demo   start everything, trigger every DAG, run the escalation drill, print a summary, stop; exit 0 when
-           everything went as planned (config: tradeops.demo.yaml, escalation in seconds)
-    up     start everything and keep it running (Airflow UI on http://127.0.0.1:8080) until Ctrl-C
-           (config: tradeops.yaml, or --config)
+demo   start everything, trigger every DAG, run the escalation drill, print a summary, stop; exit 0 when
+       everything went as planned (config: tradeops.demo.yaml, escalation in seconds)
+up     start everything and keep it running (Airflow UI on http://127.0.0.1:8080) until Ctrl-C
+       (config: tradeops.yaml, or --config)
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ def _stop_on_sigterm() -> None:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=["demo", "up"])
     parser.add_argument("--run-dir", type=Path, default=RUN_DIR)
     parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="audit_log rows in the sandbox database")
@@ -49,8 +50,11 @@ def main(argv: list[str]) -> int:
                 print(summary(stack, outcomes, drill))
                 print()
                 ok = all(o.as_expected for o in outcomes) and drill.as_expected
-                print("Demo OK: every run ended as planned." if ok else "Demo FAILED: see the runs above and "
-                      f"the logs in {stack.run_dir / 'airflow' / 'logs'}.")
+                print(
+                    "Demo OK: every run ended as planned."
+                    if ok
+                    else f"Demo FAILED: see the runs above and the logs in {stack.run_dir / 'airflow' / 'logs'}."
+                )
                 return 0 if ok else 1
             print()
             print(describe(stack.settings))

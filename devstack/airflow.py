@@ -35,9 +35,17 @@ class Ports:
 
 
 class AirflowStack:
-    def __init__(self, home: Path, sandbox_settings: dict, config: TradeOpsConfig, config_path: Path,
-                 ports: Ports = Ports(), parallelism: int = 4, extra_env: dict[str, str] | None = None,
-                 dags_folder: Path = REPO / "dags"):
+    def __init__(
+        self,
+        home: Path,
+        sandbox_settings: dict,
+        config: TradeOpsConfig,
+        config_path: Path,
+        ports: Ports = Ports(),
+        parallelism: int = 4,
+        extra_env: dict[str, str] | None = None,
+        dags_folder: Path = REPO / "dags",
+    ):
         self.home = home.resolve()
         self.sandbox = sandbox_settings
         self.config = config
@@ -103,8 +111,9 @@ class AirflowStack:
         return str(Path(sys.executable).with_name("airflow"))
 
     def migrate(self) -> None:
-        result = subprocess.run([self._airflow(), "db", "migrate"], env=self.env(), capture_output=True, text=True,
-                                cwd=self.home)
+        result = subprocess.run(
+            [self._airflow(), "db", "migrate"], env=self.env(), capture_output=True, text=True, cwd=self.home
+        )
         if result.returncode != 0:
             raise RuntimeError(f"airflow db migrate failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
 
@@ -115,8 +124,13 @@ class AirflowStack:
             # scheduler's and triggerer's log-serving processes (~150 MB) are not needed.
             flags = ["--skip-serve-logs"] if component in ("scheduler", "triggerer") else []
             self.children.append(
-                Child(component, [self._airflow(), component, *flags], env,
-                      self.home / "logs" / f"{component}.log", cwd=self.home)
+                Child(
+                    component,
+                    [self._airflow(), component, *flags],
+                    env,
+                    self.home / "logs" / f"{component}.log",
+                    cwd=self.home,
+                )
             )
 
     def kill(self, components: tuple[str, ...]) -> None:
@@ -139,12 +153,14 @@ class AirflowStack:
         while time.monotonic() < deadline:
             for child in self.children:
                 if not child.alive():
-                    raise RuntimeError(f"airflow {child.name} exited with code {child.process.returncode}:\n"
-                                       f"{child.tail()}")
+                    raise RuntimeError(
+                        f"airflow {child.name} exited with code {child.process.returncode}:\n{child.tail()}"
+                    )
             health = client.health()
             if health is not None:
-                unhealthy = [name for name, part in health.items()
-                             if isinstance(part, dict) and part.get("status") != "healthy"]
+                unhealthy = [
+                    name for name, part in health.items() if isinstance(part, dict) and part.get("status") != "healthy"
+                ]
                 if not unhealthy:
                     client.login()
                     return client

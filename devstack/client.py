@@ -66,14 +66,20 @@ class AirflowClient:
         return self._call("GET", f"/dags/{quote(dag_id)}/dagRuns/{quote(run_id)}/taskInstances/{quote(task_id)}")
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value"):
-        entry = self._call("GET", f"/dags/{quote(dag_id)}/dagRuns/{quote(run_id)}/taskInstances/{quote(task_id)}"
-                                  f"/xcomEntries/{quote(key)}", params={"deserialize": "true"})
+        entry = self._call(
+            "GET",
+            f"/dags/{quote(dag_id)}/dagRuns/{quote(run_id)}/taskInstances/{quote(task_id)}/xcomEntries/{quote(key)}",
+            params={"deserialize": "true"},
+        )
         return entry["value"]
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
         """The task's log for one try, as text (structured lines joined)."""
-        body = self._call("GET", f"/dags/{quote(dag_id)}/dagRuns/{quote(run_id)}/taskInstances/{quote(task_id)}"
-                                 f"/logs/{try_number}", params={"full_content": "true"})
+        body = self._call(
+            "GET",
+            f"/dags/{quote(dag_id)}/dagRuns/{quote(run_id)}/taskInstances/{quote(task_id)}/logs/{try_number}",
+            params={"full_content": "true"},
+        )
         lines = []
         for entry in body.get("content") or []:
             if not isinstance(entry, dict):
@@ -86,8 +92,7 @@ class AirflowClient:
 
     def deadlines(self, dag_id: str, run_id: str) -> list[dict]:
         """The run's deadlines, as the UI lists them (a UI endpoint: Airflow has no public one yet)."""
-        response = self.session.get(f"{self.url}/ui/dags/{quote(dag_id)}/dagRuns/{quote(run_id)}/deadlines",
-                                    timeout=30)
+        response = self.session.get(f"{self.url}/ui/dags/{quote(dag_id)}/dagRuns/{quote(run_id)}/deadlines", timeout=30)
         response.raise_for_status()
         return response.json()["deadlines"]
 
@@ -147,14 +152,24 @@ class SandboxClient:
 
     def set_interactivity(self, request_url: str) -> None:
         """Where the sandbox's Slack app sends button clicks (Slack's "Interactivity request URL")."""
-        requests.put(f"{self.settings['slack']['url']}/_sandbox/interactivity", json={"request_url": request_url},
-                     timeout=10).raise_for_status()
+        requests.put(
+            f"{self.settings['slack']['url']}/_sandbox/interactivity", json={"request_url": request_url}, timeout=10
+        ).raise_for_status()
 
     def click(self, message: dict, action_id: str, user: str = "oncall", sign: bool = True) -> dict:
         """Click a button of a posted message, as ``user``; returns the receiving app's status and body.
         ``sign=False`` sends the request with a wrong signature."""
-        response = requests.post(f"{self.settings['slack']['url']}/_sandbox/click", timeout=60, json={
-            "channel": message["channel"], "ts": message["ts"], "action_id": action_id, "user": user, "sign": sign})
+        response = requests.post(
+            f"{self.settings['slack']['url']}/_sandbox/click",
+            timeout=60,
+            json={
+                "channel": message["channel"],
+                "ts": message["ts"],
+                "action_id": action_id,
+                "user": user,
+                "sign": sign,
+            },
+        )
         response.raise_for_status()
         return response.json()
 
@@ -162,11 +177,13 @@ class SandboxClient:
         return self.settings[service].get("ca_file") or True  # the Kubernetes API serves HTTPS with its own CA
 
     def set_faults(self, service: str, **faults) -> dict:
-        response = requests.put(f"{self.settings[service]['url']}/_sandbox/faults", json=faults, timeout=10,
-                                verify=self._verify(service))
+        response = requests.put(
+            f"{self.settings[service]['url']}/_sandbox/faults", json=faults, timeout=10, verify=self._verify(service)
+        )
         response.raise_for_status()
         return response.json()
 
     def clear_faults(self, service: str) -> None:
-        requests.delete(f"{self.settings[service]['url']}/_sandbox/faults", timeout=10,
-                        verify=self._verify(service)).raise_for_status()
+        requests.delete(
+            f"{self.settings[service]['url']}/_sandbox/faults", timeout=10, verify=self._verify(service)
+        ).raise_for_status()

@@ -29,11 +29,15 @@ DEMO_PLAN: list[DemoRun] = [
     DemoRun("daily_db_maintenance"),
     # Outside its Sunday window: forced. The sandbox seeds TLS certificates that expire in 5 days and 3 days ago, so
     # the certificate check fails (and opens an incident) while every other step succeeds.
-    DemoRun("weekly_maintenance", {"break_glass": True, "reason": "make demo: run the Sunday window now"},
-            expect="failed"),
+    DemoRun(
+        "weekly_maintenance", {"break_glass": True, "reason": "make demo: run the Sunday window now"}, expect="failed"
+    ),
     # Restores the backup the weekly window just took into a new database and compares row counts.
-    DemoRun("db_restore", {"target_database": f"grandmodel_restored_{datetime.now(UTC):%Y%m%d_%H%M%S}",
-                           "dry_run": False}, after_previous=True),
+    DemoRun(
+        "db_restore",
+        {"target_database": f"grandmodel_restored_{datetime.now(UTC):%Y%m%d_%H%M%S}", "dry_run": False},
+        after_previous=True,
+    ),
 ]
 
 DRILL_DAGS = (ENGINE_DAG, DRILL_DAG, ACTION_DAG)  # run by the escalation drill, after the plan
@@ -86,8 +90,12 @@ class DrillOutcome:
     @property
     def as_expected(self) -> bool:
         kinds = [e["kind"] for e in self.timeline]
-        return (self.incident["status"] == "resolved" and "escalated" in kinds and "acknowledged" in kinds
-                and self.incident["acknowledged_by"].endswith("(Slack)"))
+        return (
+            self.incident["status"] == "resolved"
+            and "escalated" in kinds
+            and "acknowledged" in kinds
+            and self.incident["acknowledged_by"].endswith("(Slack)")
+        )
 
 
 def run_drill(stack: LocalStack) -> DrillOutcome:
@@ -97,11 +105,14 @@ def run_drill(stack: LocalStack) -> DrillOutcome:
     stack.log(f"  escalation engine deferred in the triggerer; triggering {DRILL_DAG}")
     run_id, due = drill.trigger()
     page = drill.wait_for_page(run_id, due, timeout=120)
-    lines = [f"  deadline of {run_id} due {due:%H:%M:%S}; L1 paged {page.latency_s:.1f}s later "
-             f"(incident #{page.incident_id}, {page.message['channel_name']})"]
+    lines = [
+        f"  deadline of {run_id} due {due:%H:%M:%S}; L1 paged {page.latency_s:.1f}s later "
+        f"(incident #{page.incident_id}, {page.message['channel_name']})"
+    ]
     l2 = drill.wait_for_level(page.incident_id, 2, "#ops-management", timeout=120)
-    lines.append(f"  L2 paged {(posted_at(l2) - posted_at(page.message)).total_seconds():.1f}s after L1: "
-                 f"{l2['text'][:90]}")
+    lines.append(
+        f"  L2 paged {(posted_at(l2) - posted_at(page.message)).total_seconds():.1f}s after L1: {l2['text'][:90]}"
+    )
     clicked = drill.acknowledge_in_slack(page, user="oncall-primary")
     lines.append(f"  'Acknowledge' clicked in Slack by @oncall-primary: HTTP {clicked['status']}")
     resolved = drill.resolve_in_airflow(page.incident_id, "demo", "drill complete")
@@ -112,8 +123,10 @@ def run_drill(stack: LocalStack) -> DrillOutcome:
     for event in timeline:
         level = f"L{event['level']}" if event["level"] else ""
         where = f" {event['slack_channel']}" if event["slack_channel"] else ""
-        lines.append(f"    +{(parse(event['at']) - opened).total_seconds():5.1f}s  {event['kind']:<14} {level:<3} "
-                     f"{event['actor']}{where}")
+        lines.append(
+            f"    +{(parse(event['at']) - opened).total_seconds():5.1f}s  {event['kind']:<14} {level:<3} "
+            f"{event['actor']}{where}"
+        )
     return DrillOutcome(incident, timeline, lines)
 
 
@@ -141,8 +154,7 @@ def summary(stack: LocalStack, outcomes: list[RunOutcome], drill: DrillOutcome |
     for dag_id in sorted({o.dag_id for o in outcomes}):
         dag = stack.client.dag(dag_id)
         next_run = dag.get("next_dagrun_run_after")
-        when = (parse(next_run).astimezone(NEW_YORK)
-                .strftime("%a %Y-%m-%d %H:%M %Z") if next_run else "-")
+        when = parse(next_run).astimezone(NEW_YORK).strftime("%a %Y-%m-%d %H:%M %Z") if next_run else "-"
         lines.append(f"  {dag_id:<28} {dag.get('timetable_summary') or '-':<36} next: {when}")
     if drill:
         mark = "ok" if drill.as_expected else "UNEXPECTED"
@@ -156,8 +168,7 @@ def summary(stack: LocalStack, outcomes: list[RunOutcome], drill: DrillOutcome |
     lines += ["", f"Reports written ({len(reports)}):"]
     lines += [f"  {_relative(p)}" for p in reports]
     rss, pss, count = stack.memory.peak_rss, stack.memory.peak_pss, stack.memory.peak_processes
-    lines += ["", f"Stack memory (Airflow + sandbox, {count} processes): peak RSS sum {_gb(rss)}, "
-                  f"peak PSS {_gb(pss)}"]
+    lines += ["", f"Stack memory (Airflow + sandbox, {count} processes): peak RSS sum {_gb(rss)}, peak PSS {_gb(pss)}"]
     return "\n".join(lines)
 
 

@@ -43,9 +43,14 @@ class Drill:
         self.client.set_paused(ENGINE_DAG, False)
 
         def deferred_run():
-            return next((run["dag_run_id"] for run in self.client.dag_runs(ENGINE_DAG)
-                         if self.client.task_instance(ENGINE_DAG, run["dag_run_id"], "escalate")["state"]
-                         == "deferred"), None)
+            return next(
+                (
+                    run["dag_run_id"]
+                    for run in self.client.dag_runs(ENGINE_DAG)
+                    if self.client.task_instance(ENGINE_DAG, run["dag_run_id"], "escalate")["state"] == "deferred"
+                ),
+                None,
+            )
 
         return self.wait_until("the escalation engine deferred", deferred_run, timeout)
 
@@ -67,6 +72,7 @@ class Drill:
 
     def wait_for_page(self, run_id: str, deadline: datetime, timeout: float = 60, dag_id: str = DRILL_DAG) -> Page:
         """The level-1 page (the incident's first message) for this run."""
+
         def find():
             for message in self.slack.slack_messages("#trading-alerts"):
                 if not message["thread_ts"] and dag_id in message["text"] and run_id in str(message["blocks"]):
@@ -80,8 +86,14 @@ class Drill:
 
     def wait_for_level(self, incident_id: int, level: int, channel: str, timeout: float = 60) -> dict:
         def find():
-            return next((m for m in self.messages(incident_id, channel)
-                         if m["text"].startswith(f":arrow_double_up: Escalated to L{level} ")), None)
+            return next(
+                (
+                    m
+                    for m in self.messages(incident_id, channel)
+                    if m["text"].startswith(f":arrow_double_up: Escalated to L{level} ")
+                ),
+                None,
+            )
 
         return self.wait_until(f"L{level} page of #{incident_id}", find, timeout)
 
@@ -91,8 +103,9 @@ class Drill:
     def resolve_in_airflow(self, incident_id: int, actor: str, reason: str, timeout: float = 120) -> dict:
         """Resolve through the ``incident_action`` DAG's form, as someone in the Airflow UI would."""
         self.client.set_paused(ACTION_DAG, False)
-        run_id = self.client.trigger(ACTION_DAG, {"action": "resolve", "incident_id": incident_id, "actor": actor,
-                                                  "reason": reason})
+        run_id = self.client.trigger(
+            ACTION_DAG, {"action": "resolve", "incident_id": incident_id, "actor": actor, "reason": reason}
+        )
         return self.client.wait_for_run(ACTION_DAG, run_id, timeout=timeout)
 
     def incident(self, incident_id: int) -> tuple[dict, list[dict]]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sandbox.servers import die_with_parent
 
+
 class Child:
     """A named child process in its own session (Ctrl-C reaches only the launcher, which stops children in order)."""
 
@@ -18,10 +19,16 @@ class Child:
         self.name = name
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(log_path, "ab")
+        self._log = open(log_path, "ab")  # noqa: SIM115  # open as long as the process runs
         self.process = subprocess.Popen(
-            argv, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=die_with_parent(),
+            argv,
+            env=env,
+            cwd=cwd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
 
     @property

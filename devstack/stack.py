@@ -15,18 +15,23 @@ from sandbox.launcher import SETTINGS_FILE, read_settings
 from sandbox.platform_db import DEFAULT_ROWS
 from tradeops.config import default_config_path, load_config
 
-
 DEMO_CONFIG = REPO / "include" / "config" / "tradeops.demo.yaml"  # the production config, escalation in seconds
 
 
-def start_sandbox(state_dir: Path, log_path: Path, *args: str, timeout: float = 300,
-                  on_start=lambda pid: None) -> tuple[Child, dict]:
+def start_sandbox(
+    state_dir: Path, log_path: Path, *args: str, timeout: float = 300, on_start=lambda pid: None
+) -> tuple[Child, dict]:
     """``python -m sandbox --state-dir STATE_DIR up ARGS`` as a child process; returns it and its settings once
     every service answers (it is stopped again if it never gets there)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)])}
     (state_dir / SETTINGS_FILE).unlink(missing_ok=True)
-    child = Child("sandbox", [sys.executable, "-m", "sandbox", "--state-dir", str(state_dir), "up", *args], env,
-                  log_path, cwd=REPO)
+    child = Child(
+        "sandbox",
+        [sys.executable, "-m", "sandbox", "--state-dir", str(state_dir), "up", *args],
+        env,
+        log_path,
+        cwd=REPO,
+    )
     on_start(child.pid)
     deadline = time.monotonic() + timeout
     try:
@@ -45,9 +50,17 @@ def start_sandbox(state_dir: Path, log_path: Path, *args: str, timeout: float = 
 
 
 class LocalStack:
-    def __init__(self, run_dir: Path, *, auto_ports: bool = False, rows: int = DEFAULT_ROWS,
-                 config_path: Path | None = None, extra_env: dict[str, str] | None = None,
-                 extra_dag_files: list[Path] = (), log=lambda message: print(message, flush=True)):
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        auto_ports: bool = False,
+        rows: int = DEFAULT_ROWS,
+        config_path: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+        extra_dag_files: list[Path] = (),
+        log=lambda message: print(message, flush=True),
+    ):
         self.run_dir = run_dir.resolve()
         self.auto_ports = auto_ports
         self.rows = rows
@@ -74,13 +87,20 @@ class LocalStack:
             args.append("--auto-ports")
         self.log("Starting the sandbox (PostgreSQL, Redis, platform API, Alertmanager, Slack)...")
         self.memory.start()
-        self.sandbox_child, self.settings = start_sandbox(self.run_dir / "sandbox", self.run_dir / "sandbox.log",
-                                                          *args, on_start=self.memory.roots.append)
+        self.sandbox_child, self.settings = start_sandbox(
+            self.run_dir / "sandbox", self.run_dir / "sandbox.log", *args, on_start=self.memory.roots.append
+        )
         self.log(f"  sandbox ready in {time.monotonic() - started:.1f}s")
 
-        self.airflow = AirflowStack(self.run_dir / "airflow", self.settings, self.config, self.config_path,
-                                    ports=Ports.auto() if self.auto_ports else Ports(), extra_env=self.extra_env,
-                                    dags_folder=self._dags_folder())
+        self.airflow = AirflowStack(
+            self.run_dir / "airflow",
+            self.settings,
+            self.config,
+            self.config_path,
+            ports=Ports.auto() if self.auto_ports else Ports(),
+            extra_env=self.extra_env,
+            dags_folder=self._dags_folder(),
+        )
         self.log("Migrating the Airflow metadata database...")
         self.airflow.migrate()
         self.log("Starting Airflow: scheduler, dag-processor, triggerer, api-server (LocalExecutor)...")

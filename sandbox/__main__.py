@@ -1,8 +1,8 @@
 """``python -m sandbox``: the simulated GrandModel platform on this machine.
 
-    python -m sandbox up [--auto-ports] [--rows N]   start everything; Ctrl-C stops it
-    python -m sandbox status                         what is running, where
-    python -m sandbox connections                    AIRFLOW_CONN_* exports for it (contains secrets)
+python -m sandbox up [--auto-ports] [--rows N]   start everything; Ctrl-C stops it
+python -m sandbox status                         what is running, where
+python -m sandbox connections                    AIRFLOW_CONN_* exports for it (contains secrets)
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ def describe(settings: dict) -> str:
     lines = [
         "TradeOps sandbox is up:",
         f"  PostgreSQL     {pg['host']}:{pg['port']}  ({'embedded' if pg['embedded'] else 'external'}; "
-        f"databases {pg['platform_database']}{', airflow' if pg['airflow_dsn'] else ''}; audit_log {rows['audit_log']:,} rows, "
+        f"databases {pg['platform_database']}{', airflow' if pg['airflow_dsn'] else ''}; "
+        f"audit_log {rows['audit_log']:,} rows, "
         f"seeded in {rows['seconds']}s)",
         f"  Redis          {settings['redis']['url'].split('@')[-1]}",
         f"  Platform API   {settings['platform_api']['url']}/v1/system/status",
@@ -40,8 +41,9 @@ def describe(settings: dict) -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m sandbox", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start the sandbox in the foreground")
@@ -50,26 +52,41 @@ def main(argv: list[str]) -> int:
     up.add_argument("--config", type=Path, default=None, help="TradeOps config (default: $TRADEOPS_CONFIG)")
     up.add_argument("--host", default="127.0.0.1", help="address the HTTP services bind to")
     up.add_argument("--advertise-host", default=None, help="host name clients use (default: --host)")
-    up.add_argument("--kubernetes-anonymous-admin", action="store_true",
-                    help="requests without a token act as cluster admin (demo convenience; off by default)")
-    up.add_argument("--airflow-database", default="airflow",
-                    help="also create this (empty) database for Airflow's metadata; '' for none")
-    up.add_argument("--connections-file", type=Path, default=None,
-                    help="also write the Airflow connections as a LocalFilesystemBackend JSON file")
+    up.add_argument(
+        "--kubernetes-anonymous-admin",
+        action="store_true",
+        help="requests without a token act as cluster admin (demo convenience; off by default)",
+    )
+    up.add_argument(
+        "--airflow-database",
+        default="airflow",
+        help="also create this (empty) database for Airflow's metadata; '' for none",
+    )
+    up.add_argument(
+        "--connections-file",
+        type=Path,
+        default=None,
+        help="also write the Airflow connections as a LocalFilesystemBackend JSON file",
+    )
     commands.add_parser("status", help="describe the running sandbox")
     commands.add_parser("connections", help="print AIRFLOW_CONN_* exports for the running sandbox")
     args = parser.parse_args(argv)
 
     if args.command == "up":
+        from sandbox.connections import write_connections_file
         from tradeops.config import load_config
 
-        from sandbox.connections import write_connections_file
-
         config = load_config(args.config)
-        sandbox = Sandbox(args.state_dir, config=config, auto_ports=args.auto_ports, rows=args.rows,
-                          airflow_database=args.airflow_database, bind_host=args.host,
-                          anonymous_admin=args.kubernetes_anonymous_admin,
-                          advertise_host=args.advertise_host or args.host)
+        sandbox = Sandbox(
+            args.state_dir,
+            config=config,
+            auto_ports=args.auto_ports,
+            rows=args.rows,
+            airflow_database=args.airflow_database,
+            bind_host=args.host,
+            anonymous_admin=args.kubernetes_anonymous_admin,
+            advertise_host=args.advertise_host or args.host,
+        )
 
         def ready(settings: dict) -> None:
             if args.connections_file:

@@ -67,15 +67,25 @@ class PostableSilence(BaseModel):
 def default_alerts(now: datetime) -> list[PostableAlert]:
     return [
         PostableAlert(
-            labels={"alertname": "HighMemoryUsage", "severity": "warning", "service": "data-handler",
-                    "namespace": "grandmodel"},
-            annotations={"summary": "High memory usage detected",
-                         "description": "Memory usage is above 85% for 3 minutes"},
+            labels={
+                "alertname": "HighMemoryUsage",
+                "severity": "warning",
+                "service": "data-handler",
+                "namespace": "grandmodel",
+            },
+            annotations={
+                "summary": "High memory usage detected",
+                "description": "Memory usage is above 85% for 3 minutes",
+            },
             startsAt=_iso(now - timedelta(minutes=42)),
         ),
         PostableAlert(
-            labels={"alertname": "SystemDown", "severity": "critical", "service": "news-sentiment",
-                    "namespace": "grandmodel"},
+            labels={
+                "alertname": "SystemDown",
+                "severity": "critical",
+                "service": "news-sentiment",
+                "namespace": "grandmodel",
+            },
             annotations={"summary": "System is down", "description": "System has been down for 1 minute"},
             startsAt=_iso(now - timedelta(hours=9)),
             endsAt=_iso(now - timedelta(hours=8, minutes=40)),
@@ -101,7 +111,8 @@ class AlertStore:
 
     def render(self, key: str, alert: dict, now: datetime) -> dict:
         silenced_by = [
-            sid for sid, s in self.silences.items()
+            sid
+            for sid, s in self.silences.items()
             if s["_starts"] <= now < s["_ends"] and all(m.matches(alert["labels"]) for m in s["_matchers"])
         ]
         resolved = alert["_ends"] <= now
@@ -174,10 +185,19 @@ def create_app(store: AlertStore) -> FastAPI:
     async def list_silences():
         now = datetime.now(UTC)
         return [
-            {"id": sid, "matchers": [m.model_dump() for m in s["_matchers"]], "startsAt": _iso(s["_starts"]),
-             "endsAt": _iso(s["_ends"]), "createdBy": s["createdBy"], "comment": s["comment"],
-             "status": {"state": "active" if s["_starts"] <= now < s["_ends"] else
-                        ("pending" if now < s["_starts"] else "expired")}}
+            {
+                "id": sid,
+                "matchers": [m.model_dump() for m in s["_matchers"]],
+                "startsAt": _iso(s["_starts"]),
+                "endsAt": _iso(s["_ends"]),
+                "createdBy": s["createdBy"],
+                "comment": s["comment"],
+                "status": {
+                    "state": "active"
+                    if s["_starts"] <= now < s["_ends"]
+                    else ("pending" if now < s["_starts"] else "expired")
+                },
+            }
             for sid, s in store.silences.items()
         ]
 
@@ -186,8 +206,11 @@ def create_app(store: AlertStore) -> FastAPI:
         now = datetime.now(UTC)
         sid = str(uuid.uuid4())
         store.silences[sid] = {
-            "_matchers": silence.matchers, "_starts": _parse(silence.startsAt, now),
-            "_ends": _parse(silence.endsAt, now), "createdBy": silence.createdBy, "comment": silence.comment,
+            "_matchers": silence.matchers,
+            "_starts": _parse(silence.startsAt, now),
+            "_ends": _parse(silence.endsAt, now),
+            "createdBy": silence.createdBy,
+            "comment": silence.comment,
         }
         return {"silenceID": sid}
 

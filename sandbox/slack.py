@@ -36,8 +36,9 @@ def channel_id(name: str) -> str:
 
 
 class SlackState:
-    def __init__(self, bot_token: str, webhook_secret: str, channels: list[str], webhook_channel: str,
-                 signing_secret: str = ""):
+    def __init__(
+        self, bot_token: str, webhook_secret: str, channels: list[str], webhook_channel: str, signing_secret: str = ""
+    ):
         self.bot_token = bot_token
         self.signing_secret = signing_secret
         self.request_url: str | None = None
@@ -51,8 +52,14 @@ class SlackState:
         self._last_ts = 0.0
 
     def create_channel(self, name: str, is_private: bool = False) -> dict:
-        channel = {"id": channel_id(name), "name": name, "is_channel": True, "is_private": is_private,
-                   "created": int(time.time()), "is_archived": False}
+        channel = {
+            "id": channel_id(name),
+            "name": name,
+            "is_channel": True,
+            "is_private": is_private,
+            "created": int(time.time()),
+            "is_archived": False,
+        }
         self.channels[name] = channel
         return channel
 
@@ -165,45 +172,85 @@ def create_app(state: SlackState) -> FastAPI:
 
         wanted = await request.json()
         channel = state.resolve(str(wanted.get("channel", "")))
-        message = next((m for m in state.messages if channel and m["channel"] == channel["id"]
-                        and m["ts"] == wanted.get("ts")), None)
+        message = next(
+            (m for m in state.messages if channel and m["channel"] == channel["id"] and m["ts"] == wanted.get("ts")),
+            None,
+        )
         if message is None:
             return JSONResponse({"error": "message_not_found"}, status_code=404)
-        button = next((e for b in message["blocks"] if b.get("type") == "actions" for e in b.get("elements", [])
-                       if e.get("action_id") == wanted.get("action_id")), None)
+        button = next(
+            (
+                e
+                for b in message["blocks"]
+                if b.get("type") == "actions"
+                for e in b.get("elements", [])
+                if e.get("action_id") == wanted.get("action_id")
+            ),
+            None,
+        )
         if button is None:
             return JSONResponse({"error": "no such button on the message"}, status_code=404)
         if not state.request_url:
             return JSONResponse({"error": "no request_url configured (PUT /_sandbox/interactivity)"}, status_code=409)
         user = wanted.get("user", "oncall")
         payload = {
-            "type": "block_actions", "api_app_id": "A0TRADEOPS", "trigger_id": secrets.token_hex(8),
-            "user": {"id": "U" + hashlib.sha1(user.encode()).hexdigest()[:8].upper(), "username": user,
-                     "name": user, "team_id": TEAM_ID},
+            "type": "block_actions",
+            "api_app_id": "A0TRADEOPS",
+            "trigger_id": secrets.token_hex(8),
+            "user": {
+                "id": "U" + hashlib.sha1(user.encode()).hexdigest()[:8].upper(),
+                "username": user,
+                "name": user,
+                "team_id": TEAM_ID,
+            },
             "team": {"id": TEAM_ID, "domain": "grandmodel-sandbox"},
             "channel": {"id": channel["id"], "name": channel["name"]},
-            "container": {"type": "message", "message_ts": message["ts"], "channel_id": channel["id"],
-                          "is_ephemeral": False},
+            "container": {
+                "type": "message",
+                "message_ts": message["ts"],
+                "channel_id": channel["id"],
+                "is_ephemeral": False,
+            },
             "message": {"type": "message", "ts": message["ts"], "text": message["text"], "blocks": message["blocks"]},
-            "actions": [{"type": "button", "action_id": button["action_id"], "value": button.get("value"),
-                         "block_id": "actions", "action_ts": f"{time.time():.6f}"}],
+            "actions": [
+                {
+                    "type": "button",
+                    "action_id": button["action_id"],
+                    "value": button.get("value"),
+                    "block_id": "actions",
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
         }
         body = urlencode({"payload": json.dumps(payload)}).encode()
         stamp = str(int(time.time()))
         secret = state.signing_secret if wanted.get("sign", True) else "not-the-signing-secret"
         signature = "v0=" + hmac.new(secret.encode(), f"v0:{stamp}:".encode() + body, hashlib.sha256).hexdigest()
         async with httpx.AsyncClient(timeout=30) as client:
-            response = await client.post(state.request_url, content=body, headers={
-                "Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": stamp,
-                "X-Slack-Signature": signature})
+            response = await client.post(
+                state.request_url,
+                content=body,
+                headers={
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "X-Slack-Request-Timestamp": stamp,
+                    "X-Slack-Signature": signature,
+                },
+            )
         return {"status": response.status_code, "body": response.text}
 
     return app
 
 
 def _auth_test(state: SlackState, params: dict) -> dict:
-    return {"ok": True, "url": "https://grandmodel-sandbox.slack.com/", "team": "GrandModel", "user": "tradeops",
-            "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID}
+    return {
+        "ok": True,
+        "url": "https://grandmodel-sandbox.slack.com/",
+        "team": "GrandModel",
+        "user": "tradeops",
+        "team_id": TEAM_ID,
+        "user_id": BOT_USER_ID,
+        "bot_id": BOT_ID,
+    }
 
 
 def _post_message(state: SlackState, params: dict) -> dict:
@@ -220,9 +267,15 @@ def _post_message(state: SlackState, params: dict) -> dict:
         "ok": True,
         "channel": channel["id"],
         "ts": message["ts"],
-        "message": {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "text": message["text"],
-                    "blocks": message["blocks"], "ts": message["ts"],
-                    **({"thread_ts": thread_ts} if thread_ts else {})},
+        "message": {
+            "type": "message",
+            "user": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "text": message["text"],
+            "blocks": message["blocks"],
+            "ts": message["ts"],
+            **({"thread_ts": thread_ts} if thread_ts else {}),
+        },
     }
 
 

@@ -12,14 +12,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 AIRFLOW_HOME = REPO / ".run" / "tests" / f"airflow-home-{os.getpid()}"
 # Before anything imports Airflow: a private AIRFLOW_HOME (SQLite metadata for `dag.test()`), TradeOps' folders.
-os.environ.update({
-    "AIRFLOW_HOME": str(AIRFLOW_HOME),
-    "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-    "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    "TRADEOPS_REPORTS_DIR": str(AIRFLOW_HOME / "reports"),
-    "TRADEOPS_CACHE_DIR": str(AIRFLOW_HOME / "cache"),
-})
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "TRADEOPS_REPORTS_DIR": str(AIRFLOW_HOME / "reports"),
+        "TRADEOPS_CACHE_DIR": str(AIRFLOW_HOME / "cache"),
+    }
+)
 
 import pytest  # noqa: E402
 
@@ -96,8 +98,12 @@ def sandbox(sandbox_settings) -> SandboxClient:
 def airflow_db():
     """Airflow's metadata database for in-process runs (``dag.test()``): SQLite in the private AIRFLOW_HOME."""
     AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
-                            capture_output=True, text=True, env=os.environ.copy())
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     return AIRFLOW_HOME
 
@@ -121,10 +127,17 @@ class Kubectl:
     def __init__(self, kubeconfig: str):
         self.env = {**os.environ, "KUBECONFIG": kubeconfig}
 
-    def __call__(self, *args: str, context: str = "admin", stdin: str | None = None,
-                 timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run([KUBECTL, "--context", context, "-n", NAMESPACE, *args], input=stdin, text=True,
-                              capture_output=True, env=self.env, timeout=timeout)
+    def __call__(
+        self, *args: str, context: str = "admin", stdin: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [KUBECTL, "--context", context, "-n", NAMESPACE, *args],
+            input=stdin,
+            text=True,
+            capture_output=True,
+            env=self.env,
+            timeout=timeout,
+        )
 
     def ok(self, *args: str, **kwargs) -> str:
         result = self(*args, **kwargs)
@@ -146,9 +159,15 @@ def k8s_connection(k8s, monkeypatch):
 
     def make(identity: str) -> str:
         conn_id = f"k8s_{identity}".replace("-", "_")
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({
-            "conn_type": "kubernetes",
-            "extra": {"kube_config": json.loads(k8s["kubeconfig_json"]), "cluster_context": identity}}))
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{conn_id.upper()}",
+            json.dumps(
+                {
+                    "conn_type": "kubernetes",
+                    "extra": {"kube_config": json.loads(k8s["kubeconfig_json"]), "cluster_context": identity},
+                }
+            ),
+        )
         return conn_id
 
     return make

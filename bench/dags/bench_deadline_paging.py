@@ -23,13 +23,24 @@ with DAG(
     start_date=datetime(2026, 1, 1),
     catchup=False,
     deadline=[
-        DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=DUE_AFTER, name="tradeops",
-                      callback=AsyncCallback(deadline_missed,
-                                             kwargs={"dag_id": DAG_ID, "tier": "bench", "severity": "P2"})),
-        DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=DUE_AFTER, name="stock",
-                      callback=AsyncCallback("airflow.providers.slack.notifications.slack_webhook.SlackWebhookNotifier",
-                                             kwargs={"slack_webhook_conn_id": "tradeops_slack_webhook",
-                                                     "text": f"{DAG_ID} missed its deadline (stock notifier)"})),
+        DeadlineAlert(
+            reference=DeadlineReference.DAGRUN_QUEUED_AT,
+            interval=DUE_AFTER,
+            name="tradeops",
+            callback=AsyncCallback(deadline_missed, kwargs={"dag_id": DAG_ID, "tier": "bench", "severity": "P2"}),
+        ),
+        DeadlineAlert(
+            reference=DeadlineReference.DAGRUN_QUEUED_AT,
+            interval=DUE_AFTER,
+            name="stock",
+            callback=AsyncCallback(
+                "airflow.providers.slack.notifications.slack_webhook.SlackWebhookNotifier",
+                kwargs={
+                    "slack_webhook_conn_id": "tradeops_slack_webhook",
+                    "text": f"{DAG_ID} missed its deadline (stock notifier)",
+                },
+            ),
+        ),
     ],
     default_args={"owner": "bench", "retries": 0},
     tags=["tradeops", "bench"],

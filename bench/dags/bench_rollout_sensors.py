@@ -24,5 +24,6 @@ with DAG(
     doc_md=__doc__,
 ):
     RolloutStatusSensor(task_id="deferrable", names=["tactical-marl"], timeout=600)
-    RolloutStatusSensor(task_id="poke_30s", names=["tactical-marl"], deferrable=False, mode="poke",
-                        poke_interval=30, timeout=600)
+    RolloutStatusSensor(
+        task_id="poke_30s", names=["tactical-marl"], deferrable=False, mode="poke", poke_interval=30, timeout=600
+    )

@@ -10,8 +10,9 @@ def postgres_dsn_of(conn: Any) -> str:
     """A libpq DSN from an Airflow Postgres connection (``host``, ``port``, ``login``, ``password``, ``schema``)."""
     import psycopg
 
-    return psycopg.conninfo.make_conninfo(host=conn.host, port=conn.port or 5432, user=conn.login,
-                                          password=conn.password, dbname=conn.schema)
+    return psycopg.conninfo.make_conninfo(
+        host=conn.host, port=conn.port or 5432, user=conn.login, password=conn.password, dbname=conn.schema
+    )
 
 
 def postgres_dsn(conn_id: str) -> str:

@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, AsyncCallback, DeadlineAlert, DeadlineReference, Param, TaskGroup
+from airflow.sdk import DAG, Param, TaskGroup
+from airflow.sdk.definitions.callback import AsyncCallback
+from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
 from tradeops.calendar.deadlines import ExchangeSessionDeadline
 from tradeops.calendar.timetable import ExchangeSessionTimetable
@@ -56,8 +58,9 @@ def deadline_alerts(dag_id: str, tiers: Sequence[DeadlineTier], exchange: str) -
         DeadlineAlert(
             reference=ExchangeSessionDeadline(tier.by, exchange),
             interval=timedelta(0),
-            callback=AsyncCallback(deadline_missed,
-                                   kwargs={"dag_id": dag_id, "tier": tier.name, "severity": tier.severity}),
+            callback=AsyncCallback(
+                deadline_missed, kwargs={"dag_id": dag_id, "tier": tier.name, "severity": tier.severity}
+            ),
             name=f"{dag_id}:{tier.name}",
         )
         for tier in tiers
@@ -70,8 +73,9 @@ def queued_deadline_alerts(dag_id: str, deadlines: Sequence[RunDeadline]) -> lis
         DeadlineAlert(
             reference=DeadlineReference.DAGRUN_QUEUED_AT,
             interval=deadline.after,
-            callback=AsyncCallback(deadline_missed,
-                                   kwargs={"dag_id": dag_id, "tier": deadline.name, "severity": deadline.severity}),
+            callback=AsyncCallback(
+                deadline_missed, kwargs={"dag_id": dag_id, "tier": deadline.name, "severity": deadline.severity}
+            ),
             name=f"{dag_id}:{deadline.name}",
         )
         for deadline in deadlines
@@ -84,9 +88,15 @@ def apply_incident_policy(dag: DAG, config: TradeOpsConfig) -> None:
     for task_id, severity in config.incidents.critical_tasks.get(dag.dag_id, {}).items():
         dag.get_task(task_id).on_failure_callback = OpenIncidentOnFailure(severity)
     for deadline in config.incidents.task_deadlines.get(dag.dag_id, []):  # type: ignore[call-overload]
-        TaskDeadlineWatchOperator(task_id=f"{deadline.name.replace('-', '_')}_by_deadline", tasks=deadline.tasks,
-                                  by=deadline.by, deadline_name=deadline.name, severity=deadline.severity,
-                                  exchange=config.platform.exchange, dag=dag)
+        TaskDeadlineWatchOperator(
+            task_id=f"{deadline.name.replace('-', '_')}_by_deadline",
+            tasks=deadline.tasks,
+            by=deadline.by,
+            deadline_name=deadline.name,
+            severity=deadline.severity,
+            exchange=config.platform.exchange,
+            dag=dag,
+        )
 
 
 def add_run_verdict(dag: DAG) -> RunVerdictOperator:
@@ -104,10 +114,22 @@ def _default_args(owner: str, retries: int, retry_delay: timedelta, extra: Mappi
 
 
 @contextmanager
-def scheduled_dag(dag_id: str, *, description: str, owner: str, doc_md: str | None, tags: Sequence[str] = (),
-                  retries: int = 1, retry_delay: timedelta = timedelta(minutes=1), verdict: bool = False,
-                  schedule: Any = None, max_active_runs: int = 1, default_args: Mapping[str, Any] | None = None,
-                  config: TradeOpsConfig | None = None, **overrides: Any) -> Iterator[DAG]:
+def scheduled_dag(
+    dag_id: str,
+    *,
+    description: str,
+    owner: str,
+    doc_md: str | None,
+    tags: Sequence[str] = (),
+    retries: int = 1,
+    retry_delay: timedelta = timedelta(minutes=1),
+    verdict: bool = False,
+    schedule: Any = None,
+    max_active_runs: int = 1,
+    default_args: Mapping[str, Any] | None = None,
+    config: TradeOpsConfig | None = None,
+    **overrides: Any,
+) -> Iterator[DAG]:
     """A runbook on the exchange calendar: ``with scheduled_dag("daily_health_check", ...) as dag:``.
 
     :param dag_id: the DAG id; also the key of its schedule and deadline tiers in the config.
@@ -148,10 +170,20 @@ def scheduled_dag(dag_id: str, *, description: str, owner: str, doc_md: str | No
 
 
 @contextmanager
-def manual_dag(dag_id: str, *, description: str, owner: str, doc_md: str | None,
-               params: Mapping[str, Param] | None = None, tags: Sequence[str] = (), retries: int = 1,
-               retry_delay: timedelta = timedelta(seconds=30), deadlines: Sequence[RunDeadline] = (),
-               default_args: Mapping[str, Any] | None = None, **overrides: Any) -> Iterator[DAG]:
+def manual_dag(
+    dag_id: str,
+    *,
+    description: str,
+    owner: str,
+    doc_md: str | None,
+    params: Mapping[str, Param] | None = None,
+    tags: Sequence[str] = (),
+    retries: int = 1,
+    retry_delay: timedelta = timedelta(seconds=30),
+    deadlines: Sequence[RunDeadline] = (),
+    default_args: Mapping[str, Any] | None = None,
+    **overrides: Any,
+) -> Iterator[DAG]:
     """A runbook people trigger, with a form: ``with manual_dag("db_restore", params={...}) as dag:``.
 
     Every value of the form is validated by its ``Param`` when the run is triggered, before the run exists.
@@ -194,4 +226,5 @@ def window_group(group_id: str, **kwargs: Any) -> TaskGroup:
     :param kwargs: any other ``TaskGroup`` argument.
     """
     default_args = {**kwargs.pop("default_args", {}), "pre_execute": abandon_after_window}
-    return TaskGroup(group_id, prefix_group_id=False, default_args=default_args, **kwargs)
+    # TaskGroup types default_args through an attrs converter that mypy cannot follow.
+    return TaskGroup(group_id, prefix_group_id=False, default_args=default_args, **kwargs)  # type: ignore[arg-type]

@@ -15,11 +15,12 @@ class TradeOpsPlugin(AirflowPlugin):
     name = "tradeops"
     timetables = [ExchangeSessionTimetable]
     deadline_references = [ExchangeSessionDeadline]
-    external_views = [{"name": "Incidents", "href": "/tradeops/incidents", "destination": "nav",
-                       "url_route": "tradeops-incidents"}]
+    external_views = [
+        {"name": "Incidents", "href": "/tradeops/incidents", "destination": "nav", "url_route": "tradeops-incidents"}
+    ]
 
     @cached_property
-    def fastapi_apps(self) -> list[dict]:
+    def fastapi_apps(self) -> list[dict]:  # type: ignore[override]  # AirflowPlugin declares a plain attribute
         # Built when the api-server asks for it: every Airflow process (and task) loads plugins, and the app pulls in
         # FastAPI and the api-server's security module (~1 s of imports) that only the api-server needs.
         from tradeops.incidents.app import create_app

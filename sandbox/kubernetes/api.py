@@ -17,13 +17,22 @@ from sandbox.faults import FaultState
 from sandbox.kubernetes import errors, objects, protobuf, resources, tables
 from sandbox.kubernetes.logs import pod_log
 from sandbox.kubernetes.patch import apply_patch
-from sandbox.kubernetes.rbac import Authenticator, Authorizer, Request as AuthzRequest, User, user_for_review
+from sandbox.kubernetes.rbac import Authenticator, Authorizer, User, user_for_review
+from sandbox.kubernetes.rbac import Request as AuthzRequest
 from sandbox.kubernetes.resources import REVIEW_RESOURCES, ResourceType
 from sandbox.kubernetes.store import Store, selector_string
 
-VERSION = {"major": "1", "minor": "33", "gitVersion": "v1.33.0-tradeops-sandbox", "gitCommit": "sandbox",
-           "gitTreeState": "clean", "buildDate": "2026-11-01T00:00:00Z", "goVersion": "go1.24",
-           "compiler": "gc", "platform": "linux/amd64"}
+VERSION = {
+    "major": "1",
+    "minor": "33",
+    "gitVersion": "v1.33.0-tradeops-sandbox",
+    "gitCommit": "sandbox",
+    "gitTreeState": "clean",
+    "buildDate": "2026-11-01T00:00:00Z",
+    "goVersion": "go1.24",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
 NON_RESOURCE = {"/healthz", "/livez", "/readyz", "/version", "/api", "/apis"}
 
 
@@ -76,9 +85,15 @@ def _strip(obj: dict) -> dict:
 
 def create_app(state: KubernetesState) -> FastAPI:
     app = FastAPI(title="Kubernetes API (TradeOps sandbox)", docs_url=None, redoc_url=None, openapi_url=None)
-    state.faults.install(app, error_body=lambda status: errors.ApiError(
-        status, "ServiceUnavailable" if status == 503 else "InternalError",
-        "the server is currently unable to handle the request (injected fault)", {}).body())
+    state.faults.install(
+        app,
+        error_body=lambda status: errors.ApiError(
+            status,
+            "ServiceUnavailable" if status == 503 else "InternalError",
+            "the server is currently unable to handle the request (injected fault)",
+            {},
+        ).body(),
+    )
     store = state.store
 
     @app.exception_handler(errors.ApiError)
@@ -89,12 +104,14 @@ def create_app(state: KubernetesState) -> FastAPI:
     async def dispatch(path: str, request: Request):
         pretty = _flag(request.query_params, "pretty")
         user = state.authenticator.authenticate(request.headers.get("authorization"))
-        user = state.authorizer.impersonate(user, request.headers.get("impersonate-user"),
-                                            request.headers.getlist("impersonate-group"))
+        user = state.authorizer.impersonate(
+            user, request.headers.get("impersonate-user"), request.headers.getlist("impersonate-group")
+        )
         url = "/" + path.strip("/")
         parts = [p for p in path.split("/") if p]
-        if request.method == "GET" and (url in NON_RESOURCE or url.startswith("/apis/") and len(parts) <= 3
-                                        or url == "/api/v1"):
+        if request.method == "GET" and (
+            url in NON_RESOURCE or url.startswith("/apis/") and len(parts) <= 3 or url == "/api/v1"
+        ):
             if user.name == "system:anonymous" and url not in ("/healthz", "/livez", "/readyz", "/version"):
                 state.authorizer.require(user, AuthzRequest("get", path=url))
             return _respond(_discovery(state, url, parts), pretty=pretty)
@@ -126,8 +143,12 @@ def create_app(state: KubernetesState) -> FastAPI:
             obj = _create(state, rtype, namespace, body, dry_run)
             return _respond(obj, 201, pretty)
         if verb in ("update", "patch"):
-            return _respond(_write(state, rtype, namespace, name, sub, verb, body,
-                                   request.headers.get("content-type", ""), dry_run), pretty=pretty)
+            return _respond(
+                _write(
+                    state, rtype, namespace, name, sub, verb, body, request.headers.get("content-type", ""), dry_run
+                ),
+                pretty=pretty,
+            )
         if verb == "delete":
             obj = store.require(rtype, namespace, name)
             if not dry_run:
@@ -135,8 +156,10 @@ def create_app(state: KubernetesState) -> FastAPI:
             details = {"name": name, "kind": rtype.plural, "uid": obj["metadata"]["uid"]}
             if rtype.group:
                 details["group"] = rtype.group
-            return _respond({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                             "details": details}, pretty=pretty)
+            return _respond(
+                {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details},
+                pretty=pretty,
+            )
         if verb == "deletecollection":
             for obj in store.list(rtype, namespace, query.get("labelSelector"), query.get("fieldSelector")):
                 if not dry_run:
@@ -158,7 +181,8 @@ def _verb(method: str, name: str | None, query) -> str:
             return "watch"
         return "get" if name else "list"
     return {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method) or (
-        "delete" if name else "deletecollection")
+        "delete" if name else "deletecollection"
+    )
 
 
 async def _json_body(request: Request):
@@ -195,25 +219,37 @@ def _discovery(state: KubernetesState, url: str, parts: list[str]) -> dict:
     return found
 
 
-def _read(state: KubernetesState, rtype: ResourceType, namespace, name, sub, query, pretty: bool,
-          accept: str) -> Response:
+def _read(
+    state: KubernetesState, rtype: ResourceType, namespace, name, sub, query, pretty: bool, accept: str
+) -> Response:
     store = state.store
     if name is None:
         items = store.list(rtype, namespace, query.get("labelSelector"), query.get("fieldSelector"))
         if tables.wants_table(accept):
             return _respond(tables.to_table(rtype.kind, rtype.group_version, items, str(store.rv)), pretty=pretty)
-        return _respond({"kind": rtype.list_kind, "apiVersion": rtype.group_version,
-                         "metadata": {"resourceVersion": str(store.rv)}, "items": [_strip(i) for i in items]},
-                        pretty=pretty)
+        return _respond(
+            {
+                "kind": rtype.list_kind,
+                "apiVersion": rtype.group_version,
+                "metadata": {"resourceVersion": str(store.rv)},
+                "items": [_strip(i) for i in items],
+            },
+            pretty=pretty,
+        )
     obj = store.require(rtype, namespace, name)
     if sub == "scale":
         return _respond(_scale_of(obj), pretty=pretty)
     if sub is None and tables.wants_table(accept):
         return _respond(tables.to_table(rtype.kind, rtype.group_version, [obj], str(store.rv)), pretty=pretty)
     if sub == "log":
-        text = pod_log(obj, container=query.get("container"), tail=query.get("tailLines"),
-                       timestamps=_flag(query, "timestamps"), since=query.get("sinceSeconds"),
-                       limit_bytes=query.get("limitBytes"))
+        text = pod_log(
+            obj,
+            container=query.get("container"),
+            tail=query.get("tailLines"),
+            timestamps=_flag(query, "timestamps"),
+            since=query.get("sinceSeconds"),
+            limit_bytes=query.get("limitBytes"),
+        )
         return PlainTextResponse(text)
     return _respond(obj, pretty=pretty)
 
@@ -221,12 +257,20 @@ def _read(state: KubernetesState, rtype: ResourceType, namespace, name, sub, que
 def _scale_of(obj: dict) -> dict:
     meta = obj["metadata"]
     return {
-        "kind": "Scale", "apiVersion": "autoscaling/v1",
-        "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
-                     "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"]},
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"],
+            "creationTimestamp": meta["creationTimestamp"],
+        },
         "spec": {"replicas": obj["spec"]["replicas"]},
-        "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
-                   "selector": selector_string(obj["spec"].get("selector"))},
+        "status": {
+            "replicas": (obj.get("status") or {}).get("replicas", 0),
+            "selector": selector_string(obj["spec"].get("selector")),
+        },
     }
 
 
@@ -234,19 +278,26 @@ def _create(state: KubernetesState, rtype: ResourceType, namespace, body, dry_ru
     if not isinstance(body, dict):
         raise errors.bad_request("the body of a create must be an object")
     if body.get("kind") not in (None, rtype.kind) or body.get("apiVersion") not in (None, rtype.group_version):
-        raise errors.bad_request(f"the API version in the data ({body.get('apiVersion')}) does not match the expected "
-                                 f"API version ({rtype.group_version})")
+        raise errors.bad_request(
+            f"the API version in the data ({body.get('apiVersion')}) does not match the expected "
+            f"API version ({rtype.group_version})"
+        )
     obj = copy.deepcopy(body)
     obj["kind"], obj["apiVersion"] = rtype.kind, rtype.group_version
     meta = obj.setdefault("metadata", {})
     if rtype.namespaced:
         if meta.get("namespace") and namespace and meta["namespace"] != namespace:
-            raise errors.bad_request("the namespace of the provided object does not match the namespace sent on "
-                                     "the request")
+            raise errors.bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
         meta["namespace"] = namespace or meta.get("namespace") or "default"
         if state.store.get(resources.lookup("", "v1", "namespaces"), None, meta["namespace"]) is None:
-            raise errors.ApiError(404, "NotFound", f"namespaces \"{meta['namespace']}\" not found",
-                                  {"name": meta["namespace"], "kind": "namespaces"})
+            raise errors.ApiError(
+                404,
+                "NotFound",
+                f'namespaces "{meta["namespace"]}" not found',
+                {"name": meta["namespace"], "kind": "namespaces"},
+            )
     else:
         meta.pop("namespace", None)
     if not meta.get("name") and meta.get("generateName"):
@@ -263,8 +314,9 @@ def _create(state: KubernetesState, rtype: ResourceType, namespace, body, dry_ru
     return state.store.create(rtype, obj)
 
 
-def _write(state: KubernetesState, rtype: ResourceType, namespace, name, sub, verb, body, content_type: str,
-           dry_run: bool) -> dict:
+def _write(
+    state: KubernetesState, rtype: ResourceType, namespace, name, sub, verb, body, content_type: str, dry_run: bool
+) -> dict:
     store = state.store
     current = store.require(rtype, namespace, name)
     if sub == "scale":
@@ -275,8 +327,9 @@ def _write(state: KubernetesState, rtype: ResourceType, namespace, name, sub, ve
             raise errors.conflict(rtype, name)
         replicas = (new_scale.get("spec") or {}).get("replicas")
         if not isinstance(replicas, int) or replicas < 0:
-            raise errors.invalid(rtype, name, [("spec.replicas", f"Invalid value: {replicas}: must be greater than "
-                                                                 "or equal to 0")])
+            raise errors.invalid(
+                rtype, name, [("spec.replicas", f"Invalid value: {replicas}: must be greater than or equal to 0")]
+            )
         updated = copy.deepcopy(current)
         updated["spec"]["replicas"] = replicas
         result = _commit(state, rtype, current, updated, dry_run)
@@ -292,8 +345,9 @@ def _write(state: KubernetesState, rtype: ResourceType, namespace, name, sub, ve
     updated["kind"], updated["apiVersion"] = rtype.kind, rtype.group_version
     meta = updated.setdefault("metadata", {})
     if meta.get("name") not in (None, name):
-        raise errors.bad_request(f"the name of the object ({meta.get('name')}) does not match the name on the URL "
-                                 f"({name})")
+        raise errors.bad_request(
+            f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
+        )
     meta["name"] = name
     if rtype.namespaced:
         meta["namespace"] = namespace
@@ -333,8 +387,13 @@ async def _review(state: KubernetesState, user: User, rtype: ResourceType, names
         if rtype.plural == "localsubjectaccessreviews":
             spec.setdefault("resourceAttributes", {})["namespace"] = namespace
         status = authorizer.access_review(subject, spec)
-    return {"kind": rtype.kind, "apiVersion": rtype.group_version, "metadata": {"creationTimestamp": None},
-            "spec": spec, "status": status}
+    return {
+        "kind": rtype.kind,
+        "apiVersion": rtype.group_version,
+        "metadata": {"creationTimestamp": None},
+        "spec": spec,
+        "status": status,
+    }
 
 
 def _watch(state: KubernetesState, rtype: ResourceType, namespace, name, query) -> StreamingResponse:
@@ -362,8 +421,14 @@ def _watch(state: KubernetesState, rtype: ResourceType, namespace, name, query) 
             since = str(store.rv)
             for obj in store.list(rtype, namespace, labels, fields):
                 yield line("ADDED", obj)
-            yield line("BOOKMARK", {"kind": rtype.kind, "apiVersion": rtype.group_version, "metadata": {
-                "resourceVersion": since, "annotations": {"k8s.io/initial-events-end": "true"}}})
+            yield line(
+                "BOOKMARK",
+                {
+                    "kind": rtype.kind,
+                    "apiVersion": rtype.group_version,
+                    "metadata": {"resourceVersion": since, "annotations": {"k8s.io/initial-events-end": "true"}},
+                },
+            )
         iterator = store.watch(rtype, namespace, since, labels, fields).__aiter__()
         try:
             while (remaining := ends - loop.time()) > 0:

@@ -34,14 +34,27 @@ REPLICASETS = lookup("apps", "v1", "replicasets")
 STATEFULSETS = lookup("apps", "v1", "statefulsets")
 
 
+def _image_id(image: str) -> str:
+    """A running container's imageID, as the kubelet reports it: the image's name and a digest."""
+    return f"{image.split(':')[0]}@sha256:{safe_encode(image.encode(), 16)}"
+
+
 def _owner_ref(obj: dict) -> dict:
-    return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": obj["metadata"]["name"],
-            "uid": obj["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+    return {
+        "apiVersion": obj["apiVersion"],
+        "kind": obj["kind"],
+        "name": obj["metadata"]["name"],
+        "uid": obj["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 def _controlled_by(obj: dict, owner: dict) -> bool:
-    return any(ref.get("uid") == owner["metadata"]["uid"] and ref.get("controller")
-               for ref in obj["metadata"].get("ownerReferences") or [])
+    return any(
+        ref.get("uid") == owner["metadata"]["uid"] and ref.get("controller")
+        for ref in obj["metadata"].get("ownerReferences") or []
+    )
 
 
 def _revision(rs: dict) -> int:
@@ -66,8 +79,7 @@ def _omit_zero(status: dict, keep: tuple[str, ...] = ()) -> dict:
 
 
 class Controller:
-    def __init__(self, store: Store, ready_seconds=lambda: 1.0, unpullable=lambda image: False,
-                 paused=lambda: False):
+    def __init__(self, store: Store, ready_seconds=lambda: 1.0, unpullable=lambda image: False, paused=lambda: False):
         self.store = store
         self.paused = paused
         self.ready_seconds = ready_seconds
@@ -125,20 +137,40 @@ class Controller:
 
     # --- events ---------------------------------------------------------------------------------------------
 
-    def event(self, obj: dict, reason: str, message: str, kind: str = "Normal",
-              component: str = "deployment-controller") -> None:
+    def event(
+        self, obj: dict, reason: str, message: str, kind: str = "Normal", component: str = "deployment-controller"
+    ) -> None:
         meta = obj["metadata"]
         stamp = now_rfc3339()
-        self.store.create(EVENTS, {
-            "kind": "Event", "apiVersion": "v1",
-            "metadata": {"name": f"{meta['name']}.{secrets.token_hex(8)}", "namespace": meta.get("namespace", "default")},
-            "involvedObject": {"kind": obj["kind"], "namespace": meta.get("namespace"), "name": meta["name"],
-                               "uid": meta["uid"], "apiVersion": obj["apiVersion"],
-                               "resourceVersion": meta.get("resourceVersion")},
-            "reason": reason, "message": message, "source": {"component": component},
-            "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1, "type": kind, "eventTime": None,
-            "reportingComponent": component, "reportingInstance": "",
-        })
+        self.store.create(
+            EVENTS,
+            {
+                "kind": "Event",
+                "apiVersion": "v1",
+                "metadata": {
+                    "name": f"{meta['name']}.{secrets.token_hex(8)}",
+                    "namespace": meta.get("namespace", "default"),
+                },
+                "involvedObject": {
+                    "kind": obj["kind"],
+                    "namespace": meta.get("namespace"),
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                    "apiVersion": obj["apiVersion"],
+                    "resourceVersion": meta.get("resourceVersion"),
+                },
+                "reason": reason,
+                "message": message,
+                "source": {"component": component},
+                "firstTimestamp": stamp,
+                "lastTimestamp": stamp,
+                "count": 1,
+                "type": kind,
+                "eventTime": None,
+                "reportingComponent": component,
+                "reportingInstance": "",
+            },
+        )
 
     # --- deployments ----------------------------------------------------------------------------------------
 
@@ -151,8 +183,11 @@ class Controller:
         annotations[DESIRED] = str(deployment["spec"]["replicas"])
         rs = self.store.update(REPLICASETS, rs, check_version=False)
         verb = "up" if replicas > old else "down"
-        self.event(deployment, "ScalingReplicaSet", f"Scaled {verb} replica set {rs['metadata']['name']} from "
-                                                    f"{old} to {replicas}")
+        self.event(
+            deployment,
+            "ScalingReplicaSet",
+            f"Scaled {verb} replica set {rs['metadata']['name']} from {old} to {replicas}",
+        )
         return rs
 
     def _deployment(self, d: dict, now: float) -> None:
@@ -179,24 +214,38 @@ class Controller:
             selector = copy.deepcopy(spec["selector"])
             selector.setdefault("matchLabels", {})["pod-template-hash"] = pod_hash
             start = replicas if old_pods == 0 and not recreate else 0
-            new_rs = self.store.create(REPLICASETS, {
-                "kind": "ReplicaSet", "apiVersion": "apps/v1",
-                "metadata": {
-                    "name": f"{meta['name']}-{pod_hash}", "namespace": namespace,
-                    "labels": dict(rs_template["metadata"]["labels"]),
-                    "annotations": {DESIRED: str(replicas), MAX_REPLICAS: str(replicas + max_surge),
-                                    REVISION: str(max_revision + 1)},
-                    "ownerReferences": [_owner_ref(d)], "generation": 1,
+            new_rs = self.store.create(
+                REPLICASETS,
+                {
+                    "kind": "ReplicaSet",
+                    "apiVersion": "apps/v1",
+                    "metadata": {
+                        "name": f"{meta['name']}-{pod_hash}",
+                        "namespace": namespace,
+                        "labels": dict(rs_template["metadata"]["labels"]),
+                        "annotations": {
+                            DESIRED: str(replicas),
+                            MAX_REPLICAS: str(replicas + max_surge),
+                            REVISION: str(max_revision + 1),
+                        },
+                        "ownerReferences": [_owner_ref(d)],
+                        "generation": 1,
+                    },
+                    "spec": {
+                        "replicas": start,
+                        "minReadySeconds": spec.get("minReadySeconds", 0),
+                        "selector": selector,
+                        "template": rs_template,
+                    },
+                    "status": {"replicas": 0},
                 },
-                "spec": {"replicas": start, "minReadySeconds": spec.get("minReadySeconds", 0),
-                         "selector": selector, "template": rs_template},
-                "status": {"replicas": 0},
-            })
+            )
             created = True
             all_rs.append(new_rs)
             if start:
-                self.event(d, "ScalingReplicaSet", f"Scaled up replica set {new_rs['metadata']['name']} from 0 to "
-                                                   f"{start}")
+                self.event(
+                    d, "ScalingReplicaSet", f"Scaled up replica set {new_rs['metadata']['name']} from 0 to {start}"
+                )
         elif new_rs is not None and _revision(new_rs) < max_revision:
             # A rollback to an older template: the old ReplicaSet becomes the newest revision, and remembers.
             annotations = new_rs["metadata"].setdefault("annotations", {})
@@ -220,8 +269,16 @@ class Controller:
         self._cleanup(d, old_rs)
         self._deployment_status(d, new_rs, replicas, max_unavailable, now, created)
 
-    def _scale(self, d: dict, new_rs: dict, old_rs: list[dict], replicas: int, max_surge: int,
-               max_unavailable: int, recreate: bool) -> dict:
+    def _scale(
+        self,
+        d: dict,
+        new_rs: dict,
+        old_rs: list[dict],
+        replicas: int,
+        max_surge: int,
+        max_unavailable: int,
+        recreate: bool,
+    ) -> dict:
         old_total = sum(rs["spec"]["replicas"] for rs in old_rs)
         if recreate:
             if old_total:
@@ -254,7 +311,8 @@ class Controller:
                 budget -= cut
                 self._set_rs_replicas(d, rs, rs["spec"]["replicas"] - cut)
         available = new_rs.get("status", {}).get("availableReplicas", 0) + sum(
-            rs.get("status", {}).get("availableReplicas", 0) for rs in old_rs)
+            rs.get("status", {}).get("availableReplicas", 0) for rs in old_rs
+        )
         remaining = min(available - min_available, budget)
         for rs in self.store.list(REPLICASETS, d["metadata"]["namespace"]):
             if remaining <= 0:
@@ -267,13 +325,16 @@ class Controller:
 
     def _cleanup(self, d: dict, old_rs: list[dict]) -> None:
         limit = d["spec"].get("revisionHistoryLimit", 10)
-        idle = sorted((rs for rs in old_rs if rs["spec"]["replicas"] == 0
-                       and not rs.get("status", {}).get("replicas")), key=_revision)
+        idle = sorted(
+            (rs for rs in old_rs if rs["spec"]["replicas"] == 0 and not rs.get("status", {}).get("replicas")),
+            key=_revision,
+        )
         for rs in idle[: max(len(idle) - limit, 0)]:
             self.store.delete(REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"])
 
-    def _deployment_status(self, d: dict, new_rs: dict | None, replicas: int, max_unavailable: int, now: float,
-                           created: bool) -> None:
+    def _deployment_status(
+        self, d: dict, new_rs: dict | None, replicas: int, max_unavailable: int, now: float, created: bool
+    ) -> None:
         namespace = d["metadata"]["namespace"]
         all_rs = [rs for rs in self.store.list(REPLICASETS, namespace) if _controlled_by(rs, d)]
         pods = sum(rs.get("status", {}).get("replicas", 0) for rs in all_rs)
@@ -287,28 +348,45 @@ class Controller:
 
         def condition(kind: str, status: str, reason: str, message: str, progressed: bool) -> None:
             previous = conditions.get(kind)
-            if previous and (previous["status"], previous["reason"], previous["message"]) == (status, reason, message) \
-                    and not progressed:
+            if (
+                previous
+                and (previous["status"], previous["reason"], previous["message"]) == (status, reason, message)
+                and not progressed
+            ):
                 return
             conditions[kind] = {
-                "type": kind, "status": status,
+                "type": kind,
+                "status": status,
                 "lastUpdateTime": stamp,
-                "lastTransitionTime": previous["lastTransitionTime"] if previous and previous["status"] == status
+                "lastTransitionTime": previous["lastTransitionTime"]
+                if previous and previous["status"] == status
                 else stamp,
-                "reason": reason, "message": message,
+                "reason": reason,
+                "message": message,
             }
 
         min_available = replicas - max_unavailable
         if available >= min_available:
             condition("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.", False)
         else:
-            condition("Available", "False", "MinimumReplicasUnavailable",
-                      "Deployment does not have minimum availability.", False)
+            condition(
+                "Available",
+                "False",
+                "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability.",
+                False,
+            )
 
         uid = d["metadata"]["uid"]
         rs_name = new_rs["metadata"]["name"] if new_rs else ""
-        signature = (rs_name, new_rs["spec"]["replicas"] if new_rs else 0, updated, available, old_pods,
-                     sum(rs["spec"]["replicas"] for rs in old))
+        signature = (
+            rs_name,
+            new_rs["spec"]["replicas"] if new_rs else 0,
+            updated,
+            available,
+            old_pods,
+            sum(rs["spec"]["replicas"] for rs in old),
+        )
         last_signature, last_progress = self.progress.get(uid, (None, now))
         progressed = signature != last_signature
         if progressed:
@@ -320,25 +398,36 @@ class Controller:
         if d["spec"].get("paused"):
             condition("Progressing", "Unknown", "DeploymentPaused", "Deployment is paused", False)
         elif created:
-            condition("Progressing", "True", "NewReplicaSetCreated", f"Created new replica set \"{rs_name}\"", True)
+            condition("Progressing", "True", "NewReplicaSetCreated", f'Created new replica set "{rs_name}"', True)
         elif complete:
-            condition("Progressing", "True", "NewReplicaSetAvailable",
-                      f"ReplicaSet \"{rs_name}\" has successfully progressed.",
-                      progressed and (current or {}).get("reason") != "NewReplicaSetAvailable")
+            condition(
+                "Progressing",
+                "True",
+                "NewReplicaSetAvailable",
+                f'ReplicaSet "{rs_name}" has successfully progressed.',
+                progressed and (current or {}).get("reason") != "NewReplicaSetAvailable",
+            )
         elif progressed:
-            condition("Progressing", "True", "ReplicaSetUpdated", f"ReplicaSet \"{rs_name}\" is progressing.", True)
+            condition("Progressing", "True", "ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.', True)
         elif now - last_progress > deadline and (current or {}).get("reason") != "ProgressDeadlineExceeded":
-            condition("Progressing", "False", "ProgressDeadlineExceeded",
-                      f"ReplicaSet \"{rs_name}\" has timed out progressing.", True)
+            condition(
+                "Progressing",
+                "False",
+                "ProgressDeadlineExceeded",
+                f'ReplicaSet "{rs_name}" has timed out progressing.',
+                True,
+            )
 
-        status = _omit_zero({
-            "observedGeneration": d["metadata"].get("generation", 1),
-            "replicas": pods,
-            "updatedReplicas": updated,
-            "readyReplicas": ready,
-            "availableReplicas": available,
-            "unavailableReplicas": max(replicas - available, 0),
-        })
+        status = _omit_zero(
+            {
+                "observedGeneration": d["metadata"].get("generation", 1),
+                "replicas": pods,
+                "updatedReplicas": updated,
+                "readyReplicas": ready,
+                "availableReplicas": available,
+                "unavailableReplicas": max(replicas - available, 0),
+            }
+        )
         status["conditions"] = [conditions[k] for k in ("Available", "Progressing") if k in conditions]
         if status != d.get("status"):
             latest = self.store.get(DEPLOYMENTS, namespace, d["metadata"]["name"])
@@ -352,7 +441,9 @@ class Controller:
         return list(self._pods_by_owner.get(owner["metadata"]["uid"], []))
 
     def _is_ready(self, pod: dict) -> bool:
-        return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions") or [])
+        return any(
+            c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions") or []
+        )
 
     def _is_available(self, pod: dict, min_ready: float, now: float) -> bool:
         since = self.ready_since.get(pod["metadata"]["uid"])
@@ -361,14 +452,23 @@ class Controller:
     def _new_pod(self, owner: dict, template: dict, name: str, extra_labels: dict | None = None) -> dict:
         metadata = copy.deepcopy(template.get("metadata") or {})
         metadata.pop("creationTimestamp", None)
-        metadata.update({"name": name, "namespace": owner["metadata"]["namespace"],
-                         "ownerReferences": [_owner_ref(owner)]})
+        metadata.update(
+            {"name": name, "namespace": owner["metadata"]["namespace"], "ownerReferences": [_owner_ref(owner)]}
+        )
         metadata.setdefault("labels", {}).update(extra_labels or {})
         spec = copy.deepcopy(template["spec"])
         spec.setdefault("serviceAccountName", "default")
         spec["nodeName"] = "sandbox-node-1"
-        pod = self.store.create(PODS, {"kind": "Pod", "apiVersion": "v1", "metadata": metadata, "spec": spec,
-                                       "status": {"phase": "Pending", "qosClass": "BestEffort"}})
+        pod = self.store.create(
+            PODS,
+            {
+                "kind": "Pod",
+                "apiVersion": "v1",
+                "metadata": metadata,
+                "spec": spec,
+                "status": {"phase": "Pending", "qosClass": "BestEffort"},
+            },
+        )
         self.born[pod["metadata"]["uid"]] = time.monotonic()
         self.event(owner, "SuccessfulCreate", f"Created pod: {name}", component=f"{owner['kind'].lower()}-controller")
         return pod
@@ -377,22 +477,30 @@ class Controller:
         pods = self._owned_pods(rs)
         want = rs["spec"]["replicas"]
         for _ in range(want - len(pods)):
-            pods.append(self._new_pod(rs, rs["spec"]["template"], f"{rs['metadata']['name']}-{safe_encode(secrets.token_bytes(8), 5)}"))
+            pods.append(
+                self._new_pod(
+                    rs, rs["spec"]["template"], f"{rs['metadata']['name']}-{safe_encode(secrets.token_bytes(8), 5)}"
+                )
+            )
         if len(pods) > want:
             victims = sorted(pods, key=lambda p: (self._is_ready(p), p["metadata"]["creationTimestamp"]))
             for pod in victims[: len(pods) - want]:
                 self.store.delete(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"])
-                self.event(rs, "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}",
-                           component="replicaset-controller")
+                self.event(
+                    rs, "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}", component="replicaset-controller"
+                )
                 pods.remove(pod)
         min_ready = rs["spec"].get("minReadySeconds", 0)
-        status = _omit_zero({
-            "replicas": len(pods),
-            "fullyLabeledReplicas": len(pods),
-            "readyReplicas": sum(self._is_ready(p) for p in pods),
-            "availableReplicas": sum(self._is_available(p, min_ready, now) for p in pods),
-            "observedGeneration": rs["metadata"].get("generation", 1),
-        }, keep=("replicas",))
+        status = _omit_zero(
+            {
+                "replicas": len(pods),
+                "fullyLabeledReplicas": len(pods),
+                "readyReplicas": sum(self._is_ready(p) for p in pods),
+                "availableReplicas": sum(self._is_available(p, min_ready, now) for p in pods),
+                "observedGeneration": rs["metadata"].get("generation", 1),
+            },
+            keep=("replicas",),
+        )
         if status != rs.get("status"):
             latest = self.store.get(REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"])
             if latest is not None:
@@ -411,15 +519,25 @@ class Controller:
         status = copy.deepcopy(pod.get("status") or {})
         if blocked:
             ready, phase = False, "Pending"
-            states = {c["name"]: {"waiting": {"reason": "ImagePullBackOff",
-                                              "message": f"Back-off pulling image \"{c['image']}\""}}
-                      if c in blocked else {"running": {"startedAt": started}} for c in containers}
+            states = {
+                c["name"]: {
+                    "waiting": {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{c["image"]}"'}
+                }
+                if c in blocked
+                else {"running": {"startedAt": started}}
+                for c in containers
+            }
             if uid not in self.warned and now - born > 0.5:
                 self.warned.add(uid)
                 for c in blocked:
-                    self.event(pod, "Failed", f"Failed to pull image \"{c['image']}\": rpc error: code = NotFound "
-                                              f"desc = failed to pull and unpack image: not found", kind="Warning",
-                               component="kubelet")
+                    self.event(
+                        pod,
+                        "Failed",
+                        f'Failed to pull image "{c["image"]}": rpc error: code = NotFound '
+                        f"desc = failed to pull and unpack image: not found",
+                        kind="Warning",
+                        component="kubelet",
+                    )
         elif now - born >= ready_after:
             ready, phase = True, "Running"
             states = {c["name"]: {"running": {"startedAt": started}} for c in containers}
@@ -438,21 +556,32 @@ class Controller:
             since = old["lastTransitionTime"] if old and old["status"] == text else now_rfc3339()
             return {"type": kind, "status": text, "lastProbeTime": None, "lastTransitionTime": since}
 
-        status.update({
-            "phase": phase,
-            "conditions": [cond("Initialized", True), cond("Ready", ready), cond("ContainersReady", ready),
-                           cond("PodScheduled", True)],
-            "hostIP": "10.0.0.11",
-            "podIP": f"10.244.0.{int(uid.replace('-', '')[:6], 16) % 250 + 2}",
-            "startTime": created,
-            "containerStatuses": [
-                {"name": c["name"], "image": c.get("image", ""), "imageID": "" if c in blocked else
-                 f"{c.get('image', '').split(':')[0]}@sha256:{safe_encode(c.get('image', '').encode(), 16)}",
-                 "ready": ready and c not in blocked, "restartCount": 0, "started": c not in blocked and ready,
-                 "state": states[c["name"]]}
-                for c in containers
-            ],
-        })
+        status.update(
+            {
+                "phase": phase,
+                "conditions": [
+                    cond("Initialized", True),
+                    cond("Ready", ready),
+                    cond("ContainersReady", ready),
+                    cond("PodScheduled", True),
+                ],
+                "hostIP": "10.0.0.11",
+                "podIP": f"10.244.0.{int(uid.replace('-', '')[:6], 16) % 250 + 2}",
+                "startTime": created,
+                "containerStatuses": [
+                    {
+                        "name": c["name"],
+                        "image": c.get("image", ""),
+                        "imageID": "" if c in blocked else _image_id(c.get("image", "")),
+                        "ready": ready and c not in blocked,
+                        "restartCount": 0,
+                        "started": c not in blocked and ready,
+                        "state": states[c["name"]],
+                    }
+                    for c in containers
+                ],
+            }
+        )
         if status != pod.get("status"):
             pod["status"] = status
             self.store.update(PODS, pod, check_version=False)
@@ -479,9 +608,15 @@ class Controller:
             if ordinal not in pods:
                 if all(self._is_ready(pods[o]) for o in range(ordinal) if o in pods) and len(pods) == ordinal:
                     wanted = update_revision if ordinal >= partition else current_revision
-                    pods[ordinal] = self._new_pod(sts, spec["template"], f"{meta['name']}-{ordinal}",
-                                                  {"controller-revision-hash": wanted,
-                                                   "statefulset.kubernetes.io/pod-name": f"{meta['name']}-{ordinal}"})
+                    pods[ordinal] = self._new_pod(
+                        sts,
+                        spec["template"],
+                        f"{meta['name']}-{ordinal}",
+                        {
+                            "controller-revision-hash": wanted,
+                            "statefulset.kubernetes.io/pod-name": f"{meta['name']}-{ordinal}",
+                        },
+                    )
                 break
         outdated = [o for o, p in pods.items() if o >= partition and revision(p) != update_revision]
         if outdated and all(self._is_ready(p) for p in pods.values()) and len(pods) == replicas:
@@ -491,17 +626,20 @@ class Controller:
         updated = sum(revision(p) == update_revision for p in pods.values())
         if updated == replicas and ready == replicas:
             current_revision = update_revision
-        new_status = _omit_zero({
-            "observedGeneration": meta.get("generation", 1),
-            "replicas": len(pods),
-            "readyReplicas": ready,
-            "currentReplicas": sum(revision(p) == current_revision for p in pods.values()),
-            "updatedReplicas": updated,
-            "availableReplicas": ready,
-            "currentRevision": current_revision,
-            "updateRevision": update_revision,
-            "collisionCount": 0,
-        }, keep=("replicas", "collisionCount"))
+        new_status = _omit_zero(
+            {
+                "observedGeneration": meta.get("generation", 1),
+                "replicas": len(pods),
+                "readyReplicas": ready,
+                "currentReplicas": sum(revision(p) == current_revision for p in pods.values()),
+                "updatedReplicas": updated,
+                "availableReplicas": ready,
+                "currentRevision": current_revision,
+                "updateRevision": update_revision,
+                "collisionCount": 0,
+            },
+            keep=("replicas", "collisionCount"),
+        )
         if new_status != sts.get("status"):
             latest = self.store.get(STATEFULSETS, meta["namespace"], meta["name"])
             if latest is not None and latest["metadata"].get("generation") == meta.get("generation"):
@@ -511,8 +649,11 @@ class Controller:
     # --- garbage collection ---------------------------------------------------------------------------------
 
     def _collect_garbage(self) -> None:
-        alive = {obj["metadata"]["uid"] for rtype in (DEPLOYMENTS, REPLICASETS, STATEFULSETS)
-                 for obj in self.store.list(rtype)}
+        alive = {
+            obj["metadata"]["uid"]
+            for rtype in (DEPLOYMENTS, REPLICASETS, STATEFULSETS)
+            for obj in self.store.list(rtype)
+        }
         for rtype in (REPLICASETS, PODS):
             for obj in self.store.list(rtype):
                 owners = [ref["uid"] for ref in obj["metadata"].get("ownerReferences") or [] if ref.get("controller")]

@@ -14,8 +14,14 @@ class ApiError(Exception):
         self.details = details
 
     def body(self) -> dict:
-        body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": self.message,
-                "reason": self.reason}
+        body = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+        }
         if self.details is not None:
             body["details"] = self.details
         body["code"] = self.code
@@ -33,17 +39,18 @@ def _details(rtype: ResourceType, name: str | None) -> dict:
 
 
 def not_found(rtype: ResourceType, name: str) -> ApiError:
-    return ApiError(404, "NotFound", f"{rtype.qualified} \"{name}\" not found", _details(rtype, name))
+    return ApiError(404, "NotFound", f'{rtype.qualified} "{name}" not found', _details(rtype, name))
 
 
 def already_exists(rtype: ResourceType, name: str) -> ApiError:
-    return ApiError(409, "AlreadyExists", f"{rtype.qualified} \"{name}\" already exists", _details(rtype, name))
+    return ApiError(409, "AlreadyExists", f'{rtype.qualified} "{name}" already exists', _details(rtype, name))
 
 
 def conflict(rtype: ResourceType, name: str) -> ApiError:
     return ApiError(
-        409, "Conflict",
-        f"Operation cannot be fulfilled on {rtype.qualified} \"{name}\": the object has been modified; "
+        409,
+        "Conflict",
+        f'Operation cannot be fulfilled on {rtype.qualified} "{name}": the object has been modified; '
         "please apply your changes to the latest version and try again",
         _details(rtype, name),
     )
@@ -56,23 +63,31 @@ def invalid(rtype: ResourceType, name: str, causes: list[tuple[str, str]]) -> Ap
     if rtype.group:
         details["group"] = rtype.group
     details["kind"] = rtype.kind
-    details["causes"] = [{"reason": "FieldValueInvalid", "message": message, "field": field}
-                         for field, message in causes]
+    details["causes"] = [
+        {"reason": "FieldValueInvalid", "message": message, "field": field} for field, message in causes
+    ]
     kind = f"{rtype.kind}.{rtype.group}" if rtype.group else rtype.kind
-    return ApiError(422, "Invalid", f"{kind} \"{name}\" is invalid: {summary}", details)
+    return ApiError(422, "Invalid", f'{kind} "{name}" is invalid: {summary}', details)
 
 
 def bad_request(message: str) -> ApiError:
     return ApiError(400, "BadRequest", message)
 
 
-def forbidden(user: str, verb: str, rtype: ResourceType, namespace: str | None, subresource: str | None = None,
-              name: str | None = None) -> ApiError:
+def forbidden(
+    user: str,
+    verb: str,
+    rtype: ResourceType,
+    namespace: str | None,
+    subresource: str | None = None,
+    name: str | None = None,
+) -> ApiError:
     resource = f"{rtype.plural}/{subresource}" if subresource else rtype.plural
-    subject = f"{rtype.qualified} \"{name}\"" if name else rtype.qualified
-    where = f" in the namespace \"{namespace}\"" if namespace else " at the cluster scope"
-    message = (f"{subject} is forbidden: User \"{user}\" cannot {verb} resource \"{resource}\" in API group "
-               f"\"{rtype.group}\"{where}")
+    subject = f'{rtype.qualified} "{name}"' if name else rtype.qualified
+    where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
+    message = (
+        f'{subject} is forbidden: User "{user}" cannot {verb} resource "{resource}" in API group "{rtype.group}"{where}'
+    )
     return ApiError(403, "Forbidden", message, _details(rtype, name))
 
 

@@ -25,8 +25,10 @@ def _lines(pod: dict, container: str, now: datetime) -> list[tuple[datetime, str
             line = f"WARN auth FAILED_LOGIN user={user} ip=203.0.113.{(n * 7) % 250 + 1} reason=bad_password"
         elif app == "api-gateway" and pick in (2, 9, 15):
             code = 401 if pick != 15 else 403
-            line = (f"INFO access method=POST path=/v1/orders status={code} client=198.51.100.{(n * 3) % 250 + 1} "
-                    f"latency_ms={(seed[n % 32] % 40) + 2}")
+            line = (
+                f"INFO access method=POST path=/v1/orders status={code} client=198.51.100.{(n * 3) % 250 + 1} "
+                f"latency_ms={(seed[n % 32] % 40) + 2}"
+            )
         elif app == "api-gateway":
             line = f"INFO access method=GET path=/v1/positions status=200 latency_ms={(seed[n % 32] % 20) + 1}"
         else:
@@ -35,13 +37,21 @@ def _lines(pod: dict, container: str, now: datetime) -> list[tuple[datetime, str
     return out
 
 
-def pod_log(pod: dict, container: str | None = None, tail: str | None = None, timestamps: bool = False,
-            since: str | None = None, limit_bytes: str | None = None) -> str:
+def pod_log(
+    pod: dict,
+    container: str | None = None,
+    tail: str | None = None,
+    timestamps: bool = False,
+    since: str | None = None,
+    limit_bytes: str | None = None,
+) -> str:
     containers = [c["name"] for c in pod["spec"].get("containers") or []]
     if container is None:
         if len(containers) > 1:
-            raise errors.bad_request(f"a container name must be specified for pod {pod['metadata']['name']}, choose "
-                                     f"one of: [{' '.join(containers)}]")
+            raise errors.bad_request(
+                f"a container name must be specified for pod {pod['metadata']['name']}, choose "
+                f"one of: [{' '.join(containers)}]"
+            )
         container = containers[0] if containers else ""
     elif container not in containers:
         raise errors.bad_request(f"container {container} is not valid for pod {pod['metadata']['name']}")
@@ -50,7 +60,6 @@ def pod_log(pod: dict, container: str | None = None, tail: str | None = None, ti
     if since:
         lines = [(m, t) for m, t in lines if m >= now - timedelta(seconds=int(since))]
     if tail is not None and int(tail) >= 0:
-        lines = lines[-int(tail):] if int(tail) else []
-    text = "".join(f"{m.strftime('%Y-%m-%dT%H:%M:%S.000000000Z')} {t}\n" if timestamps else f"{t}\n"
-                   for m, t in lines)
+        lines = lines[-int(tail) :] if int(tail) else []
+    text = "".join(f"{m.strftime('%Y-%m-%dT%H:%M:%S.000000000Z')} {t}\n" if timestamps else f"{t}\n" for m, t in lines)
     return text[: int(limit_bytes)] if limit_bytes else text

@@ -40,8 +40,10 @@ def _default_pod_spec(spec: dict) -> None:
         container.setdefault("terminationMessagePath", "/dev/termination-log")
         container.setdefault("terminationMessagePolicy", "File")
         image = container.get("image", "")
-        container.setdefault("imagePullPolicy", "Always" if image.endswith(":latest") or ":" not in image.split("/")[-1]
-                             else "IfNotPresent")
+        container.setdefault(
+            "imagePullPolicy",
+            "Always" if image.endswith(":latest") or ":" not in image.split("/")[-1] else "IfNotPresent",
+        )
         for port in container.get("ports") or []:
             port.setdefault("protocol", "TCP")
     spec.setdefault("restartPolicy", "Always")
@@ -58,8 +60,21 @@ def _default_template(template: dict) -> None:
 
 def apply_defaults(rtype: ResourceType, obj: dict) -> dict:
     kind = rtype.kind
-    spec = obj.setdefault("spec", {}) if kind not in ("Secret", "ConfigMap", "ServiceAccount", "Event", "Role",
-                                                        "ClusterRole", "RoleBinding", "ClusterRoleBinding") else None
+    spec = (
+        obj.setdefault("spec", {})
+        if kind
+        not in (
+            "Secret",
+            "ConfigMap",
+            "ServiceAccount",
+            "Event",
+            "Role",
+            "ClusterRole",
+            "RoleBinding",
+            "ClusterRoleBinding",
+        )
+        else None
+    )
     if kind in WORKLOADS:
         spec.setdefault("replicas", 1)
         spec.setdefault("revisionHistoryLimit", 10)
@@ -92,9 +107,17 @@ def apply_defaults(rtype: ResourceType, obj: dict) -> dict:
             port.setdefault("protocol", "TCP")
             port.setdefault("targetPort", port.get("port"))
             if spec["type"] in ("NodePort", "LoadBalancer"):
-                port.setdefault("nodePort", 30000 + int(hashlib.sha256(
-                    f"{obj['metadata'].get('namespace')}/{obj['metadata'].get('name')}/{index}".encode()
-                ).hexdigest(), 16) % 2767)
+                port.setdefault(
+                    "nodePort",
+                    30000
+                    + int(
+                        hashlib.sha256(
+                            f"{obj['metadata'].get('namespace')}/{obj['metadata'].get('name')}/{index}".encode()
+                        ).hexdigest(),
+                        16,
+                    )
+                    % 2767,
+                )
             else:
                 port.pop("nodePort", None)  # isolating a service (type: ClusterIP) closes its node ports
         status = obj.setdefault("status", {"loadBalancer": {}})
@@ -114,11 +137,17 @@ def validate(rtype: ResourceType, obj: dict, old: dict | None = None) -> None:
     name = meta.get("name") or ""
     causes: list[tuple[str, str]] = []
     pattern = DNS_1123_LABEL if rtype.kind in ("Namespace", "Service") else DNS_1123_SUBDOMAIN
-    if rtype.plural not in ("clusterroles", "clusterrolebindings", "roles", "rolebindings", "events") and \
-            (not pattern.match(name) or len(name) > 253):
-        causes.append(("metadata.name", f"Invalid value: \"{name}\": a lowercase RFC 1123 name must consist of lower "
-                                        "case alphanumeric characters, '-' or '.', and must start and end with an "
-                                        "alphanumeric character"))
+    if rtype.plural not in ("clusterroles", "clusterrolebindings", "roles", "rolebindings", "events") and (
+        not pattern.match(name) or len(name) > 253
+    ):
+        causes.append(
+            (
+                "metadata.name",
+                f'Invalid value: "{name}": a lowercase RFC 1123 name must consist of lower '
+                "case alphanumeric characters, '-' or '.', and must start and end with an "
+                "alphanumeric character",
+            )
+        )
     spec = obj.get("spec") or {}
     if rtype.kind in WORKLOADS:
         replicas = spec.get("replicas")
@@ -129,8 +158,12 @@ def validate(rtype: ResourceType, obj: dict, old: dict | None = None) -> None:
         if not selector:
             causes.append(("spec.selector", "Required value"))
         elif not selector_matches(selector, labels):
-            causes.append(("spec.template.metadata.labels",
-                           f"Invalid value: {json.dumps(labels)}: `selector` does not match template `labels`"))
+            causes.append(
+                (
+                    "spec.template.metadata.labels",
+                    f"Invalid value: {json.dumps(labels)}: `selector` does not match template `labels`",
+                )
+            )
         if old is not None and old.get("spec", {}).get("selector") != selector:
             causes.append(("spec.selector", f"Invalid value: {json.dumps(selector)}: field is immutable"))
         containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
@@ -143,12 +176,9 @@ def validate(rtype: ResourceType, obj: dict, old: dict | None = None) -> None:
                 causes.append((f"spec.template.spec.containers[{index}].image", "Required value"))
     if rtype.kind == "Secret" and obj.get("type") == "kubernetes.io/tls":
         data = obj.get("data") or {}
-        for key in ("tls.crt", "tls.key"):
-            if key not in data:
-                causes.append((f"data[{key}]", "Required value"))
-    if rtype.kind == "Service":
-        if spec.get("type") not in ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName"):
-            causes.append(("spec.type", f"Unsupported value: \"{spec.get('type')}\""))
+        causes += [(f"data[{key}]", "Required value") for key in ("tls.crt", "tls.key") if key not in data]
+    if rtype.kind == "Service" and spec.get("type") not in ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName"):
+        causes.append(("spec.type", f'Unsupported value: "{spec.get("type")}"'))
     if causes:
         raise errors.invalid(rtype, name, causes)
 

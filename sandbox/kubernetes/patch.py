@@ -38,6 +38,7 @@ SERVICE_PORT_KEY = "port"
 
 # --- JSON patch -----------------------------------------------------------------------------------------------
 
+
 def _tokens(pointer: str) -> list[str]:
     if pointer == "":
         return []
@@ -53,8 +54,11 @@ def _parent(doc: Any, tokens: list[str]) -> tuple[Any, str]:
             target = target[int(token)]
         elif isinstance(target, dict):
             if token not in target:
-                raise errors.ApiError(422, "Invalid", f"the server rejected our request due to an error in our "
-                                                      f"request: missing path segment {token!r}")
+                raise errors.ApiError(
+                    422,
+                    "Invalid",
+                    f"the server rejected our request due to an error in our request: missing path segment {token!r}",
+                )
             target = target[token]
         else:
             raise errors.bad_request(f"cannot traverse into {token!r}")
@@ -89,8 +93,9 @@ def json_patch(doc: dict, operations: Any) -> dict:
                         parent[index] = copy.deepcopy(op["value"])
                 else:
                     if kind == "replace" and last not in parent:
-                        raise errors.ApiError(422, "Invalid", f"replace operation does not apply: doc is missing "
-                                                              f"key: {path}")
+                        raise errors.ApiError(
+                            422, "Invalid", f"replace operation does not apply: doc is missing key: {path}"
+                        )
                     parent[last] = copy.deepcopy(op["value"])
             elif kind == "remove":
                 parent, last = _parent(doc, tokens)
@@ -99,8 +104,9 @@ def json_patch(doc: dict, operations: Any) -> dict:
                 elif last in parent:
                     del parent[last]
                 else:
-                    raise errors.ApiError(422, "Invalid", f"remove operation does not apply: doc is missing path: "
-                                                          f"{path}")
+                    raise errors.ApiError(
+                        422, "Invalid", f"remove operation does not apply: doc is missing path: {path}"
+                    )
             elif kind in ("move", "copy"):
                 value = copy.deepcopy(_get(doc, op["from"]))
                 if kind == "move":
@@ -112,12 +118,14 @@ def json_patch(doc: dict, operations: Any) -> dict:
             else:
                 raise errors.bad_request(f"Unexpected kind: {kind}")
         except (KeyError, IndexError, ValueError, TypeError) as err:
-            raise errors.ApiError(422, "Invalid", f"the server rejected our request due to an error in our request: "
-                                                  f"{kind} {path}: {err}") from None
+            raise errors.ApiError(
+                422, "Invalid", f"the server rejected our request due to an error in our request: {kind} {path}: {err}"
+            ) from None
     return doc
 
 
 # --- merge patch ----------------------------------------------------------------------------------------------
+
 
 def merge_patch(doc: Any, patch: Any) -> Any:
     if not isinstance(patch, dict):
@@ -132,6 +140,7 @@ def merge_patch(doc: Any, patch: Any) -> Any:
 
 
 # --- strategic merge patch ------------------------------------------------------------------------------------
+
 
 def strategic_merge_patch(doc: Any, patch: Any, *, kind: str | None = None) -> Any:
     if not isinstance(patch, dict):
@@ -186,8 +195,10 @@ def _merge_list(current: Any, patch: list, field: str, kind: str | None) -> list
     for item in patch:
         if not isinstance(item, dict) or key not in item:
             return [_strip_directives(i) for i in patch]
-        position = next((i for i, existing in enumerate(merged)
-                         if isinstance(existing, dict) and existing.get(key) == item[key]), None)
+        position = next(
+            (i for i, existing in enumerate(merged) if isinstance(existing, dict) and existing.get(key) == item[key]),
+            None,
+        )
         if item.get("$patch") == "delete":
             if position is not None:
                 merged.pop(position)
@@ -229,5 +240,8 @@ def apply_patch(doc: dict, content_type: str, body: Any, kind: str) -> dict:
         return merge_patch(doc, body)
     if flavour == "strategic":
         return strategic_merge_patch(doc, body, kind=kind)
-    raise errors.ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - "
-                                                        f"accepted media types include: {', '.join(PATCH_TYPES)}")
+    raise errors.ApiError(
+        415,
+        "UnsupportedMediaType",
+        f"the body of the request was in an unknown format - accepted media types include: {', '.join(PATCH_TYPES)}",
+    )

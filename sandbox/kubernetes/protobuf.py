@@ -10,8 +10,7 @@ from __future__ import annotations
 from sandbox.kubernetes import errors
 
 MAGIC = b"k8s\x00"
-_RESOURCE_ATTRIBUTES = {1: "namespace", 2: "verb", 3: "group", 4: "version", 5: "resource", 6: "subresource",
-                        7: "name"}
+_RESOURCE_ATTRIBUTES = {1: "namespace", 2: "verb", 3: "group", 4: "version", 5: "resource", 6: "subresource", 7: "name"}
 _NON_RESOURCE_ATTRIBUTES = {1: "path", 2: "verb"}
 _ACCESS_SPEC = {1: ("resourceAttributes", _RESOURCE_ATTRIBUTES), 2: ("nonResourceAttributes", _NON_RESOURCE_ATTRIBUTES)}
 _SUBJECT_ACCESS_SPEC = {**_ACCESS_SPEC, 3: "user", 4: ("groups", list), 6: "uid"}
@@ -43,11 +42,11 @@ def _fields(data: bytes):
             value, pos = _varint(data, pos)
         elif wire == 2:
             length, pos = _varint(data, pos)
-            value, pos = data[pos:pos + length], pos + length
+            value, pos = data[pos : pos + length], pos + length
         elif wire == 1:
-            value, pos = data[pos:pos + 8], pos + 8
+            value, pos = data[pos : pos + 8], pos + 8
         elif wire == 5:
-            value, pos = data[pos:pos + 4], pos + 4
+            value, pos = data[pos : pos + 4], pos + 4
         else:
             raise errors.bad_request(f"unsupported protobuf wire type {wire}")
         yield number, value
@@ -72,12 +71,15 @@ def decode(body: bytes) -> dict:
     """A protobuf-encoded review as the JSON-shaped dict the API handlers take."""
     if not body.startswith(MAGIC):
         raise errors.bad_request("protobuf body without the Kubernetes envelope")
-    envelope = dict(_fields(body[len(MAGIC):]))
+    envelope = dict(_fields(body[len(MAGIC) :]))
     type_meta = {number: value.decode() for number, value in _fields(envelope.get(1, b""))}
     kind = type_meta.get(2, "")
     schema = SPECS.get(kind)
     if schema is None:
-        raise errors.ApiError(415, "UnsupportedMediaType", f"protobuf bodies are only accepted for access reviews, "
-                                                           f"not {kind or 'this kind'}; send application/json")
+        raise errors.ApiError(
+            415,
+            "UnsupportedMediaType",
+            f"protobuf bodies are only accepted for access reviews, not {kind or 'this kind'}; send application/json",
+        )
     spec = next((value for number, value in _fields(envelope.get(2, b"")) if number == 2), b"")
     return {"kind": kind, "apiVersion": type_meta.get(1, ""), "spec": _decode(spec, schema)}

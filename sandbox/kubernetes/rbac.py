@@ -27,13 +27,15 @@ class User:
 
     @classmethod
     def service_account(cls, namespace: str, name: str) -> User:
-        return cls(f"{SA_PREFIX}{namespace}:{name}",
-                   ("system:serviceaccounts", f"system:serviceaccounts:{namespace}", AUTHENTICATED))
+        return cls(
+            f"{SA_PREFIX}{namespace}:{name}",
+            ("system:serviceaccounts", f"system:serviceaccounts:{namespace}", AUTHENTICATED),
+        )
 
     @classmethod
     def named(cls, name: str, groups: tuple[str, ...] = ()) -> User:
         if name.startswith(SA_PREFIX):
-            namespace, sa = name[len(SA_PREFIX):].split(":", 1)
+            namespace, sa = name[len(SA_PREFIX) :].split(":", 1)
             user = cls.service_account(namespace, sa)
             return cls(user.name, tuple(dict.fromkeys([*user.groups, *groups])))
         return cls(name, tuple(dict.fromkeys([*groups, AUTHENTICATED])))
@@ -89,8 +91,11 @@ def rule_allows(rule: dict, request: Request) -> bool:
         return False
     if rule.get("nonResourceURLs"):
         return False
-    if not (_matches(rule.get("verbs"), request.verb) and _matches(rule.get("apiGroups"), request.group)
-            and _resource_matches(rule.get("resources"), request.resource, request.subresource)):
+    if not (
+        _matches(rule.get("verbs"), request.verb)
+        and _matches(rule.get("apiGroups"), request.group)
+        and _resource_matches(rule.get("resources"), request.resource, request.subresource)
+    ):
         return False
     names = rule.get("resourceNames")
     return not names or (request.name is not None and request.name in names)
@@ -140,11 +145,12 @@ class Authorizer:
         if self.allowed(user, request):
             return
         if request.path is not None:
-            raise errors.ApiError(403, "Forbidden", f"forbidden: User \"{user.name}\" cannot {request.verb} path "
-                                                    f"\"{request.path}\"", {})
+            raise errors.ApiError(
+                403, "Forbidden", f'forbidden: User "{user.name}" cannot {request.verb} path "{request.path}"', {}
+            )
         rtype = next((r for r in _types_named(request.resource, request.group)), None)
         if rtype is None:
-            raise errors.ApiError(403, "Forbidden", f"User \"{user.name}\" cannot {request.verb} {request.resource}")
+            raise errors.ApiError(403, "Forbidden", f'User "{user.name}" cannot {request.verb} {request.resource}')
         raise errors.forbidden(user.name, request.verb, rtype, request.namespace, request.subresource, request.name)
 
     def impersonate(self, user: User, as_user: str | None, as_groups: list[str]) -> User:
@@ -152,15 +158,25 @@ class Authorizer:
         if not as_user:
             return user
         target = "serviceaccounts" if as_user.startswith(SA_PREFIX) else "users"
-        namespace = as_user[len(SA_PREFIX):].split(":", 1)[0] if target == "serviceaccounts" else None
+        namespace = as_user[len(SA_PREFIX) :].split(":", 1)[0] if target == "serviceaccounts" else None
         name = as_user.rsplit(":", 1)[-1] if target == "serviceaccounts" else as_user
         if not self.allowed(user, Request("impersonate", "", target, namespace=namespace, name=name)):
-            raise errors.ApiError(403, "Forbidden", f"{target} \"{name}\" is forbidden: User \"{user.name}\" cannot "
-                                                    f"impersonate resource \"{target}\" in API group \"\"", {})
+            raise errors.ApiError(
+                403,
+                "Forbidden",
+                f'{target} "{name}" is forbidden: User "{user.name}" cannot '
+                f'impersonate resource "{target}" in API group ""',
+                {},
+            )
         for group in as_groups:
             if not self.allowed(user, Request("impersonate", "", "groups", name=group)):
-                raise errors.ApiError(403, "Forbidden", f"groups \"{group}\" is forbidden: User \"{user.name}\" "
-                                                        "cannot impersonate resource \"groups\" in API group \"\"", {})
+                raise errors.ApiError(
+                    403,
+                    "Forbidden",
+                    f'groups "{group}" is forbidden: User "{user.name}" '
+                    'cannot impersonate resource "groups" in API group ""',
+                    {},
+                )
         return User.named(as_user, tuple(as_groups))
 
     # --- access reviews -----------------------------------------------------------------------------------------
@@ -168,8 +184,14 @@ class Authorizer:
     def access_review(self, user: User, spec: dict) -> dict:
         attrs = spec.get("resourceAttributes")
         if attrs:
-            request = Request(attrs.get("verb", ""), attrs.get("group", ""), attrs.get("resource", ""),
-                              attrs.get("subresource") or None, attrs.get("namespace") or None, attrs.get("name") or None)
+            request = Request(
+                attrs.get("verb", ""),
+                attrs.get("group", ""),
+                attrs.get("resource", ""),
+                attrs.get("subresource") or None,
+                attrs.get("namespace") or None,
+                attrs.get("name") or None,
+            )
         else:
             non = spec.get("nonResourceAttributes") or {}
             request = Request(non.get("verb", ""), path=non.get("path", ""))
@@ -181,13 +203,20 @@ class Authorizer:
 
     def rules_review(self, user: User, namespace: str) -> dict:
         if MASTERS in user.groups:
-            rules = [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}, {"verbs": ["*"], "nonResourceURLs": ["*"]}]
+            rules = [
+                {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]},
+                {"verbs": ["*"], "nonResourceURLs": ["*"]},
+            ]
         else:
             rules = self.rules(user, namespace)
-        resource_rules = [{k: r[k] for k in ("verbs", "apiGroups", "resources", "resourceNames") if r.get(k)}
-                          for r in rules if not r.get("nonResourceURLs")]
-        non_resource = [{"verbs": r["verbs"], "nonResourceURLs": r["nonResourceURLs"]}
-                        for r in rules if r.get("nonResourceURLs")]
+        resource_rules = [
+            {k: r[k] for k in ("verbs", "apiGroups", "resources", "resourceNames") if r.get(k)}
+            for r in rules
+            if not r.get("nonResourceURLs")
+        ]
+        non_resource = [
+            {"verbs": r["verbs"], "nonResourceURLs": r["nonResourceURLs"]} for r in rules if r.get("nonResourceURLs")
+        ]
         return {"resourceRules": resource_rules, "nonResourceRules": non_resource, "incomplete": False}
 
 
@@ -198,4 +227,3 @@ def _types_named(plural: str, group: str):
 def user_for_review(spec: dict) -> User:
     """The subject of a SubjectAccessReview: ``user`` + ``groups``."""
     return User.named(spec.get("user") or "", tuple(spec.get("groups") or ()))
-

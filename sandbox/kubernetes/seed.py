@@ -43,16 +43,23 @@ def _put(store: Store, obj: dict) -> dict:
 
 
 def _cluster_role(name: str, rules: list[dict], **labels) -> dict:
-    return {"kind": "ClusterRole", "apiVersion": "rbac.authorization.k8s.io/v1",
-            "metadata": {"name": name, "labels": labels or {"kubernetes.io/bootstrapping": "rbac-defaults"}},
-            "rules": rules}
+    return {
+        "kind": "ClusterRole",
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "metadata": {"name": name, "labels": labels or {"kubernetes.io/bootstrapping": "rbac-defaults"}},
+        "rules": rules,
+    }
 
 
 def _binding(kind: str, name: str, role_kind: str, role: str, subjects: list[dict], namespace: str | None = None):
     meta = {"name": name, **({"namespace": namespace} if namespace else {})}
-    return {"kind": kind, "apiVersion": "rbac.authorization.k8s.io/v1", "metadata": meta,
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": role},
-            "subjects": subjects}
+    return {
+        "kind": kind,
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "metadata": meta,
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": role},
+        "subjects": subjects,
+    }
 
 
 def _sa(name: str, namespace: str) -> dict:
@@ -61,31 +68,119 @@ def _sa(name: str, namespace: str) -> dict:
 
 READ = ["get", "list", "watch"]
 WRITE = ["create", "delete", "deletecollection", "patch", "update"]
-STATUS_READ = [{"apiGroups": ["", "apps"], "verbs": READ,
-                "resources": ["pods/status", "services/status", "namespaces/status", "deployments/status",
-                              "replicasets/status", "statefulsets/status"]}]
+STATUS_READ = [
+    {
+        "apiGroups": ["", "apps"],
+        "verbs": READ,
+        "resources": [
+            "pods/status",
+            "services/status",
+            "namespaces/status",
+            "deployments/status",
+            "replicasets/status",
+            "statefulsets/status",
+        ],
+    }
+]
 BOOTSTRAP_ROLES = [
-    _cluster_role("cluster-admin", [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
-                                    {"nonResourceURLs": ["*"], "verbs": ["*"]}]),
-    _cluster_role("admin", [{"apiGroups": ["", "apps", "networking.k8s.io", "rbac.authorization.k8s.io"],
-                             "resources": ["*"], "verbs": READ + WRITE}]),
-    _cluster_role("edit", [*STATUS_READ, {"apiGroups": ["", "apps", "networking.k8s.io"],
-                            "resources": ["pods", "pods/log", "services", "secrets", "configmaps", "serviceaccounts",
-                                          "deployments", "deployments/scale", "replicasets", "replicasets/scale",
-                                          "statefulsets", "statefulsets/scale", "networkpolicies", "ingresses"],
-                            "verbs": READ + WRITE}]),
-    _cluster_role("view", [*STATUS_READ, {"apiGroups": ["", "apps", "networking.k8s.io"],
-                            "resources": ["pods", "pods/log", "services", "configmaps", "serviceaccounts",
-                                          "deployments", "deployments/scale", "replicasets", "replicasets/scale",
-                                          "statefulsets", "statefulsets/scale", "networkpolicies", "ingresses",
-                                          "events", "namespaces"],
-                            "verbs": READ}]),
-    _cluster_role("system:basic-user", [{"apiGroups": ["authorization.k8s.io"],
-                                         "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
-                                         "verbs": ["create"]}]),
-    _cluster_role("system:discovery", [{"nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/healthz",
-                                                            "/livez", "/openapi", "/openapi/*", "/readyz",
-                                                            "/version", "/version/"], "verbs": ["get"]}]),
+    _cluster_role(
+        "cluster-admin",
+        [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, {"nonResourceURLs": ["*"], "verbs": ["*"]}],
+    ),
+    _cluster_role(
+        "admin",
+        [
+            {
+                "apiGroups": ["", "apps", "networking.k8s.io", "rbac.authorization.k8s.io"],
+                "resources": ["*"],
+                "verbs": READ + WRITE,
+            }
+        ],
+    ),
+    _cluster_role(
+        "edit",
+        [
+            *STATUS_READ,
+            {
+                "apiGroups": ["", "apps", "networking.k8s.io"],
+                "resources": [
+                    "pods",
+                    "pods/log",
+                    "services",
+                    "secrets",
+                    "configmaps",
+                    "serviceaccounts",
+                    "deployments",
+                    "deployments/scale",
+                    "replicasets",
+                    "replicasets/scale",
+                    "statefulsets",
+                    "statefulsets/scale",
+                    "networkpolicies",
+                    "ingresses",
+                ],
+                "verbs": READ + WRITE,
+            },
+        ],
+    ),
+    _cluster_role(
+        "view",
+        [
+            *STATUS_READ,
+            {
+                "apiGroups": ["", "apps", "networking.k8s.io"],
+                "resources": [
+                    "pods",
+                    "pods/log",
+                    "services",
+                    "configmaps",
+                    "serviceaccounts",
+                    "deployments",
+                    "deployments/scale",
+                    "replicasets",
+                    "replicasets/scale",
+                    "statefulsets",
+                    "statefulsets/scale",
+                    "networkpolicies",
+                    "ingresses",
+                    "events",
+                    "namespaces",
+                ],
+                "verbs": READ,
+            },
+        ],
+    ),
+    _cluster_role(
+        "system:basic-user",
+        [
+            {
+                "apiGroups": ["authorization.k8s.io"],
+                "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+                "verbs": ["create"],
+            }
+        ],
+    ),
+    _cluster_role(
+        "system:discovery",
+        [
+            {
+                "nonResourceURLs": [
+                    "/api",
+                    "/api/*",
+                    "/apis",
+                    "/apis/*",
+                    "/healthz",
+                    "/livez",
+                    "/openapi",
+                    "/openapi/*",
+                    "/readyz",
+                    "/version",
+                    "/version/",
+                ],
+                "verbs": ["get"],
+            }
+        ],
+    ),
 ]
 
 
@@ -96,14 +191,25 @@ def _tls_secrets(namespace: str, monitoring: str | None, now: datetime) -> list[
     from cryptography.x509.oid import NameOID
 
     def name(common: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "QuantNova"),
-                          x509.NameAttribute(NameOID.COMMON_NAME, common)])
+        return x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "QuantNova"),
+                x509.NameAttribute(NameOID.COMMON_NAME, common),
+            ]
+        )
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (x509.CertificateBuilder().subject_name(name("GrandModel sandbox CA")).issuer_name(name("GrandModel sandbox CA"))
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now - timedelta(days=400)).not_valid_after(now + timedelta(days=3650))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True).sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("GrandModel sandbox CA"))
+        .issuer_name(name("GrandModel sandbox CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=400))
+        .not_valid_after(now + timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
     ca_pem = ca.public_bytes(serialization.Encoding.PEM)
     out = []
     for secret_name, target, days in CERTIFICATES:
@@ -111,25 +217,46 @@ def _tls_secrets(namespace: str, monitoring: str | None, now: datetime) -> list[
         host = secret_name.removesuffix("-tls") + ".grandmodel.quantnova.com"
         key = ec.generate_private_key(ec.SECP256R1())
         expires = now + timedelta(days=days)
-        cert = (x509.CertificateBuilder().subject_name(name(host)).issuer_name(ca.subject)
-                .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(min(now, expires) - timedelta(days=90)).not_valid_after(expires)
-                .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
-                .sign(ca_key, hashes.SHA256()))
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name(host))
+            .issuer_name(ca.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(min(now, expires) - timedelta(days=90))
+            .not_valid_after(expires)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
         pem = cert.public_bytes(serialization.Encoding.PEM) + ca_pem
-        key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
-        out.append({"kind": "Secret", "apiVersion": "v1", "type": "kubernetes.io/tls",
-                    "metadata": {"name": secret_name, "namespace": target, "labels": {"app.kubernetes.io/part-of": "grandmodel"}},
-                    "data": {"tls.crt": base64.b64encode(pem).decode(), "tls.key": base64.b64encode(key_pem).decode(),
-                             "ca.crt": base64.b64encode(ca_pem).decode()}})
+        key_pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        out.append(
+            {
+                "kind": "Secret",
+                "apiVersion": "v1",
+                "type": "kubernetes.io/tls",
+                "metadata": {
+                    "name": secret_name,
+                    "namespace": target,
+                    "labels": {"app.kubernetes.io/part-of": "grandmodel"},
+                },
+                "data": {
+                    "tls.crt": base64.b64encode(pem).decode(),
+                    "tls.key": base64.b64encode(key_pem).decode(),
+                    "ca.crt": base64.b64encode(ca_pem).decode(),
+                },
+            }
+        )
     return out
 
 
 def _deployment(d, namespace: str) -> dict:
     labels = {"app": d.name, "app.kubernetes.io/part-of": "grandmodel", "tradeops.io/role": d.role}
     return {
-        "kind": "Deployment", "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "apiVersion": "apps/v1",
         "metadata": {"name": d.name, "namespace": namespace, "labels": labels},
         "spec": {
             "replicas": d.replicas.off_hours,
@@ -138,13 +265,18 @@ def _deployment(d, namespace: str) -> dict:
                 "metadata": {"labels": labels},
                 "spec": {
                     "serviceAccountName": "default",
-                    "containers": [{
-                        "name": d.container_name, "image": d.image,
-                        "ports": [{"name": "http", "containerPort": d.health.port}],
-                        "readinessProbe": {"httpGet": {"path": d.health.path, "port": d.health.port},
-                                           "periodSeconds": 5},
-                        "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}},
-                    }],
+                    "containers": [
+                        {
+                            "name": d.container_name,
+                            "image": d.image,
+                            "ports": [{"name": "http", "containerPort": d.health.port}],
+                            "readinessProbe": {
+                                "httpGet": {"path": d.health.path, "port": d.health.port},
+                                "periodSeconds": 5,
+                            },
+                            "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}},
+                        }
+                    ],
                 },
             },
         },
@@ -154,33 +286,63 @@ def _deployment(d, namespace: str) -> dict:
 def _service(d, namespace: str) -> dict:
     gateway = d.role == "gateway"
     service = {
-        "kind": "Service", "apiVersion": "v1",
+        "kind": "Service",
+        "apiVersion": "v1",
         "metadata": {"name": d.name, "namespace": namespace, "labels": {"app": d.name}},
-        "spec": {"type": "LoadBalancer" if gateway else "ClusterIP", "selector": {"app": d.name},
-                 "ports": [{"name": "https" if gateway else "http", "port": 443 if gateway else 80,
-                            "targetPort": d.health.port}]},
+        "spec": {
+            "type": "LoadBalancer" if gateway else "ClusterIP",
+            "selector": {"app": d.name},
+            "ports": [
+                {"name": "https" if gateway else "http", "port": 443 if gateway else 80, "targetPort": d.health.port}
+            ],
+        },
     }
     return service
 
 
 def _network_policies(platform: str, monitoring: str | None) -> list[dict]:
     def policy(name: str, namespace: str, spec: dict) -> dict:
-        return {"kind": "NetworkPolicy", "apiVersion": "networking.k8s.io/v1",
-                "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+        return {
+            "kind": "NetworkPolicy",
+            "apiVersion": "networking.k8s.io/v1",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": spec,
+        }
 
     policies = [
         policy("default-deny-all", platform, {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
-        policy("allow-gateway-ingress", platform, {"podSelector": {"matchLabels": {"app": "api-gateway"}},
-                                                   "policyTypes": ["Ingress"],
-                                                   "ingress": [{"ports": [{"protocol": "TCP", "port": 8080}]}]}),
-        policy("allow-intra-namespace", platform, {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
-                                                   "ingress": [{"from": [{"podSelector": {}}]}],
-                                                   "egress": [{"to": [{"podSelector": {}}]}]}),
+        policy(
+            "allow-gateway-ingress",
+            platform,
+            {
+                "podSelector": {"matchLabels": {"app": "api-gateway"}},
+                "policyTypes": ["Ingress"],
+                "ingress": [{"ports": [{"protocol": "TCP", "port": 8080}]}],
+            },
+        ),
+        policy(
+            "allow-intra-namespace",
+            platform,
+            {
+                "podSelector": {},
+                "policyTypes": ["Ingress", "Egress"],
+                "ingress": [{"from": [{"podSelector": {}}]}],
+                "egress": [{"to": [{"podSelector": {}}]}],
+            },
+        ),
     ]
     if monitoring:  # deliberately no default-deny here: the security check must flag it
-        policies.append(policy("allow-prometheus-scrape", monitoring,
-                               {"podSelector": {"matchLabels": {"app": "prometheus"}}, "policyTypes": ["Ingress"],
-                                "ingress": [{"ports": [{"protocol": "TCP", "port": 9090}]}]}))
+        policies.append(
+            policy(
+                "allow-prometheus-scrape",
+                monitoring,
+                {
+                    "podSelector": {"matchLabels": {"app": "prometheus"}},
+                    "policyTypes": ["Ingress"],
+                    "ingress": [{"ports": [{"protocol": "TCP", "port": 9090}]}],
+                },
+            )
+        )
     return policies
 
 
@@ -203,39 +365,88 @@ def seed(store: Store, config: TradeOpsConfig) -> dict[str, User]:
         _put(store, {"kind": "ServiceAccount", "apiVersion": "v1", "metadata": {"name": "default", "namespace": name}})
     for role in BOOTSTRAP_ROLES:
         _put(store, role)
-    _put(store, _binding("ClusterRoleBinding", "cluster-admin", "ClusterRole", "cluster-admin",
-                         [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "system:masters"}]))
+    _put(
+        store,
+        _binding(
+            "ClusterRoleBinding",
+            "cluster-admin",
+            "ClusterRole",
+            "cluster-admin",
+            [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "system:masters"}],
+        ),
+    )
     for role in ("system:basic-user", "system:discovery"):
-        _put(store, _binding("ClusterRoleBinding", role, "ClusterRole", role,
-                             [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io",
-                               "name": "system:authenticated"}]))
+        _put(
+            store,
+            _binding(
+                "ClusterRoleBinding",
+                role,
+                "ClusterRole",
+                role,
+                [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "system:authenticated"}],
+            ),
+        )
 
     for deployment in config.kubernetes.deployments:
         _put(store, _deployment(deployment, deployment.namespace))
         _put(store, _service(deployment, deployment.namespace))
     for secret in _tls_secrets(platform, monitoring, now):
         _put(store, secret)
-    _put(store, {"kind": "Secret", "apiVersion": "v1", "type": "Opaque",
-                 "metadata": {"name": "platform-db-credentials", "namespace": platform},
-                 "data": {"username": base64.b64encode(b"platform_app").decode(),
-                          "password": base64.b64encode(secrets.token_urlsafe(18).encode()).decode()}})
+    _put(
+        store,
+        {
+            "kind": "Secret",
+            "apiVersion": "v1",
+            "type": "Opaque",
+            "metadata": {"name": "platform-db-credentials", "namespace": platform},
+            "data": {
+                "username": base64.b64encode(b"platform_app").decode(),
+                "password": base64.b64encode(secrets.token_urlsafe(18).encode()).decode(),
+            },
+        },
+    )
     for policy in _network_policies(platform, monitoring):
         _put(store, policy)
 
     for name in ("trading-user", "deployer", "monitoring"):
         _put(store, {"kind": "ServiceAccount", "apiVersion": "v1", "metadata": {"name": name, "namespace": platform}})
-    _put(store, {"kind": "Role", "apiVersion": "rbac.authorization.k8s.io/v1",
-                 "metadata": {"name": "deployer", "namespace": platform},
-                 "rules": [{"apiGroups": ["apps"], "resources": ["deployments", "deployments/scale", "replicasets"],
-                            "verbs": ["get", "list", "watch", "patch", "update"]}]})
+    _put(
+        store,
+        {
+            "kind": "Role",
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "metadata": {"name": "deployer", "namespace": platform},
+            "rules": [
+                {
+                    "apiGroups": ["apps"],
+                    "resources": ["deployments", "deployments/scale", "replicasets"],
+                    "verbs": ["get", "list", "watch", "patch", "update"],
+                }
+            ],
+        },
+    )
     _put(store, _binding("RoleBinding", "deployer", "Role", "deployer", [_sa("deployer", platform)], platform))
-    _put(store, _binding("RoleBinding", "monitoring-view", "ClusterRole", "view", [_sa("monitoring", platform)],
-                         platform))
+    _put(
+        store,
+        _binding("RoleBinding", "monitoring-view", "ClusterRole", "view", [_sa("monitoring", platform)], platform),
+    )
     # The over-privileged one a monthly access review must find: a workload account bound to cluster-admin.
-    _put(store, _binding("ClusterRoleBinding", "trading-user-admin", "ClusterRole", "cluster-admin",
-                         [_sa("trading-user", platform)]))
-    _put(store, _binding("ClusterRoleBinding", "viewer", "ClusterRole", "view",
-                         [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "viewer"}]))
+    _put(
+        store,
+        _binding(
+            "ClusterRoleBinding", "trading-user-admin", "ClusterRole", "cluster-admin", [_sa("trading-user", platform)]
+        ),
+    )
+    _put(
+        store,
+        _binding(
+            "ClusterRoleBinding",
+            "viewer",
+            "ClusterRole",
+            "view",
+            [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "viewer"}],
+        ),
+    )
     load_manifests(store)  # TradeOps' own service account and least-privilege role
 
     return {
@@ -250,12 +461,19 @@ def seed(store: Store, config: TradeOpsConfig) -> dict[str, User]:
 def kubeconfig(server: str, tokens: dict[str, str], namespace: str, ca_pem: bytes) -> dict:
     """A kubeconfig with one context per identity (``kubectl --context tradeops``)."""
     return {
-        "apiVersion": "v1", "kind": "Config", "preferences": {},
-        "clusters": [{"name": "tradeops-sandbox", "cluster": {
-            "server": server, "certificate-authority-data": base64.b64encode(ca_pem).decode()}}],
+        "apiVersion": "v1",
+        "kind": "Config",
+        "preferences": {},
+        "clusters": [
+            {
+                "name": "tradeops-sandbox",
+                "cluster": {"server": server, "certificate-authority-data": base64.b64encode(ca_pem).decode()},
+            }
+        ],
         "users": [{"name": identity, "user": {"token": token}} for identity, token in tokens.items()],
-        "contexts": [{"name": identity, "context": {"cluster": "tradeops-sandbox", "user": identity,
-                                                    "namespace": namespace}} for identity in tokens],
+        "contexts": [
+            {"name": identity, "context": {"cluster": "tradeops-sandbox", "user": identity, "namespace": namespace}}
+            for identity in tokens
+        ],
         "current-context": "admin",
     }
-

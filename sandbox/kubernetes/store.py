@@ -52,8 +52,11 @@ def label_selector(text: str | None) -> Callable[[dict], bool]:
     for term in _split_selector(text):
         if match := _SET_EXPR.match(term):
             key, op, values = match.group(1), match.group(2), {v.strip() for v in match.group(3).split(",")}
-            tests.append(lambda labels, k=key, o=op, v=values: (labels.get(k) in v) == (o == "in") if o == "in"
-                         else labels.get(k) not in v)
+            tests.append(
+                lambda labels, k=key, o=op, v=values: (
+                    (labels.get(k) in v) == (o == "in") if o == "in" else labels.get(k) not in v
+                )
+            )
         elif "!=" in term:
             key, value = (x.strip() for x in term.split("!=", 1))
             tests.append(lambda labels, k=key, v=value: labels.get(k) != v)
@@ -106,8 +109,12 @@ def selector_matches(selector: dict | None, labels: dict) -> bool:
     for expression in selector.get("matchExpressions") or []:
         key, op, values = expression["key"], expression["operator"], set(expression.get("values") or [])
         present = key in labels
-        if (op == "In" and labels.get(key) not in values) or (op == "NotIn" and labels.get(key) in values) \
-                or (op == "Exists" and not present) or (op == "DoesNotExist" and present):
+        if (
+            (op == "In" and labels.get(key) not in values)
+            or (op == "NotIn" and labels.get(key) in values)
+            or (op == "Exists" and not present)
+            or (op == "DoesNotExist" and present)
+        ):
             return False
     return True
 
@@ -126,6 +133,7 @@ def selector_string(selector: dict | None) -> str:
 
 
 # --- the store ------------------------------------------------------------------------------------------------
+
 
 class Store:
     def __init__(self) -> None:
@@ -169,13 +177,16 @@ class Store:
             raise errors.not_found(rtype, name)
         return obj
 
-    def list(self, rtype: ResourceType, namespace: str | None = None, labels: str | None = None,
-             fields: str | None = None) -> list[dict]:
+    def list(
+        self, rtype: ResourceType, namespace: str | None = None, labels: str | None = None, fields: str | None = None
+    ) -> list[dict]:
         match_labels, match_fields = label_selector(labels), field_selector(fields)
         items = [
-            obj for (ns, _), obj in sorted(self._bucket(rtype).items())
+            obj
+            for (ns, _), obj in sorted(self._bucket(rtype).items())
             if (namespace is None or ns == namespace)
-            and match_labels(obj["metadata"].get("labels")) and match_fields(obj)
+            and match_labels(obj["metadata"].get("labels"))
+            and match_fields(obj)
         ]
         return copy.deepcopy(items)
 
@@ -222,15 +233,20 @@ class Store:
         self._emit("DELETED", rtype, obj, None)
         return obj
 
-    async def watch(self, rtype: ResourceType, namespace: str | None, since: str | None, labels: str | None,
-                    fields: str | None) -> AsyncIterator[tuple[str, dict]]:
+    async def watch(
+        self, rtype: ResourceType, namespace: str | None, since: str | None, labels: str | None, fields: str | None
+    ) -> AsyncIterator[tuple[str, dict]]:
         """Events after resourceVersion ``since``; without one, ADDED for what exists now, then what changes."""
         key = self.key(rtype)
         match_labels, match_fields = label_selector(labels), field_selector(fields)
 
         def matches(obj: dict | None) -> bool:
-            return (obj is not None and (namespace is None or obj["metadata"].get("namespace", "") == namespace)
-                    and match_labels(obj["metadata"].get("labels")) and match_fields(obj))
+            return (
+                obj is not None
+                and (namespace is None or obj["metadata"].get("namespace", "") == namespace)
+                and match_labels(obj["metadata"].get("labels"))
+                and match_fields(obj)
+            )
 
         if since in (None, "", "0"):
             cursor = self.rv
@@ -251,7 +267,7 @@ class Store:
                     break
                 if entry[0] <= scanned and entry[1] == key:
                     pending.append(entry)
-            for rv, _, event, obj, old in reversed(pending):
+            for _rv, _, event, obj, old in reversed(pending):
                 now_matches = matches(obj)
                 if event == "MODIFIED":
                     before = matches(old)

@@ -26,14 +26,20 @@ def age(timestamp: str | None) -> str:
 
 def _deployment(o):
     s, st = o["spec"], o.get("status") or {}
-    return [("Ready", f"{st.get('readyReplicas', 0)}/{s.get('replicas', 0)}"), ("Up-to-date", st.get("updatedReplicas", 0)),
-            ("Available", st.get("availableReplicas", 0))]
+    return [
+        ("Ready", f"{st.get('readyReplicas', 0)}/{s.get('replicas', 0)}"),
+        ("Up-to-date", st.get("updatedReplicas", 0)),
+        ("Available", st.get("availableReplicas", 0)),
+    ]
 
 
 def _replicaset(o):
     st = o.get("status") or {}
-    return [("Desired", o["spec"].get("replicas", 0)), ("Current", st.get("replicas", 0)),
-            ("Ready", st.get("readyReplicas", 0))]
+    return [
+        ("Desired", o["spec"].get("replicas", 0)),
+        ("Current", st.get("replicas", 0)),
+        ("Ready", st.get("readyReplicas", 0)),
+    ]
 
 
 def _statefulset(o):
@@ -44,20 +50,32 @@ def _pod(o):
     statuses = (o.get("status") or {}).get("containerStatuses") or []
     ready = sum(1 for c in statuses if c.get("ready"))
     waiting = next((c["state"]["waiting"].get("reason") for c in statuses if "waiting" in c.get("state", {})), None)
-    return [("Ready", f"{ready}/{len(o['spec'].get('containers') or [])}"),
-            ("Status", waiting or (o.get("status") or {}).get("phase", "Unknown")),
-            ("Restarts", sum(c.get("restartCount", 0) for c in statuses))]
+    return [
+        ("Ready", f"{ready}/{len(o['spec'].get('containers') or [])}"),
+        ("Status", waiting or (o.get("status") or {}).get("phase", "Unknown")),
+        ("Restarts", sum(c.get("restartCount", 0) for c in statuses)),
+    ]
 
 
 def _service(o):
     s = o["spec"]
     ingress = ((o.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
     external = ",".join(i.get("ip") or i.get("hostname", "") for i in ingress) or (
-        "<pending>" if s.get("type") == "LoadBalancer" else "<none>")
-    ports = ",".join(f"{p['port']}{':' + str(p['nodePort']) if p.get('nodePort') else ''}/{p.get('protocol', 'TCP')}"
-                     for p in s.get("ports") or []) or "<none>"
-    return [("Type", s.get("type")), ("Cluster-IP", s.get("clusterIP", "<none>")), ("External-IP", external),
-            ("Port(s)", ports)]
+        "<pending>" if s.get("type") == "LoadBalancer" else "<none>"
+    )
+    ports = (
+        ",".join(
+            f"{p['port']}{':' + str(p['nodePort']) if p.get('nodePort') else ''}/{p.get('protocol', 'TCP')}"
+            for p in s.get("ports") or []
+        )
+        or "<none>"
+    )
+    return [
+        ("Type", s.get("type")),
+        ("Cluster-IP", s.get("clusterIP", "<none>")),
+        ("External-IP", external),
+        ("Port(s)", ports),
+    ]
 
 
 def _secret(o):
@@ -81,14 +99,26 @@ def _binding(o):
 
 def _event(o):
     involved = o.get("involvedObject") or {}
-    return [("Type", o.get("type")), ("Reason", o.get("reason")),
-            ("Object", f"{(involved.get('kind') or '').lower()}/{involved.get('name')}"), ("Message", o.get("message"))]
+    return [
+        ("Type", o.get("type")),
+        ("Reason", o.get("reason")),
+        ("Object", f"{(involved.get('kind') or '').lower()}/{involved.get('name')}"),
+        ("Message", o.get("message")),
+    ]
 
 
 COLUMNS = {
-    "Deployment": _deployment, "ReplicaSet": _replicaset, "StatefulSet": _statefulset, "Pod": _pod,
-    "Service": _service, "Secret": _secret, "Namespace": _namespace, "NetworkPolicy": _netpol,
-    "RoleBinding": _binding, "ClusterRoleBinding": _binding, "Event": _event,
+    "Deployment": _deployment,
+    "ReplicaSet": _replicaset,
+    "StatefulSet": _statefulset,
+    "Pod": _pod,
+    "Service": _service,
+    "Secret": _secret,
+    "Namespace": _namespace,
+    "NetworkPolicy": _netpol,
+    "RoleBinding": _binding,
+    "ClusterRoleBinding": _binding,
+    "Event": _event,
 }
 
 
@@ -106,8 +136,16 @@ def to_table(kind: str, api_version: str, items: list[dict], resource_version: s
     for obj in items:
         meta = obj["metadata"]
         cells = [meta["name"], *[value for _, value in extra(obj)], age(meta.get("creationTimestamp"))]
-        rows.append({"cells": cells, "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-                                                "metadata": meta}})
-    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": resource_version},
-            "columnDefinitions": columns, "rows": rows}
-
+        rows.append(
+            {
+                "cells": cells,
+                "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta},
+            }
+        )
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": resource_version},
+        "columnDefinitions": columns,
+        "rows": rows,
+    }

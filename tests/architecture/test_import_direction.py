@@ -37,8 +37,10 @@ LIBRARY_MODULES = {module_name(path): path for path in LIBRARY.rglob("*.py")}
 
 
 def library_graph() -> dict[str, set[str]]:
-    return {name: {imported for imported in imported_names(path) if imported in LIBRARY_MODULES and imported != name}
-            for name, path in LIBRARY_MODULES.items()}
+    return {
+        name: {imported for imported in imported_names(path) if imported in LIBRARY_MODULES and imported != name}
+        for name, path in LIBRARY_MODULES.items()
+    }
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -86,15 +88,15 @@ def test_the_library_has_no_import_cycle():
 
 @pytest.mark.parametrize("name", sorted(LIBRARY_MODULES))
 def test_the_library_never_imports_dags_sandbox_devstack_or_bench(name):
-    outside = sorted(imported for imported in imported_names(LIBRARY_MODULES[name])
-                     if imported.split(".")[0] in OUTSIDE_THE_LIBRARY)
+    outside = sorted(
+        imported for imported in imported_names(LIBRARY_MODULES[name]) if imported.split(".")[0] in OUTSIDE_THE_LIBRARY
+    )
     assert outside == [], f"{name} imports {outside}"
 
 
 def test_dag_files_import_only_the_library_airflow_and_the_standard_library():
     for path in sorted((REPO / "dags").glob("*.py")):
-        outside = sorted(imported for imported in imported_names(path)
-                         if imported.split(".")[0] in OUTSIDE_THE_LIBRARY)
+        outside = sorted(imported for imported in imported_names(path) if imported.split(".")[0] in OUTSIDE_THE_LIBRARY)
         assert outside == [], f"{path.name} imports {outside}"
 
 

@@ -12,8 +12,19 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted((REPO / "dags").glob("*.py"))
-HEAVY_MODULES = ("kubernetes", "kubernetes_asyncio", "pandas", "exchange_calendars", "psycopg", "psycopg2",
-                 "slack_sdk", "redis", "requests", "cryptography.x509", "sqlalchemy.dialects.postgresql")
+HEAVY_MODULES = (
+    "kubernetes",
+    "kubernetes_asyncio",
+    "pandas",
+    "exchange_calendars",
+    "psycopg",
+    "psycopg2",
+    "slack_sdk",
+    "redis",
+    "requests",
+    "cryptography.x509",
+    "sqlalchemy.dialects.postgresql",
+)
 
 # Runs in a fresh interpreter: note what `import airflow.sdk` itself loads, forbid sockets, import the DAG file,
 # report what the file added.
@@ -43,8 +54,12 @@ def test_no_import_errors(dagbag):
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
 def test_parse_does_no_io_and_no_heavy_imports(path):
-    result = subprocess.run([sys.executable, "-c", PARSE_PROBE, str(path)], capture_output=True, text=True,
-                            env={**__import__("os").environ, "PYTHONPATH": str(REPO / "plugins")})
+    result = subprocess.run(
+        [sys.executable, "-c", PARSE_PROBE, str(path)],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "PYTHONPATH": str(REPO / "plugins")},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     added = json.loads(result.stdout.strip().splitlines()[-1])
     heavy = sorted({m for m in added if m.split(".")[0] in HEAVY_MODULES or m in HEAVY_MODULES})
@@ -81,14 +96,16 @@ def test_the_demo_triggers_every_dag(dagbag):
     from devstack.demo import DEMO_PLAN, DRILL_DAGS
 
     assert {run.dag_id for run in DEMO_PLAN} | set(DRILL_DAGS) == set(dagbag.dags), (
-        "add new DAGs to devstack.demo.DEMO_PLAN")
+        "add new DAGs to devstack.demo.DEMO_PLAN"
+    )
 
 
 def test_every_dag_on_the_trading_calendar_has_the_configs_deadline_tiers(dagbag, config):
     from tradeops.calendar.timetable import ExchangeSessionTimetable
 
-    scheduled = {dag_id: dag for dag_id, dag in dagbag.dags.items()
-                 if isinstance(dag.timetable, ExchangeSessionTimetable)}
+    scheduled = {
+        dag_id: dag for dag_id, dag in dagbag.dags.items() if isinstance(dag.timetable, ExchangeSessionTimetable)
+    }
     assert scheduled
     for dag_id, dag in scheduled.items():
         tiers = config.deadlines.get(dag_id)

@@ -16,12 +16,18 @@ PROBE_DAGS = sorted((Path(__file__).parent / "dags").glob("*.py"))
 @pytest.fixture(scope="session")
 def stack(run_dir):
     """The stack `make demo` runs: the production config with a seconds-scale escalation policy."""
-    with LocalStack(run_dir("stack"), auto_ports=True, extra_dag_files=PROBE_DAGS, log=lambda message: None,
-                    config_path=DEMO_CONFIG, extra_env={
-                        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "2",
-                        # A killed triggerer's triggers move to a live one once its heartbeat is this old.
-                        "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "15",
-                    }) as running:
+    with LocalStack(
+        run_dir("stack"),
+        auto_ports=True,
+        extra_dag_files=PROBE_DAGS,
+        log=lambda message: None,
+        config_path=DEMO_CONFIG,
+        extra_env={
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "2",
+            # A killed triggerer's triggers move to a live one once its heartbeat is this old.
+            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "15",
+        },
+    ) as running:
         yield running
 
 

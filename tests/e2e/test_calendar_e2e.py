@@ -20,7 +20,8 @@ pytestmark = pytest.mark.e2e
 def offset_to(target: datetime) -> str:
     """The sensor offset that puts its boundary at ``target`` (whatever session it picks right now)."""
     boundary = MarketHoursSensor(task_id="probe", until="open", on_non_trading_day="next_session").target(
-        datetime.now(UTC))
+        datetime.now(UTC)
+    )
     return format_duration(timedelta(seconds=round((target - boundary).total_seconds())))
 
 

@@ -38,8 +38,15 @@ def escalation_steps(incident: dict, timeline: list[dict], policy) -> list[dict]
     for event in timeline:
         if event["kind"] in PAGES:
             due = anchor + policy.offset(incident["severity"], event["level"], event["detail"]["loop"])
-            steps.append({"level": event["level"], "loop": event["detail"]["loop"], "at": parse(event["at"]),
-                          "due": due, "catch_up": event["detail"]["catch_up"]})
+            steps.append(
+                {
+                    "level": event["level"],
+                    "loop": event["detail"]["loop"],
+                    "at": parse(event["at"]),
+                    "due": due,
+                    "catch_up": event["detail"]["catch_up"],
+                }
+            )
     return steps
 
 
@@ -69,15 +76,20 @@ def test_a_missed_deadline_escalates_until_acknowledged_in_slack_and_is_resolved
 
     l3_due = parse(incident["escalation_anchor"]) + policy.offset("P2", 3, 0)
     time.sleep(max((l3_due - datetime.now(UTC)).total_seconds() + 3, 0))
-    assert [m for m in drill.messages(page.incident_id, "#exec-escalations")] == [], "no L3 once acknowledged"
+    assert list(drill.messages(page.incident_id, "#exec-escalations")) == [], "no L3 once acknowledged"
 
     resolved = drill.resolve_in_airflow(page.incident_id, "e2e", "drill over")
     assert resolved["state"] == "success"
     incident, timeline = drill.incident(page.incident_id)
     assert incident["status"] == "resolved" and incident["resolved_by"] == "e2e"
     steps = [(e["kind"], e["actor"], e["level"]) for e in timeline if e["kind"] not in ("notified", "status_update")]
-    assert steps == [("opened", "tradeops", None), ("paged", "tradeops", 1), ("escalated", "tradeops", 2),
-                     ("acknowledged", "@oncall-primary (Slack)", 2), ("resolved", "e2e", 2)]
+    assert steps == [
+        ("opened", "tradeops", None),
+        ("paged", "tradeops", 1),
+        ("escalated", "tradeops", 2),
+        ("acknowledged", "@oncall-primary (Slack)", 2),
+        ("resolved", "e2e", 2),
+    ]
     notified = [e for e in timeline if e["kind"] == "notified"]
     assert all(e["slack_ts"] for e in notified), "every notification is recorded with its Slack message"
     assert {e["slack_channel"] for e in notified} == {"#trading-alerts", "#ops-management"}
@@ -117,8 +129,11 @@ def test_escalation_survives_killing_the_scheduler_and_the_triggerer(drill, stac
     acknowledged = next(parse(e["at"]) for e in timeline if e["kind"] == "acknowledged")
     assert all(s["at"] < acknowledged for s in steps), "nothing paged after the acknowledgement"
     assert [e["kind"] for e in timeline][-2:] == ["resolved", "notified"]
-    messages_l2 = [m for m in drill.messages(page.incident_id, "#ops-management")
-                   if m["text"].startswith(":arrow_double_up: Escalated to L2")]
+    messages_l2 = [
+        m
+        for m in drill.messages(page.incident_id, "#ops-management")
+        if m["text"].startswith(":arrow_double_up: Escalated to L2")
+    ]
     assert len(messages_l2) == len([s for s in steps if s["level"] == 2]), "one Slack message per step"
 
 
@@ -155,8 +170,9 @@ with DAG(
 def test_a_task_level_deadline_opens_an_incident_without_holding_a_worker(stack, watch_task):
     ny = ZoneInfo("America/New_York")
     due = (datetime.now(UTC) + timedelta(seconds=100)).replace(second=0, microsecond=0)
-    (stack.dags_folder / "e2e_task_deadline.py").write_text(TASK_DEADLINE_DAG.format(
-        at=due.astimezone(ny).strftime("%H:%M")))
+    (stack.dags_folder / "e2e_task_deadline.py").write_text(
+        TASK_DEADLINE_DAG.format(at=due.astimezone(ny).strftime("%H:%M"))
+    )
     stack.client.wait_for_dags({"e2e_task_deadline"}, timeout=60)
     stack.client.set_paused("e2e_task_deadline", False)
     run_id = stack.client.trigger("e2e_task_deadline")
@@ -171,7 +187,10 @@ def test_a_task_level_deadline_opens_an_incident_without_holding_a_worker(stack,
     incident, timeline = stack.client.incident(result["incident_id"])
     assert incident["title"] == "e2e_task_deadline: 'slow-step' not done in time"
     assert incident["severity"] == "P3" and incident["task_id"] == "slow_step"
-    page = next(m for m in stack.sandbox.slack_messages("#trading-alerts")
-                if f"#{incident['id']} " in m["text"] and not m["thread_ts"])
+    page = next(
+        m
+        for m in stack.sandbox.slack_messages("#trading-alerts")
+        if f"#{incident['id']} " in m["text"] and not m["thread_ts"]
+    )
     assert 0 <= (posted_at(page) - due).total_seconds() < 5
     assert "`slow_step` (deferred)" in incident["summary"]

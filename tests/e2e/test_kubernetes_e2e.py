@@ -18,10 +18,24 @@ def cluster(stack, kubectl_for):
     before = kubectl.json("get", "deployment", "tactical-marl")
     yield kubectl
     stack.sandbox.clear_faults("kubernetes")
-    kubectl.ok("patch", "deployment", "tactical-marl", "--type=json", "-p", json.dumps([
-        {"op": "replace", "path": "/spec/template", "value": before["spec"]["template"]},
-        {"op": "replace", "path": "/spec/replicas", "value": before["spec"]["replicas"]},
-        {"op": "replace", "path": "/spec/progressDeadlineSeconds", "value": before["spec"]["progressDeadlineSeconds"]}]))
+    kubectl.ok(
+        "patch",
+        "deployment",
+        "tactical-marl",
+        "--type=json",
+        "-p",
+        json.dumps(
+            [
+                {"op": "replace", "path": "/spec/template", "value": before["spec"]["template"]},
+                {"op": "replace", "path": "/spec/replicas", "value": before["spec"]["replicas"]},
+                {
+                    "op": "replace",
+                    "path": "/spec/progressDeadlineSeconds",
+                    "value": before["spec"]["progressDeadlineSeconds"],
+                },
+            ]
+        ),
+    )
     kubectl.ok("rollout", "status", "deployment/tactical-marl", "--timeout=120s")
 
 

@@ -50,8 +50,9 @@ def test_the_scheduler_plans_the_next_run_on_the_exchange_calendar(stack):
     assert expected.astimezone(ZoneInfo("America/New_York")).strftime("%H:%M") == "08:00"
 
 
-@pytest.mark.parametrize("dag_id, weekdays", [("daily_db_maintenance", {0, 1, 2, 3, 4, 5}),
-                                              ("weekly_maintenance", {6})])
+@pytest.mark.parametrize(
+    "dag_id, weekdays", [("daily_db_maintenance", {0, 1, 2, 3, 4, 5}), ("weekly_maintenance", {6})]
+)
 def test_the_maintenance_runs_are_planned_at_2am_new_york_time(stack, config, dag_id, weekdays):
     next_run = parse(stack.client.dag(dag_id)["next_dagrun_run_after"])
     events = events_for(config.schedules[dag_id], "XNYS")
@@ -64,8 +65,9 @@ def test_the_maintenance_runs_are_planned_at_2am_new_york_time(stack, config, da
 def test_the_database_maintenance_run_gets_its_clock_and_session_anchored_deadlines(stack, config):
     run_id = stack.client.trigger("daily_db_maintenance")
     run_after = parse(stack.client.dag_run("daily_db_maintenance", run_id)["run_after"])
-    expected = sorted(ExchangeSessionDeadline(tier.by, "XNYS").due_for(run_after)
-                      for tier in config.deadlines["daily_db_maintenance"])
+    expected = sorted(
+        ExchangeSessionDeadline(tier.by, "XNYS").due_for(run_after) for tier in config.deadlines["daily_db_maintenance"]
+    )
     created = stack.client.deadlines("daily_db_maintenance", run_id)
     assert sorted(parse(d["deadline_time"]) for d in created) == expected
     assert expected[0].astimezone(NEW_YORK).strftime("%H:%M") in ("03:00", "07:30")
@@ -81,8 +83,9 @@ def test_each_run_gets_its_market_anchored_deadlines_and_success_prunes_them(sta
     created = deadlines(run_id)
     run = stack.client.dag_run("daily_health_check", run_id)
     run_after = parse(run["run_after"])
-    expected = sorted(ExchangeSessionDeadline(tier.by, "XNYS").due_for(run_after)
-                      for tier in config.deadlines["daily_health_check"])
+    expected = sorted(
+        ExchangeSessionDeadline(tier.by, "XNYS").due_for(run_after) for tier in config.deadlines["daily_health_check"]
+    )
     assert sorted(parse(d["deadline_time"]) for d in created) == expected
     for moment in expected:
         assert moment.astimezone(ZoneInfo("America/New_York")).strftime("%H:%M") in ("09:00", "09:20")

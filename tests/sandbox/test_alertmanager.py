@@ -40,10 +40,17 @@ def test_post_filter_and_silence(am):
     critical = am("GET", "/api/v2/alerts", params={"filter": 'severity="critical"'})
     assert [a["labels"]["alertname"] for a in critical] == ["RiskLimitBreach"]
 
-    silence = am("POST", "/api/v2/silences", json={
-        "matchers": [{"name": "alertname", "value": "RiskLimitBreach", "isRegex": False}],
-        "startsAt": iso(now - timedelta(seconds=1)), "endsAt": iso(now + timedelta(hours=1)),
-        "createdBy": "oncall", "comment": "known, being handled"})
+    silence = am(
+        "POST",
+        "/api/v2/silences",
+        json={
+            "matchers": [{"name": "alertname", "value": "RiskLimitBreach", "isRegex": False}],
+            "startsAt": iso(now - timedelta(seconds=1)),
+            "endsAt": iso(now + timedelta(hours=1)),
+            "createdBy": "oncall",
+            "comment": "known, being handled",
+        },
+    )
     unsilenced = am("GET", "/api/v2/alerts", params={"silenced": "false", "filter": 'severity="critical"'})
     assert unsilenced == []
     silenced = am("GET", "/api/v2/alerts", params={"filter": 'alertname="RiskLimitBreach"'})
@@ -55,6 +62,7 @@ def test_post_filter_and_silence(am):
 
 
 def test_bad_filter_is_a_400(sandbox_settings):
-    response = requests.get(sandbox_settings["alertmanager"]["url"] + "/api/v2/alerts",
-                            params={"filter": "not a matcher"}, timeout=5)
+    response = requests.get(
+        sandbox_settings["alertmanager"]["url"] + "/api/v2/alerts", params={"filter": "not a matcher"}, timeout=5
+    )
     assert response.status_code == 400

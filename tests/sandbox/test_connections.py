@@ -10,8 +10,17 @@ from sandbox.connections import airflow_connection_env, airflow_connections, wri
 def test_one_connection_per_configured_id(sandbox_settings, config):
     connections = airflow_connections(sandbox_settings, config)
     ids = config.connections
-    assert set(connections) == {ids.state_db, ids.slack_signing, ids.slack_webhook, ids.platform_api,
-                                ids.alertmanager, ids.platform_db, ids.redis, ids.slack_api, ids.kubernetes}
+    assert set(connections) == {
+        ids.state_db,
+        ids.slack_signing,
+        ids.slack_webhook,
+        ids.platform_api,
+        ids.alertmanager,
+        ids.platform_db,
+        ids.redis,
+        ids.slack_api,
+        ids.kubernetes,
+    }
     assert connections[ids.state_db]["schema"] == "tradeops"
     assert connections[ids.platform_db]["conn_type"] == "postgres"
     assert connections[ids.slack_api]["extra"]["base_url"] == sandbox_settings["slack"]["api_url"]

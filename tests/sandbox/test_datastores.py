@@ -8,8 +8,8 @@ from urllib.parse import unquote, urlsplit
 
 import psycopg
 import pytest
-from psycopg import sql
 import redis
+from psycopg import sql
 
 from sandbox import platform_db
 from sandbox.launcher import Sandbox
@@ -20,8 +20,9 @@ TABLES = ("accounts", "users", "login_events", "trades", "positions", "market_da
 
 def admin(settings, database="postgres"):
     pg = settings["postgres"]
-    return psycopg.connect(host=pg["admin_socket_dir"], port=pg["port"], user="postgres", dbname=database,
-                           autocommit=True)
+    return psycopg.connect(
+        host=pg["admin_socket_dir"], port=pg["port"], user="postgres", dbname=database, autocommit=True
+    )
 
 
 def test_postgres_is_a_real_server_with_the_platform_schema(sandbox_settings):
@@ -29,17 +30,25 @@ def test_postgres_is_a_real_server_with_the_platform_schema(sandbox_settings):
     with psycopg.connect(pg["platform_dsn"]) as conn:
         version = conn.execute("SHOW server_version_num").fetchone()[0]
         counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
-        partitioned = dict(conn.execute(
-            "SELECT c.relname, count(i.inhrelid) FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid "
-            "LEFT JOIN pg_inherits i ON i.inhparent = c.oid GROUP BY c.relname").fetchall())
-        default_partitions = conn.execute(
-            "SELECT count(*) FROM pg_partitioned_table WHERE partdefid <> 0").fetchone()[0]
+        partitioned = dict(
+            conn.execute(
+                "SELECT c.relname, count(i.inhrelid) FROM pg_partitioned_table p "
+                "JOIN pg_class c ON c.oid = p.partrelid "
+                "LEFT JOIN pg_inherits i ON i.inhparent = c.oid GROUP BY c.relname"
+            ).fetchall()
+        )
+        default_partitions = conn.execute("SELECT count(*) FROM pg_partitioned_table WHERE partdefid <> 0").fetchone()[
+            0
+        ]
     assert int(version) >= 150000
     assert {k: v for k, v in counts.items() if k != "seconds"} == {
-        k: v for k, v in pg["seeded_rows"].items() if k != "seconds"}
+        k: v for k, v in pg["seeded_rows"].items() if k != "seconds"
+    }
     assert counts["audit_log"] == platform_db.DEFAULT_ROWS
-    assert partitioned == {"audit_log": platform_db.AUDIT_DAYS + 1 + platform_db.DAYS_AHEAD,
-                           "system_metrics": platform_db.METRICS_DAYS + 1 + platform_db.DAYS_AHEAD}
+    assert partitioned == {
+        "audit_log": platform_db.AUDIT_DAYS + 1 + platform_db.DAYS_AHEAD,
+        "system_metrics": platform_db.METRICS_DAYS + 1 + platform_db.DAYS_AHEAD,
+    }
     assert default_partitions == 0, "a DEFAULT partition would block DETACH PARTITION ... CONCURRENTLY"
 
 
@@ -92,9 +101,12 @@ def test_seeding_is_deterministic(sandbox_settings):
         for name in ("seed_a", "seed_b"):
             platform_db.create_and_seed(f"{base}/{name}", rows=3000, now=now)
             with psycopg.connect(f"{base}/{name}") as conn:
-                digests.append(conn.execute(
-                    "SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM "
-                    "(SELECT created_at, actor, action, entity FROM audit_log) t").fetchone()[0])
+                digests.append(
+                    conn.execute(
+                        "SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM "
+                        "(SELECT created_at, actor, action, entity FROM audit_log) t"
+                    ).fetchone()[0]
+                )
     finally:
         with admin(sandbox_settings) as conn:
             for name in ("seed_a", "seed_b"):
@@ -109,8 +121,9 @@ def test_partitions_cover_a_week_ahead(sandbox_settings):
     assert platform_db.partition_name("audit_log", tomorrow_plus_6) in names
 
 
-def test_an_existing_server_is_used_and_foreign_databases_are_never_dropped(sandbox_settings, config,
-                                                                             monkeypatch, tmp_path):
+def test_an_existing_server_is_used_and_foreign_databases_are_never_dropped(
+    sandbox_settings, config, monkeypatch, tmp_path
+):
     """TRADEOPS_PG_DSN / TRADEOPS_REDIS_URL point the sandbox at existing servers instead of embedded ones."""
     pg = sandbox_settings["postgres"]
     password = secrets.token_urlsafe(12)
@@ -130,16 +143,18 @@ def test_an_existing_server_is_used_and_foreign_databases_are_never_dropped(sand
 
     renamed = config.model_copy(update={"database": config.database.model_copy(update={"name": "grandmodel_ext"})})
     try:
-        settings = Sandbox(tmp_path, config=renamed, auto_ports=True, rows=500,
-                           airflow_database="airflow_ext").start_datastores()
+        settings = Sandbox(
+            tmp_path, config=renamed, auto_ports=True, rows=500, airflow_database="airflow_ext"
+        ).start_datastores()
         assert settings["postgres"]["embedded"] is False
         assert settings["postgres"]["port"] == pg["port"]
         assert settings["redis"]["url"] == sandbox_settings["redis"]["url"]
         with psycopg.connect(settings["postgres"]["platform_dsn"]) as conn:
             assert conn.execute("SELECT count(*) FROM audit_log").fetchone()[0] == 500
         # A second start drops and recreates the databases it made itself.
-        again = Sandbox(tmp_path, config=renamed, auto_ports=True, rows=200,
-                        airflow_database="airflow_ext").start_datastores()
+        again = Sandbox(
+            tmp_path, config=renamed, auto_ports=True, rows=200, airflow_database="airflow_ext"
+        ).start_datastores()
         with psycopg.connect(again["postgres"]["platform_dsn"]) as conn:
             assert conn.execute("SELECT count(*) FROM audit_log").fetchone()[0] == 200
     finally:
@@ -150,5 +165,8 @@ def test_an_existing_server_is_used_and_foreign_databases_are_never_dropped(sand
             # Roles are cluster-wide: give the session sandbox its passwords back.
             for key in ("platform_dsn", "platform_app_dsn", "airflow_dsn"):
                 parts = urlsplit(pg[key])
-                conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                    sql.Identifier(unquote(parts.username)), sql.Literal(unquote(parts.password))))
+                conn.execute(
+                    sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                        sql.Identifier(unquote(parts.username)), sql.Literal(unquote(parts.password))
+                    )
+                )

@@ -65,8 +65,12 @@ def test_agents_status(api, config):
 
 def test_account_status_balance_and_margin(api):
     assert api("GET", "/v1/account/status").json() == {
-        "account_id": "GM-PRIMARY", "name": "GrandModel primary futures account", "status": "active",
-        "trading_enabled": True, "broker": "rithmic"}
+        "account_id": "GM-PRIMARY",
+        "name": "GrandModel primary futures account",
+        "status": "active",
+        "trading_enabled": True,
+        "broker": "rithmic",
+    }
     assert api("GET", "/v1/account/balance").json()["balance"] == 12_500_000.0
     margin = api("GET", "/v1/account/margin").json()
     assert margin["margin_used"] + margin["margin_available"] == 12_500_000.0
@@ -103,7 +107,10 @@ def test_close_all_dry_run_then_for_real_with_idempotency(api, sandbox_settings,
 def test_risk_limits(api):
     body = api("GET", "/v1/risk/limits").json()
     assert [limit["name"] for limit in body["limits"]] == [
-        "max_gross_exposure_usd", "max_position_contracts", "max_daily_drawdown_pct"]
+        "max_gross_exposure_usd",
+        "max_position_contracts",
+        "max_daily_drawdown_pct",
+    ]
     assert body["breached"] == []
 
 
@@ -130,6 +137,7 @@ def test_token_revocation(api):
 
 
 # --- fault knobs ------------------------------------------------------------------------------------------------
+
 
 def test_unhealthy_knob_marks_components_agents_feeds_and_models(api, sandbox):
     sandbox.set_faults("platform_api", unhealthy=["tactical-marl", "cme-mdp3", "model:risk-management", "redis"])

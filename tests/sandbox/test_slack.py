@@ -11,8 +11,9 @@ from slack_sdk.webhook import WebhookClient
 
 @pytest.fixture
 def web(sandbox_settings):
-    return WebClient(token=sandbox_settings["secrets"]["slack_bot_token"],
-                     base_url=sandbox_settings["slack"]["api_url"])
+    return WebClient(
+        token=sandbox_settings["secrets"]["slack_bot_token"], base_url=sandbox_settings["slack"]["api_url"]
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -28,23 +29,31 @@ def test_auth_test(web):
 
 
 def test_post_and_reply_in_a_thread_by_channel_name_or_id(web, sandbox):
-    first = web.chat_postMessage(channel="#trading-alerts", text="P1: pre-market startup late",
-                                 blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": "*late*"}}])
+    first = web.chat_postMessage(
+        channel="#trading-alerts",
+        text="P1: pre-market startup late",
+        blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": "*late*"}}],
+    )
     reply = web.chat_postMessage(channel=first["channel"], text="escalated to L2", thread_ts=first["ts"])
     assert reply["message"]["thread_ts"] == first["ts"]
     messages = sandbox.slack_messages("#trading-alerts")
     assert [(m["text"], m["thread_ts"]) for m in messages] == [
-        ("P1: pre-market startup late", None), ("escalated to L2", first["ts"])]
+        ("P1: pre-market startup late", None),
+        ("escalated to L2", first["ts"]),
+    ]
     assert messages[0]["blocks"][0]["text"]["text"] == "*late*"
     assert float(messages[1]["ts"]) > float(messages[0]["ts"])
 
 
 @pytest.mark.filterwarnings("ignore:The top-level `text` argument is missing")
-@pytest.mark.parametrize(("kwargs", "error"), [
-    ({"channel": "#no-such-channel", "text": "x"}, "channel_not_found"),
-    ({"channel": "#trading-ops"}, "no_text"),
-    ({"channel": "#trading-ops", "text": "x", "thread_ts": "1.000001"}, "thread_not_found"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"channel": "#no-such-channel", "text": "x"}, "channel_not_found"),
+        ({"channel": "#trading-ops"}, "no_text"),
+        ({"channel": "#trading-ops", "text": "x", "thread_ts": "1.000001"}, "thread_not_found"),
+    ],
+)
 def test_slack_errors(web, kwargs, error):
     with pytest.raises(SlackApiError) as err:
         web.chat_postMessage(**kwargs)

@@ -16,13 +16,21 @@ from tradeops.maintenance.operators import abandon_after_window
 
 
 def test_a_scheduled_dag_takes_schedule_deadlines_and_defaults_from_the_config(config):
-    with scheduled_dag("daily_health_check", owner="trading-ops", description="d", doc_md="docs", tags=["health"],
-                       retries=2, dagrun_timeout=timedelta(minutes=30)) as dag:
+    with scheduled_dag(
+        "daily_health_check",
+        owner="trading-ops",
+        description="d",
+        doc_md="docs",
+        tags=["health"],
+        retries=2,
+        dagrun_timeout=timedelta(minutes=30),
+    ) as dag:
         EmptyOperator(task_id="step")
     assert isinstance(dag.timetable, ExchangeSessionTimetable)
     assert dag.timetable.summary == ExchangeSessionTimetable(config.schedules["daily_health_check"], "XNYS").summary
     assert [alert.name for alert in dag.deadline] == [
-        f"daily_health_check:{tier.name}" for tier in config.deadlines["daily_health_check"]]
+        f"daily_health_check:{tier.name}" for tier in config.deadlines["daily_health_check"]
+    ]
     assert (dag.catchup, dag.max_active_runs, dag.doc_md, dag.description) == (False, 1, "docs", "d")
     assert dag.tags == {"tradeops", "health", "scheduled"}
     assert dag.dagrun_timeout == timedelta(minutes=30)
@@ -60,8 +68,14 @@ def test_the_run_verdict_follows_every_task_when_asked(config):
 def test_a_schedule_that_is_not_a_market_anchor_can_be_given(config):
     from airflow.sdk import CronTriggerTimetable
 
-    with scheduled_dag("incident_escalation_engine", owner="o", description="d", doc_md="x", max_active_runs=2,
-                       schedule=CronTriggerTimetable("*/30 * * * *", timezone="UTC")) as dag:
+    with scheduled_dag(
+        "incident_escalation_engine",
+        owner="o",
+        description="d",
+        doc_md="x",
+        max_active_runs=2,
+        schedule=CronTriggerTimetable("*/30 * * * *", timezone="UTC"),
+    ) as dag:
         EmptyOperator(task_id="step")
     assert isinstance(dag.timetable, CronTriggerTimetable)
     assert (dag.max_active_runs, dag.deadline) == (2, [])
@@ -70,9 +84,14 @@ def test_a_schedule_that_is_not_a_market_anchor_can_be_given(config):
 def test_a_manual_dag_has_its_form_one_run_at_a_time_and_deadlines_from_queueing():
     from airflow.sdk import DeadlineReference
 
-    with manual_dag("drill", owner="o", description="d", doc_md="x",
-                    params={"reason": Param(type="string", minLength=3)},
-                    deadlines=[RunDeadline("late", after=timedelta(seconds=20), severity="P2")]) as dag:
+    with manual_dag(
+        "drill",
+        owner="o",
+        description="d",
+        doc_md="x",
+        params={"reason": Param(type="string", minLength=3)},
+        deadlines=[RunDeadline("late", after=timedelta(seconds=20), severity="P2")],
+    ) as dag:
         EmptyOperator(task_id="step")
     assert dag.schedule is None
     assert (dag.max_active_runs, dag.catchup) == (1, False)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseDeadlineReference
+from airflow.sdk.definitions.deadline import BaseDeadlineReference
 
 from tradeops.calendar.events import anchor_to_dict, events_for
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from tradeops.config.model import ClockAnchor, SessionAnchor
+
 
 class ExchangeSessionDeadline(BaseDeadlineReference):
     """The next event of a market anchor at or after the run's ``run_after``."""
@@ -44,9 +45,8 @@ class ExchangeSessionDeadline(BaseDeadlineReference):
         return self.events.next(run_after, inclusive=True)
 
     def _evaluate_with(self, *, session: Session, dag_id: str, run_id: str, **kwargs: Any) -> datetime | None:
-        from sqlalchemy import select
-
         from airflow.models.dagrun import DagRun
+        from sqlalchemy import select
 
         run_after = session.scalar(select(DagRun.run_after).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
         return self.due_for(run_after) if run_after is not None else None

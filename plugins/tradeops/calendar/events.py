@@ -11,8 +11,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from tradeops.calendar.sessions import SessionTable, sessions_for
-from tradeops.exceptions import OutsideCalendarError
 from tradeops.config.model import WEEKDAYS, ClockAnchor, SessionAnchor
+from tradeops.exceptions import OutsideCalendarError
 
 _SESSION_WORDS = {
     "every": "",
@@ -102,8 +102,11 @@ class ClockEvents(MarketEvents):
         return None
 
     def describe(self) -> str:
-        days = "daily" if len(self.weekdays) == 7 else "on " + ", ".join(
-            d.capitalize() for d in WEEKDAYS if WEEKDAYS.index(d) in self.weekdays)
+        days = (
+            "daily"
+            if len(self.weekdays) == 7
+            else "on " + ", ".join(d.capitalize() for d in WEEKDAYS if WEEKDAYS.index(d) in self.weekdays)
+        )
         closed = f", when {self.exchange} is closed" if self.spec.when_closed else ""
         return f"{self.spec.at} {self.exchange} local time, {days}{closed}"
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 
 class MarketHoursSensor(BaseSensorOperator):
@@ -25,15 +28,28 @@ class MarketHoursSensor(BaseSensorOperator):
 
     Deferrable by default: the task hands the wait to :class:`MarketBoundaryTrigger` and the trigger ends the
     task at the boundary. ``deferrable=False`` pokes instead (``mode``/``poke_interval`` as any sensor).
-    ``offset`` may be a template (e.g. ``"{{ params.offset }}"``) in duration syntax.
+
+    :param until: ``"open"`` or ``"close"`` of the current session. (templated)
+    :param offset: added to the boundary, a ``timedelta`` or duration text (``"-60m"``, ``"{{ params.offset }}"``).
+        (templated)
+    :param exchange: the exchange's calendar (``XNYS``).
+    :param on_non_trading_day: ``"skip"`` or ``"next_session"`` on a day without a session.
+    :param deferrable: wait in the triggerer (default) rather than in a worker.
     """
 
     template_fields: Sequence[str] = ("until", "offset")
     ui_color = "#dbe8f7"
 
-    def __init__(self, *, until: Literal["open", "close"] = "open", offset: timedelta | str = timedelta(0),
-                 exchange: str = "XNYS", on_non_trading_day: Literal["skip", "next_session"] = "skip",
-                 deferrable: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        until: Literal["open", "close"] = "open",
+        offset: timedelta | str = timedelta(0),
+        exchange: str = "XNYS",
+        on_non_trading_day: Literal["skip", "next_session"] = "skip",
+        deferrable: bool = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if on_non_trading_day not in ("skip", "next_session"):
             raise ValueError(f"on_non_trading_day must be 'skip' or 'next_session', got {on_non_trading_day!r}")
@@ -46,8 +62,8 @@ class MarketHoursSensor(BaseSensorOperator):
     def target(self, now: datetime) -> datetime:
         """The boundary to wait for, seen from ``now``; raises skip/fail for holidays and out-of-range dates."""
         from tradeops.calendar.sessions import sessions_for
-        from tradeops.exceptions import OutsideCalendarError
         from tradeops.config.model import parse_duration
+        from tradeops.exceptions import OutsideCalendarError
 
         if self.until not in ("open", "close"):
             raise AirflowFailException(f"until must be 'open' or 'close', got {self.until!r}")
@@ -66,14 +82,20 @@ class MarketHoursSensor(BaseSensorOperator):
             raise AirflowFailException(str(err)) from None
         return session.at(self.until) + offset
 
-    def poke(self, context) -> bool:
+    def poke(self, context: Context) -> bool:
         now = datetime.now(UTC)
         target = self.target(now)
-        self.log.info("Waiting until %s (%s %s %s); now %s", target.isoformat(), self.exchange, self.until,
-                      self.offset, now.isoformat())
+        self.log.info(
+            "Waiting until %s (%s %s %s); now %s",
+            target.isoformat(),
+            self.exchange,
+            self.until,
+            self.offset,
+            now.isoformat(),
+        )
         return now >= target
 
-    def execute(self, context) -> Any:
+    def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
         from tradeops.calendar.triggers import MarketBoundaryTrigger
@@ -85,10 +107,11 @@ class MarketHoursSensor(BaseSensorOperator):
             return {"boundary": target.isoformat(), "fired_at": now.isoformat(), "deferred": False}
         self.log.info("Deferring until %s (%s from now)", target.isoformat(), target - now)
         self.defer(
-            trigger=MarketBoundaryTrigger(target, label=f"{self.exchange} {self.until} {self.offset}",
-                                          end_from_trigger=True),
+            trigger=MarketBoundaryTrigger(
+                target, label=f"{self.exchange} {self.until} {self.offset}", end_from_trigger=True
+            ),
             method_name="execute_complete",
         )
 
-    def execute_complete(self, context, event: dict | None = None) -> Any:
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         return event

@@ -83,9 +83,10 @@ class SessionTable:
             self._filtered[key] = (kept, [s.at(anchor) for s in kept])
         return self._filtered[key]
 
-    def next_event(self, anchor: str, offset: timedelta, after: datetime, *, inclusive: bool,
-                   sessions: str = "every") -> tuple[Session, datetime]:
-        """The first kept session whose ``anchor + offset`` is at/after ``after`` (strictly after unless ``inclusive``)."""
+    def next_event(
+        self, anchor: str, offset: timedelta, after: datetime, *, inclusive: bool, sessions: str = "every"
+    ) -> tuple[Session, datetime]:
+        """The first kept session whose ``anchor + offset`` is at/after ``after`` (after, unless ``inclusive``)."""
         self._check(after)
         kept, times = self._events(anchor, sessions)
         target = after - offset
@@ -96,8 +97,9 @@ class SessionTable:
             )
         return kept[index], times[index] + offset
 
-    def previous_event(self, anchor: str, offset: timedelta, before: datetime,
-                       sessions: str = "every") -> tuple[Session, datetime] | None:
+    def previous_event(
+        self, anchor: str, offset: timedelta, before: datetime, sessions: str = "every"
+    ) -> tuple[Session, datetime] | None:
         """The last kept session whose ``anchor + offset`` is at or before ``before``."""
         self._check(before)
         kept, times = self._events(anchor, sessions)
@@ -139,12 +141,17 @@ def _last_of_week(sessions: list[Session], i: int) -> bool:
 
 
 def _first_of_month(sessions: list[Session], i: int) -> bool:
-    return i == 0 or (sessions[i - 1].day.year, sessions[i - 1].day.month) != (sessions[i].day.year, sessions[i].day.month)
+    return i == 0 or (sessions[i - 1].day.year, sessions[i - 1].day.month) != (
+        sessions[i].day.year,
+        sessions[i].day.month,
+    )
 
 
 def _last_of_month(sessions: list[Session], i: int) -> bool:
     return i == len(sessions) - 1 or (sessions[i + 1].day.year, sessions[i + 1].day.month) != (
-        sessions[i].day.year, sessions[i].day.month)
+        sessions[i].day.year,
+        sessions[i].day.month,
+    )
 
 
 _FILTERS = {

@@ -24,9 +24,9 @@ from airflow.timetables.base import DagRunInfo, DataInterval, Timetable
 from tradeops.calendar.events import anchor_to_dict, events_for
 
 if TYPE_CHECKING:
+    from airflow.timetables.base import TimeRestriction
     from pendulum import DateTime
 
-    from airflow.timetables.base import TimeRestriction
     from tradeops.config.model import ClockAnchor, SessionAnchor
 
 
@@ -82,7 +82,7 @@ class ExchangeSessionTimetable(Timetable):
             due = events.next(last_automated_data_interval.end, inclusive=False)
             if not restriction.catchup and due < now:
                 # Missed while the scheduler was down: run the latest missed event once, not the backlog.
-                due = events.previous(now)
+                due = events.previous(now) or due
         else:
             if restriction.earliest is None:
                 return None

@@ -18,6 +18,13 @@ MAX_SLEEP_S = 60.0
 
 
 class MarketBoundaryTrigger(BaseTrigger):
+    """Fire at ``moment`` (see the module's docs).
+
+    :param moment: the boundary, an aware datetime or its ISO text.
+    :param label: what the boundary is, for the logs (``XNYS open -60m``).
+    :param end_from_trigger: end the task from the trigger (no worker after the deferral) instead of resuming it.
+    """
+
     def __init__(self, moment: datetime | str, label: str = "", end_from_trigger: bool = False):
         super().__init__()
         moment = datetime.fromisoformat(moment) if isinstance(moment, str) else moment

@@ -98,8 +98,15 @@ class Check(ABC, Generic[T]):
     def run(self, config: TradeOpsConfig) -> CheckResult:
         return self.evaluate(self.collect(config), config)
 
-    def result(self, status: Status, summary: str, *, findings: Iterable[Finding] = (), action: str | None = None,
-               **details: Any) -> CheckResult:
+    def result(
+        self,
+        status: Status,
+        summary: str,
+        *,
+        findings: Iterable[Finding] = (),
+        action: str | None = None,
+        **details: Any,
+    ) -> CheckResult:
         """A result of this check; ``action`` defaults to the check's own when the status is not ok."""
         if action is None:
             action = "" if status is Status.OK else self.action

@@ -3,9 +3,8 @@ against the limit, transaction-ID wraparound age, and the backup.
 
 Each query check is one cheap query (a few ms, safe every minute) read through a session on
 ``connections.platform_db`` with the maintenance settings, named ``tradeops-check:<name>`` in ``pg_stat_activity``,
-and a pure evaluation against the config. :data:`DATABASE_CHECKS` names them for the DAGs::
-
-    CheckOperator(task_id="db_long_queries", check=DATABASE_CHECKS["long_queries"])
+and a pure evaluation against the config. a DAG runs one as
+``CheckOperator(task_id="db_long_queries", check=LongQueries())``.
 
 The backup is a check too (:class:`BackupCheck`, run by :class:`~tradeops.database.operators.BackupOperator`): its
 collection takes, verifies and publishes the backup, so a failed backup is reported like a failed check.
@@ -290,10 +289,6 @@ SELECT datname AS database, age(datfrozenxid) AS xid_age FROM pg_database WHERE 
             databases=data,
         )
 
-
-DATABASE_CHECKS: dict[str, Check] = {
-    check.name: check for check in (LongQueries(), BlockedSessions(), DatabaseConnections(), Wraparound())
-}
 
 RESTORE_CHECKS = ("due", "always", "never")
 

@@ -28,8 +28,10 @@ UPKEEP_STEPS = ("analyze", "reindex", "vacuum")
 
 
 class _PlatformDatabaseOperator(BaseOperator):
-    """A step on the platform database, the one ``postgres_conn_id`` names (by default the config's
-    ``connections.platform_db``)."""
+    """A step on the platform database.
+
+    :param postgres_conn_id: the platform database's connection (default: the config's ``connections.platform_db``).
+    """
 
     def __init__(self, *, postgres_conn_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -218,7 +220,9 @@ class RestoreBackupOperator(_PlatformDatabaseOperator):
     template_fields: Sequence[str] = ("backup_id", "target_database", "is_dry_run")
     ui_color = "#fde2e2"
 
-    def __init__(self, *, backup_id: str = "latest", target_database: str, dry_run: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self, *, backup_id: str = "latest", target_database: str, dry_run: bool | str = True, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.backup_id = backup_id
         self.target_database = target_database

@@ -62,9 +62,9 @@ class EnterMaintenanceWindowOperator(BaseOperator):
             raise AirflowFailException(f"break_glass must be true or false, got {self.break_glass!r}")
         forced = self.break_glass
         config = load_config()
-        schedule = self.schedule or config.schedules[context["ti"].dag_id]  # type: ignore[index]
-        window = MaintenanceWindow(schedule, self.length or config.weekly_maintenance.window,
-                                   self.exchange or config.platform.exchange)
+        schedule = self.schedule if self.schedule is not None else config.schedules[context["ti"].dag_id]  # type: ignore[index]
+        length = self.length if self.length is not None else config.weekly_maintenance.window
+        window = MaintenanceWindow(schedule, length, self.exchange or config.platform.exchange)
         try:
             admitted = window.admit(datetime.now(UTC), break_glass=forced, reason=str(self.reason))
         except WindowClosed as err:

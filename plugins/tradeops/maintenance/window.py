@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tradeops.calendar.events import ClockEvents, events_for
-from tradeops.config.model import ClockAnchor
+from tradeops.config.model import ClockAnchor, SessionAnchor
 from tradeops.exceptions import WindowClosed
 
 
@@ -25,7 +25,7 @@ class MaintenanceWindow:
     """The windows that open at each occurrence of ``anchor`` (a clock anchor, in ``exchange``'s time zone) and last
     ``length``."""
 
-    def __init__(self, anchor: ClockAnchor | dict[str, Any], length: timedelta, exchange: str) -> None:
+    def __init__(self, anchor: ClockAnchor | SessionAnchor | dict[str, Any], length: timedelta, exchange: str) -> None:
         events = events_for(anchor, exchange)
         if not isinstance(events, ClockEvents):
             raise ValueError("a maintenance window opens at a clock time ({anchor: clock, at: ...})")

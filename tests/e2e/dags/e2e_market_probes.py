@@ -24,5 +24,9 @@ with DAG(
     tags=["tests"],
     doc_md=__doc__,
 ):
-    MarketHoursSensor(task_id="wait_for_market", until="{{ params.until }}", offset="{{ params.offset }}",
-                      on_non_trading_day="next_session")
+    MarketHoursSensor(
+        task_id="wait_for_market",
+        until="{{ params.until }}",
+        offset="{{ params.offset }}",
+        on_non_trading_day="next_session",
+    )

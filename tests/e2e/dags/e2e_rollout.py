@@ -26,4 +26,5 @@ with DAG(
     doc_md=__doc__,
 ):
     SetImageOperator(task_id="set_image", images={"tactical-marl": "{{ params.image }}"}) >> RolloutStatusSensor(
-        task_id="wait_for_rollout", names=["tactical-marl"], timeout=300)
+        task_id="wait_for_rollout", names=["tactical-marl"], timeout=300
+    )

@@ -28,13 +28,22 @@ def hook(k8s_connection):
 
 
 def deployment_manifest(name: str, image: str = "nginx:1.25", replicas: int = 3, **spec) -> str:
-    return json.dumps({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"app": name}},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                 "template": {"metadata": {"labels": {"app": name}},
-                              "spec": {"containers": [{"name": "web", "image": image}]}}, **spec},
-    })
+    return json.dumps(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"app": name}},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{"name": "web", "image": image}]},
+                },
+                **spec,
+            },
+        }
+    )
 
 
 @pytest.fixture

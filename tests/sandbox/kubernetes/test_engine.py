@@ -15,29 +15,43 @@ from sandbox.kubernetes.patch import json_patch, merge_patch, strategic_merge_pa
 from sandbox.kubernetes.rbac import Request, rule_allows
 from sandbox.kubernetes.store import Store, field_selector, label_selector
 
-POD_SPEC = {"containers": [{"name": "app", "image": "app:1", "env": [{"name": "A", "value": "1"}]},
-                           {"name": "sidecar", "image": "proxy:1"}]}
+POD_SPEC = {
+    "containers": [
+        {"name": "app", "image": "app:1", "env": [{"name": "A", "value": "1"}]},
+        {"name": "sidecar", "image": "proxy:1"},
+    ]
+}
 
 
 # --- patches ---------------------------------------------------------------------------------------------------
 
+
 def test_strategic_merge_merges_containers_by_name():
     patched = strategic_merge_patch({"spec": POD_SPEC}, {"spec": {"containers": [{"name": "app", "image": "app:2"}]}})
     assert patched["spec"]["containers"] == [
-        {"name": "app", "image": "app:2", "env": [{"name": "A", "value": "1"}]}, {"name": "sidecar", "image": "proxy:1"}]
+        {"name": "app", "image": "app:2", "env": [{"name": "A", "value": "1"}]},
+        {"name": "sidecar", "image": "proxy:1"},
+    ]
 
 
 def test_strategic_merge_directives_kubectl_sends():
-    patch = {"spec": {"$setElementOrder/containers": [{"name": "sidecar"}, {"name": "app"}],
-                      "containers": [{"name": "app", "env": [{"name": "B", "value": "2"}]},
-                                     {"name": "sidecar", "$patch": "delete"}]}}
+    patch = {
+        "spec": {
+            "$setElementOrder/containers": [{"name": "sidecar"}, {"name": "app"}],
+            "containers": [
+                {"name": "app", "env": [{"name": "B", "value": "2"}]},
+                {"name": "sidecar", "$patch": "delete"},
+            ],
+        }
+    }
     patched = strategic_merge_patch({"spec": POD_SPEC}, patch)
     assert [c["name"] for c in patched["spec"]["containers"]] == ["app"]
     assert patched["spec"]["containers"][0]["env"] == [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]
     replaced = strategic_merge_patch({"spec": {"a": 1, "b": 2}}, {"spec": {"$patch": "replace", "c": 3}})
     assert replaced == {"spec": {"c": 3}}
-    assert strategic_merge_patch({"metadata": {"annotations": {"x": "1"}}},
-                                 {"metadata": {"annotations": {"x": None}}}) == {"metadata": {"annotations": {}}}
+    assert strategic_merge_patch(
+        {"metadata": {"annotations": {"x": "1"}}}, {"metadata": {"annotations": {"x": None}}}
+    ) == {"metadata": {"annotations": {}}}
 
 
 def test_service_ports_merge_by_port():
@@ -47,36 +61,48 @@ def test_service_ports_merge_by_port():
 
 
 def test_merge_patch_replaces_lists_and_deletes_nulls():
-    assert merge_patch({"spec": POD_SPEC, "x": 1}, {"spec": {"containers": []}, "x": None}) == {"spec": {**POD_SPEC,
-                                                                                                     "containers": []}}
+    assert merge_patch({"spec": POD_SPEC, "x": 1}, {"spec": {"containers": []}, "x": None}) == {
+        "spec": {**POD_SPEC, "containers": []}
+    }
 
 
 def test_json_patch_operations_and_errors():
     doc = {"metadata": {"annotations": {"a": "1"}}, "spec": {"list": [1, 2]}}
-    patched = json_patch(doc, [{"op": "add", "path": "/spec/list/-", "value": 3},
-                               {"op": "replace", "path": "/metadata/annotations", "value": {"b": "2"}},
-                               {"op": "test", "path": "/spec/list/0", "value": 1},
-                               {"op": "copy", "from": "/spec/list", "path": "/spec/copy"},
-                               {"op": "remove", "path": "/spec/list/0"}])
+    patched = json_patch(
+        doc,
+        [
+            {"op": "add", "path": "/spec/list/-", "value": 3},
+            {"op": "replace", "path": "/metadata/annotations", "value": {"b": "2"}},
+            {"op": "test", "path": "/spec/list/0", "value": 1},
+            {"op": "copy", "from": "/spec/list", "path": "/spec/copy"},
+            {"op": "remove", "path": "/spec/list/0"},
+        ],
+    )
     assert patched == {"metadata": {"annotations": {"b": "2"}}, "spec": {"list": [2, 3], "copy": [1, 2, 3]}}
     with pytest.raises(errors.ApiError) as err:
         json_patch(doc, {"op": "add"})
-    assert (err.value.code, err.value.message) == (400, "json: cannot unmarshal object into Go value of type "
-                                                        "jsonpatch.Patch")
+    assert (err.value.code, err.value.message) == (
+        400,
+        "json: cannot unmarshal object into Go value of type jsonpatch.Patch",
+    )
     with pytest.raises(errors.ApiError, match="doc is missing key"):
         json_patch({"metadata": {}}, [{"op": "replace", "path": "/metadata/annotations", "value": {}}])
 
 
 # --- selectors -------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("selector", "labels", "expected"), [
-    ("app=web", {"app": "web"}, True),
-    ("app==web,tier!=db", {"app": "web", "tier": "db"}, False),
-    ("env in (prod, staging),!canary", {"env": "prod"}, True),
-    ("env notin (prod)", {"env": "prod"}, False),
-    ("track", {"track": "x"}, True),
-    ("", {}, True),
-])
+
+@pytest.mark.parametrize(
+    ("selector", "labels", "expected"),
+    [
+        ("app=web", {"app": "web"}, True),
+        ("app==web,tier!=db", {"app": "web", "tier": "db"}, False),
+        ("env in (prod, staging),!canary", {"env": "prod"}, True),
+        ("env notin (prod)", {"env": "prod"}, False),
+        ("track", {"track": "x"}, True),
+        ("", {}, True),
+    ],
+)
 def test_label_selectors(selector, labels, expected):
     assert label_selector(selector)(labels) is expected
 
@@ -89,12 +115,20 @@ def test_field_selectors():
 
 # --- watch semantics -------------------------------------------------------------------------------------------
 
+
 def test_watch_from_a_resource_version_misses_nothing_and_follows_selectors():
     async def scenario():
         store = Store()
         rtype = DEPLOYMENTS
-        store.create(rtype, {"kind": "Deployment", "apiVersion": "apps/v1",
-                             "metadata": {"name": "a", "namespace": "ns", "labels": {"tier": "web"}}, "spec": {}})
+        store.create(
+            rtype,
+            {
+                "kind": "Deployment",
+                "apiVersion": "apps/v1",
+                "metadata": {"name": "a", "namespace": "ns", "labels": {"tier": "web"}},
+                "spec": {},
+            },
+        )
         listed_at = str(store.rv)
         events = []
 
@@ -112,22 +146,47 @@ def test_watch_from_a_resource_version_misses_nothing_and_follows_selectors():
         current = store.get(rtype, "ns", "a")
         current["metadata"]["labels"]["tier"] = "db"  # leaves the selector: a DELETED event
         store.update(rtype, current)
-        store.create(rtype, {"kind": "Deployment", "apiVersion": "apps/v1",
-                             "metadata": {"name": "b", "namespace": "ns", "labels": {"tier": "web"}}, "spec": {}})
-        store.create(rtype, {"kind": "Deployment", "apiVersion": "apps/v1",
-                             "metadata": {"name": "c", "namespace": "other", "labels": {"tier": "web"}}, "spec": {}})
+        store.create(
+            rtype,
+            {
+                "kind": "Deployment",
+                "apiVersion": "apps/v1",
+                "metadata": {"name": "b", "namespace": "ns", "labels": {"tier": "web"}},
+                "spec": {},
+            },
+        )
+        store.create(
+            rtype,
+            {
+                "kind": "Deployment",
+                "apiVersion": "apps/v1",
+                "metadata": {"name": "c", "namespace": "other", "labels": {"tier": "web"}},
+                "spec": {},
+            },
+        )
         store.delete(rtype, "ns", "b")
         await asyncio.wait_for(task, 2)
         return events
 
-    assert asyncio.run(scenario()) == [("MODIFIED", "a", "web"), ("DELETED", "a", "db"), ("ADDED", "b", "web"),
-                                       ("DELETED", "b", "web")]
+    assert asyncio.run(scenario()) == [
+        ("MODIFIED", "a", "web"),
+        ("DELETED", "a", "db"),
+        ("ADDED", "b", "web"),
+        ("DELETED", "b", "web"),
+    ]
 
 
 def test_stale_resource_version_is_a_conflict_and_unchanged_writes_are_free():
     store = Store()
-    obj = store.create(DEPLOYMENTS, {"kind": "Deployment", "apiVersion": "apps/v1",
-                                     "metadata": {"name": "a", "namespace": "ns"}, "spec": {"replicas": 1}})
+    obj = store.create(
+        DEPLOYMENTS,
+        {
+            "kind": "Deployment",
+            "apiVersion": "apps/v1",
+            "metadata": {"name": "a", "namespace": "ns"},
+            "spec": {"replicas": 1},
+        },
+    )
     stale = json.loads(json.dumps(obj))
     fresh = store.get(DEPLOYMENTS, "ns", "a")
     fresh["spec"]["replicas"] = 2
@@ -143,25 +202,45 @@ def test_stale_resource_version_is_a_conflict_and_unchanged_writes_are_free():
 
 # --- RBAC rules ------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("rule", "request_", "allowed"), [
-    ({"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]},
-     Request("get", "apps", "deployments"), True),
-    ({"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]},
-     Request("get", "apps", "deployments", subresource="scale"), False),
-    ({"apiGroups": ["apps"], "resources": ["deployments/*"], "verbs": ["patch"]},
-     Request("patch", "apps", "deployments", subresource="scale"), True),
-    ({"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, Request("delete", "", "secrets"), True),
-    ({"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"], "resourceNames": ["tls"]},
-     Request("get", "", "secrets", name="tls"), True),
-    ({"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"], "resourceNames": ["tls"]},
-     Request("list", "", "secrets"), False),
-    ({"nonResourceURLs": ["/apis/*"], "verbs": ["get"]}, Request("get", path="/apis/apps/v1"), True),
-])
+
+@pytest.mark.parametrize(
+    ("rule", "request_", "allowed"),
+    [
+        (
+            {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]},
+            Request("get", "apps", "deployments"),
+            True,
+        ),
+        (
+            {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]},
+            Request("get", "apps", "deployments", subresource="scale"),
+            False,
+        ),
+        (
+            {"apiGroups": ["apps"], "resources": ["deployments/*"], "verbs": ["patch"]},
+            Request("patch", "apps", "deployments", subresource="scale"),
+            True,
+        ),
+        ({"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, Request("delete", "", "secrets"), True),
+        (
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"], "resourceNames": ["tls"]},
+            Request("get", "", "secrets", name="tls"),
+            True,
+        ),
+        (
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"], "resourceNames": ["tls"]},
+            Request("list", "", "secrets"),
+            False,
+        ),
+        ({"nonResourceURLs": ["/apis/*"], "verbs": ["get"]}, Request("get", path="/apis/apps/v1"), True),
+    ],
+)
 def test_rbac_rule_matching(rule, request_, allowed):
     assert rule_allows(rule, request_) is allowed
 
 
 # --- protobuf --------------------------------------------------------------------------------------------------
+
 
 def _field(number: int, payload: bytes) -> bytes:
     return bytes([number << 3 | 2, len(payload)]) + payload
@@ -173,21 +252,36 @@ def test_protobuf_access_review_decoding():
     type_meta = _field(1, b"authorization.k8s.io/v1") + _field(2, b"SelfSubjectAccessReview")
     body = protobuf.MAGIC + _field(1, type_meta) + _field(2, review)
     assert protobuf.decode(body) == {
-        "kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
-        "spec": {"resourceAttributes": {"namespace": "grandmodel", "verb": "delete", "group": "apps",
-                                        "resource": "deployments"}}}
+        "kind": "SelfSubjectAccessReview",
+        "apiVersion": "authorization.k8s.io/v1",
+        "spec": {
+            "resourceAttributes": {
+                "namespace": "grandmodel",
+                "verb": "delete",
+                "group": "apps",
+                "resource": "deployments",
+            }
+        },
+    }
     with pytest.raises(errors.ApiError, match="only accepted for access reviews"):
         protobuf.decode(protobuf.MAGIC + _field(1, _field(2, b"Deployment")))
 
 
 # --- the deployment controller, tick by tick -------------------------------------------------------------------
 
+
 def deployment(replicas: int, image: str, **strategy) -> dict:
-    obj = {"kind": "Deployment", "apiVersion": "apps/v1",
-           "metadata": {"name": "d", "namespace": "ns", "generation": 1},
-           "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "d"}},
-                    "template": {"metadata": {"labels": {"app": "d"}},
-                                 "spec": {"containers": [{"name": "c", "image": image}]}}, **strategy}}
+    obj = {
+        "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "metadata": {"name": "d", "namespace": "ns", "generation": 1},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "d"}},
+            "template": {"metadata": {"labels": {"app": "d"}}, "spec": {"containers": [{"name": "c", "image": image}]}},
+            **strategy,
+        },
+    }
     return apply_defaults(DEPLOYMENTS, obj)
 
 
@@ -209,8 +303,10 @@ def pod_counts(store: Store) -> dict[str, int]:
 def test_rolling_update_respects_max_surge_and_max_unavailable():
     """4 replicas, maxSurge 1, maxUnavailable 0: never more than 5 pods, never fewer than 4 available."""
     store = Store()
-    store.create(DEPLOYMENTS, deployment(4, "v1", strategy={"type": "RollingUpdate",
-                                                           "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}))
+    store.create(
+        DEPLOYMENTS,
+        deployment(4, "v1", strategy={"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}),
+    )
     controller = Controller(store, ready_seconds=lambda: 0)
     controller.settle()
     assert pod_counts(store) == {"v1": 4}
@@ -227,8 +323,9 @@ def test_rolling_update_respects_max_surge_and_max_unavailable():
             break
     assert pod_counts(store) == {"v2": 4}
     assert max(seen) == 5
-    revisions = sorted(rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
-                       for rs in store.list(REPLICASETS, "ns"))
+    revisions = sorted(
+        rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"] for rs in store.list(REPLICASETS, "ns")
+    )
     assert revisions == ["1", "2"]
 
 

@@ -19,8 +19,11 @@ def rolled_out(d: dict) -> bool:
     if d["metadata"].get("generation", 0) > status.get("observedGeneration", 0):
         return False
     updated = status.get("updatedReplicas", 0)
-    return not (updated < spec["replicas"] or status.get("replicas", 0) > updated
-                or status.get("availableReplicas", 0) < updated)
+    return not (
+        updated < spec["replicas"]
+        or status.get("replicas", 0) > updated
+        or status.get("availableReplicas", 0) < updated
+    )
 
 
 def summary(deployment: dict, replica_sets: list[dict]) -> dict:
@@ -32,9 +35,14 @@ def summary(deployment: dict, replica_sets: list[dict]) -> dict:
         "revision": deployment["metadata"]["annotations"][REVISION],
         "status": {k: status.get(k, 0) for k in ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas")},
         "replica_sets": sorted(
-            (int(rs["metadata"]["annotations"][REVISION]), rs["spec"]["template"]["spec"]["containers"][0]["image"],
-             rs["spec"]["replicas"], rs["metadata"]["annotations"].get("deployment.kubernetes.io/revision-history", ""))
-            for rs in replica_sets),
+            (
+                int(rs["metadata"]["annotations"][REVISION]),
+                rs["spec"]["template"]["spec"]["containers"][0]["image"],
+                rs["spec"]["replicas"],
+                rs["metadata"]["annotations"].get("deployment.kubernetes.io/revision-history", ""),
+            )
+            for rs in replica_sets
+        ),
     }
 
 
@@ -59,8 +67,9 @@ def test_kubectl_sync_hook_and_async_hook_agree(kubectl, manifest, hook, wait_fo
         kubectl.ok("rollout", "status", f"deployment/{name}")
         kubectl.ok("rollout", "undo", f"deployment/{name}", "--to-revision=1")
         kubectl.ok("rollout", "status", f"deployment/{name}")
-        results["kubectl"] = summary(kubectl.json("get", "deployment", name),
-                                     kubectl.json("get", "rs", "-l", f"app={name}")["items"])
+        results["kubectl"] = summary(
+            kubectl.json("get", "deployment", name), kubectl.json("get", "rs", "-l", f"app={name}")["items"]
+        )
 
         # --- KubernetesHook, sync client ---
         sync = hook("admin")
@@ -77,15 +86,21 @@ def test_kubectl_sync_hook_and_async_hook_agree(kubectl, manifest, hook, wait_fo
         apps.create_namespaced_deployment(NAMESPACE, json.loads(manifest(name)))
         settle(name)
         apps.patch_namespaced_deployment_scale(name, NAMESPACE, {"spec": {"replicas": 4}})
-        apps.patch_namespaced_deployment(name, NAMESPACE, {"spec": {"template": {"spec": {"containers": [
-            {"name": "web", "image": "nginx:1.26"}]}}}})
+        apps.patch_namespaced_deployment(
+            name, NAMESPACE, {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:1.26"}]}}}}
+        )
         settle(name)
         replica_sets = api.sanitize_for_serialization(
-            apps.list_namespaced_replica_set(NAMESPACE, label_selector=f"app={name}"))["items"]
+            apps.list_namespaced_replica_set(NAMESPACE, label_selector=f"app={name}")
+        )["items"]
         apps.patch_namespaced_deployment(name, NAMESPACE, undo_patch(replica_sets, 1))
         settle(name)
-        results["sync"] = summary(read(name), api.sanitize_for_serialization(
-            apps.list_namespaced_replica_set(NAMESPACE, label_selector=f"app={name}"))["items"])
+        results["sync"] = summary(
+            read(name),
+            api.sanitize_for_serialization(apps.list_namespaced_replica_set(NAMESPACE, label_selector=f"app={name}"))[
+                "items"
+            ],
+        )
 
         # --- AsyncKubernetesHook ---
         async def drive():
@@ -97,7 +112,8 @@ def test_kubectl_sync_hook_and_async_hook_agree(kubectl, manifest, hook, wait_fo
 
                 async def read_async():
                     return api_client.sanitize_for_serialization(
-                        await aapps.read_namespaced_deployment(name, NAMESPACE))
+                        await aapps.read_namespaced_deployment(name, NAMESPACE)
+                    )
 
                 async def settle_async():
                     for _ in range(600):
@@ -108,13 +124,17 @@ def test_kubectl_sync_hook_and_async_hook_agree(kubectl, manifest, hook, wait_fo
 
                 async def replica_sets_async():
                     return api_client.sanitize_for_serialization(
-                        await aapps.list_namespaced_replica_set(NAMESPACE, label_selector=f"app={name}"))["items"]
+                        await aapps.list_namespaced_replica_set(NAMESPACE, label_selector=f"app={name}")
+                    )["items"]
 
                 await aapps.create_namespaced_deployment(NAMESPACE, json.loads(manifest(name)))
                 await settle_async()
                 await aapps.patch_namespaced_deployment_scale(name, NAMESPACE, {"spec": {"replicas": 4}})
-                await aapps.patch_namespaced_deployment(name, NAMESPACE, {"spec": {"template": {"spec": {
-                    "containers": [{"name": "web", "image": "nginx:1.26"}]}}}})
+                await aapps.patch_namespaced_deployment(
+                    name,
+                    NAMESPACE,
+                    {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:1.26"}]}}}},
+                )
                 await settle_async()
                 await aapps.patch_namespaced_deployment(name, NAMESPACE, undo_patch(await replica_sets_async(), 1))
                 await settle_async()
@@ -146,5 +166,7 @@ def test_least_privileged_token_gets_real_403s(hook):
         viewer.core_v1_client.list_namespaced_secret(NAMESPACE)
     body = json.loads(err.value.body)
     assert err.value.status == 403 and body["reason"] == "Forbidden"
-    assert body["message"] == ('secrets is forbidden: User "viewer" cannot list resource "secrets" in API group "" '
-                               'in the namespace "grandmodel"')
+    assert body["message"] == (
+        'secrets is forbidden: User "viewer" cannot list resource "secrets" in API group "" '
+        'in the namespace "grandmodel"'
+    )

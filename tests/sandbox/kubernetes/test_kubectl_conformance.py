@@ -29,8 +29,10 @@ def test_create_and_get_json(kubectl, manifest):
         assert (obj["kind"], obj["apiVersion"]) == ("Deployment", "apps/v1")
         assert meta["uid"] and meta["resourceVersion"].isdigit() and meta["generation"] == 1
         assert datetime.strptime(meta["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ")
-        assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%",
-                                                                              "maxSurge": "25%"}}
+        assert spec["strategy"] == {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"},
+        }
         assert (spec["revisionHistoryLimit"], spec["progressDeadlineSeconds"]) == (10, 600)
         container = spec["template"]["spec"]["containers"][0]
         assert container["imagePullPolicy"] == "IfNotPresent"
@@ -48,15 +50,21 @@ def test_invalid_objects_get_422(kubectl, manifest):
     result = kubectl("create", "-f", "-", stdin=json.dumps(bad))
     assert result.returncode == 1
     # kubectl renders a real 422 Status from its details.causes
-    assert result.stderr.strip() == ('The Deployment "conformance-invalid" is invalid: spec.replicas: Invalid value: '
-                                     "-1: must be greater than or equal to 0")
+    assert result.stderr.strip() == (
+        'The Deployment "conformance-invalid" is invalid: spec.replicas: Invalid value: '
+        "-1: must be greater than or equal to 0"
+    )
 
 
 def test_rollout_status_scale_to_zero_and_back(kubectl, deployment, wait_for):
     name = deployment(replicas=3)
     status = kubectl.json("get", "deployment", name)["status"]
-    assert (status["replicas"], status["updatedReplicas"], status["readyReplicas"], status["availableReplicas"]) \
-        == (3, 3, 3, 3)
+    assert (status["replicas"], status["updatedReplicas"], status["readyReplicas"], status["availableReplicas"]) == (
+        3,
+        3,
+        3,
+        3,
+    )
     assert status["observedGeneration"] == kubectl.json("get", "deployment", name)["metadata"]["generation"]
 
     assert kubectl.ok("scale", f"deployment/{name}", "--replicas=5").strip() == f"deployment.apps/{name} scaled"
@@ -79,8 +87,10 @@ def test_rollout_status_scale_to_zero_and_back(kubectl, deployment, wait_for):
 
 def test_set_image_history_undo_and_restart(kubectl, deployment):
     name = deployment(image="nginx:1.25")
-    assert kubectl.ok("set", "image", f"deployment/{name}", "web=nginx:1.26").strip() == \
-        f"deployment.apps/{name} image updated"
+    assert (
+        kubectl.ok("set", "image", f"deployment/{name}", "web=nginx:1.26").strip()
+        == f"deployment.apps/{name} image updated"
+    )
     assert f'deployment "{name}" successfully rolled out' in kubectl.ok("rollout", "status", f"deployment/{name}")
     pods = kubectl.json("get", "pods", "-l", f"app={name}")["items"]
     assert {p["spec"]["containers"][0]["image"] for p in pods} == {"nginx:1.26"}
@@ -137,11 +147,15 @@ def test_a_broken_image_exceeds_the_progress_deadline(kubectl, deployment, sandb
     result = kubectl("rollout", "status", f"deployment/{name}", "--timeout=60s")
     assert result.returncode == 1
     assert f'error: deployment "{name}" exceeded its progress deadline' in result.stderr
-    progressing = next(c for c in kubectl.json("get", "deployment", name)["status"]["conditions"]
-                       if c["type"] == "Progressing")
+    progressing = next(
+        c for c in kubectl.json("get", "deployment", name)["status"]["conditions"] if c["type"] == "Progressing"
+    )
     assert (progressing["status"], progressing["reason"]) == ("False", "ProgressDeadlineExceeded")
-    stuck = [p for p in kubectl.json("get", "pods", "-l", f"app={name}")["items"]
-             if p["spec"]["containers"][0]["image"] == "nginx:9.9-missing"]
+    stuck = [
+        p
+        for p in kubectl.json("get", "pods", "-l", f"app={name}")["items"]
+        if p["spec"]["containers"][0]["image"] == "nginx:9.9-missing"
+    ]
     assert stuck and stuck[0]["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ImagePullBackOff"
     available = kubectl.json("get", "deployment", name)["status"]["availableReplicas"]
     assert available == 3, "the old pods keep serving while the new ones cannot start"
@@ -165,8 +179,9 @@ def test_auth_can_i_per_token(kubectl):
 
 def test_auth_can_i_list_and_impersonation(kubectl):
     rules = kubectl.ok("auth", "can-i", "--list", context="deployer")
-    assert any(line.startswith("deployments.apps ") and "[get list watch patch update]" in line
-               for line in rules.splitlines())
+    assert any(
+        line.startswith("deployments.apps ") and "[get list watch patch update]" in line for line in rules.splitlines()
+    )
     over = kubectl.ok("auth", "can-i", "--list", "--as=system:serviceaccount:grandmodel:trading-user")
     assert over.splitlines()[1].split()[0] == "*.*", "the over-privileged account can do everything"
     refused = kubectl("auth", "can-i", "--list", "--as=viewer", context="deployer")
@@ -176,14 +191,20 @@ def test_auth_can_i_list_and_impersonation(kubectl):
 def test_forbidden_matches_a_real_server(kubectl):
     result = kubectl("get", "secrets", context="viewer")
     assert result.returncode == 1
-    assert result.stderr.strip() == ('Error from server (Forbidden): secrets is forbidden: User "viewer" cannot list '
-                                     'resource "secrets" in API group "" in the namespace "grandmodel"')
+    assert result.stderr.strip() == (
+        'Error from server (Forbidden): secrets is forbidden: User "viewer" cannot list '
+        'resource "secrets" in API group "" in the namespace "grandmodel"'
+    )
 
 
 def test_tls_secrets_by_field_selector_hold_real_certificates(kubectl):
     names = kubectl.ok("get", "secrets", "--field-selector", "type=kubernetes.io/tls", "-o", "name").split()
-    assert names == ["secret/api-gateway-tls", "secret/auth-service-tls", "secret/data-feed-client-tls",
-                     "secret/legacy-admin-tls"]
+    assert names == [
+        "secret/api-gateway-tls",
+        "secret/auth-service-tls",
+        "secret/data-feed-client-tls",
+        "secret/legacy-admin-tls",
+    ]
     everywhere = kubectl.json("get", "secrets", "-A", "--field-selector", "type=kubernetes.io/tls")["items"]
     expiry = {}
     for secret in everywhere:

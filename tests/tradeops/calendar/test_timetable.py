@@ -9,11 +9,11 @@ import exchange_calendars
 import pendulum
 import pytest
 import time_machine
-
 from airflow.timetables.base import DataInterval, TimeRestriction
+
 from tradeops.calendar.sessions import _table, sessions_for
-from tradeops.exceptions import OutsideCalendarError
 from tradeops.calendar.timetable import ExchangeSessionTimetable
+from tradeops.exceptions import OutsideCalendarError
 
 NY = ZoneInfo("America/New_York")
 START, END = datetime(2020, 1, 1, tzinfo=UTC), datetime(2030, 12, 31, 23, 59, tzinfo=UTC)
@@ -34,7 +34,7 @@ def xnys():
 def all_runs(timetable, start=START, end=END, catchup=True) -> list[datetime]:
     restriction = TimeRestriction(earliest=pendulum.instance(start), latest=pendulum.instance(end), catchup=catchup)
     runs, last = [], None
-    while (info := timetable.next_dagrun_info(last_automated_data_interval=last, restriction=restriction)):
+    while info := timetable.next_dagrun_info(last_automated_data_interval=last, restriction=restriction):
         runs.append(info.run_after)
         last = info.data_interval
     return runs
@@ -60,26 +60,38 @@ def test_close_anchored_runs_follow_early_closes(xnys):
     assert {local(r).strftime("%H:%M") for r in runs} == {"16:30", "13:30"}
 
 
-@pytest.mark.parametrize(("day", "trading"), [
-    (date(2024, 3, 29), False),   # Good Friday: closed (not a federal holiday)
-    (date(2024, 10, 14), True),   # Columbus Day: open (a federal holiday)
-    (date(2024, 11, 11), True),   # Veterans Day: open (a federal holiday)
-    (date(2024, 11, 28), False),  # Thanksgiving
-    (date(2025, 1, 20), False),   # Martin Luther King Jr. Day (a Monday after a weekend)
-    (date(2025, 1, 9), False),    # National Day of Mourning for President Carter
-])
+@pytest.mark.parametrize(
+    ("day", "trading"),
+    [
+        (date(2024, 3, 29), False),  # Good Friday: closed (not a federal holiday)
+        (date(2024, 10, 14), True),  # Columbus Day: open (a federal holiday)
+        (date(2024, 11, 11), True),  # Veterans Day: open (a federal holiday)
+        (date(2024, 11, 28), False),  # Thanksgiving
+        (date(2025, 1, 20), False),  # Martin Luther King Jr. Day (a Monday after a weekend)
+        (date(2025, 1, 9), False),  # National Day of Mourning for President Carter
+    ],
+)
 def test_specific_days(day, trading):
-    runs = {local(r).date() for r in all_runs(ExchangeSessionTimetable({"anchor": "open"}),
-                                              datetime(2024, 1, 1, tzinfo=UTC), datetime(2025, 12, 31, tzinfo=UTC))}
+    runs = {
+        local(r).date()
+        for r in all_runs(
+            ExchangeSessionTimetable({"anchor": "open"}),
+            datetime(2024, 1, 1, tzinfo=UTC),
+            datetime(2025, 12, 31, tzinfo=UTC),
+        )
+    }
     assert (day in runs) is trading
 
 
-@pytest.mark.parametrize(("day", "close"), [
-    (date(2024, 11, 29), "13:00"),  # day after Thanksgiving
-    (date(2024, 12, 24), "13:00"),  # Christmas Eve
-    (date(2025, 7, 3), "13:00"),    # the day before Independence Day
-    (date(2024, 11, 27), "16:00"),
-])
+@pytest.mark.parametrize(
+    ("day", "close"),
+    [
+        (date(2024, 11, 29), "13:00"),  # day after Thanksgiving
+        (date(2024, 12, 24), "13:00"),  # Christmas Eve
+        (date(2025, 7, 3), "13:00"),  # the day before Independence Day
+        (date(2024, 11, 27), "16:00"),
+    ],
+)
 def test_early_closes(day, close):
     table = sessions_for("XNYS")
     assert local(table.session_on(day).close).strftime("%H:%M") == close
@@ -91,8 +103,10 @@ def test_early_closes(day, close):
 def test_a_weekend_followed_by_a_monday_holiday():
     timetable = ExchangeSessionTimetable({"anchor": "open", "offset": "-90m"})
     friday = datetime(2025, 1, 17, 13, 0, tzinfo=UTC)
-    info = timetable.next_dagrun_info(last_automated_data_interval=DataInterval(friday, friday),
-                                      restriction=TimeRestriction(earliest=friday, latest=None, catchup=True))
+    info = timetable.next_dagrun_info(
+        last_automated_data_interval=DataInterval(friday, friday),
+        restriction=TimeRestriction(earliest=friday, latest=None, catchup=True),
+    )
     assert local(info.run_after) == datetime(2025, 1, 21, 8, 0, tzinfo=NY)  # Tuesday after MLK day
 
 
@@ -100,10 +114,13 @@ def test_dst_transitions_keep_the_local_clock():
     timetable = ExchangeSessionTimetable({"anchor": "open", "offset": "-90m"})
     runs = all_runs(timetable, datetime(2026, 3, 5, tzinfo=UTC), datetime(2026, 3, 11, tzinfo=UTC))
     assert [r.strftime("%m-%d %H:%M") for r in runs] == [
-        "03-05 13:00", "03-06 13:00", "03-09 12:00", "03-10 12:00"]  # UTC shifts by an hour, New York does not
+        "03-05 13:00",
+        "03-06 13:00",
+        "03-09 12:00",
+        "03-10 12:00",
+    ]  # UTC shifts by an hour, New York does not
     autumn = all_runs(timetable, datetime(2026, 10, 29, tzinfo=UTC), datetime(2026, 11, 4, tzinfo=UTC))
-    assert [r.strftime("%m-%d %H:%M") for r in autumn] == [
-        "10-29 12:00", "10-30 12:00", "11-02 13:00", "11-03 13:00"]
+    assert [r.strftime("%m-%d %H:%M") for r in autumn] == ["10-29 12:00", "10-30 12:00", "11-02 13:00", "11-03 13:00"]
 
 
 # --- catchup and manual runs ---------------------------------------------------------------------------------
@@ -115,7 +132,8 @@ HEALTH = {"anchor": "open", "offset": "-90m"}
 def test_catchup_false_first_run_is_the_next_event():
     info = ExchangeSessionTimetable(HEALTH).next_dagrun_info(
         last_automated_data_interval=None,
-        restriction=TimeRestriction(earliest=pendulum.datetime(2026, 1, 1), latest=None, catchup=False))
+        restriction=TimeRestriction(earliest=pendulum.datetime(2026, 1, 1), latest=None, catchup=False),
+    )
     assert info.run_after == datetime(2026, 11, 23, 13, 0, tzinfo=UTC)
     assert info.logical_date == info.run_after and info.data_interval.start == info.data_interval.end
 
@@ -124,7 +142,8 @@ def test_catchup_false_first_run_is_the_next_event():
 def test_catchup_false_at_the_exact_due_time_runs_it():
     info = ExchangeSessionTimetable(HEALTH).next_dagrun_info(
         last_automated_data_interval=None,
-        restriction=TimeRestriction(earliest=pendulum.datetime(2026, 1, 1), latest=None, catchup=False))
+        restriction=TimeRestriction(earliest=pendulum.datetime(2026, 1, 1), latest=None, catchup=False),
+    )
     assert info.run_after == datetime(2026, 11, 23, 13, 0, tzinfo=UTC)
 
 
@@ -133,22 +152,26 @@ def test_after_an_outage_catchup_false_runs_the_latest_missed_once_and_catchup_t
     last = DataInterval(pendulum.datetime(2026, 11, 18, 13), pendulum.datetime(2026, 11, 18, 13))
     timetable = ExchangeSessionTimetable(HEALTH)
     earliest = pendulum.datetime(2026, 1, 1)
-    skip = timetable.next_dagrun_info(last_automated_data_interval=last,
-                                      restriction=TimeRestriction(earliest=earliest, latest=None, catchup=False))
-    backlog = timetable.next_dagrun_info(last_automated_data_interval=last,
-                                         restriction=TimeRestriction(earliest=earliest, latest=None, catchup=True))
+    skip = timetable.next_dagrun_info(
+        last_automated_data_interval=last, restriction=TimeRestriction(earliest=earliest, latest=None, catchup=False)
+    )
+    backlog = timetable.next_dagrun_info(
+        last_automated_data_interval=last, restriction=TimeRestriction(earliest=earliest, latest=None, catchup=True)
+    )
     assert skip.run_after == datetime(2026, 11, 23, 13, 0, tzinfo=UTC)
     assert backlog.run_after == datetime(2026, 11, 19, 13, 0, tzinfo=UTC)
 
 
 def test_end_date_and_no_start_date():
     timetable = ExchangeSessionTimetable(HEALTH)
-    restriction = TimeRestriction(earliest=pendulum.datetime(2026, 1, 1), latest=pendulum.datetime(2026, 1, 2, 13),
-                                  catchup=True)
+    restriction = TimeRestriction(
+        earliest=pendulum.datetime(2026, 1, 1), latest=pendulum.datetime(2026, 1, 2, 13), catchup=True
+    )
     first = timetable.next_dagrun_info(last_automated_data_interval=None, restriction=restriction)
     assert first.run_after == datetime(2026, 1, 2, 13, 0, tzinfo=UTC)  # Jan 1 is a holiday
-    late = TimeRestriction(earliest=pendulum.datetime(2026, 1, 1), latest=pendulum.datetime(2026, 1, 2, 12, 59),
-                           catchup=True)
+    late = TimeRestriction(
+        earliest=pendulum.datetime(2026, 1, 1), latest=pendulum.datetime(2026, 1, 2, 12, 59), catchup=True
+    )
     assert timetable.next_dagrun_info(last_automated_data_interval=None, restriction=late) is None
     none = TimeRestriction(earliest=None, latest=None, catchup=True)
     assert timetable.next_dagrun_info(last_automated_data_interval=None, restriction=none) is None
@@ -160,6 +183,7 @@ def test_manual_runs_are_points_in_time():
 
 
 # --- clock anchors, session filters -------------------------------------------------------------------------
+
 
 def test_weekly_maintenance_window_sunday_0200_new_york_across_dst():
     timetable = ExchangeSessionTimetable({"anchor": "clock", "at": "02:00", "days": ["sun"]})
@@ -174,7 +198,9 @@ def test_weekly_maintenance_window_sunday_0200_new_york_across_dst():
 
 
 def test_clock_anchor_skips_times_when_the_exchange_is_open():
-    timetable = ExchangeSessionTimetable({"anchor": "clock", "at": "10:00", "days": ["mon", "tue", "wed", "thu", "fri"]})
+    timetable = ExchangeSessionTimetable(
+        {"anchor": "clock", "at": "10:00", "days": ["mon", "tue", "wed", "thu", "fri"]}
+    )
     runs = all_runs(timetable, datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 12, 31, tzinfo=UTC))
     assert [local(r).date() for r in runs] == [date(2026, 11, 26), date(2026, 12, 25)]  # Thanksgiving, Christmas
     anytime = ExchangeSessionTimetable({"anchor": "clock", "at": "10:00", "days": ["mon"], "when_closed": False})
@@ -194,15 +220,21 @@ def test_first_trading_day_of_the_month_and_last_of_the_week():
 
 # --- UI, serialization, cost -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("spec", "summary"), [
-    ({"anchor": "open", "offset": "-90m"}, "90 min before XNYS open"),
-    ({"anchor": "close", "offset": "30m"}, "30 min after XNYS close"),
-    ({"anchor": "close", "offset": "3h"}, "3 h after XNYS close"),
-    ({"anchor": "open"}, "at XNYS open"),
-    ({"anchor": "open", "offset": "30m", "sessions": "first_of_month"},
-     "30 min after XNYS open, first session of each month"),
-    ({"anchor": "clock", "at": "02:00", "days": ["sun"]}, "02:00 XNYS local time, on Sun, when XNYS is closed"),
-])
+
+@pytest.mark.parametrize(
+    ("spec", "summary"),
+    [
+        ({"anchor": "open", "offset": "-90m"}, "90 min before XNYS open"),
+        ({"anchor": "close", "offset": "30m"}, "30 min after XNYS close"),
+        ({"anchor": "close", "offset": "3h"}, "3 h after XNYS close"),
+        ({"anchor": "open"}, "at XNYS open"),
+        (
+            {"anchor": "open", "offset": "30m", "sessions": "first_of_month"},
+            "30 min after XNYS open, first session of each month",
+        ),
+        ({"anchor": "clock", "at": "02:00", "days": ["sun"]}, "02:00 XNYS local time, on Sun, when XNYS is closed"),
+    ],
+)
 def test_summary_and_round_trip(spec, summary):
     timetable = ExchangeSessionTimetable(spec)
     assert timetable.summary == summary
@@ -215,9 +247,10 @@ def test_the_calendar_is_built_once_per_process():
     before = _table.cache_info()
     timetable = ExchangeSessionTimetable(HEALTH)
     for _ in range(50):
-        timetable.next_dagrun_info(last_automated_data_interval=None,
-                                   restriction=TimeRestriction(earliest=pendulum.datetime(2026, 1, 1), latest=None,
-                                                               catchup=True))
+        timetable.next_dagrun_info(
+            last_automated_data_interval=None,
+            restriction=TimeRestriction(earliest=pendulum.datetime(2026, 1, 1), latest=None, catchup=True),
+        )
     assert _table.cache_info().misses == before.misses
 
 

@@ -15,11 +15,11 @@ import pytest
 
 from tradeops.checks.base import Status
 from tradeops.database.checks import (
-    DATABASE_CHECKS,
     BackupCheck,
     BackupTaken,
     BlockedSessions,
     DatabaseConnections,
+    LongQueries,
     Wraparound,
     redact,
 )
@@ -58,13 +58,12 @@ def _wait_for(db, predicate_sql: str, timeout: float = 10) -> None:
         time.sleep(0.05)
 
 
-def test_the_checks_by_name():
-    assert list(DATABASE_CHECKS) == ["long_queries", "blocked_sessions", "database_connections", "wraparound"]
-    assert all(name == check.name and check.action for name, check in DATABASE_CHECKS.items())
+def test_every_check_suggests_an_action():
+    assert all(check.action for check in (LongQueries(), BlockedSessions(), DatabaseConnections(), Wraparound()))
 
 
 def test_a_planted_long_query_is_found(platform_connection, db, quick):
-    assert DATABASE_CHECKS["long_queries"].run(quick).status is Status.OK
+    assert LongQueries().run(quick).status is Status.OK
     planted = _background(platform_connection, "SELECT pg_sleep(30)", "planted-long-query")
     own = _background(platform_connection, "SELECT pg_sleep(30)", "tradeops-vacuum:trades")  # TradeOps' own: expected
     try:
@@ -73,7 +72,7 @@ def test_a_planted_long_query_is_found(platform_connection, db, quick):
             "SELECT count(*) > 0 AS found FROM pg_stat_activity WHERE application_name = "
             "'planted-long-query' AND state = 'active' AND now() - query_start > interval '1.2 seconds'",
         )
-        result = DATABASE_CHECKS["long_queries"].run(quick)
+        result = LongQueries().run(quick)
     finally:
         db.execute(
             "SELECT pg_cancel_backend(pid) FROM pg_stat_activity "
@@ -90,7 +89,7 @@ def test_a_planted_long_query_is_found(platform_connection, db, quick):
 
 
 def test_a_planted_lock_chain_is_found_with_its_head(platform_connection, db, config):
-    check = DATABASE_CHECKS["blocked_sessions"]
+    check = BlockedSessions()
     assert check.run(config).status is Status.OK
     with psycopg.connect(platform_connection, application_name="planted-holder") as holder:
         holder.execute("UPDATE positions SET qty = qty WHERE symbol = 'ES'")  # row lock, transaction left open
@@ -120,10 +119,10 @@ def test_a_planted_lock_chain_is_found_with_its_head(platform_connection, db, co
 
 
 def test_connections_and_wraparound_run_on_the_real_server(platform_connection, config):
-    connections = DATABASE_CHECKS["database_connections"].run(config)
+    connections = DatabaseConnections().run(config)
     assert connections.status is Status.OK and connections.details["used"] >= 1
     assert connections.findings == ()
-    wraparound = DATABASE_CHECKS["wraparound"].run(config)
+    wraparound = Wraparound().run(config)
     assert wraparound.status is Status.OK and wraparound.details["databases"]
 
 

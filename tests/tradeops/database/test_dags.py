@@ -37,17 +37,21 @@ def states(dag_run) -> dict[str, str]:
 
 def incidents_of(state_dsn: str, dag_run) -> dict[str, dict]:
     with psycopg.connect(state_dsn, row_factory=dict_row) as conn:
-        rows = conn.execute("SELECT * FROM tradeops.incidents WHERE dag_id = %s AND run_id = %s",
-                            (dag_run.dag_id, dag_run.run_id)).fetchall()
+        rows = conn.execute(
+            "SELECT * FROM tradeops.incidents WHERE dag_id = %s AND run_id = %s", (dag_run.dag_id, dag_run.run_id)
+        ).fetchall()
     return {row["task_id"]: row for row in rows}
 
 
-def test_daily_db_maintenance_runs_every_step_on_a_live_database(dagbag, airflow_db, on_the_copy, config,
-                                                                 sandbox_settings):
+def test_daily_db_maintenance_runs_every_step_on_a_live_database(
+    dagbag, airflow_db, on_the_copy, config, sandbox_settings
+):
     now = datetime.now(UTC)
     with psycopg.connect(on_the_copy, row_factory=dict_row, autocommit=True) as db:
-        expired_before = db.execute("SELECT count(*) AS n FROM audit_log WHERE created_at < %s",
-                                    (retention.cutoff_for(config.database.tables[0], now),)).fetchone()["n"]
+        expired_before = db.execute(
+            "SELECT count(*) AS n FROM audit_log WHERE created_at < %s",
+            (retention.cutoff_for(config.database.tables[0], now),),
+        ).fetchone()["n"]
     assert expired_before > 0
 
     run = runnable(dagbag, "daily_db_maintenance").test()
@@ -60,13 +64,15 @@ def test_daily_db_maintenance_runs_every_step_on_a_live_database(dagbag, airflow
         for table in config.database.tables:
             if table.retention_days:
                 cutoff = retention.cutoff_for(table, now)
-                left = db.execute(f"SELECT count(*) AS n FROM {table.name} WHERE {table.time_column} < %s",
-                                  (cutoff,)).fetchone()["n"]
+                left = db.execute(
+                    f"SELECT count(*) AS n FROM {table.name} WHERE {table.time_column} < %s", (cutoff,)
+                ).fetchone()["n"]
                 assert left == 0, table.name
         assert db.execute("SELECT count(*) AS n FROM pg_index WHERE NOT indisvalid").fetchone()["n"] == 0
     with psycopg.connect(sandbox_settings["postgres"]["state_dsn"], row_factory=dict_row) as state:
-        sizes = state.execute("SELECT relation, kind FROM tradeops.relation_sizes WHERE captured_at > %s",
-                              (now,)).fetchall()
+        sizes = state.execute(
+            "SELECT relation, kind FROM tradeops.relation_sizes WHERE captured_at > %s", (now,)
+        ).fetchall()
     assert {"audit_log", "trades", "trades_pkey", "audit_log_pkey"} <= {r["relation"] for r in sizes}
     report = airflow_db / "reports" / "daily_db_maintenance"
     [path] = list(report.glob("*-sizes.json"))
@@ -84,8 +90,9 @@ def test_weekly_maintenance_refuses_to_start_outside_its_window(dagbag, airflow_
     assert not (tmp_path / "backups").exists()
 
 
-def test_weekly_maintenance_with_break_glass_runs_the_window(dagbag, airflow_db, on_the_copy, k8s_connection, config,
-                                                             tmp_path, sandbox_settings):
+def test_weekly_maintenance_with_break_glass_runs_the_window(
+    dagbag, airflow_db, on_the_copy, k8s_connection, config, tmp_path, sandbox_settings
+):
     from tradeops.kubernetes.hooks import KubernetesApiHook
 
     run = runnable(dagbag, "weekly_maintenance").test(run_conf={"break_glass": True, "reason": "test: forced run"})
@@ -93,8 +100,10 @@ def test_weekly_maintenance_with_break_glass_runs_the_window(dagbag, airflow_db,
     # The sandbox seeds certificates that expire in 5 days and 3 days ago: the check must catch them.
     assert task_states["certificate_check"] == "failed"
     assert run.state == "failed" and task_states["verdict"] == "failed"
-    assert {t: s for t, s in task_states.items() if s != "success"} == {"certificate_check": "failed",
-                                                                        "verdict": "failed"}
+    assert {t: s for t, s in task_states.items() if s != "success"} == {
+        "certificate_check": "failed",
+        "verdict": "failed",
+    }
     [(folder, manifest)] = backup.backups(tmp_path / "backups")
     assert manifest["restore_check"]["rows"] == sum(manifest["row_counts"].values())
     [incident] = incidents_of(sandbox_settings["postgres"]["state_dsn"], run).values()
@@ -105,23 +114,28 @@ def test_weekly_maintenance_with_break_glass_runs_the_window(dagbag, airflow_db,
         assert template["annotations"]["tradeops.io/restart-id"].endswith(run.run_id), name
 
 
-def test_weekly_maintenance_abandons_the_steps_left_when_the_window_closes(dagbag, airflow_db, on_the_copy, tmp_path,
-                                                                          sandbox_settings):
+def test_weekly_maintenance_abandons_the_steps_left_when_the_window_closes(
+    dagbag, airflow_db, on_the_copy, tmp_path, sandbox_settings
+):
     dag = runnable(dagbag, "weekly_maintenance")
     dag.get_task("enter_window").length = timedelta(0)  # a window that has closed by the time the first step starts
     run = dag.test(run_conf={"break_glass": True, "reason": "test: window closing"})
     task_states = states(run)
     assert task_states["enter_window"] == "success"
-    guarded = [t for t in task_states if t not in ("enter_window", "post_check.system_status", "post_check.agents",
-                                                  "report_incidents", "verdict")]
+    guarded = [
+        t
+        for t in task_states
+        if t not in ("enter_window", "post_check.system_status", "post_check.agents", "report_incidents", "verdict")
+    ]
     assert {task_states[t] for t in guarded} == {"skipped"}
     assert task_states["post_check.system_status"] == "success" and task_states["post_check.agents"] == "success"
     assert not (tmp_path / "backups").exists()
     assert incidents_of(sandbox_settings["postgres"]["state_dsn"], run) == {}, "skipped steps are not failures"
 
 
-def test_db_restore_is_a_dry_run_by_default_and_restores_into_a_new_database(dagbag, airflow_db, on_the_copy,
-                                                                            config, tmp_path, server_dsn):
+def test_db_restore_is_a_dry_run_by_default_and_restores_into_a_new_database(
+    dagbag, airflow_db, on_the_copy, config, tmp_path, server_dsn
+):
     settings = config.database.backup
     folder, manifest = backup.take_backup(on_the_copy, settings)
     backup.verify(folder)
