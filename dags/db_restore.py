@@ -1,7 +1,8 @@
 """
 ### Restore a database backup
 
-The tested restore path for the backups `daily_db_maintenance`/`weekly_maintenance` take (manual trigger only).
+The tested restore path for the backups `daily_db_maintenance`/`weekly_maintenance` take (manual trigger only, with
+a form in the Airflow UI).
 
 Restores backup `backup_id` (`latest` = the newest complete one) into a **new** database `target_database` on the same
 server, then compares every table's row count with the count recorded in the backup's own snapshot. It refuses the
@@ -13,29 +14,15 @@ the restored copy is a deliberate, separate step (see the README).
 
 from __future__ import annotations
 
-from airflow.sdk import Param
-
 from tradeops.dagkit import manual_dag
+from tradeops.database.forms import restore_form
 from tradeops.database.operators import RestoreBackupOperator
 
 with manual_dag(
     "db_restore",
     owner="dba",
     description="Restore a verified backup into a new database and compare row counts (dry run by default)",
-    params={
-        "backup_id": Param(
-            "latest",
-            type="string",
-            pattern=r"^(latest|[a-z0-9_]+-[0-9]{8}T[0-9]{6}Z)$",
-            description="a backup id (folder name) or 'latest'",
-        ),
-        "target_database": Param(
-            type="string",
-            pattern=r"^[a-z_][a-z0-9_]{0,62}$",
-            description="a NEW database to restore into (never the live one)",
-        ),
-        "dry_run": Param(True, type="boolean", description="verify and describe only"),
-    },
+    params=restore_form(),
     render_template_as_native_obj=True,  # the form's dry_run reaches the operator as a boolean
     tags=["database"],
     doc_md=__doc__,

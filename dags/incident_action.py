@@ -14,31 +14,15 @@ buttons; everything lands in the incident's audit trail with who did it (see `/t
 
 from __future__ import annotations
 
-from airflow.sdk import Param
-
 from tradeops.dagkit import manual_dag
+from tradeops.incidents.forms import incident_action_form
 from tradeops.incidents.operators import IncidentActionOperator
 
 with manual_dag(
     "incident_action",
     owner="trading-ops",
     description="Acknowledge, resolve, silence or open an incident (a form in the UI)",
-    params={
-        "action": Param("acknowledge", enum=["acknowledge", "resolve", "silence", "open"], description="what to do"),
-        "incident_id": Param(None, type=["null", "integer"], minimum=1, description="the incident (# in Slack)"),
-        "actor": Param(type="string", minLength=2, maxLength=100, description="who you are (recorded)"),
-        "reason": Param("", type="string", maxLength=500, description="why (recorded; required to silence)"),
-        "silence_minutes": Param(60, type="integer", minimum=1, maximum=7 * 24 * 60),
-        "matcher": Param(
-            "",
-            type="string",
-            maxLength=200,
-            pattern=r"^[a-z0-9_:.\-]*$",
-            description="silence every incident whose key starts with this",
-        ),
-        "severity": Param("P2", enum=["P1", "P2", "P3", "P4", "security"], description="for action=open"),
-        "title": Param("", type="string", maxLength=200, description="for action=open"),
-    },
+    params=incident_action_form(),
     tags=["incidents"],
     doc_md=__doc__,
 ):

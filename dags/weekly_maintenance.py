@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import Param, TaskGroup
+from airflow.sdk import TaskGroup
 
 from tradeops.checks.operators import CheckOperator
 from tradeops.config import load_config
@@ -36,6 +36,7 @@ from tradeops.incidents.operators import ReportCheckIncidentsOperator
 from tradeops.kubernetes.checks import CertificateExpiry
 from tradeops.kubernetes.operators import RolloutRestartOperator, SetImageOperator
 from tradeops.kubernetes.sensors import RolloutStatusSensor
+from tradeops.maintenance.forms import break_glass_form
 from tradeops.maintenance.operators import EnterMaintenanceWindowOperator
 from tradeops.platform.checks import Agents, SystemStatus
 from tradeops.platform.operators import PlatformMaintenanceOperator
@@ -53,12 +54,7 @@ with scheduled_dag(
     description="The Sunday window: verified backup, pinned images, database upkeep, cleanup, checks, restarts",
     dagrun_timeout=weekly.window + timedelta(minutes=30),
     render_template_as_native_obj=True,  # the form's break_glass reaches the gate as a boolean
-    params={
-        "break_glass": Param(
-            False, type="boolean", description="start outside the window or while the market is open (needs a reason)"
-        ),
-        "reason": Param("", type="string", maxLength=500, description="why the glass was broken (logged)"),
-    },
+    params=break_glass_form(),
     tags=["maintenance", "database", "kubernetes"],
     doc_md=__doc__,
 ):

@@ -35,15 +35,18 @@ def documented_params(cls: type) -> dict[str, str]:
     """``{name: its text}`` of the ``:param name:`` lines in the class's docstring."""
     doc = inspect.getdoc(cls) or ""
     parts = re.split(r"^:param (\w+):", doc, flags=re.MULTILINE)
-    return {name: text for name, text in zip(parts[1::2], parts[2::2])}
+    return dict(zip(parts[1::2], parts[2::2]))
 
 
 def own_arguments(cls: type) -> list[str]:
     init = cls.__dict__.get("__init__")
     if init is None:
         return []
-    return [name for name, parameter in inspect.signature(init).parameters.items()
-            if name != "self" and parameter.kind not in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL)]
+    return [
+        name
+        for name, parameter in inspect.signature(init).parameters.items()
+        if name != "self" and parameter.kind not in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL)
+    ]
 
 
 def test_the_library_has_operators_and_triggers():
@@ -54,11 +57,10 @@ def test_the_library_has_operators_and_triggers():
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda cls: cls.__name__)
 def test_every_argument_has_a_param_line_and_templated_ones_say_so(cls):
     params = documented_params(cls)
-    missing = [name for name in own_arguments(cls) if name not in params]
-    assert missing == [], f"{cls.__name__}: no ':param {missing[0]}:' line" if missing else ""
-    templated = set(getattr(cls, "template_fields", ()))
-    arguments = {name: name for name in own_arguments(cls)}
-    for name in templated & set(arguments):
+    arguments = own_arguments(cls)
+    missing = [name for name in arguments if name not in params]
+    assert missing == [], f"{cls.__name__}: no ':param:' line for {missing}"
+    for name in set(getattr(cls, "template_fields", ())) & set(arguments):
         assert "(templated)" in params[name], f"{cls.__name__}: say '(templated)' in ':param {name}:'"
 
 
@@ -69,4 +71,5 @@ def test_execute_takes_a_typed_context(cls):
         if function is not None:
             annotation = inspect.signature(function).parameters["context"].annotation
             assert annotation in ("Context", "context: Context") or "Context" in str(annotation), (
-                f"{cls.__name__}.{method}: annotate context as Context")
+                f"{cls.__name__}.{method}: annotate context as Context"
+            )

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from tradeops.incidents.forms import ACTIONS
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from tradeops.incidents.service import IncidentService
-
-ACTIONS = ("acknowledge", "resolve", "silence", "open")
 
 
 class EscalationEngineOperator(BaseOperator):

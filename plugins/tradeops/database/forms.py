@@ -1,0 +1,21 @@
+"""Trigger forms of the database runbooks: every value is checked when the run is triggered, before it exists."""
+
+from __future__ import annotations
+
+from airflow.sdk import Param
+
+BACKUP_ID = r"^(latest|[a-z0-9_]+-[0-9]{8}T[0-9]{6}Z)$"
+DATABASE_NAME = r"^[a-z_][a-z0-9_]{0,62}$"
+
+
+def restore_form() -> dict[str, Param]:
+    """``db_restore``: which backup, into which new database, dry run by default."""
+    return {
+        "backup_id": Param(
+            "latest", type="string", pattern=BACKUP_ID, description="a backup id (folder name) or 'latest'"
+        ),
+        "target_database": Param(
+            type="string", pattern=DATABASE_NAME, description="a NEW database to restore into (never the live one)"
+        ),
+        "dry_run": Param(True, type="boolean", description="verify and describe only"),
+    }
