@@ -6,7 +6,7 @@ in the database (``tradeops.incidents.status``, ``tradeops.incident_events.kind`
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -148,6 +148,26 @@ class OutboxMessage:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> OutboxMessage:
         return cls(**{**row, "kind": OutboxKind(row["kind"])})
+
+
+@dataclass(frozen=True)
+class NewIncident:
+    """What a source reports when it opens an incident: one per ``dedup_key`` while active (a second report is one
+    more occurrence of it)."""
+
+    dedup_key: str
+    source: IncidentSource
+    severity: str
+    title: str
+    summary: str = ""
+    dag_id: str | None = None
+    run_id: str | None = None
+    task_id: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    actor: str = "tradeops"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "source", IncidentSource(self.source))
 
 
 @dataclass(frozen=True)

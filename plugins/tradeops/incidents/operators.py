@@ -240,18 +240,20 @@ class IncidentActionOperator(BaseOperator):
             raise AirflowFailException(str(err)) from None
 
     def _act(self, context: Context) -> dict[str, Any]:
-        from tradeops.incidents.models import IncidentSource
+        from tradeops.incidents.models import IncidentSource, NewIncident
 
         if self.action == "open":
             if not self.title.strip():
                 raise AirflowFailException("opening an incident needs a title")
             opened = self.incidents.open(
-                dedup_key=f"manual:{context['ti'].run_id}",
-                source=IncidentSource.MANUAL,
-                severity=self.severity,
-                title=self.title,
-                summary=f"Opened by {self.actor}: {self.reason}",
-                actor=self.actor,
+                NewIncident(
+                    dedup_key=f"manual:{context['ti'].run_id}",
+                    source=IncidentSource.MANUAL,
+                    severity=self.severity,
+                    title=self.title,
+                    summary=f"Opened by {self.actor}: {self.reason}",
+                    actor=self.actor,
+                )
             )
             return {"incident_id": opened.incident.id, "action": "opened"}
         if self.action == "silence":

@@ -17,7 +17,15 @@ from typing import Any
 from tradeops.config import TradeOpsConfig, load_config
 from tradeops.incidents import store
 from tradeops.incidents.engine import EscalationEngine
-from tradeops.incidents.models import EventKind, Incident, IncidentEvent, IncidentSource, Opened, Silence
+from tradeops.incidents.models import (
+    EventKind,
+    Incident,
+    IncidentEvent,
+    IncidentSource,
+    NewIncident,
+    Opened,
+    Silence,
+)
 from tradeops.incidents.outbox import SlackOutbox
 
 log = logging.getLogger("airflow.task.tradeops.incidents")
@@ -49,41 +57,19 @@ class IncidentService:
     def outbox(self) -> SlackOutbox:
         return SlackOutbox(self.config, self.dsn)
 
-    def open(
-        self,
-        *,
-        dedup_key: str,
-        source: IncidentSource,
-        severity: str,
-        title: str,
-        summary: str = "",
-        dag_id: str | None = None,
-        run_id: str | None = None,
-        task_id: str | None = None,
-        details: dict[str, Any] | None = None,
-        actor: str = "tradeops",
-        deliver: bool = True,
-    ) -> Opened:
-        """Open (or add an occurrence to) the incident for ``dedup_key``; a new one pages level 1 at once."""
+    def open(self, new: NewIncident, *, deliver: bool = True) -> Opened:
+        """Open (or add an occurrence to) the incident for ``new.dedup_key``; a new one pages level 1 at once."""
         with store.connect(self.dsn) as conn:
-            opened = store.open_incident(
-                conn,
-                dedup_key=dedup_key,
-                source=IncidentSource(source).value,
-                severity=severity,
-                title=title,
-                summary=summary,
-                dag_id=dag_id,
-                run_id=run_id,
-                task_id=task_id,
-                details=details,
-                actor=actor,
-            )
+            opened = store.open_incident(conn, new)
             if opened.created:
                 with conn.transaction():
                     self.engine.process(conn, store.get(conn, opened.incident.id, lock=True), datetime.now(UTC))
         log.info(
-            "Incident #%s %s (%s): %s", opened.incident.id, "opened" if opened.created else "updated", dedup_key, title
+            "Incident #%s %s (%s): %s",
+            opened.incident.id,
+            "opened" if opened.created else "updated",
+            new.dedup_key,
+            new.title,
         )
         if deliver:
             self.outbox.deliver()
@@ -162,49 +148,57 @@ class IncidentService:
                 return None
             if policy == "merge":
                 return self.open(
-                    dedup_key=f"failure:{dag_id}:{run_id}",
-                    source=IncidentSource.DEADLINE,
-                    severity=severity,
-                    title=f"{dag_id} failed (and missed its '{tier}' deadline)",
-                    summary=summary,
-                    dag_id=dag_id,
-                    run_id=run_id,
-                    details=details,
+                    NewIncident(
+                        dedup_key=f"failure:{dag_id}:{run_id}",
+                        source=IncidentSource.DEADLINE,
+                        severity=severity,
+                        title=f"{dag_id} failed (and missed its '{tier}' deadline)",
+                        summary=summary,
+                        dag_id=dag_id,
+                        run_id=run_id,
+                        details=details,
+                    )
                 )
         return self.open(
-            dedup_key=f"deadline:{dag_id}:{run_id}:{tier}",
-            source=IncidentSource.DEADLINE,
-            severity=severity,
-            title=f"{dag_id} missed its '{tier}' deadline",
-            summary=summary,
-            dag_id=dag_id,
-            run_id=run_id,
-            details=details,
+            NewIncident(
+                dedup_key=f"deadline:{dag_id}:{run_id}:{tier}",
+                source=IncidentSource.DEADLINE,
+                severity=severity,
+                title=f"{dag_id} missed its '{tier}' deadline",
+                summary=summary,
+                dag_id=dag_id,
+                run_id=run_id,
+                details=details,
+            )
         )
 
     def task_failed(self, *, dag_id: str, run_id: str, task_id: str, severity: str, error: str) -> Opened:
         return self.open(
-            dedup_key=f"failure:{dag_id}:{run_id}",
-            source=IncidentSource.TASK_FAILURE,
-            severity=severity,
-            title=f"{dag_id} failed at {task_id}",
-            summary=f"`{task_id}` failed: {error}"[:2000],
-            dag_id=dag_id,
-            run_id=run_id,
-            task_id=task_id,
-            details={"task_id": task_id},
+            NewIncident(
+                dedup_key=f"failure:{dag_id}:{run_id}",
+                source=IncidentSource.TASK_FAILURE,
+                severity=severity,
+                title=f"{dag_id} failed at {task_id}",
+                summary=f"`{task_id}` failed: {error}"[:2000],
+                dag_id=dag_id,
+                run_id=run_id,
+                task_id=task_id,
+                details={"task_id": task_id},
+            )
         )
 
     def check_failed(self, *, dag_id: str, run_id: str, check: str, title: str, summary: str, severity: str) -> Opened:
         """One incident per failing check, kept (and counted) across runs until someone resolves it."""
         return self.open(
-            dedup_key=check_key(dag_id, check),
-            source=IncidentSource.CHECK,
-            severity=severity,
-            title=f"{title} check failing",
-            summary=summary,
-            dag_id=dag_id,
-            run_id=run_id,
-            task_id=check,
-            details={"check": check},
+            NewIncident(
+                dedup_key=check_key(dag_id, check),
+                source=IncidentSource.CHECK,
+                severity=severity,
+                title=f"{title} check failing",
+                summary=summary,
+                dag_id=dag_id,
+                run_id=run_id,
+                task_id=check,
+                details={"check": check},
+            )
         )

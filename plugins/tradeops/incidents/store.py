@@ -30,6 +30,7 @@ from tradeops.incidents.models import (
     Incident,
     IncidentEvent,
     IncidentStatus,
+    NewIncident,
     Opened,
     OutboxKind,
     OutboxMessage,
@@ -141,21 +142,8 @@ def timelines(conn: Connection, incident_ids: list[int]) -> dict[int, list[Incid
 # --- incidents -----------------------------------------------------------------------------------------------------
 
 
-def open_incident(
-    conn: Connection,
-    *,
-    dedup_key: str,
-    source: str,
-    severity: str,
-    title: str,
-    summary: str = "",
-    dag_id: str | None = None,
-    run_id: str | None = None,
-    task_id: str | None = None,
-    details: dict[str, Any] | None = None,
-    actor: str = "tradeops",
-) -> Opened:
-    """Open an incident for ``dedup_key``, or record one more occurrence of the active one."""
+def open_incident(conn: Connection, new: NewIncident) -> Opened:
+    """Open an incident for ``new.dedup_key``, or record one more occurrence of the active one."""
     with conn.transaction():
         row = _one(
             conn.execute(
@@ -173,15 +161,15 @@ def open_incident(
             RETURNING *, (xmax = 0) AS created
             """,
                 {
-                    "key": dedup_key,
-                    "source": source,
-                    "severity": severity,
-                    "title": title,
-                    "summary": summary,
-                    "dag_id": dag_id,
-                    "run_id": run_id,
-                    "task_id": task_id,
-                    "details": Jsonb(details or {}),
+                    "key": new.dedup_key,
+                    "source": new.source.value,
+                    "severity": new.severity,
+                    "title": new.title,
+                    "summary": new.summary,
+                    "dag_id": new.dag_id,
+                    "run_id": new.run_id,
+                    "task_id": new.task_id,
+                    "details": Jsonb(new.details),
                 },
             )
         )
@@ -192,8 +180,13 @@ def open_incident(
                 conn,
                 incident.id,
                 EventKind.OPENED,
-                actor=actor,
-                detail={"source": source, "severity": severity, "title": title, "summary": summary},
+                actor=new.actor,
+                detail={
+                    "source": new.source.value,
+                    "severity": new.severity,
+                    "title": new.title,
+                    "summary": new.summary,
+                },
             )
             if incident.silenced_until:
                 event(conn, incident.id, EventKind.SILENCED, detail={"until": incident.silenced_until.isoformat()})
@@ -202,8 +195,8 @@ def open_incident(
                 conn,
                 incident.id,
                 EventKind.DEDUPLICATED,
-                actor=actor,
-                detail={"occurrences": incident.occurrences, "summary": summary},
+                actor=new.actor,
+                detail={"occurrences": incident.occurrences, "summary": new.summary},
             )
         notify(conn, incident.id)
     return Opened(incident, created)

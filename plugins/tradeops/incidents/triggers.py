@@ -146,7 +146,7 @@ class TaskDeadlineTrigger(BaseTrigger):
     async def _open(self, late: list[str], states: dict[str, str | None]) -> int:
         from tradeops.config import load_config
         from tradeops.connections import apostgres_dsn
-        from tradeops.incidents.models import IncidentSource, Opened
+        from tradeops.incidents.models import IncidentSource, NewIncident, Opened
         from tradeops.incidents.service import IncidentService
 
         config = load_config()
@@ -157,15 +157,17 @@ class TaskDeadlineTrigger(BaseTrigger):
 
         def open_it() -> Opened:
             return IncidentService(config, dsn).open(
-                dedup_key=f"task_deadline:{self.dag_id}:{self.run_id}:{self.name}",
-                source=IncidentSource.DEADLINE,
-                severity=self.severity,
-                title=f"{self.dag_id}: '{self.name}' not done in time",
-                summary=summary,
-                dag_id=self.dag_id,
-                run_id=self.run_id,
-                task_id=late[0],
-                details={"tasks": late, "deadline": self.deadline, "states": states},
+                NewIncident(
+                    dedup_key=f"task_deadline:{self.dag_id}:{self.run_id}:{self.name}",
+                    source=IncidentSource.DEADLINE,
+                    severity=self.severity,
+                    title=f"{self.dag_id}: '{self.name}' not done in time",
+                    summary=summary,
+                    dag_id=self.dag_id,
+                    run_id=self.run_id,
+                    task_id=late[0],
+                    details={"tasks": late, "deadline": self.deadline, "states": states},
+                )
             )
 
         return (await asyncio.to_thread(open_it)).incident.id

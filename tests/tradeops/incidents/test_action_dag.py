@@ -8,6 +8,7 @@ import copy
 import pytest
 
 from tradeops.incidents import store
+from tradeops.incidents.models import NewIncident
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def test_a_valid_form(action_dag):
 
 
 def test_resolve_from_the_form(action_dag, incidents, key):
-    incident = incidents.open(dedup_key=key, source="manual", severity="P3", title="form test").incident
+    incident = incidents.open(NewIncident(dedup_key=key, source="manual", severity="P3", title="form test")).incident
     run = action_dag.test(
         run_conf={
             "action": "resolve",
@@ -65,7 +66,7 @@ def test_resolve_from_the_form(action_dag, incidents, key):
 
 
 def test_acting_on_a_resolved_incident_fails_with_the_reason(action_dag, incidents, key):
-    incident = incidents.open(dedup_key=key, source="manual", severity="P3", title="form test").incident
+    incident = incidents.open(NewIncident(dedup_key=key, source="manual", severity="P3", title="form test")).incident
     incidents.resolve(incident.id, "bob")
     run = action_dag.test(run_conf={"action": "acknowledge", "incident_id": incident.id, "actor": "alice"})
     assert run.state == "failed"
@@ -75,7 +76,7 @@ def test_acting_on_a_resolved_incident_fails_with_the_reason(action_dag, inciden
 
 
 def test_silence_from_the_form_mutes_the_incident(action_dag, incidents, key):
-    incident = incidents.open(dedup_key=key, source="manual", severity="P3", title="form test").incident
+    incident = incidents.open(NewIncident(dedup_key=key, source="manual", severity="P3", title="form test")).incident
     run = action_dag.test(
         run_conf={
             "action": "silence",

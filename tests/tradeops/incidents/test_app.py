@@ -14,6 +14,7 @@ import uvicorn
 
 from sandbox.launcher import free_port
 from tradeops.incidents.app import create_app, signature_ok
+from tradeops.incidents.models import NewIncident
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 BODY = b"payload=%7B%22type%22%3A%22block_actions%22%7D"
@@ -100,7 +101,7 @@ def slack_buttons(sandbox, app_url):
 
 def test_a_signed_click_acknowledges_and_a_badly_signed_one_changes_nothing(incidents, key, slack_buttons, messages_of):
     # The app reads the production config (the default); only the connections and database matter here.
-    incident = incidents.open(dedup_key=key, source="manual", severity="P2", title=f"click {key}").incident
+    incident = incidents.open(NewIncident(dedup_key=key, source="manual", severity="P2", title=f"click {key}")).incident
     [page] = messages_of(incident.id, "#trading-alerts")
 
     forged = slack_buttons.click(page, "incident_ack", user="mallory", sign=False)
@@ -165,7 +166,9 @@ def test_the_incident_pages_for_a_logged_in_user(incidents, key, airflow_connect
     from airflow.api_fastapi.core_api.security import get_user
     from fastapi.testclient import TestClient
 
-    incident = incidents.open(dedup_key=key, source="manual", severity="P2", title=f"page <{key}>").incident
+    incident = incidents.open(
+        NewIncident(dedup_key=key, source="manual", severity="P2", title=f"page <{key}>")
+    ).incident
     incidents.acknowledge(incident.id, "@alice", "looking")
     app = create_app()
     app.dependency_overrides[get_user] = lambda: SimpleNamespace(get_name=lambda: "alice")

@@ -12,19 +12,20 @@ import pytest
 
 from tradeops.exceptions import IncidentError
 from tradeops.incidents import store
-from tradeops.incidents.models import EventKind, Incident, IncidentSource, IncidentStatus, Opened
+from tradeops.incidents.models import EventKind, Incident, IncidentSource, IncidentStatus, NewIncident, Opened
 from tradeops.incidents.service import IncidentService
 
 
-def open_p2(incidents: IncidentService, key: str, **kwargs) -> Opened:
-    return incidents.open(
+def open_p2(incidents: IncidentService, key: str, *, deliver: bool = True, **fields) -> Opened:
+    new = NewIncident(
         dedup_key=key,
         source="manual",
         severity="P2",
         title=f"test incident {key}",
         summary="something is late",
-        **kwargs,
+        **fields,
     )
+    return incidents.open(new, deliver=deliver)
 
 
 def kinds(incidents: IncidentService, incident_id: int) -> list[str]:
@@ -177,7 +178,7 @@ def test_the_engine_never_pages_the_same_step_twice_when_several_run(
 
 
 def test_p1_opens_a_war_room(incidents, key, messages_of):
-    incident = incidents.open(dedup_key=key, source="manual", severity="P1", title=f"P1 {key}").incident
+    incident = incidents.open(NewIncident(dedup_key=key, source="manual", severity="P1", title=f"P1 {key}")).incident
     war_room = f"#inc-{datetime.now(UTC):%Y%m%d}-{incident.id}"
     assert [m["channel_name"] for m in messages_of(incident.id) if "War room" in m["text"]] == [war_room]
     assert incidents.get(incident.id).war_room == war_room

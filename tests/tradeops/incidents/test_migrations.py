@@ -16,6 +16,7 @@ from sandbox.connections import airflow_connection_env
 from tradeops.exceptions import IncidentError
 from tradeops.incidents import store
 from tradeops.incidents.__main__ import main
+from tradeops.incidents.models import NewIncident
 from tradeops.incidents.service import IncidentService
 
 
@@ -66,7 +67,7 @@ def test_nothing_migrates_as_a_side_effect_and_a_missing_schema_says_what_to_run
     assert incidents.engine and incidents.outbox  # built without touching the database
 
     with pytest.raises(IncidentError, match=r"not migrated .*run `python -m tradeops.incidents migrate`"):
-        incidents.open(dedup_key="test:unmigrated", source="manual", severity="P3", title="no schema")
+        incidents.open(NewIncident(dedup_key="test:unmigrated", source="manual", severity="P3", title="no schema"))
     with pytest.raises(IncidentError, match="python -m tradeops.incidents migrate"):
         incidents.silence("test:", "@alice", "maintenance", timedelta(minutes=5))
     with pytest.raises(IncidentError, match="python -m tradeops.incidents migrate"):
