@@ -22,20 +22,21 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, Param, TaskGroup
 from airflow.sdk.definitions.callback import AsyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
-from tradeops.calendar.deadlines import ExchangeSessionDeadline
-from tradeops.calendar.timetable import ExchangeSessionTimetable
-from tradeops.checks.operators import RunVerdictOperator
-from tradeops.config import TradeOpsConfig, load_config
-from tradeops.config.model import DeadlineTier
-from tradeops.incidents.callbacks import OpenIncidentOnFailure, deadline_missed
-from tradeops.incidents.operators import TaskDeadlineWatchOperator
-from tradeops.maintenance.operators import abandon_after_window
+from tradeops.incidents.callbacks import deadline_missed
+
+if TYPE_CHECKING:
+    from tradeops.checks.operators import RunVerdictOperator
+    from tradeops.config import TradeOpsConfig
+    from tradeops.config.model import DeadlineTier
+
+# Each builder imports what it alone needs (the config, the calendar, operators) when it is called: a manual DAG's
+# file then never pays for parsing the config or loading the exchange calendar.
 
 START_DATE = datetime(2026, 1, 1)
 
@@ -54,6 +55,8 @@ def deadline_alerts(dag_id: str, tiers: Sequence[DeadlineTier], exchange: str) -
 
     The alert's interval stays zero: the offset belongs to the market anchor, where it picks the right session.
     """
+    from tradeops.calendar.deadlines import ExchangeSessionDeadline
+
     return [
         DeadlineAlert(
             reference=ExchangeSessionDeadline(tier.by, exchange),
@@ -85,6 +88,9 @@ def queued_deadline_alerts(dag_id: str, deadlines: Sequence[RunDeadline]) -> lis
 def apply_incident_policy(dag: DAG, config: TradeOpsConfig) -> None:
     """Wire the config's ``incidents`` section into ``dag``: the failure of a task in ``critical_tasks`` opens an
     incident, and each of ``task_deadlines`` gets a :class:`TaskDeadlineWatchOperator` (``<name>_by_deadline``)."""
+    from tradeops.incidents.callbacks import OpenIncidentOnFailure
+    from tradeops.incidents.operators import TaskDeadlineWatchOperator
+
     for task_id, severity in config.incidents.critical_tasks.get(dag.dag_id, {}).items():
         dag.get_task(task_id).on_failure_callback = OpenIncidentOnFailure(severity)
     for deadline in config.incidents.task_deadlines.get(dag.dag_id, []):  # type: ignore[call-overload]
@@ -102,6 +108,8 @@ def apply_incident_policy(dag: DAG, config: TradeOpsConfig) -> None:
 def add_run_verdict(dag: DAG) -> RunVerdictOperator:
     """Make every task of ``dag`` an upstream of one :class:`RunVerdictOperator` named ``verdict``: a DAG whose
     reporting tasks run ``all_done`` would otherwise end green after a failed step."""
+    from tradeops.checks.operators import RunVerdictOperator
+
     tasks = list(dag.tasks)
     verdict = RunVerdictOperator(task_id="verdict", dag=dag)
     for task in tasks:
@@ -148,6 +156,9 @@ def scheduled_dag(
     :param config: the config (default: the validated config file).
     :param overrides: any other ``DAG`` argument (``dagrun_timeout``, ``params``...).
     """
+    from tradeops.calendar.timetable import ExchangeSessionTimetable
+    from tradeops.config import load_config
+
     config = config or load_config()
     exchange = config.platform.exchange
     with DAG(
@@ -225,6 +236,8 @@ def window_group(group_id: str, **kwargs: Any) -> TaskGroup:
     :param group_id: the group's name in the grid.
     :param kwargs: any other ``TaskGroup`` argument.
     """
+    from tradeops.maintenance.operators import abandon_after_window
+
     default_args = {**kwargs.pop("default_args", {}), "pre_execute": abandon_after_window}
     # TaskGroup types default_args through an attrs converter that mypy cannot follow.
     return TaskGroup(group_id, prefix_group_id=False, default_args=default_args, **kwargs)  # type: ignore[arg-type]
