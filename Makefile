@@ -8,11 +8,12 @@ export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 
 .PHONY: demo up test lint format sandbox check-config bench lock venv clean
 
+# DEVSTACK_ARGS: options of `python -m devstack` (--auto-ports, --run-dir DIR, --only DAG_ID; see its --help).
 demo: $(RUNTIME_STAMP)  ## start sandbox + Airflow, trigger every DAG, print a summary, stop
-	$(PY) -m devstack demo
+	$(PY) -m devstack demo $(DEVSTACK_ARGS)
 
 up: $(RUNTIME_STAMP)  ## same stack, kept running (Airflow UI on http://127.0.0.1:8080) until Ctrl-C
-	$(PY) -m devstack up
+	$(PY) -m devstack up $(DEVSTACK_ARGS)
 
 test: $(TEST_STAMP)  ## the whole test suite (unit, integration against the sandbox, end to end)
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -45,15 +46,19 @@ bench: $(RUNTIME_STAMP)  ## benchmarks (see bench/README.md)
 venv: $(RUNTIME_STAMP)
 
 $(VENV)/bin/python:
+	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found: install Python 3.11, or pass its path: make $(MAKECMDGOALS) PYTHON=/path/to/python3.11" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
 # Installs exactly the lock (--no-deps: nothing outside it), then checks it is consistent.
 $(RUNTIME_STAMP): requirements.txt | $(VENV)/bin/python
+	@echo "First run: installing the locked dependencies into $(VENV) (Airflow and the sandbox's servers, 0.75 GB)."
+	@echo "It takes a few minutes (3.5 on 2 cores) and prints nothing until it is done; later runs skip it."
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements.txt
 	$(PY) -m pip check
 	touch $@
 
 $(TEST_STAMP): requirements-test.txt $(RUNTIME_STAMP)
+	@echo "Installing the test dependencies into $(VENV) (once)."
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-test.txt
 	$(PY) -m pip check
 	touch $@

@@ -19,11 +19,16 @@ DEMO_CONFIG = REPO / "include" / "config" / "tradeops.demo.yaml"  # the producti
 
 
 def start_sandbox(
-    state_dir: Path, log_path: Path, *args: str, timeout: float = 300, on_start=lambda pid: None
+    state_dir: Path,
+    log_path: Path,
+    *args: str,
+    timeout: float = 300,
+    on_start=lambda pid: None,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[Child, dict]:
     """``python -m sandbox --state-dir STATE_DIR up ARGS`` as a child process; returns it and its settings once
     every service answers (it is stopped again if it never gets there)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO)]), **(extra_env or {})}
     (state_dir / SETTINGS_FILE).unlink(missing_ok=True)
     child = Child(
         "sandbox",
@@ -37,7 +42,8 @@ def start_sandbox(
     try:
         while True:
             if not child.alive():
-                raise RuntimeError(f"the sandbox exited:\n{child.tail()}")
+                last_line = (child.tail(1) or "no output").strip()
+                raise RuntimeError(f"the sandbox exited during start-up ({last_line}); its log: {log_path}")
             try:
                 return child, read_settings(state_dir)
             except FileNotFoundError:
@@ -60,13 +66,18 @@ class LocalStack:
         extra_env: dict[str, str] | None = None,
         extra_dag_files: list[Path] = (),
         log=lambda message: print(message, flush=True),
+        on_child_started=lambda pid: None,
+        sample_memory: bool = True,
     ):
         self.run_dir = run_dir.resolve()
         self.auto_ports = auto_ports
         self.rows = rows
         self.config_path = (config_path or default_config_path()).resolve()
         self.config = load_config(self.config_path)
-        self.extra_env = extra_env or {}
+        # The calendar and template caches are this stack's own unless the caller shares one (tests: one per session).
+        cache_dir = os.environ.get("TRADEOPS_CACHE_DIR") or str(self.run_dir / "cache")
+        self.extra_env = {"TRADEOPS_CACHE_DIR": cache_dir, **(extra_env or {})}
+        self.on_child_started = on_child_started
         self.extra_dag_files = list(extra_dag_files)
         self.log = log
         self.sandbox_child: Child | None = None
@@ -74,6 +85,8 @@ class LocalStack:
         self.airflow: AirflowStack | None = None
         self.client: AirflowClient | None = None
         self.memory = MemorySampler()
+        # Reading every process's smaps twice a second cost an idle `make up` ~15% of a core here.
+        self.sample_memory = sample_memory
 
     @property
     def sandbox(self) -> SandboxClient:
@@ -86,9 +99,14 @@ class LocalStack:
         if self.auto_ports:
             args.append("--auto-ports")
         self.log("Starting the sandbox (PostgreSQL, Redis, platform API, Alertmanager, Slack)...")
-        self.memory.start()
+        if self.sample_memory:
+            self.memory.start()
         self.sandbox_child, self.settings = start_sandbox(
-            self.run_dir / "sandbox", self.run_dir / "sandbox.log", *args, on_start=self.memory.roots.append
+            self.run_dir / "sandbox",
+            self.run_dir / "sandbox.log",
+            *args,
+            on_start=self._child_started,
+            extra_env={"TRADEOPS_CACHE_DIR": self.extra_env["TRADEOPS_CACHE_DIR"]},
         )
         self.log(f"  sandbox ready in {time.monotonic() - started:.1f}s")
 
@@ -105,12 +123,17 @@ class LocalStack:
         self.airflow.migrate()
         self.log("Starting Airflow: scheduler, dag-processor, triggerer, api-server (LocalExecutor)...")
         self.airflow.start()
-        self.memory.roots.extend(self.airflow.pids())
+        for pid in self.airflow.pids():
+            self._child_started(pid)
         self.client = self.airflow.wait_healthy()
         # The Slack app's buttons post to the TradeOps app on the api-server, as a real Slack app's would.
         self.sandbox.set_interactivity(f"{self.airflow.url}/tradeops/slack/actions")
         self.log(f"  Airflow healthy at {self.airflow.url} ({time.monotonic() - started:.1f}s since start)")
         return self
+
+    def _child_started(self, pid: int) -> None:
+        self.memory.roots.append(pid)
+        self.on_child_started(pid)
 
     @property
     def dags_folder(self) -> Path:

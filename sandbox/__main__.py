@@ -12,7 +12,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from sandbox.launcher import Sandbox, read_settings
+from sandbox.launcher import Sandbox, default_ports_in_use, read_settings
 from sandbox.platform_db import DEFAULT_ROWS
 
 DEFAULT_STATE_DIR = Path(".run/sandbox")
@@ -76,6 +76,16 @@ def main(argv: list[str]) -> int:
         from sandbox.connections import write_connections_file
         from tradeops.config import load_config
 
+        if not args.auto_ports:
+            taken = default_ports_in_use(args.host)
+            if taken:
+                name, port = next(iter(taken.items()))
+                print(
+                    f"sandbox: port {port} ({name}) is already in use by another program; stop it, or start with "
+                    "--auto-ports to use free ports (`python -m sandbox up --auto-ports`)",
+                    file=sys.stderr,
+                )
+                return 2
         config = load_config(args.config)
         sandbox = Sandbox(
             args.state_dir,

@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import time
@@ -31,6 +30,7 @@ from sandbox import alertmanager, platform_api, platform_db, slack
 from sandbox.connections import write_private_json
 from sandbox.kubernetes.service import KubernetesSandbox
 from sandbox.servers import PG_DSN_ENV, REDIS_URL_ENV, PostgresServer, RedisServer, Role, dsn
+from sandbox.template_cache import cache_dir, forget_old_templates, templates_locked
 from tradeops.config import TradeOpsConfig, load_config
 from tradeops.incidents import store as incidents_store
 
@@ -47,20 +47,30 @@ CACHEABLE_ROWS = 200_000
 STATE_DATABASE = "tradeops"
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("TRADEOPS_CACHE_DIR") or Path.home() / ".cache" / "tradeops")
-
-
-def _forget_old_templates() -> None:
-    """Seeded clusters of earlier days are stale (their data is relative to the day they were made)."""
-    for old in cache_dir().glob("pgdata-*"):
-        shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server could listen on ``port`` now (SO_REUSEADDR, as the servers set: TIME_WAIT does not count)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def default_ports_in_use(bind_host: str = "127.0.0.1") -> dict[str, int]:
+    """The default ports another program holds (PostgreSQL and Redis listen on 127.0.0.1, the rest on bind_host)."""
+    return {
+        name: port
+        for name, port in DEFAULT_PORTS.items()
+        if not port_is_free(port, "127.0.0.1" if name in ("postgres", "redis") else bind_host)
+    }
 
 
 @dataclass
@@ -185,8 +195,15 @@ class Sandbox:
         self.settings_path.unlink(missing_ok=True)
         self.redis.launch()
         template = self._template()
-        cached = template is not None and (template / "PG_VERSION").exists()
-        self.postgres.start(template if cached else None)
+        counts = None
+        if template is None:
+            self.postgres.start()
+        else:
+            counts_file = template.parent / f"{template.name}.json"
+            with templates_locked(exclusive=False):
+                if (template / "PG_VERSION").exists() and counts_file.exists():
+                    counts = json.loads(counts_file.read_text())
+                self.postgres.start(template if counts else None)
         sec = self.secrets
         tradeops = Role("tradeops", sec.tradeops_db_password)
         platform_app = Role("platform_app", sec.platform_app_db_password)
@@ -201,9 +218,7 @@ class Sandbox:
         platform_name = self.config.database.name
         host, port = self.postgres.host, self.postgres.port
         platform_dsn = dsn(host, port, tradeops, platform_name)
-        if cached:
-            counts = json.loads((template.parent / f"{template.name}.json").read_text())
-        else:
+        if counts is None:
             self.postgres.recreate_database(platform_name, tradeops)
             counts = platform_db.create_and_seed(platform_dsn, rows=self.rows)
             with self.postgres.admin_connection(platform_name) as conn:
@@ -213,10 +228,10 @@ class Sandbox:
                 )
                 conn.execute("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO platform_app")
             if template is not None:
-                _forget_old_templates()
-                template.parent.mkdir(parents=True, exist_ok=True)
-                self.postgres.snapshot(template)
-                (template.parent / f"{template.name}.json").write_text(json.dumps(counts))
+                with templates_locked(exclusive=True):
+                    forget_old_templates()
+                    self.postgres.snapshot(template)
+                    counts_file.write_text(json.dumps(counts))
         if self.airflow_database:
             self.postgres.recreate_database(self.airflow_database, airflow)
         self.postgres.recreate_database(STATE_DATABASE, tradeops)  # TradeOps' own incidents (empty)

