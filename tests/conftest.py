@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,6 +84,23 @@ def airflow_connections(sandbox_settings, config):
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+@pytest.fixture
+def task_context(airflow_connections):
+    """A task's context whose ``ti`` records what it pushes (in ``context["pushed"]``): ``task_context("step")``."""
+
+    def make(task_id: str, dag_id: str = "weekly_maintenance") -> dict:
+        pushed: dict[str, object] = {}
+        ti = types.SimpleNamespace(
+            dag_id=dag_id,
+            run_id="manual__test",
+            task_id=task_id,
+            xcom_push=lambda key, value: pushed.__setitem__(key, value),
+        )
+        return {"ti": ti, "pushed": pushed}
+
+    return make
 
 
 @pytest.fixture

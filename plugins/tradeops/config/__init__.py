@@ -51,11 +51,17 @@ def _versions(path: Path, seen: tuple = ()) -> tuple:
     match = _EXTENDS.search(path.read_text(encoding="utf-8"))
     if match is None:
         return (stamp,)
-    return (stamp, *_versions(path.parent / match.group("path"), (*seen, stamp[0])))
+    base = match.group("double") or match.group("single") or match.group("plain")
+    return (stamp, *_versions(path.parent / base, (*seen, stamp[0])))
 
 
 # Found without parsing the YAML, as the cache key is computed on every load_config(); _read checks it agrees.
-_EXTENDS = re.compile(r"""^extends:[ \t]*(['"]?)(?P<path>[^'"\s#]+)\1[ \t]*(#.*)?$""", re.MULTILINE)
+# The path as YAML writes it: in double or single quotes, or plain (spaces inside allowed, a " #" ends it).
+_EXTENDS = re.compile(
+    r"""^extends:[ \t]*(?:"(?P<double>[^"\n]+)"|'(?P<single>[^'\n]+)'|(?P<plain>[^'"\s#](?:[^#\n]*[^\s#])?))"""
+    r"""[ \t]*(?:#.*)?$""",
+    re.MULTILINE,
+)
 
 
 def _merge(base: dict, overlay: dict) -> dict:

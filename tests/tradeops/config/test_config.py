@@ -242,6 +242,15 @@ def test_extends_with_quotes_and_a_comment(tmp_path):
     assert load_config(overlay).escalation.repeat == 3
 
 
+@pytest.mark.parametrize("written", ["'{}'", '"{}"', "{}", "{}  # shared"])
+def test_extends_a_path_with_spaces_quoted_or_plain(tmp_path, written):
+    folder = tmp_path / "a b"
+    folder.mkdir()
+    base = write(folder, GOOD, "base config.yaml")
+    overlay = write(tmp_path, f"extends: {written.format(base)}\nescalation:\n  repeat: 3\n", "overlay.yaml")
+    assert load_config(overlay).escalation.repeat == 3
+
+
 def test_an_edit_to_the_base_file_is_seen(tmp_path):
     base = write(tmp_path, GOOD, "base.yaml")
     overlay = write(tmp_path, "extends: base.yaml\n", "overlay.yaml")

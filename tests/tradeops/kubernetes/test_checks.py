@@ -3,7 +3,6 @@ TLS secrets, read as TradeOps' own service account, without ever holding key mat
 
 from __future__ import annotations
 
-import types
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,15 +16,8 @@ NOW = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def context(airflow_connections):
-    pushed: dict[str, object] = {}
-    ti = types.SimpleNamespace(
-        dag_id="weekly_maintenance",
-        run_id="manual__test",
-        task_id="certificate_check",
-        xcom_push=lambda key, value: pushed.__setitem__(key, value),
-    )
-    return {"ti": ti, "pushed": pushed}
+def context(task_context):
+    return task_context("certificate_check")
 
 
 def certificates(**days_left: float) -> Certificates:

@@ -12,15 +12,8 @@ from tradeops.platform.operators import PlatformMaintenanceOperator
 
 
 @pytest.fixture
-def context(airflow_connections):
-    pushed: dict[str, object] = {}
-    ti = types.SimpleNamespace(
-        dag_id="weekly_maintenance",
-        run_id="manual__test",
-        task_id="step",
-        xcom_push=lambda key, value: pushed.__setitem__(key, value),
-    )
-    return {"ti": ti, "pushed": pushed}
+def context(task_context):
+    return task_context("step")
 
 
 def test_log_cleanup_previews_then_deletes_only_indices_older_than_the_retention(context):
