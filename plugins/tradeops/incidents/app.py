@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -109,7 +110,7 @@ def create_app() -> FastAPI:
         from tradeops.incidents.service import IncidentService
 
         recent = IncidentService().recent(min(max(limit, 1), 500))
-        return _json({"incidents": [incident.to_dict() for incident in recent]})
+        return _json({"incidents": [asdict(incident) for incident in recent]})
 
     @app.get("/incidents/{incident_id}.json")
     def incident_json(incident_id: int, user: Any = logged_in):
@@ -122,6 +123,6 @@ def create_app() -> FastAPI:
         except IncidentError:
             raise HTTPException(404, f"no incident {incident_id}") from None
         events = incidents.timeline(incident_id)
-        return _json({"incident": incident.to_dict(), "timeline": [event.to_dict() for event in events]})
+        return _json({"incident": asdict(incident), "timeline": [asdict(event) for event in events]})
 
     return app

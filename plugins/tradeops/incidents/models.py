@@ -6,7 +6,7 @@ in the database (``tradeops.incidents.status``, ``tradeops.incident_events.kind`
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -89,9 +89,6 @@ class Incident:
     def from_row(cls, row: dict[str, Any]) -> Incident:
         return cls(**{**row, "source": IncidentSource(row["source"]), "status": IncidentStatus(row["status"])})
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
 class IncidentEvent:
@@ -110,9 +107,6 @@ class IncidentEvent:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> IncidentEvent:
         return cls(**{**row, "kind": EventKind(row["kind"])})
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -141,36 +141,25 @@ class IncidentService:
         due = deadline.get("deadline_time")
         summary = f"Run `{run_id}` was still `{dag_run.get('state')}` at its '{tier}' deadline ({due})."
         details = {"tier": tier, "deadline_time": str(due), "run_state": dag_run.get("state")}
+        key, title = f"deadline:{dag_id}:{run_id}:{tier}", f"{dag_id} missed its '{tier}' deadline"
         if dag_run.get("state") == "failed":
             policy = self.config.escalation.failed_run_deadline_policy
             if policy == "suppress":
                 log.info("Deadline '%s' of failed run %s/%s suppressed by policy", tier, dag_id, run_id)
                 return None
-            if policy == "merge":
-                return self.open(
-                    NewIncident(
-                        dedup_key=f"failure:{dag_id}:{run_id}",
-                        source=IncidentSource.DEADLINE,
-                        severity=severity,
-                        title=f"{dag_id} failed (and missed its '{tier}' deadline)",
-                        summary=summary,
-                        dag_id=dag_id,
-                        run_id=run_id,
-                        details=details,
-                    )
-                )
-        return self.open(
-            NewIncident(
-                dedup_key=f"deadline:{dag_id}:{run_id}:{tier}",
-                source=IncidentSource.DEADLINE,
-                severity=severity,
-                title=f"{dag_id} missed its '{tier}' deadline",
-                summary=summary,
-                dag_id=dag_id,
-                run_id=run_id,
-                details=details,
-            )
+            if policy == "merge":  # into the failure's incident (the key task_failed uses)
+                key, title = f"failure:{dag_id}:{run_id}", f"{dag_id} failed (and missed its '{tier}' deadline)"
+        new = NewIncident(
+            dedup_key=key,
+            source=IncidentSource.DEADLINE,
+            severity=severity,
+            title=title,
+            summary=summary,
+            dag_id=dag_id,
+            run_id=run_id,
+            details=details,
         )
+        return self.open(new)
 
     def task_failed(self, *, dag_id: str, run_id: str, task_id: str, severity: str, error: str) -> Opened:
         return self.open(

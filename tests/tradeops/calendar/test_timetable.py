@@ -128,22 +128,24 @@ def test_dst_transitions_keep_the_local_clock():
 HEALTH = {"anchor": "open", "offset": "-90m"}
 
 
-@time_machine.travel(datetime(2026, 11, 23, 3, 0, tzinfo=UTC), tick=False)
-def test_catchup_false_first_run_is_the_next_event():
-    info = ExchangeSessionTimetable(HEALTH).next_dagrun_info(
+def first_health_run_without_catchup():
+    """The first run of an open − 90 min DAG that starts with ``catchup=False`` (now is frozen by the test)."""
+    return ExchangeSessionTimetable(HEALTH).next_dagrun_info(
         last_automated_data_interval=None,
         restriction=TimeRestriction(earliest=pendulum.datetime(2026, 1, 1), latest=None, catchup=False),
     )
+
+
+@time_machine.travel(datetime(2026, 11, 23, 3, 0, tzinfo=UTC), tick=False)
+def test_catchup_false_first_run_is_the_next_event():
+    info = first_health_run_without_catchup()
     assert info.run_after == datetime(2026, 11, 23, 13, 0, tzinfo=UTC)
     assert info.logical_date == info.run_after and info.data_interval.start == info.data_interval.end
 
 
 @time_machine.travel(datetime(2026, 11, 23, 13, 0, tzinfo=UTC), tick=False)
 def test_catchup_false_at_the_exact_due_time_runs_it():
-    info = ExchangeSessionTimetable(HEALTH).next_dagrun_info(
-        last_automated_data_interval=None,
-        restriction=TimeRestriction(earliest=pendulum.datetime(2026, 1, 1), latest=None, catchup=False),
-    )
+    info = first_health_run_without_catchup()
     assert info.run_after == datetime(2026, 11, 23, 13, 0, tzinfo=UTC)
 
 

@@ -44,20 +44,19 @@ def test_the_form_refuses_bad_input_before_anything_runs(action_dag, conf, compl
         validate(action_dag, conf)
 
 
+@pytest.fixture
+def incident(incidents, key):
+    """An open P3 incident of this test's own."""
+    return incidents.open(NewIncident(dedup_key=key, source="manual", severity="P3", title="form test")).incident
+
+
 def test_a_valid_form(action_dag):
     assert validate(action_dag, {"action": "resolve", "actor": "alice", "incident_id": 12})["incident_id"] == 12
 
 
-def test_resolve_from_the_form(action_dag, incidents, key):
-    incident = incidents.open(NewIncident(dedup_key=key, source="manual", severity="P3", title="form test")).incident
-    run = action_dag.test(
-        run_conf={
-            "action": "resolve",
-            "incident_id": incident.id,
-            "actor": "alice",
-            "reason": "restarted the feed handler",
-        }
-    )
+def test_resolve_from_the_form(action_dag, incidents, incident):
+    conf = {"action": "resolve", "incident_id": incident.id, "actor": "alice", "reason": "restarted the feed handler"}
+    run = action_dag.test(run_conf=conf)
     assert run.state == "success"
     row = incidents.get(incident.id)
     resolved = [e for e in incidents.timeline(incident.id) if e.kind == "resolved"]
@@ -65,8 +64,7 @@ def test_resolve_from_the_form(action_dag, incidents, key):
     assert resolved[0].actor == "alice" and resolved[0].detail == {"note": "restarted the feed handler"}
 
 
-def test_acting_on_a_resolved_incident_fails_with_the_reason(action_dag, incidents, key):
-    incident = incidents.open(NewIncident(dedup_key=key, source="manual", severity="P3", title="form test")).incident
+def test_acting_on_a_resolved_incident_fails_with_the_reason(action_dag, incidents, incident):
     incidents.resolve(incident.id, "bob")
     run = action_dag.test(run_conf={"action": "acknowledge", "incident_id": incident.id, "actor": "alice"})
     assert run.state == "failed"
@@ -75,8 +73,7 @@ def test_acting_on_a_resolved_incident_fails_with_the_reason(action_dag, inciden
     assert incidents.get(incident.id).status == "resolved", "nothing changed"
 
 
-def test_silence_from_the_form_mutes_the_incident(action_dag, incidents, key):
-    incident = incidents.open(NewIncident(dedup_key=key, source="manual", severity="P3", title="form test")).incident
+def test_silence_from_the_form_mutes_the_incident(action_dag, incidents, incident):
     run = action_dag.test(
         run_conf={
             "action": "silence",
@@ -89,7 +86,7 @@ def test_silence_from_the_form_mutes_the_incident(action_dag, incidents, key):
     assert run.state == "success"
     row = incidents.get(incident.id)
     with store.connect(incidents.dsn) as conn:
-        silence = conn.execute("SELECT * FROM tradeops.silences WHERE matcher = %s", (key,)).fetchone()
+        silence = conn.execute("SELECT * FROM tradeops.silences WHERE matcher = %s", (incident.dedup_key,)).fetchone()
     assert silence["author"] == "alice" and silence["reason"] == "vendor maintenance"
     assert row.silenced_until == silence["ends_at"]
 

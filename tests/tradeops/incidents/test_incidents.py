@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -81,23 +82,14 @@ def test_twenty_simultaneous_openings_make_one_incident_and_one_page(
     incidents, demo_config, state_dsn, key, messages_of
 ):
     barrier = threading.Barrier(20)
-    results, errors = [], []
 
-    def open_once():
-        try:
-            mine = IncidentService(demo_config, state_dsn)  # its own connections, as another scheduler's would be
-            barrier.wait()
-            results.append(open_p2(mine, key))
-        except Exception as err:
-            errors.append(err)
+    def open_once(_: int) -> Opened:
+        mine = IncidentService(demo_config, state_dsn)  # its own connections, as another scheduler's would be
+        barrier.wait()
+        return open_p2(mine, key)
 
-    threads = [threading.Thread(target=open_once) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert errors == []
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(open_once, range(20)))
     assert len({r.incident.id for r in results}) == 1
     assert sum(r.created for r in results) == 1
     incident_id = results[0].incident.id

@@ -294,28 +294,19 @@ def test_the_role_is_all_tradeops_has_and_a_missing_verb_shows_up(admin, connect
     trimmed = [r for r in role["rules"] if r["resources"] != ["services"]] + [
         {"apiGroups": [""], "resources": ["services"], "verbs": ["get"]}
     ]
-    admin.call(
-        "patch",
-        "clusterroles",
-        "tradeops-operator",
-        "",
-        rbac.patch_cluster_role,
-        "tradeops-operator",
-        [{"op": "replace", "path": "/rules", "value": trimmed}],
-    )
+
+    def set_rules(rules: list) -> None:
+        patch = [{"op": "replace", "path": "/rules", "value": rules}]
+        admin.call(
+            "patch", "clusterroles", "tradeops-operator", "", rbac.patch_cluster_role, "tradeops-operator", patch
+        )
+
+    set_rules(trimmed)
     try:
         with pytest.raises(KubernetesForbidden, match="must allow 'patch' on 'services'"):
             PatchServiceOperator(task_id="p", service="api-gateway", service_type="ClusterIP").execute(context)
     finally:
-        admin.call(
-            "patch",
-            "clusterroles",
-            "tradeops-operator",
-            "",
-            rbac.patch_cluster_role,
-            "tradeops-operator",
-            [{"op": "replace", "path": "/rules", "value": role["rules"]}],
-        )
+        set_rules(role["rules"])
     assert PatchServiceOperator(task_id="p", service="api-gateway", service_type="ClusterIP").execute(context)[
         "changed"
     ]
