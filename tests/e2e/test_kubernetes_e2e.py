@@ -50,7 +50,10 @@ def test_a_60s_rollout_holds_no_worker(stack, cluster, watch_task):
     ti, seconds, first_seen = watch_task(stack, "e2e_rollout", run_id, "wait_for_rollout", timeout=240)
     assert ti["state"] == "success"
     assert seconds.get("deferred", 0) > 40, f"the wait happened in the triggerer: {seconds}"
-    assert seconds.get("running", 0) < 2, f"a worker ran the sensor only briefly: {seconds}"
+    # A worker runs only the task's start (process, DAG parse, the provider's Kubernetes imports: ~1.5-2 s on two
+    # cores) and the first read; that cost is fixed, while a poking sensor would hold the worker for the whole wait.
+    running = seconds.get("running", 0)
+    assert running < 5 and running < seconds["deferred"] / 10, f"a worker ran the sensor only briefly: {seconds}"
     assert stack.client.wait_for_run("e2e_rollout", run_id, timeout=60)["state"] == "success"
     pods = cluster.json("get", "pods", "-l", "app=tactical-marl")["items"]
     assert {p["spec"]["containers"][0]["image"] for p in pods} == {f"{REGISTRY}/tactical-marl:1.9.0"}
