@@ -153,7 +153,7 @@ def open_incident(conn: Connection, new: NewIncident) -> Opened:
             VALUES (%(key)s, %(source)s, %(severity)s, %(title)s, %(summary)s, %(dag_id)s, %(run_id)s, %(task_id)s,
                     %(details)s,
                     (SELECT max(ends_at) FROM tradeops.silences
-                      WHERE starts_at <= now() AND ends_at > now() AND %(key)s LIKE matcher || '%%'),
+                      WHERE starts_at <= now() AND ends_at > now() AND starts_with(%(key)s, matcher)),
                     now())
             ON CONFLICT (dedup_key) WHERE status <> 'resolved' DO UPDATE
                SET occurrences = i.occurrences + 1, last_seen_at = now(),
@@ -322,7 +322,7 @@ def silence(conn: Connection, matcher: str, author: str, reason: str, duration: 
         )
         muted = conn.execute(
             "UPDATE tradeops.incidents SET silenced_until = greatest(coalesce(silenced_until, now()), %s) "
-            "WHERE status <> 'resolved' AND dedup_key LIKE %s || '%%' RETURNING id",
+            "WHERE status <> 'resolved' AND starts_with(dedup_key, %s) RETURNING id",
             (created.ends_at, matcher),
         ).fetchall()
         for incident in muted:

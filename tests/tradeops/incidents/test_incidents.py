@@ -218,6 +218,16 @@ def test_a_silence_mutes_matching_incidents_with_author_reason_and_expiry(incide
     incidents.resolve(incident.id, "tests")
 
 
+def test_a_silence_matches_its_prefix_literally_never_as_a_pattern(incidents, key):
+    active = open_p2(incidents, key).incident
+    wildcard = key.replace(":", "_")  # as a LIKE pattern, "_" would match the ":" of this test's keys
+    incidents.silence(wildcard, "@alice", "a matcher with a wildcard character", timedelta(minutes=30))
+    later = open_p2(incidents, f"{key}:later").incident
+    assert incidents.get(active.id).silenced_until is None and later.silenced_until is None
+    incidents.resolve(active.id, "tests")
+    incidents.resolve(later.id, "tests")
+
+
 def test_the_audit_trail_is_append_only(incidents, key):
     incident = open_p2(incidents, key).incident
     with store.connect(incidents.dsn) as conn:
