@@ -262,10 +262,34 @@ def create_database(dsn: str, name: str) -> str:
     return psycopg.conninfo.make_conninfo(dsn, dbname=name)
 
 
-def drop_database(dsn: str, name: str) -> None:
-    """Drop database ``name`` (ending its sessions) if it exists."""
+def drop_database(dsn: str, name: str, *, attempts: int = 4) -> None:
+    """Drop database ``name`` (ending this role's sessions in it) if it exists.
+
+    ``WITH (FORCE)`` refuses a role without superuser when an autovacuum worker is in the database (before
+    PostgreSQL 18 only superusers may end one), and a freshly restored scratch database is just what autovacuum
+    analyses. A plain ``DROP DATABASE`` asks autovacuum to stop by itself, so that is the fallback, once this role's
+    own sessions are ended; a session of another role still makes it fail, as it should.
+    """
+    drop = sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))
     with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        try:
+            conn.execute(drop + sql.SQL(" WITH (FORCE)"))
+            return
+        except psycopg.errors.InsufficientPrivilege:
+            log.info("Database %s: an autovacuum worker is in it; dropping without FORCE, which stops it", name)
+        for attempt in range(1, attempts + 1):
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND usename = current_user AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            try:
+                conn.execute(drop)
+                return
+            except psycopg.errors.ObjectInUse:
+                if attempt == attempts:
+                    raise
+                time.sleep(0.5 * attempt)
 
 
 @contextmanager

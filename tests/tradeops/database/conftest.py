@@ -14,6 +14,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from sandbox import platform_db
+from tradeops.database.backup import drop_database
 
 TEMPLATE_ROWS = 20_000
 
@@ -35,8 +36,7 @@ def platform_template(server_dsn) -> str:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     platform_db.create_and_seed(_on(server_dsn, name), rows=TEMPLATE_ROWS)
     yield name
-    with psycopg.connect(server_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    drop_database(server_dsn, name)
 
 
 @pytest.fixture
@@ -48,8 +48,7 @@ def platform_copy(server_dsn, platform_template) -> str:
             sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(platform_template))
         )
     yield _on(server_dsn, name)
-    with psycopg.connect(server_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    drop_database(server_dsn, name)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -147,3 +148,55 @@ def test_the_password_reaches_pg_dump_through_its_environment_only(platform_copy
     env = backup.libpq_env(platform_copy)
     password = psycopg.conninfo.conninfo_to_dict(platform_copy)["password"]
     assert env["PGPASSWORD"] == password and env["PGDATABASE"].startswith("platform_test_")
+
+
+@pytest.fixture
+def eager_autovacuum(sandbox_settings):
+    """Autovacuum looking for work every second (60 s by default) for the test's duration; needs the embedded
+    server's superuser."""
+    pg = sandbox_settings["postgres"]
+    if not pg["admin_socket_dir"]:
+        pytest.skip("needs the embedded PostgreSQL's superuser to change autovacuum_naptime")
+    with psycopg.connect(
+        host=pg["admin_socket_dir"], port=pg["port"], user="postgres", dbname="postgres", autocommit=True
+    ) as admin:
+        admin.execute("ALTER SYSTEM SET autovacuum_naptime = '1s'")
+        admin.execute("SELECT pg_reload_conf()")
+        try:
+            yield
+        finally:
+            admin.execute("ALTER SYSTEM RESET autovacuum_naptime")
+            admin.execute("SELECT pg_reload_conf()")
+
+
+def test_a_scratch_database_is_dropped_while_autovacuum_analyses_it(platform_copy, db, eager_autovacuum):
+    """The CI failure this guards against: ``DROP DATABASE ... WITH (FORCE)`` as the maintenance role raised
+    "permission denied to terminate process" because an autovacuum worker was analysing the database."""
+    name = f"scratch_{uuid.uuid4().hex[:8]}"
+    scratch = backup.create_database(platform_copy, name)
+    with psycopg.connect(scratch, autocommit=True) as conn:
+        # An expression index whose function sleeps only inside autovacuum holds a worker in the database.
+        conn.execute(
+            "CREATE FUNCTION held(x int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS $$ BEGIN "
+            "IF (SELECT backend_type FROM pg_stat_activity WHERE pid = pg_backend_pid()) = 'autovacuum worker' "
+            "THEN PERFORM pg_sleep(60); END IF; RETURN x; END $$"
+        )
+        conn.execute(
+            "CREATE TABLE t (x int) WITH (autovacuum_analyze_threshold = 0, autovacuum_analyze_scale_factor = 0)"
+        )
+        conn.execute("CREATE INDEX ON t (held(x))")
+        conn.execute("INSERT INTO t SELECT generate_series(1, 100)")
+
+    worker = "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = %s AND backend_type = 'autovacuum worker'"
+    deadline = time.monotonic() + 30
+    while db.execute(worker, (name,)).fetchone()["n"] == 0:
+        assert time.monotonic() < deadline, "autovacuum never started on the scratch database"
+        time.sleep(0.1)
+    with (
+        psycopg.connect(platform_copy, autocommit=True) as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege, match="terminate"),
+    ):
+        conn.execute(psycopg.sql.SQL("DROP DATABASE {} WITH (FORCE)").format(psycopg.sql.Identifier(name)))
+
+    backup.drop_database(platform_copy, name)
+    assert not backup.database_exists(platform_copy, name)

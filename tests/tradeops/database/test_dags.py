@@ -159,8 +159,7 @@ def test_db_restore_is_a_dry_run_by_default_and_restores_into_a_new_database(
         again = dag.test(run_conf={"target_database": target, "dry_run": False})
         assert again.state == "failed"  # never into an existing database
     finally:
-        with psycopg.connect(server_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
+        backup.drop_database(server_dsn, target)
 
 
 def test_a_backup_blocked_by_a_lock_fails_fast_and_reports_a_failed_check(on_the_copy, tmp_path, monkeypatch):

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from sandbox.connections import airflow_connection_env
+from tradeops.database.backup import drop_database
 from tradeops.exceptions import IncidentError
 from tradeops.incidents import store
 from tradeops.incidents.__main__ import main
@@ -45,8 +46,7 @@ def empty_state_db(state_dsn):
     with psycopg.connect(state_dsn, autocommit=True) as admin:
         admin.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
     yield urlsplit(state_dsn)._replace(path=f"/{name}").geturl()
-    with psycopg.connect(state_dsn, autocommit=True) as admin:
-        admin.execute(psycopg.sql.SQL("DROP DATABASE {} WITH (FORCE)").format(psycopg.sql.Identifier(name)))
+    drop_database(state_dsn, name)
 
 
 def test_nothing_migrates_as_a_side_effect_and_a_missing_schema_says_what_to_run(
