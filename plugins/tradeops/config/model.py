@@ -363,6 +363,12 @@ class Incidents(_Strict):
     )
     critical_tasks: dict[str, dict[str, Severity]] = {}
     task_deadlines: dict[ScheduledDag, list[TaskDeadline]] = {}
+    max_silence_minutes: int = Field(
+        default=24 * 60,
+        ge=1,
+        le=7 * 24 * 60,
+        description="the longest silence anyone may set (the form's limit and the service's)",
+    )
 
 
 class TradeOpsConfig(_Strict):
