@@ -16,7 +16,7 @@ from tradeops.exceptions import CheckFailed
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from tradeops.slack.hooks import TradeOpsSlackHook
+    from tradeops.incidents.service import IncidentService
 
 
 class CheckOperator(BaseOperator):
@@ -58,15 +58,16 @@ class CheckOperator(BaseOperator):
 
 
 class HealthSummaryOperator(BaseOperator):
-    """Collect the checks' results, write a JSON report, post one Slack summary, then give the verdict.
+    """Collect the checks' results, write a JSON report, send one Slack summary, then give the verdict.
 
-    Runs whatever the checks' states (``all_done``). Fails (without retrying, so Slack gets one summary) when any
-    check failed, so the DAG run is red exactly when the platform is unhealthy. A check task that ended without
-    reporting counts as a failed check.
+    Runs whatever the checks' states (``all_done``). Fails when any check failed, so the DAG run is red exactly when
+    the platform is unhealthy; a check task that ended without reporting counts as a failed check. The summary goes
+    through the incidents' durable outbox under one key per run (``summary:<dag>:<run>``): a retry never sends it
+    twice, and a Slack problem (rate limits, an outage) leaves it queued for the escalation engine to deliver later,
+    never changing the run's outcome.
 
     :param check_task_ids: the check tasks (:class:`CheckOperator`) to summarise, in the order to list them.
     :param channel: the Slack channel to post the summary to; default: the config's ops channel. (templated)
-    :param slack_conn_id: the Slack API connection; default: the config's ``connections.slack_api``.
     :param title: the summary's headline.
     """
 
@@ -78,7 +79,6 @@ class HealthSummaryOperator(BaseOperator):
         *,
         check_task_ids: Sequence[str],
         channel: str | None = None,
-        slack_conn_id: str | None = None,
         title: str = "Daily health check",
         **kwargs: Any,
     ) -> None:
@@ -86,15 +86,13 @@ class HealthSummaryOperator(BaseOperator):
         super().__init__(**kwargs)
         self.check_task_ids = list(check_task_ids)
         self.channel = channel
-        self.slack_conn_id = slack_conn_id
         self.title = title
 
     @cached_property
-    def slack_hook(self) -> TradeOpsSlackHook:
-        from tradeops.config import load_config
-        from tradeops.slack.hooks import TradeOpsSlackHook
+    def incidents(self) -> IncidentService:
+        from tradeops.incidents.service import IncidentService
 
-        return TradeOpsSlackHook(slack_conn_id=self.slack_conn_id or load_config().connections.slack_api)
+        return IncidentService()
 
     def _missing(self, task_id: str) -> CheckResult:
         """The result of a check task that ended before reporting, under its check's title."""
@@ -131,15 +129,15 @@ class HealthSummaryOperator(BaseOperator):
         self.log.info("Report written to %s", report)
         text, blocks = health_summary(self.title, results, url, now.strftime("%Y-%m-%d %H:%M UTC"))
         channel = self.channel or load_config().slack.channels["ops"]
-        posted = self.slack_hook.post(channel, text, blocks)
-        self.log.info("Summary posted to %s (ts %s)", channel, posted["ts"])
+        delivered = self.incidents.send_report(f"summary:{ti.dag_id}:{ti.run_id}", channel, text, blocks)
+        self.log.info("Summary %s %s", "posted to" if delivered else "queued for", channel)
         failed = [r for r in results if r.status is Status.FAIL]
         if failed:
             raise AirflowFailException(
                 f"{len(failed)} of {len(results)} health checks failed: "
                 + "; ".join(f"{r.title}: {r.summary}" for r in failed)
             )
-        return {"overall": overall.value, "report": str(report), "slack_ts": posted["ts"]}
+        return {"overall": overall.value, "report": str(report), "summary_delivered": delivered}
 
 
 class RunVerdictOperator(BaseOperator):

@@ -11,6 +11,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+CRITICAL_SEVERITIES = ("P1", "security")  # a silence mutes these only when confirmed for them
+
 
 class IncidentStatus(StrEnum):
     OPEN = "open"
@@ -51,6 +53,7 @@ class OutboxKind(StrEnum):
     WAR_ROOM = "war_room"  # create the channel, then post in it
     THREAD_REPLY = "thread_reply"
     UPDATE_ROOT = "update_root"  # edit the first message (status, buttons)
+    REPORT = "report"  # a message of no incident (a run's summary), once per dedup key
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,8 @@ class IncidentEvent:
 
 @dataclass(frozen=True)
 class Silence:
-    """A row of ``tradeops.silences``: no paging, for incidents whose dedup key starts with ``matcher``."""
+    """A row of ``tradeops.silences``: no paging, for incidents whose dedup key starts with ``matcher`` (P1 and
+    security incidents only when ``covers_critical``)."""
 
     id: int
     matcher: str
@@ -120,14 +124,27 @@ class Silence:
     starts_at: datetime
     ends_at: datetime
     created_at: datetime
+    covers_critical: bool = False  # also mutes P1 and security incidents (an explicit confirmation)
+    ended_at: datetime | None = None  # ended early
+    ended_by: str | None = None
+
+
+@dataclass(frozen=True)
+class SilencePreview:
+    """What a silence would do now: the active incidents its matcher matches, split into those it would mute and
+    the P1 and security ones it leaves paging (not confirmed for them)."""
+
+    matcher: str
+    muted: list[Incident]
+    still_paging: list[Incident]
 
 
 @dataclass(frozen=True)
 class OutboxMessage:
-    """An undelivered row of ``tradeops.outbox``, with its incident's thread."""
+    """An undelivered row of ``tradeops.outbox``, with its incident's thread (``incident_id`` None: a report)."""
 
     id: int
-    incident_id: int
+    incident_id: int | None
     kind: OutboxKind
     channel: str  # empty for thread replies and root updates: they go to the incident's thread
     text: str

@@ -3,7 +3,8 @@
 A message that cannot be delivered is kept and retried with backoff, never dropped; a thread reply waits for its
 incident's first message. Messages are taken with ``FOR UPDATE SKIP LOCKED``, so several deliverers at once (the
 opener of an incident, two overlapping engine windows, a restarted triggerer) never send one twice. Every delivery
-and every failure is recorded in the incident's audit trail.
+and every failure is recorded in the incident's audit trail. Messages of no incident (a run's summary, queued once per
+dedup key) go out the same way.
 """
 
 from __future__ import annotations
@@ -38,14 +39,17 @@ class SlackOutbox:
         return TradeOpsSlackHook(slack_conn_id=self.config.connections.slack_api)
 
     def deliver(self, limit: int = 50) -> int:
-        """Send what the outbox holds, oldest first; a failure is kept for a later attempt with backoff."""
+        """Send what the outbox holds, oldest first; a failure is kept for a later attempt with backoff. Returns
+        how many messages were sent."""
         from slack_sdk.errors import SlackApiError
 
         sent = 0
         with store.connect(self.dsn) as conn, conn.transaction():
             waiting_for_root: set[int] = set()
             for message in store.pending_messages(conn, limit):
-                if message.in_thread and not message.root_ts or message.incident_id in waiting_for_root:
+                if message.incident_id is not None and (
+                    message.in_thread and not message.root_ts or message.incident_id in waiting_for_root
+                ):
                     waiting_for_root.add(message.incident_id)
                     continue  # the first message must go out first
                 try:
@@ -54,25 +58,26 @@ class SlackOutbox:
                     reason = getattr(getattr(err, "response", None), "get", lambda *_: None)("error") or str(err)
                     delay = min(timedelta(seconds=2 ** min(message.attempts, 8)), MAX_RETRY_DELAY)
                     store.mark_failed(conn, message.id, reason[:500], delay)
-                    store.event(
-                        conn,
-                        message.incident_id,
-                        EventKind.DELIVERY_FAILED,
-                        level=message.level,
-                        detail={
-                            "kind": message.kind.value,
-                            "channel": message.channel,
-                            "error": reason[:500],
-                            "attempt": message.attempts + 1,
-                            "retry_in_s": delay.total_seconds(),
-                        },
-                    )
+                    if message.incident_id is not None:
+                        store.event(
+                            conn,
+                            message.incident_id,
+                            EventKind.DELIVERY_FAILED,
+                            level=message.level,
+                            detail={
+                                "kind": message.kind.value,
+                                "channel": message.channel,
+                                "error": reason[:500],
+                                "attempt": message.attempts + 1,
+                                "retry_in_s": delay.total_seconds(),
+                            },
+                        )
                     log.warning("Slack delivery of outbox %s failed (%s); retrying in %s", message.id, reason, delay)
-                    if message.kind is OutboxKind.PAGE:
+                    if message.kind is OutboxKind.PAGE and message.incident_id is not None:
                         waiting_for_root.add(message.incident_id)
                     continue
                 store.mark_delivered(conn, message.id, posted.get("ts"))
-                if message.kind is not OutboxKind.UPDATE_ROOT:
+                if message.incident_id is not None and message.kind is not OutboxKind.UPDATE_ROOT:
                     store.event(
                         conn,
                         message.incident_id,
@@ -95,11 +100,11 @@ class SlackOutbox:
             posted = self.slack.post(message.root_channel, message.text, message.blocks, thread_ts=message.root_ts)
             return {**posted, "channel_name": message.root_channel_name}
         channel = message.channel
-        if message.kind is OutboxKind.WAR_ROOM:
+        if message.kind is OutboxKind.WAR_ROOM and message.incident_id is not None:
             channel = self.slack.create_channel(channel)
             store.update_fields(conn, message.incident_id, war_room=channel)
         posted = self.slack.post(channel, message.text, message.blocks)
-        if message.kind is OutboxKind.PAGE:
+        if message.kind is OutboxKind.PAGE and message.incident_id is not None:
             # The first message is the incident's thread: everything after it replies there.
             store.update_fields(conn, message.incident_id, slack_channel=posted["channel"], slack_ts=posted["ts"])
         return {**posted, "channel_name": channel}

@@ -15,7 +15,8 @@ from functools import cached_property
 from typing import Any
 
 from tradeops.config import TradeOpsConfig, load_config
-from tradeops.incidents import store
+from tradeops.exceptions import IncidentError
+from tradeops.incidents import silences, store
 from tradeops.incidents.engine import EscalationEngine
 from tradeops.incidents.models import (
     EventKind,
@@ -25,6 +26,7 @@ from tradeops.incidents.models import (
     NewIncident,
     Opened,
     Silence,
+    SilencePreview,
 )
 from tradeops.incidents.outbox import SlackOutbox
 
@@ -96,9 +98,55 @@ class IncidentService:
         self.outbox.deliver()
         return incident
 
-    def silence(self, matcher: str, author: str, reason: str, duration: timedelta) -> Silence:
+    # --- silences --------------------------------------------------------------------------------------------
+
+    def preview_silence(self, matcher: str, *, covers_critical: bool = False) -> SilencePreview:
+        """What a silence of ``matcher`` would mute now, and which P1/security incidents would keep paging."""
         with store.connect(self.dsn) as conn:
-            return store.silence(conn, matcher, author, reason, duration)
+            return silences.preview(conn, matcher, covers_critical=covers_critical)
+
+    def silence(
+        self, matcher: str, author: str, reason: str, duration: timedelta, *, covers_critical: bool = False
+    ) -> Silence:
+        """Mute paging for the incidents whose key starts with ``matcher``, for at most the config's
+        ``incidents.max_silence_minutes``; P1 and security incidents only when ``covers_critical`` (confirmed)."""
+        longest = timedelta(minutes=self.config.incidents.max_silence_minutes)
+        if duration > longest or duration <= timedelta(0):
+            raise IncidentError(f"a silence lasts between 1 minute and {longest} (incidents.max_silence_minutes)")
+        with store.connect(self.dsn) as conn:
+            return silences.create(conn, matcher, author, reason, duration, covers_critical=covers_critical)
+
+    def active_silences(self) -> list[Silence]:
+        """The silences in effect, the soonest to end first."""
+        with store.connect(self.dsn) as conn:
+            return silences.active(conn)
+
+    def end_silence(self, silence_id: int, actor: str) -> Silence:
+        """End a silence now; the incidents it held page again at once (unless another silence covers them)."""
+        with store.connect(self.dsn) as conn:
+            ended, released = silences.end(conn, silence_id, actor)
+            now = datetime.now(UTC)
+            for incident_id in released:
+                with conn.transaction():
+                    self.engine.process(conn, store.get(conn, incident_id, lock=True), now)
+        self.outbox.deliver()
+        return ended
+
+    # --- messages of no incident ------------------------------------------------------------------------------
+
+    def send_report(self, dedup_key: str, channel: str, text: str, blocks: list[dict[str, Any]] | None = None) -> bool:
+        """Queue a message of no incident (a run's summary) once per ``dedup_key`` and try to deliver it now.
+        Whether it was delivered; if not (Slack down, rate-limited), it stays queued and the escalation engine
+        delivers it later. Never raises for a Slack problem."""
+        with store.connect(self.dsn) as conn:
+            store.enqueue_report(conn, dedup_key, channel, text, blocks)
+        try:
+            self.outbox.deliver()
+        except Exception:  # a notification problem never changes a run's outcome; the message stays queued
+            log.warning("Delivering the outbox failed; %s stays queued", dedup_key, exc_info=True)
+        with store.connect(self.dsn) as conn:
+            state = store.outbox_message_state(conn, dedup_key)
+        return bool(state and state["delivered_at"])
 
     # --- reading ----------------------------------------------------------------------------------------------
 

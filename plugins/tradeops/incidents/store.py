@@ -1,6 +1,7 @@
 """Incidents in PostgreSQL (schema ``tradeops``): migrations, the one way to open an incident, acknowledgements,
-resolutions, silences, the append-only audit trail, and the outbox of Slack messages. All of TradeOps' SQL on its
-state database is here; the rest of the incidents layer works with the records of :mod:`tradeops.incidents.models`.
+resolutions, the append-only audit trail, and the outbox of Slack messages (silences are in
+:mod:`tradeops.incidents.silences`). TradeOps' SQL on its state database is in these two modules; the rest of the
+incidents layer works with the records of :mod:`tradeops.incidents.models`.
 
 Opening is a single ``INSERT ... ON CONFLICT`` on a partial unique index (one active incident per dedup key), so any
 number of concurrent openers (several schedulers, retries, the same deadline twice) yield one incident and exactly
@@ -26,6 +27,7 @@ from psycopg.types.json import Jsonb
 
 from tradeops.exceptions import IncidentError
 from tradeops.incidents.models import (
+    CRITICAL_SEVERITIES,
     EventKind,
     Incident,
     IncidentEvent,
@@ -34,7 +36,6 @@ from tradeops.incidents.models import (
     Opened,
     OutboxKind,
     OutboxMessage,
-    Silence,
 )
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "include" / "sql" / "migrations"
@@ -93,7 +94,7 @@ def migrate(dsn: str, folder: Path = MIGRATIONS) -> list[str]:
     return applied_now
 
 
-def _one(cursor: psycopg.Cursor[dict[str, Any]]) -> dict[str, Any]:
+def one(cursor: psycopg.Cursor[dict[str, Any]]) -> dict[str, Any]:
     row = cursor.fetchone()
     if row is None:
         raise IncidentError("the statement returned no row")
@@ -145,7 +146,7 @@ def timelines(conn: Connection, incident_ids: list[int]) -> dict[int, list[Incid
 def open_incident(conn: Connection, new: NewIncident) -> Opened:
     """Open an incident for ``new.dedup_key``, or record one more occurrence of the active one."""
     with conn.transaction():
-        row = _one(
+        row = one(
             conn.execute(
                 """
             INSERT INTO tradeops.incidents AS i (dedup_key, source, severity, title, summary, dag_id, run_id,
@@ -153,7 +154,8 @@ def open_incident(conn: Connection, new: NewIncident) -> Opened:
             VALUES (%(key)s, %(source)s, %(severity)s, %(title)s, %(summary)s, %(dag_id)s, %(run_id)s, %(task_id)s,
                     %(details)s,
                     (SELECT max(ends_at) FROM tradeops.silences
-                      WHERE starts_at <= now() AND ends_at > now() AND starts_with(%(key)s, matcher)),
+                      WHERE starts_at <= now() AND ends_at > now() AND starts_with(%(key)s, matcher)
+                        AND (covers_critical OR %(severity)s <> ALL(%(critical)s))),
                     now())
             ON CONFLICT (dedup_key) WHERE status <> 'resolved' DO UPDATE
                SET occurrences = i.occurrences + 1, last_seen_at = now(),
@@ -170,6 +172,7 @@ def open_incident(conn: Connection, new: NewIncident) -> Opened:
                     "run_id": new.run_id,
                     "task_id": new.task_id,
                     "details": Jsonb(new.details),
+                    "critical": list(CRITICAL_SEVERITIES),
                 },
             )
         )
@@ -236,7 +239,7 @@ def due_incidents(conn: Connection, now: datetime, limit: int = 100) -> list[Inc
 
 def next_wakeup(conn: Connection) -> datetime | None:
     """When the engine next has something to do: an incident's next action, or an outbox message's next attempt."""
-    row = _one(
+    row = one(
         conn.execute(
             "SELECT least((SELECT min(next_action_at) FROM tradeops.incidents WHERE status <> 'resolved'), "
             "(SELECT min(next_attempt_at) FROM tradeops.outbox WHERE delivered_at IS NULL)) AS at"
@@ -292,7 +295,7 @@ def _transition(
         if incident.status not in allowed:
             already = "already " if incident.status == to else ""
             raise IncidentError(f"incident {incident_id} is {already}{incident.status}, not {' or '.join(allowed)}")
-        row = _one(
+        row = one(
             conn.execute(
                 sql.SQL(
                     "UPDATE tradeops.incidents SET status = %s, {} = now(), {} = %s, next_action_at = now() "
@@ -304,37 +307,6 @@ def _transition(
         event(conn, incident_id, kind, actor=actor, level=incident.level, detail={"note": note})
         notify(conn, incident_id)
     return Incident.from_row(row)
-
-
-def silence(conn: Connection, matcher: str, author: str, reason: str, duration: timedelta) -> Silence:
-    """Mute paging for every incident whose dedup key starts with ``matcher``, now and for ``duration``."""
-    if not matcher or not reason.strip() or not author.strip():
-        raise IncidentError("a silence needs a matcher, an author and a reason")
-    with conn.transaction():
-        created = Silence(
-            **_one(
-                conn.execute(
-                    "INSERT INTO tradeops.silences (matcher, author, reason, ends_at) VALUES (%s, %s, %s, now() + %s) "
-                    "RETURNING *",
-                    (matcher, author, reason, duration),
-                )
-            )
-        )
-        muted = conn.execute(
-            "UPDATE tradeops.incidents SET silenced_until = greatest(coalesce(silenced_until, now()), %s) "
-            "WHERE status <> 'resolved' AND starts_with(dedup_key, %s) RETURNING id",
-            (created.ends_at, matcher),
-        ).fetchall()
-        for incident in muted:
-            event(
-                conn,
-                incident["id"],
-                EventKind.SILENCED,
-                actor=author,
-                detail={"until": created.ends_at.isoformat(), "reason": reason, "silence": created.id},
-            )
-            notify(conn, incident["id"])
-    return created
 
 
 # --- the outbox of Slack messages ----------------------------------------------------------------------------------
@@ -358,6 +330,27 @@ def enqueue(
     )
 
 
+def enqueue_report(
+    conn: Connection, dedup_key: str, channel: str, text: str, blocks: list[dict[str, Any]] | None = None
+) -> int | None:
+    """Queue a message of no incident (a run's summary) once per ``dedup_key``: its id, or None when a message
+    with that key was queued before (a retried task), which is then not sent again."""
+    row = conn.execute(
+        "INSERT INTO tradeops.outbox (dedup_key, kind, channel, text, blocks) VALUES (%s, %s, %s, %s, %s) "
+        "ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING RETURNING id",
+        (dedup_key, OutboxKind.REPORT.value, channel, text, Jsonb(blocks) if blocks is not None else None),
+    ).fetchone()
+    return row["id"] if row else None
+
+
+def outbox_message_state(conn: Connection, dedup_key: str) -> dict[str, Any] | None:
+    """Delivery state of the message queued under ``dedup_key``: attempts, delivered_at, slack_ts, last_error."""
+    return conn.execute(
+        "SELECT id, attempts, delivered_at, slack_ts, last_error FROM tradeops.outbox WHERE dedup_key = %s",
+        (dedup_key,),
+    ).fetchone()
+
+
 def pending_messages(conn: Connection, limit: int = 50) -> list[OutboxMessage]:
     """Undelivered messages whose attempt is due, oldest first, locked (``SKIP LOCKED``: nothing is sent twice)."""
     rows = conn.execute(
@@ -365,7 +358,7 @@ def pending_messages(conn: Connection, limit: int = 50) -> list[OutboxMessage]:
         "i.slack_channel AS root_channel, i.slack_ts AS root_ts, "
         "(SELECT p.channel FROM tradeops.outbox p WHERE p.incident_id = o.incident_id AND p.kind = %s "
         " ORDER BY p.id LIMIT 1) AS root_channel_name FROM tradeops.outbox o "
-        "JOIN tradeops.incidents i ON i.id = o.incident_id "
+        "LEFT JOIN tradeops.incidents i ON i.id = o.incident_id "
         "WHERE o.delivered_at IS NULL AND o.next_attempt_at <= now() "
         "ORDER BY o.id LIMIT %s FOR UPDATE OF o SKIP LOCKED",
         (OutboxKind.PAGE.value, limit),

@@ -179,3 +179,40 @@ def test_a_check_task_that_ended_without_reporting_is_a_failed_check_under_its_t
 def test_only_checks_are_accepted_when_the_dag_is_parsed():
     with pytest.raises(TypeError, match="check must be a Check, got 'disk'"):
         CheckOperator(task_id="disk", check="disk")
+
+
+def test_a_slack_rate_limit_burst_leaves_the_run_green_and_the_summary_arrives_once_after_it(
+    health_dag, slack, sandbox_settings, config
+):
+    from tradeops.incidents import store
+    from tradeops.incidents.service import IncidentService
+
+    slack.set_faults("slack", rate_limit=50, retry_after_s=1)  # longer than the Slack client's own 5 retries
+    run = health_dag.test()
+    assert run.state == "success" and states(run)["summary"] == "success"
+    assert slack.slack_messages("#trading-ops") == []
+    key = f"summary:daily_health_check:{run.run_id}"
+    with store.connect(sandbox_settings["postgres"]["state_dsn"]) as conn:
+        queued = store.outbox_message_state(conn, key)
+    assert queued and queued["delivered_at"] is None and queued["last_error"] == "ratelimited"
+
+    slack.clear_faults("slack")
+    outbox = IncidentService(config, sandbox_settings["postgres"]["state_dsn"]).outbox
+    outbox.deliver()  # what the escalation engine does when the message's next attempt is due
+    outbox.deliver()
+    [message] = slack.slack_messages("#trading-ops")
+    assert message["text"].startswith(":large_yellow_circle: Daily health check: all 9 checks passed")
+
+
+def test_a_retried_summary_is_sent_once(health_dag, slack, airflow_connections):
+    summary = health_dag.get_task("summary")
+    pushed = {t: {"name": t, "title": t, "status": "ok", "summary": "fine"} for t in HEALTH_CHECKS}
+    ti = types.SimpleNamespace(
+        dag_id="daily_health_check",
+        run_id="manual__retried",
+        task_id="summary",
+        xcom_pull=lambda task_ids, key: pushed.get(task_ids) if key == RESULT_KEY else None,
+    )
+    for _ in range(2):
+        assert summary.execute({"ti": ti, "dag_run": types.SimpleNamespace(run_type="manual")})["overall"] == "ok"
+    assert len(slack.slack_messages("#trading-ops")) == 1
