@@ -5,8 +5,8 @@ its DAG id, owner and steps; everything every runbook shares comes from here and
 
 - :func:`scheduled_dag`: the schedule from ``schedules.<dag_id>`` (the exchange calendar), the deadline tiers from
   ``deadlines.<dag_id>``, ``catchup=False``, one run at a time, owner, tags, retries, the file's docs; when the
-  ``with`` block ends it wires the config's incident policy (critical tasks, task-level deadlines) and, when asked,
-  the run verdict.
+  ``with`` block ends it wires the config's incident policy (critical tasks, task-level deadlines), when asked the
+  run verdict, and last the runbook failure policy (a failed task opens the DAG's incident).
 - :func:`manual_dag`: a runbook people trigger: the form (``params``), one run at a time, deadlines counted from
   when the run was queued.
 - :func:`window_group`: a task group whose every task is skipped once the maintenance window has closed.
@@ -24,13 +24,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import DAG, Param, TaskGroup
+from airflow.sdk import DAG, BaseOperator, Param, TaskGroup
 from airflow.sdk.definitions.callback import AsyncCallback
 from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
 
 from tradeops.incidents.callbacks import deadline_missed
 
 if TYPE_CHECKING:
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
+
     from tradeops.checks.operators import RunVerdictOperator
     from tradeops.config import TradeOpsConfig
     from tradeops.config.model import DeadlineTier
@@ -92,7 +94,7 @@ def apply_incident_policy(dag: DAG, config: TradeOpsConfig) -> None:
     from tradeops.incidents.operators import TaskDeadlineWatchOperator
 
     for task_id, severity in config.incidents.critical_tasks.get(dag.dag_id, {}).items():
-        dag.get_task(task_id).on_failure_callback = OpenIncidentOnFailure(severity)
+        add_failure_callback(dag.get_task(task_id), OpenIncidentOnFailure(severity))
     for deadline in config.incidents.task_deadlines.get(dag.dag_id, []):  # type: ignore[call-overload]
         TaskDeadlineWatchOperator(
             task_id=f"{deadline.name.replace('-', '_')}_by_deadline",
@@ -103,6 +105,46 @@ def apply_incident_policy(dag: DAG, config: TradeOpsConfig) -> None:
             exchange=config.platform.exchange,
             dag=dag,
         )
+
+
+def apply_runbook_failure_policy(dag: DAG, config: TradeOpsConfig) -> None:
+    """A failed runbook pages: every task of ``dag`` gets an ``on_failure_callback`` that opens the DAG's one runbook
+    incident (:class:`~tradeops.incidents.callbacks.OpenRunbookIncidentOnFailure`) at the severity
+    ``incidents.runbook_failure`` gives the DAG; nothing when the DAG opted out. A task-level callback runs in the
+    task's worker, which holds the state database's connection (a DAG-level one would run in the dag-processor).
+
+    Left out, because their failure is already an incident of its own: the tasks of ``critical_tasks`` (one
+    incident per run, at their severity), the tasks a :class:`ReportCheckIncidentsOperator` reports on (each failed
+    check, or backup, is its check incident at ``check_severity``) and the run verdict (:class:`RunVerdictOperator`
+    only restates the failures of the tasks before it). A :class:`HealthSummaryOperator` gets the callback with its
+    checks as ``verdict_on``: failing because checks failed opens nothing, failing in any other way does.
+
+    Call it once every task exists, the verdict included.
+    """
+    from tradeops.checks.operators import HealthSummaryOperator, RunVerdictOperator
+    from tradeops.incidents.callbacks import OpenRunbookIncidentOnFailure
+    from tradeops.incidents.operators import ReportCheckIncidentsOperator
+
+    severity = config.incidents.runbook_failure.severity_for(dag.dag_id)
+    if severity is None:
+        return
+    reported_elsewhere = set(config.incidents.critical_tasks.get(dag.dag_id, {}))
+    for task in dag.tasks:
+        if isinstance(task, ReportCheckIncidentsOperator):
+            reported_elsewhere.update(task.check_task_ids)
+    for task in dag.tasks:
+        if task.task_id in reported_elsewhere or isinstance(task, RunVerdictOperator):
+            continue
+        verdict_on = task.check_task_ids if isinstance(task, HealthSummaryOperator) else ()
+        add_failure_callback(task, OpenRunbookIncidentOnFailure(severity, verdict_on=verdict_on))
+
+
+def add_failure_callback(task: BaseOperator | MappedOperator, callback: Any) -> None:
+    """Add ``callback`` to the task's failure callbacks, keeping those it has. Always a list: Airflow's task runner
+    iterates the attribute, and a lone callable assigned to it would fail there."""
+    existing = task.on_failure_callback
+    kept = [] if not existing else [existing] if callable(existing) else list(existing)
+    task.on_failure_callback = [*kept, callback]
 
 
 def add_run_verdict(dag: DAG) -> RunVerdictOperator:
@@ -178,6 +220,7 @@ def scheduled_dag(
         apply_incident_policy(dag, config)
         if verdict:
             add_run_verdict(dag)
+        apply_runbook_failure_policy(dag, config)
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from pydantic import (
     AfterValidator,
@@ -355,6 +355,24 @@ class TaskDeadline(_Strict):
     severity: Severity = "P2"
 
 
+RunbookDag = Literal[ScheduledDag, "incident_escalation_engine"]  # every DAG dagkit.scheduled_dag builds
+OPT_OUT = "opt_out"
+
+
+class RunbookFailure(_Strict):
+    """A scheduled runbook whose task fails opens one incident per DAG (``runbook:<dag_id>``; later failures add
+    occurrences to it until it is resolved) at its severity in ``dags``, else ``default_severity``; ``opt_out`` opens
+    none. One mapping: a DAG cannot be both, and a file that ``extends`` another can opt out a DAG the base rates."""
+
+    default_severity: Severity = "P2"
+    dags: dict[RunbookDag, Literal[Severity, "opt_out"]] = {}
+
+    def severity_for(self, dag_id: str) -> Severity | None:
+        """The severity of ``dag_id``'s runbook incident; None when the DAG opted out."""
+        setting = cast(dict[str, str], self.dags).get(dag_id, self.default_severity)
+        return None if setting == OPT_OUT else cast(Severity, setting)
+
+
 class Incidents(_Strict):
     check_severity: dict[str, Severity] = Field(
         default={},
@@ -362,6 +380,7 @@ class Incidents(_Strict):
         "place a check's severity comes from",
     )
     critical_tasks: dict[str, dict[str, Severity]] = {}
+    runbook_failure: RunbookFailure = RunbookFailure()
     task_deadlines: dict[ScheduledDag, list[TaskDeadline]] = {}
     max_silence_minutes: int = Field(
         default=24 * 60,

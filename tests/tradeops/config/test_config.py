@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from tradeops.config import default_config_path, format_duration, load_config, parse_duration
+from tradeops.config.model import OPT_OUT
 from tradeops.exceptions import ConfigError
 
 REPO = Path(__file__).resolve().parents[3]
@@ -326,3 +327,48 @@ def test_database_connection_thresholds_are_one_pair_and_ordered(tmp_path):
         tmp_path, lambda d: d["thresholds"].update(db_connections_warn_pct=95, db_connections_fail_pct=90)
     )
     assert "thresholds.db_connections_warn_pct: must be lower than thresholds.db_connections_fail_pct" in message
+
+
+def test_a_failed_runbook_pages_by_default_at_its_dags_severity(tmp_path):
+    policy = load_config().incidents.runbook_failure
+    assert OPT_OUT not in policy.dags.values()
+    assert policy.severity_for("incident_escalation_engine") == "P1"
+    assert policy.severity_for("daily_db_maintenance") == "P3"
+    assert policy.severity_for("monthly_access_review") == policy.default_severity == "P2"
+    # A file that extends the shipped one opts out a DAG the shipped one gives a severity.
+    override = {"extends": str(default_config_path()), "incidents": {"runbook_failure": {"dags": {}}}}
+    override["incidents"]["runbook_failure"]["dags"]["daily_db_maintenance"] = "opt_out"
+    policy = load_config(write(tmp_path, override)).incidents.runbook_failure
+    assert policy.severity_for("daily_db_maintenance") is None
+    assert policy.severity_for("incident_escalation_engine") == "P1"
+
+
+def test_runbook_failure_refuses_a_dag_both_opted_out_and_given_a_severity(tmp_path):
+    text = (
+        default_config_path()
+        .read_text()
+        .replace(
+            "      daily_db_maintenance: P3", "      daily_db_maintenance: P3\n      daily_db_maintenance: opt_out", 1
+        )
+    )
+    with pytest.raises(ConfigError, match="duplicate key 'daily_db_maintenance'"):
+        load_config(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "setting", "complaint"),
+    [
+        ("weekly_maintenace", "P2", "weekly_maintenace"),
+        ("db_restore", "opt_out", "db_restore"),  # a manual DAG: the policy is for scheduled runbooks
+        ("weekly_maintenance", "P0", "'P1', 'P2', 'P3', 'P4', 'security' or 'opt_out'"),
+        ("weekly_maintenance", False, "'P1', 'P2', 'P3', 'P4', 'security' or 'opt_out'"),  # YAML's `off`
+    ],
+)
+def test_runbook_failure_refuses_an_unknown_dag_or_setting(tmp_path, dag_id, setting, complaint):
+    message = invalid(tmp_path, lambda d: d["incidents"]["runbook_failure"]["dags"].__setitem__(dag_id, setting))
+    assert "incidents.runbook_failure.dags" in message and complaint in message
+
+
+def test_runbook_failure_refuses_an_unknown_default_severity(tmp_path):
+    message = invalid(tmp_path, lambda d: d["incidents"]["runbook_failure"].update(default_severity="opt_out"))
+    assert "incidents.runbook_failure.default_severity" in message

@@ -80,7 +80,15 @@ def test_daily_db_maintenance_runs_every_step_on_a_live_database(
     assert content["database"] == config.database.name and content["total_bytes"] > 0
 
 
-def test_weekly_maintenance_refuses_to_start_outside_its_window(dagbag, airflow_db, on_the_copy, tmp_path):
+def test_weekly_maintenance_refuses_to_start_outside_its_window_and_pages(
+    dagbag, airflow_db, on_the_copy, tmp_path, sandbox_settings
+):
+    state_dsn = sandbox_settings["postgres"]["state_dsn"]
+    with psycopg.connect(state_dsn) as state:  # an earlier test's refused window would take this one's occurrence
+        state.execute(
+            "UPDATE tradeops.incidents SET status = 'resolved', resolved_at = now() "
+            "WHERE dedup_key = 'runbook:weekly_maintenance' AND status <> 'resolved'"
+        )
     # Monday morning (UTC) is outside the Sunday 02:00-04:00 ET window: nothing but the gate runs.
     run = runnable(dagbag, "weekly_maintenance").test()
     task_states = states(run)
@@ -88,6 +96,15 @@ def test_weekly_maintenance_refuses_to_start_outside_its_window(dagbag, airflow_
     assert task_states["enter_window"] == "failed"
     assert task_states["backup"] == "upstream_failed" and task_states["restart"] == "upstream_failed"
     assert not (tmp_path / "backups").exists()
+    # The refused gate pages: the runbook's incident (incidents.runbook_failure), nothing else.
+    [incident] = incidents_of(state_dsn, run).values()
+    assert (incident["dedup_key"], incident["severity"], incident["task_id"], incident["status"]) == (
+        "runbook:weekly_maintenance",
+        "P2",
+        "enter_window",
+        "open",
+    )
+    assert incident["summary"].startswith(f"`enter_window` failed in run `{run.run_id}`: AirflowFailException: ")
 
 
 def test_weekly_maintenance_with_break_glass_runs_the_window(
