@@ -64,6 +64,10 @@ class IncidentError(TradeOpsError, ValueError):
     """An incident operation that cannot be done: unknown incident, wrong status, incomplete silence."""
 
 
+class MalformedSlackRequest(TradeOpsError, ValueError):
+    """A correctly signed request to the Slack endpoint that is not a Slack interaction (answered 400)."""
+
+
 class DatabaseError(TradeOpsError):
     """A database-care step that cannot complete."""
 

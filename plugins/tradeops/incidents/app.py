@@ -2,7 +2,9 @@
 
 - ``POST /tradeops/slack/actions``: Slack's interactive buttons (Acknowledge, Resolve). The request must carry a
   valid Slack signature (HMAC-SHA256 of ``v0:<timestamp>:<body>`` with the app's signing secret) and a timestamp less
-  than five minutes old; otherwise 401 and nothing changes.
+  than five minutes old; otherwise 401 and nothing changes. A signed request that is not a Slack interaction (no
+  single ``payload`` form field, a payload that is not a JSON object with a list of ``actions``) gets 400 and
+  changes nothing either.
 - ``GET /tradeops/incidents``: open incidents and recent ones with their timelines (for logged-in Airflow users);
   ``/tradeops/incidents.json`` and ``/tradeops/incidents/{id}.json`` give the same as JSON.
 """
@@ -20,8 +22,10 @@ from urllib.parse import parse_qs
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from tradeops.exceptions import MalformedSlackRequest
 from tradeops.incidents.messages import ACK, RESOLVE
 
 MAX_SKEW_S = 300
@@ -40,6 +44,48 @@ def signature_ok(
     return hmac.compare_digest(expected, signature)
 
 
+class SlackAction(BaseModel):
+    """One clicked element of a ``block_actions`` payload; other keys are Slack's and ignored."""
+
+    action_id: str = ""
+    value: str = ""
+
+
+class SlackUser(BaseModel):
+    """Who clicked: recorded as the actor of the acknowledgement or resolve."""
+
+    id: str = ""
+    username: str = ""
+    name: str = ""
+
+
+class SlackInteraction(BaseModel):
+    """The ``payload`` of an interactive request from Slack, as far as the buttons need it."""
+
+    actions: list[SlackAction]
+    user: SlackUser = Field(default_factory=SlackUser)
+
+
+def parse_interaction(body: bytes) -> SlackInteraction:
+    """The interaction in a request's form-encoded body (one ``payload`` field holding a JSON object).
+
+    :param body: the raw body, as signed.
+    :raises MalformedSlackRequest: with the reason, for anything else.
+    """
+    try:
+        form = parse_qs(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise MalformedSlackRequest("the body is not UTF-8 form data (application/x-www-form-urlencoded)") from None
+    payloads = form.get("payload", [])
+    if len(payloads) != 1:
+        raise MalformedSlackRequest(f"expected one 'payload' form field, got {len(payloads)}")
+    try:
+        return SlackInteraction.model_validate_json(payloads[0])
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}" for e in err.errors())
+        raise MalformedSlackRequest(f"the payload is not a Slack interaction ({problems})") from None
+
+
 def _signing_secret() -> str:
     from airflow.sdk import BaseHook
 
@@ -48,23 +94,23 @@ def _signing_secret() -> str:
     return BaseHook.get_connection(load_config().connections.slack_signing).password or ""
 
 
-def _handle_actions(payload: dict[str, Any]) -> list[dict[str, Any]]:
+def _handle_actions(interaction: SlackInteraction) -> list[dict[str, Any]]:
     from tradeops.exceptions import IncidentError
     from tradeops.incidents.service import IncidentService
 
-    user = payload.get("user") or {}
-    actor = f"@{user.get('username') or user.get('name') or user.get('id', 'someone')} (Slack)"
+    user = interaction.user
+    actor = f"@{user.username or user.name or user.id or 'someone'} (Slack)"
     incidents = IncidentService()
     results: list[dict[str, Any]] = []
-    for action in payload.get("actions") or []:
-        operation = {ACK: incidents.acknowledge, RESOLVE: incidents.resolve}.get(action.get("action_id"))
-        if operation is None or not str(action.get("value", "")).isdigit():
-            continue
+    for action in interaction.actions:  # other elements (a link button) are not ours to act on
+        operation = {ACK: incidents.acknowledge, RESOLVE: incidents.resolve}.get(action.action_id)
+        if operation is None or not (action.value.isascii() and action.value.isdigit()):
+            continue  # our buttons carry the incident's number
         try:
-            incident = operation(int(action["value"]), actor)
+            incident = operation(int(action.value), actor)
             results.append({"incident": incident.id, "status": incident.status.value})
         except IncidentError as err:
-            results.append({"incident": int(action["value"]), "error": str(err)})
+            results.append({"incident": int(action.value), "error": str(err)})
     return results
 
 
@@ -87,8 +133,11 @@ def create_app() -> FastAPI:
             secret, request.headers.get("x-slack-request-timestamp"), request.headers.get("x-slack-signature"), body
         ):
             return JSONResponse({"ok": False, "error": "invalid signature"}, status_code=401)
-        payload = json.loads(parse_qs(body.decode()).get("payload", ["{}"])[0])
-        return {"ok": True, "results": await run_in_threadpool(_handle_actions, payload)}
+        try:
+            interaction = parse_interaction(body)
+        except MalformedSlackRequest as err:
+            return JSONResponse({"ok": False, "error": str(err)}, status_code=400)
+        return {"ok": True, "results": await run_in_threadpool(_handle_actions, interaction)}
 
     @app.get("/incidents", response_class=HTMLResponse)
     def incidents_page(user: Any = logged_in) -> HTMLResponse:

@@ -8,11 +8,13 @@ import hmac
 import threading
 import time
 from types import SimpleNamespace
+from urllib.parse import urlencode
 
 import pytest
 import uvicorn
 
 from sandbox.launcher import free_port
+from tradeops.incidents import store
 from tradeops.incidents.app import create_app, signature_ok
 from tradeops.incidents.models import NewIncident
 
@@ -133,13 +135,15 @@ def test_a_signed_click_acknowledges_and_a_badly_signed_one_changes_nothing(inci
     assert thread[-1].startswith(":white_check_mark: Resolved by @alice (Slack)")
 
 
-def test_a_replayed_request_is_refused(app_url, sandbox_settings):
+@pytest.fixture
+def post_signed(app_url, sandbox_settings):
+    """POST a body to the Slack endpoint, signed with the app's signing secret: ``post_signed(body, stamp=...)``."""
     import requests
 
     secret = sandbox_settings["secrets"]["slack_signing_secret"]
-    body = b"payload=%7B%22actions%22%3A%5B%5D%7D"
 
-    def post(stamp: int):
+    def post(body: bytes, stamp: int | None = None) -> requests.Response:
+        stamp = stamp or int(time.time())
         return requests.post(
             f"{app_url}/slack/actions",
             data=body,
@@ -151,8 +155,63 @@ def test_a_replayed_request_is_refused(app_url, sandbox_settings):
             },
         )
 
-    assert post(int(time.time())).status_code == 200
-    assert post(int(time.time()) - 600).status_code == 401, "a correctly signed request from 10 minutes ago"
+    return post
+
+
+def test_a_replayed_request_is_refused(post_signed):
+    body = b"payload=%7B%22actions%22%3A%5B%5D%7D"
+    assert post_signed(body).status_code == 200
+    assert post_signed(body, int(time.time()) - 600).status_code == 401, "a correctly signed request from 10 min ago"
+
+
+def row_counts(state_dsn: str) -> dict[str, int]:
+    with store.connect(state_dsn) as conn:
+        return {
+            table: conn.execute(f"SELECT count(*) AS n FROM tradeops.{table}").fetchone()["n"]
+            for table in ("incidents", "incident_events", "outbox", "silences")
+        }
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pytest.param("{'actions': [{'action_id': 'incident_ack', 'value': '%(id)s'}]}", id="not JSON"),
+        pytest.param('{"actions": [{"action_id": "incident_ack", "value": "%(id)s"}]', id="truncated JSON"),
+        pytest.param('[{"actions": [{"action_id": "incident_ack", "value": "%(id)s"}]}]', id="a JSON list"),
+        pytest.param('"incident_ack %(id)s"', id="a JSON string"),
+        pytest.param("null", id="JSON null"),
+        pytest.param('{"type": "block_actions", "user": {"id": "U1"}}', id="no actions"),
+        pytest.param('{"actions": {"action_id": "incident_ack", "value": "%(id)s"}}', id="actions not a list"),
+        pytest.param('{"actions": ["incident_ack", "%(id)s"]}', id="an action not an object"),
+        pytest.param('{"actions": [{"action_id": "incident_ack", "value": %(id)s}]}', id="a value not a string"),
+        pytest.param('{"actions": [{"action_id": "incident_ack", "value": "%(id)s"}], "user": "alice"}', id="user"),
+        pytest.param(None, id="no payload field"),
+        pytest.param("two payload fields", id="two payload fields"),
+        pytest.param(b"payload=\xff\xfe", id="not UTF-8"),
+    ],
+)
+def test_a_signed_request_that_is_not_an_interaction_gets_400_and_changes_nothing(
+    incidents, key, state_dsn, post_signed, payload
+):
+    incident = incidents.open(NewIncident(dedup_key=key, source="manual", severity="P2", title=f"bad {key}")).incident
+    click = f'{{"actions": [{{"action_id": "incident_ack", "value": "{incident.id}"}}]}}'
+    if payload is None:
+        body = urlencode({"actions": click}).encode()
+    elif payload == "two payload fields":
+        body = urlencode([("payload", click), ("payload", click)]).encode()
+    elif isinstance(payload, bytes):
+        body = payload
+    else:
+        body = urlencode({"payload": payload % {"id": incident.id}}).encode()
+    before = (row_counts(state_dsn), incidents.get(incident.id))
+
+    response = post_signed(body)
+
+    assert response.status_code == 400, response.text
+    assert response.json()["ok"] is False and response.json()["error"]
+    assert (row_counts(state_dsn), incidents.get(incident.id)) == before
+    assert post_signed(urlencode({"payload": click}).encode()).status_code == 200, "the same click, well formed"
+    assert incidents.get(incident.id).status == "acknowledged"
 
 
 def test_the_incident_pages_need_an_airflow_login(app_url):
