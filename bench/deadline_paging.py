@@ -41,7 +41,7 @@ def main() -> int:
     )
     with stack:
         drill = Drill(stack)
-        drill.start_engine()
+        drill.wait_for_engine()
         policy = EscalationPolicy(stack.config.escalation)
         client, slack = stack.client, stack.sandbox
         client.wait_for_dags({DAG_ID})

@@ -18,9 +18,13 @@ One task per check, each retried on its own, each red in the Airflow grid when i
 | `performance` | `/v1/performance/metrics?timeframe=1d` | availability < 99.9 % (warns on p95, error rate) |
 | `active_alerts` | Alertmanager `/api/v2/alerts` | a critical alert firing (warns on warning alerts) |
 | `account_balance` | `/v1/account/balance`, `/v1/account/margin` | balance out of range, margin too low |
+| `escalation_engine` | the escalation engine's heartbeats | none for 3 min: its DAG paused, or no live trigger |
 
 `report_incidents` always runs: each failed check opens (or adds an occurrence to) its own incident, at the
-severity `incidents.check_severity` gives it, and the incident of a check that passes again is resolved.
+severity `incidents.check_severity` gives it, and the incident of a check that passes again is resolved. The
+opener pages level 1 itself, through the outbox: the P1 incident of `escalation_engine` (no heartbeat in
+`tradeops.engine_heartbeats`, which the engine's trigger writes at least every 30 s, for
+`incidents.engine_stale_after`) reaches Slack although the engine that would escalate it further is what is down.
 `summary` always runs too: it writes a JSON report, posts one Slack message to the ops channel, and fails the run
 (without retrying) when any check failed.
 
@@ -37,6 +41,7 @@ from datetime import timedelta
 from tradeops.checks.operators import CheckOperator, HealthSummaryOperator
 from tradeops.dagkit import scheduled_dag
 from tradeops.database.checks import DatabaseConnections
+from tradeops.incidents.checks import EscalationEngineRunning
 from tradeops.incidents.operators import ReportCheckIncidentsOperator
 from tradeops.platform import checks as platform
 
@@ -50,6 +55,7 @@ CHECKS = (
     platform.Performance(),
     platform.ActiveAlerts(),
     platform.AccountBalance(),
+    EscalationEngineRunning(),
 )
 
 with scheduled_dag(

@@ -11,7 +11,12 @@ It holds no worker slot: the task defers, and the trigger sleeps until the next 
 announces a change (`LISTEN tradeops_incidents`). All state is in PostgreSQL (`tradeops` schema), so a restart of
 any Airflow component loses nothing: the next window acts on whatever fell due meanwhile.
 
-Unpausing runs it at once (`run_immediately`); keep it unpaused.
+It is unpaused when Airflow first sees it (`is_paused_upon_creation=False`, which wins over Airflow's
+`dags_are_paused_at_creation`), and its first window starts at once (`run_immediately`): escalation works from the
+first start of a deployment, with nobody to remember to unpause it. Keep it unpaused: each window writes a
+heartbeat (`tradeops.engine_heartbeats`) at least every 30 s, and the daily health check's `escalation_engine` check
+opens a P1 incident when the newest is older than `incidents.engine_stale_after` (3 min), whether the DAG was paused
+or its trigger is not running. A DAG that already exists keeps its pause state: unpause it once by hand.
 """
 
 from __future__ import annotations
@@ -33,5 +38,6 @@ with scheduled_dag(
     max_active_runs=2,
     tags=["incidents"],
     doc_md=__doc__,
+    is_paused_upon_creation=False,
 ):
     EscalationEngineOperator(task_id="escalate", window=timedelta(minutes=31))

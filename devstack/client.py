@@ -52,6 +52,10 @@ class AirflowClient:
     def set_paused(self, dag_id: str, paused: bool) -> None:
         self._call("PATCH", f"/dags/{quote(dag_id)}", json={"is_paused": paused})
 
+    def event_logs(self, dag_id: str, event: str) -> list[dict]:
+        """Airflow's audit log of ``event`` for a DAG (``patch_dag``: paused or unpaused through the API or UI)."""
+        return self._call("GET", "/eventLogs", params={"dag_id": dag_id, "event": event})["event_logs"]
+
     def trigger(self, dag_id: str, conf: dict | None = None) -> str:
         run = self._call("POST", f"/dags/{quote(dag_id)}/dagRuns", json={"logical_date": None, "conf": conf or {}})
         return run["dag_run_id"]

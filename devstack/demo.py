@@ -62,6 +62,8 @@ class RunOutcome:
 def run_plan(stack: LocalStack, plan: list[DemoRun] = DEMO_PLAN) -> list[RunOutcome]:
     client = stack.client
     client.wait_for_dags({run.dag_id for run in plan})
+    # The escalation engine runs by itself from the first start (nobody unpauses it): the health check checks it.
+    Drill(stack).wait_for_engine()
     triggered = []
     for run in plan:
         if run.after_previous:
@@ -101,7 +103,7 @@ class DrillOutcome:
 def run_drill(stack: LocalStack) -> DrillOutcome:
     """A deadline miss escalating to L2, acknowledged from Slack, resolved from the Airflow UI's form."""
     drill = Drill(stack)
-    drill.start_engine()
+    drill.wait_for_engine()
     stack.log(f"  escalation engine deferred in the triggerer; triggering {DRILL_DAG}")
     run_id, due = drill.trigger()
     page = drill.wait_for_page(run_id, due, timeout=120)

@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 
 from devstack.client import parse
 from devstack.stack import LocalStack
+from tradeops.incidents import heartbeats, store
+from tradeops.incidents.heartbeats import EngineHeartbeat
 
 ENGINE_DAG, DRILL_DAG, ACTION_DAG = "incident_escalation_engine", "escalation_drill", "incident_action"
 INCIDENT_NUMBER = re.compile(r"#(\d+) ")
@@ -37,10 +39,13 @@ class Drill:
         self.client = stack.client
         self.slack = stack.sandbox
 
-    def start_engine(self, timeout: float = 120) -> str:
-        """Unpause the escalation engine and wait until its window is deferred in the triggerer."""
+    def wait_for_engine(self, timeout: float = 120) -> str:
+        """Wait until the escalation engine runs, as it must from the first start with nobody unpausing it: its DAG
+        unpaused (at creation), a window deferred in the triggerer, and that window's heartbeat written. Returns the
+        run id of the deferred window."""
         self.client.wait_for_dags({ENGINE_DAG, DRILL_DAG, ACTION_DAG})
-        self.client.set_paused(ENGINE_DAG, False)
+        if self.client.dag(ENGINE_DAG)["is_paused"]:
+            raise RuntimeError(f"{ENGINE_DAG} is paused: it must be unpaused from its creation")
 
         def deferred_run():
             return next(
@@ -52,7 +57,14 @@ class Drill:
                 None,
             )
 
-        return self.wait_until("the escalation engine deferred", deferred_run, timeout)
+        run_id = self.wait_until("the escalation engine deferred", deferred_run, timeout)
+        self.wait_until("the escalation engine's heartbeat", self.engine_heartbeat, timeout)
+        return run_id
+
+    def engine_heartbeat(self) -> EngineHeartbeat | None:
+        """The engine's newest heartbeat in the sandbox's state database (None: it never ran)."""
+        with store.connect(self.stack.settings["postgres"]["state_dsn"]) as conn:
+            return heartbeats.liveness(conn).newest
 
     def trigger(self, dag_id: str = DRILL_DAG, timeout: float = 60) -> tuple[str, datetime]:
         """Start a run of a DAG with a deadline (the drill); returns it and when its deadline is due."""

@@ -27,7 +27,7 @@ def policy(stack):
 @pytest.fixture(scope="module")
 def drill(stack):
     drill = Drill(stack)
-    drill.start_engine()
+    drill.wait_for_engine()
     return drill
 
 

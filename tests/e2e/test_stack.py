@@ -9,6 +9,7 @@ import pytest
 
 from devstack.client import parse
 from devstack.demo import DEMO_PLAN, run_plan
+from devstack.drill import DRILL_DAG, ENGINE_DAG, Drill
 from tradeops.calendar.deadlines import ExchangeSessionDeadline
 from tradeops.calendar.events import events_for
 from tradeops.calendar.sessions import sessions_for
@@ -22,13 +23,15 @@ def test_every_dag_runs_to_its_planned_state_under_the_real_scheduler(stack):
     outcomes = run_plan(stack)
     assert [(o.dag_id, o.state) for o in outcomes] == [(run.dag_id, run.expect) for run in DEMO_PLAN]
     health = next(o for o in outcomes if o.dag_id == "daily_health_check")
-    assert health.tasks == {"success": 12}
+    assert health.tasks == {"success": 13}
+    engine = stack.client.xcom("daily_health_check", health.run_id, "escalation_engine")
+    assert engine["status"] == "ok" and engine["summary"].startswith("running: last heartbeat"), engine
     # The task-level deadline watched the checks from the triggerer and saw them green in time.
     watchdog = stack.client.xcom("daily_health_check", health.run_id, "checks_green_by_deadline")
     assert watchdog["met"] is True and set(watchdog["states"].values()) == {"success"}
 
     messages = stack.sandbox.slack_messages("#trading-ops")
-    assert any(m["text"].startswith(":large_yellow_circle: Daily health check: all 9 checks passed") for m in messages)
+    assert any(m["text"].startswith(":large_yellow_circle: Daily health check: all 10 checks passed") for m in messages)
     # The weekly window (forced) failed only where the sandbox plants expiring certificates; the rest succeeded.
     weekly = next(o for o in outcomes if o.dag_id == "weekly_maintenance")
     assert weekly.tasks == {"success": 23, "failed": 2}
@@ -39,6 +42,20 @@ def test_every_dag_runs_to_its_planned_state_under_the_real_scheduler(stack):
     assert restored["backup"] == backup["id"] and restored["rows"] > 0
     reports = list((stack.airflow.reports_dir / "daily_health_check").glob("*.json"))
     assert [r.stem for r in reports] == [health.run_id.replace(":", "_").replace("+", "_")]
+
+
+def test_the_escalation_engine_runs_from_the_first_start_without_anyone_unpausing_it(stack):
+    drill = Drill(stack)
+    window = drill.wait_for_engine()  # refuses a paused engine; nothing here or in the other tests unpauses it
+    assert stack.client.dag(ENGINE_DAG)["is_paused"] is False
+    assert stack.client.event_logs(ENGINE_DAG, "patch_dag") == [], "nobody paused or unpaused it"
+    stack.client.set_paused(DRILL_DAG, False)  # a manual DAG: unpausing it starts nothing
+    assert stack.client.event_logs(DRILL_DAG, "patch_dag"), "Airflow's audit log records an unpause"
+    runs = stack.client.dag_runs(ENGINE_DAG)
+    assert runs[-1]["run_type"] == "scheduled", "its first window was started by the scheduler (run_immediately)"
+    heartbeat = drill.engine_heartbeat()
+    assert heartbeat is not None and heartbeat.run_id in {run["dag_run_id"] for run in runs}
+    assert window in {run["dag_run_id"] for run in runs}
 
 
 def test_the_scheduler_plans_the_next_run_on_the_exchange_calendar(stack):

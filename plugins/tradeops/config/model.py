@@ -388,6 +388,8 @@ class Incidents(_Strict):
         le=7 * 24 * 60,
         description="the longest silence anyone may set (the form's limit and the service's)",
     )
+    # The escalation_engine check fails when the engine's newest heartbeat (one at least every 30 s) is older.
+    engine_stale_after: PositiveDuration = Field(default=timedelta(minutes=3), ge=timedelta(minutes=1))
 
 
 class TradeOpsConfig(_Strict):

@@ -1,8 +1,9 @@
 """Triggers of the incident machinery, so that waiting never holds a worker.
 
 - ``EscalationEngineTrigger``: the escalation engine for one window of time. It acts on what is due, delivers the
-  outbox, then sleeps until the next action is due or PostgreSQL notifies a change (``LISTEN tradeops_incidents``),
-  whichever comes first; the state is in PostgreSQL, so a restarted triggerer simply picks up where it was.
+  outbox, records a heartbeat, then sleeps until the next action is due or PostgreSQL notifies a change (``LISTEN
+  tradeops_incidents``), whichever comes first, and never longer than 30 s; the state is in PostgreSQL, so a
+  restarted triggerer simply picks up where it was.
 - ``TaskDeadlineTrigger``: a task-level deadline. It follows the watched tasks' states until they succeed (no
   incident) or the deadline passes with one of them not done (an incident opens).
 """
@@ -10,25 +11,36 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
-MAX_SLEEP_S = 30.0
+from tradeops.exceptions import IncidentError
+
+MAX_SLEEP_S = 30.0  # also the longest gap between two heartbeats of a healthy engine
 
 
 class EscalationEngineTrigger(BaseTrigger):
-    """The escalation engine until ``until``: act on what is due, deliver the outbox, sleep until the next action or
-    a change (``LISTEN``); ends with how many incidents it acted on and how many messages it delivered.
+    """The escalation engine until ``until``: act on what is due, deliver the outbox, record a heartbeat, sleep until
+    the next action or a change (``LISTEN``), at most 30 s; ends with how many incidents it acted on and how many
+    messages it delivered.
 
-    :param until: when the window ends (ISO 8601, with a time zone).
+    Its side effects (pages, Slack messages, heartbeats) are deliberate: this trigger *is* the engine, not a wait.
+    Each is idempotent (incidents and messages are taken ``FOR UPDATE SKIP LOCKED``; a heartbeat is an upsert of the
+    window's row in ``tradeops.engine_heartbeats``), so a window resumed by another triggerer repeats nothing. The
+    heartbeat is what the health check's ``escalation_engine`` check reads.
+
+    :param until: when the window ends (ISO 8601, with a time zone); it also names the window's heartbeat row.
     """
 
     def __init__(self, until: str):
         super().__init__()
         self.until = until
+        self._heartbeat_failing = False
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return "tradeops.incidents.triggers.EscalationEngineTrigger", {"until": self.until}
@@ -46,11 +58,13 @@ class EscalationEngineTrigger(BaseTrigger):
         dsn = await apostgres_dsn(config.connections.state_db)
         incidents = IncidentService(config, dsn)
         acted = delivered = 0
+        await asyncio.to_thread(self._beat, dsn, until, prune=True)
         async with store.listening(dsn) as listener:
             while (now := datetime.now(UTC)) < until:
                 try:
                     acted += await asyncio.to_thread(incidents.engine.process_due)
                     delivered += await asyncio.to_thread(incidents.outbox.deliver)
+                    await asyncio.to_thread(self._beat, dsn, until)
                     wake = await asyncio.to_thread(incidents.next_wakeup)
                 except (psycopg.OperationalError, OSError) as err:
                     self.log.warning("Escalation engine: %s; retrying in 5 s", err)
@@ -67,6 +81,25 @@ class EscalationEngineTrigger(BaseTrigger):
         yield TaskSuccessEvent(
             xcoms={"return_value": {"acted": acted, "delivered": delivered, "window_end": self.until}}
         )
+
+    def _beat(self, dsn: str, until: datetime, *, prune: bool = False) -> None:
+        """Record that this window is awake (and, when it starts, forget week-old windows). A heartbeat that cannot
+        be written (the table's migration not applied) must not stop the escalation: it is logged once, and the
+        health check, which finds no heartbeat, says what is wrong."""
+        from tradeops.incidents import heartbeats, store
+
+        run_id = getattr(self.task_instance, "run_id", None)
+        try:
+            with store.connect(dsn) as conn:
+                if prune:
+                    heartbeats.prune(conn)
+                heartbeats.beat(conn, until, f"{socket.gethostname()}:{os.getpid()}", run_id)
+        except IncidentError as err:
+            if not self._heartbeat_failing:
+                self.log.warning("Escalation engine: no heartbeat recorded (escalating all the same): %s", err)
+            self._heartbeat_failing = True
+        else:
+            self._heartbeat_failing = False
 
 
 class TaskDeadlineTrigger(BaseTrigger):

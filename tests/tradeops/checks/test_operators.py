@@ -24,11 +24,12 @@ HEALTH_CHECKS = [
     "performance",
     "active_alerts",
     "account_balance",
+    "escalation_engine",
 ]
 
 
 @pytest.fixture
-def health_dag(dagbag, airflow_db, airflow_connections, no_active_incidents):
+def health_dag(dagbag, airflow_db, airflow_connections, no_active_incidents, engine_running):
     full = dagbag.get_dag("daily_health_check")
     # `dag.test()` runs one task at a time and a deferred task's trigger inline, so the task-level deadline (which
     # watches the other tasks from the triggerer) would wait for its deadline: it is tested with the real scheduler
@@ -67,6 +68,18 @@ def no_active_incidents(sandbox_settings):
 
 
 @pytest.fixture
+def engine_running(sandbox_settings, no_active_incidents):
+    """A live escalation engine for the ``escalation_engine`` check: a fresh heartbeat, as the engine's trigger
+    writes (no engine runs in ``dag.test()``; the trigger's own beats are tested in tests/tradeops/incidents)."""
+    from datetime import UTC, datetime, timedelta
+
+    from tradeops.incidents import heartbeats, store
+
+    with store.connect(sandbox_settings["postgres"]["state_dsn"]) as conn:
+        heartbeats.beat(conn, datetime.now(UTC) + timedelta(minutes=31), "tests:0")
+
+
+@pytest.fixture
 def slack(sandbox, sandbox_settings):
     import requests
 
@@ -88,7 +101,7 @@ def test_a_healthy_platform(health_dag, slack, airflow_db):
     assert run.state == "success"
     assert set(states(run).values()) == {"success"}
     [message] = slack.slack_messages("#trading-ops")
-    assert message["text"] == ":large_yellow_circle: Daily health check: all 9 checks passed, 1 with warnings"
+    assert message["text"] == ":large_yellow_circle: Daily health check: all 10 checks passed, 1 with warnings"
     assert "HighMemoryUsage (data-handler)" in message["blocks"][2]["text"]["text"]
     assert "/dags/daily_health_check/runs/" in message["blocks"][1]["elements"][0]["text"]
     report = report_of(run, airflow_db / "reports")
@@ -107,7 +120,7 @@ def test_an_unhealthy_platform_fails_the_check_and_the_run_after_reporting(healt
     assert task_states["redis"] == "success"
     assert task_states["summary"] == "failed"
     [message] = slack.slack_messages("#trading-ops")
-    assert message["text"] == ":red_circle: Daily health check: 3 of 9 checks failed"
+    assert message["text"] == ":red_circle: Daily health check: 3 of 10 checks failed"
     body = message["blocks"][2]["text"]["text"]
     assert ":red_circle: *System status*: 1 of 10 components unhealthy: tactical-marl" in body
     assert ":red_circle: *Data feeds*: disconnected: cme-mdp3" in body
@@ -167,7 +180,7 @@ def test_a_check_task_that_ended_without_reporting_is_a_failed_check_under_its_t
         task_id="summary",
         xcom_pull=lambda task_ids, key: pushed.get(task_ids) if key == RESULT_KEY else None,
     )
-    with pytest.raises(AirflowFailException, match="^1 of 9 health checks failed: Trading agents: no result"):
+    with pytest.raises(AirflowFailException, match="^1 of 10 health checks failed: Trading agents: no result"):
         summary.execute({"ti": ti, "dag_run": types.SimpleNamespace(run_type="manual")})
     [message] = slack.slack_messages("#trading-ops")
     assert (
@@ -201,7 +214,7 @@ def test_a_slack_rate_limit_burst_leaves_the_run_green_and_the_summary_arrives_o
     outbox.deliver()  # what the escalation engine does when the message's next attempt is due
     outbox.deliver()
     [message] = slack.slack_messages("#trading-ops")
-    assert message["text"].startswith(":large_yellow_circle: Daily health check: all 9 checks passed")
+    assert message["text"].startswith(":large_yellow_circle: Daily health check: all 10 checks passed")
 
 
 def test_a_retried_summary_is_sent_once(health_dag, slack, airflow_connections):
