@@ -70,4 +70,4 @@ with scheduled_dag(
     task_ids = [check.name for check in CHECKS]
     checks = [CheckOperator(task_id=check.name, check=check) for check in CHECKS]
     report = ReportCheckIncidentsOperator(task_id="report_incidents", check_task_ids=task_ids)
-    checks >> report >> HealthSummaryOperator(task_id="summary", check_task_ids=task_ids, retries=0)
+    checks >> report >> HealthSummaryOperator(task_id="summary", check_task_ids=task_ids)

@@ -5,8 +5,8 @@ Seed runbook: *Weekly Maintenance Window* (Sunday 02:00-04:00 ET, Operations Tea
 Maintenance*. Starts at `schedules.weekly_maintenance` and owns the window for `weekly_maintenance.window`.
 
 1. `enter_window` refuses to start outside the window or while the exchange is open, unless the run is triggered
-   with `break_glass` and a `reason` (logged). Every later step checks the window before it starts: once it has
-   closed, the remaining steps are **skipped** (abandoned cleanly), and the post-check still runs.
+   with a `break_glass_reason` (logged; the form refuses a blank one). Every later step checks the window before it
+   starts: once it has closed, the remaining steps are **skipped** (abandoned cleanly), and the post-check still runs.
 2. `pre_check`: platform status and database sessions blocked on locks.
 3. `backup`: `pg_dump` (directory format, parallel), verified (checksums, table of contents), restored into a scratch
    database with row counts compared when `database.backup.restore_check_every` is due; old backups pruned.
@@ -53,14 +53,11 @@ with scheduled_dag(
     verdict=True,
     description="The Sunday window: verified backup, pinned images, database upkeep, cleanup, checks, restarts",
     dagrun_timeout=weekly.window + timedelta(minutes=30),
-    render_template_as_native_obj=True,  # the form's break_glass reaches the gate as a boolean
     params=break_glass_form(),
     tags=["maintenance", "database", "kubernetes"],
     doc_md=__doc__,
 ):
-    gate = EnterMaintenanceWindowOperator(
-        task_id="enter_window", break_glass="{{ params.break_glass }}", reason="{{ params.reason }}"
-    )
+    gate = EnterMaintenanceWindowOperator(task_id="enter_window", break_glass_reason="{{ params.break_glass_reason }}")
     with window_group("maintenance_window"):
         with TaskGroup("pre_check") as pre_check:
             CheckOperator(task_id="system_status", check=SystemStatus())

@@ -12,7 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from devstack.client import parse
-from devstack.drill import ACTION_DAG, DRILL_DAG, ENGINE_DAG, Drill, posted_at
+from devstack.drill import ACTION_DAGS, DRILL_DAG, ENGINE_DAG, Drill, posted_at
 from devstack.stack import LocalStack
 
 
@@ -29,18 +29,16 @@ DEMO_PLAN: list[DemoRun] = [
     DemoRun("daily_db_maintenance"),
     # Outside its Sunday window: forced. The sandbox seeds TLS certificates that expire in 5 days and 3 days ago, so
     # the certificate check fails (and opens an incident) while every other step succeeds.
-    DemoRun(
-        "weekly_maintenance", {"break_glass": True, "reason": "make demo: run the Sunday window now"}, expect="failed"
-    ),
+    DemoRun("weekly_maintenance", {"break_glass_reason": "make demo: run the Sunday window now"}, expect="failed"),
     # Restores the backup the weekly window just took into a new database and compares row counts.
     DemoRun(
         "db_restore",
-        {"target_database": f"grandmodel_restored_{datetime.now(UTC):%Y%m%d_%H%M%S}", "dry_run": False},
+        {"target_database": f"restored_grandmodel_{datetime.now(UTC):%Y%m%d_%H%M%S}", "dry_run": False},
         after_previous=True,
     ),
 ]
 
-DRILL_DAGS = (ENGINE_DAG, DRILL_DAG, ACTION_DAG)  # run by the escalation drill, after the plan
+DRILL_DAGS = (ENGINE_DAG, DRILL_DAG, *ACTION_DAGS)  # run by the escalation drill and the forms tour, after the plan
 RUN_TIMEOUT_S = 600
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -88,12 +86,14 @@ class DrillOutcome:
     incident: dict
     timeline: list[dict]
     lines: list[str]
+    forms_ok: bool = True  # every step of the forms tour ran to its expected end
 
     @property
     def as_expected(self) -> bool:
         kinds = [e["kind"] for e in self.timeline]
         return (
-            self.incident["status"] == "resolved"
+            self.forms_ok
+            and self.incident["status"] == "resolved"
             and "escalated" in kinds
             and "acknowledged" in kinds
             and self.incident["acknowledged_by"].endswith("(Slack)")
@@ -117,8 +117,8 @@ def run_drill(stack: LocalStack) -> DrillOutcome:
     )
     clicked = drill.acknowledge_in_slack(page, user="oncall-primary")
     lines.append(f"  'Acknowledge' clicked in Slack by @oncall-primary: HTTP {clicked['status']}")
-    resolved = drill.resolve_in_airflow(page.incident_id, "demo", "drill complete")
-    lines.append(f"  resolved from the Airflow form (incident_action run {resolved['state']})")
+    resolved = drill.resolve_in_airflow(page.incident_id, "drill complete")
+    lines.append(f"  resolved from the Airflow form by {resolved['triggering_user_name']} (run {resolved['state']})")
     incident, timeline = drill.incident(page.incident_id)
     opened = parse(timeline[0]["at"])
     lines.append(f"  audit trail of #{page.incident_id} ({incident['status']}):")
@@ -129,7 +129,33 @@ def run_drill(stack: LocalStack) -> DrillOutcome:
             f"    +{(parse(event['at']) - opened).total_seconds():5.1f}s  {event['kind']:<14} {level:<3} "
             f"{event['actor']}{where}"
         )
-    return DrillOutcome(incident, timeline, lines)
+    forms_ok, tour = forms_tour(drill)
+    return DrillOutcome(incident, timeline, lines + tour, forms_ok)
+
+
+def forms_tour(drill: Drill) -> tuple[bool, list[str]]:
+    """Each incident form once, on a P4 opened by hand: open, acknowledge, silence it, end the silence, resolve.
+    Every action is recorded as the user who triggered the run."""
+    lines = ["  the incident forms, each as the logged-in user:"]
+    run, opened = drill.run_form("incident_open", {"title": "make demo: a hand-opened incident", "severity": "P4"})
+    if not opened:
+        return False, [*lines, f"    incident_open: run {run['state']}"]
+    number = opened["incident_id"]
+    steps = [
+        ("incident_acknowledge", {"incident_id": number, "note": "looking"}),
+        ("incident_silence", {"target": f"#{number}", "reason": "make demo: a silence", "minutes": 5}),
+        ("incident_end_silence", None),
+        ("incident_resolve", {"incident_id": number, "note": "make demo: done"}),
+    ]
+    lines.append(f"    incident_open: #{number} opened by {run['triggering_user_name']}")
+    silence_id = None
+    for dag_id, conf in steps:
+        run, result = drill.run_form(dag_id, conf or {"silence_id": silence_id})
+        lines.append(f"    {dag_id}: run {run['state']} by {run['triggering_user_name']}")
+        if run["state"] != "success" or result is None:
+            return False, lines
+        silence_id = result.get("silence_id", silence_id)
+    return True, lines
 
 
 def _duration(run: dict) -> float | None:

@@ -14,7 +14,9 @@ from devstack.stack import LocalStack
 from tradeops.incidents import heartbeats, store
 from tradeops.incidents.heartbeats import EngineHeartbeat
 
-ENGINE_DAG, DRILL_DAG, ACTION_DAG = "incident_escalation_engine", "escalation_drill", "incident_action"
+ENGINE_DAG, DRILL_DAG = "incident_escalation_engine", "escalation_drill"
+# The incident forms, one DAG per action (the drill resolves with one; the demo's forms tour uses them all).
+ACTION_DAGS = ("incident_open", "incident_acknowledge", "incident_silence", "incident_end_silence", "incident_resolve")
 INCIDENT_NUMBER = re.compile(r"#(\d+) ")
 
 
@@ -43,7 +45,7 @@ class Drill:
         """Wait until the escalation engine runs, as it must from the first start with nobody unpausing it: its DAG
         unpaused (at creation), a window deferred in the triggerer, and that window's heartbeat written. Returns the
         run id of the deferred window."""
-        self.client.wait_for_dags({ENGINE_DAG, DRILL_DAG, ACTION_DAG})
+        self.client.wait_for_dags({ENGINE_DAG, DRILL_DAG, *ACTION_DAGS})
         if self.client.dag(ENGINE_DAG)["is_paused"]:
             raise RuntimeError(f"{ENGINE_DAG} is paused: it must be unpaused from its creation")
 
@@ -112,13 +114,19 @@ class Drill:
     def acknowledge_in_slack(self, page: Page, user: str = "oncall-primary", sign: bool = True) -> dict:
         return self.slack.click(page.message, "incident_ack", user=user, sign=sign)
 
-    def resolve_in_airflow(self, incident_id: int, actor: str, reason: str, timeout: float = 120) -> dict:
-        """Resolve through the ``incident_action`` DAG's form, as someone in the Airflow UI would."""
-        self.client.set_paused(ACTION_DAG, False)
-        run_id = self.client.trigger(
-            ACTION_DAG, {"action": "resolve", "incident_id": incident_id, "actor": actor, "reason": reason}
-        )
-        return self.client.wait_for_run(ACTION_DAG, run_id, timeout=timeout)
+    def run_form(self, dag_id: str, conf: dict, timeout: float = 120) -> tuple[dict, dict | None]:
+        """Trigger one of the incident forms as someone in the Airflow UI would; the finished run and its task's
+        result (the run records who triggered it: the authenticated user)."""
+        self.client.set_paused(dag_id, False)
+        run_id = self.client.trigger(dag_id, conf)
+        run = self.client.wait_for_run(dag_id, run_id, timeout=timeout)
+        [task] = self.client.task_instances(dag_id, run_id)
+        result = self.client.xcom(dag_id, run_id, task["task_id"]) if run["state"] == "success" else None
+        return run, result
+
+    def resolve_in_airflow(self, incident_id: int, note: str, timeout: float = 120) -> dict:
+        """Resolve through the ``incident_resolve`` form; the finished run."""
+        return self.run_form("incident_resolve", {"incident_id": incident_id, "note": note}, timeout)[0]
 
     def incident(self, incident_id: int) -> tuple[dict, list[dict]]:
         return self.client.incident(incident_id)

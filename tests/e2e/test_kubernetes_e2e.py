@@ -51,9 +51,10 @@ def test_a_60s_rollout_holds_no_worker(stack, cluster, watch_task):
     assert ti["state"] == "success"
     assert seconds.get("deferred", 0) > 40, f"the wait happened in the triggerer: {seconds}"
     # A worker runs only the task's start (process, DAG parse, the provider's Kubernetes imports: ~1.5-2 s on two
-    # cores) and the first read; that cost is fixed, while a poking sensor would hold the worker for the whole wait.
+    # idle cores, 7.7 s seen on a loaded machine) and the first read; that cost is fixed, while a poking sensor
+    # would hold the worker for the whole wait and leave ~0 s deferred.
     running = seconds.get("running", 0)
-    assert running < 5 and running < seconds["deferred"] / 10, f"a worker ran the sensor only briefly: {seconds}"
+    assert running < seconds["deferred"] / 4, f"a worker ran the sensor only briefly: {seconds}"
     assert stack.client.wait_for_run("e2e_rollout", run_id, timeout=60)["state"] == "success"
     pods = cluster.json("get", "pods", "-l", "app=tactical-marl")["items"]
     assert {p["spec"]["containers"][0]["image"] for p in pods} == {f"{REGISTRY}/tactical-marl:1.9.0"}

@@ -202,10 +202,17 @@ class Backup(_Strict):
 
 
 class Database(_Strict):
-    name: str
+    name: str = Field(description="the live database; never named restored_... (the name of restored copies)")
     tables: list[Table] = Field(min_length=1)
     maintenance: Maintenance = Maintenance()
     backup: Backup = Backup()
+
+    @field_validator("name")
+    @classmethod
+    def _not_a_restore_target(cls, name: str) -> str:
+        if name.startswith("restored_"):
+            raise ValueError("restored_... names restored copies (db_restore's targets), never the live database")
+        return name
 
     def table(self, name: str) -> Table:
         for table in self.tables:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from airflow.sdk import Param
 
 BACKUP_ID = r"^(latest|[a-z0-9_]+-[0-9]{8}T[0-9]{6}Z)$"
-DATABASE_NAME = r"^[a-z_][a-z0-9_]{0,62}$"
+RESTORE_TARGET_PREFIX = "restored_"  # the live database never has it (the config refuses such a name)
+RESTORE_TARGET = rf"^{RESTORE_TARGET_PREFIX}[a-z0-9_]{{1,54}}$"
 
 
 def restore_form() -> dict[str, Param]:
@@ -15,7 +16,10 @@ def restore_form() -> dict[str, Param]:
             "latest", type="string", pattern=BACKUP_ID, description="a backup id (folder name) or 'latest'"
         ),
         "target_database": Param(
-            type="string", pattern=DATABASE_NAME, description="a NEW database to restore into (never the live one)"
+            type="string",
+            pattern=RESTORE_TARGET,
+            description=f"a NEW database to restore into, named {RESTORE_TARGET_PREFIX}... (so never the live one); "
+            "one that exists already is refused before anything is restored",
         ),
         "dry_run": Param(True, type="boolean", description="verify and describe only"),
     }

@@ -1,5 +1,5 @@
 """Operators of the incident machinery: the escalation engine's window, task-level deadlines, check reports, and the
-actions people take from the Airflow UI."""
+actions people take from the Airflow UI's forms."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
-
-from tradeops.incidents.forms import ACTIONS
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -168,58 +166,28 @@ class ReportCheckIncidentsOperator(BaseOperator):
         return {"opened": opened, "resolved": resolved}
 
 
-class IncidentActionOperator(BaseOperator):
-    """What a person does from the Airflow UI form: acknowledge, resolve, silence, or open (page) an incident.
-    Every action is recorded in the incident's audit trail with ``actor``; an action that cannot be done (unknown
-    incident, wrong status, incomplete silence) fails the task with the reason, without retries.
+def triggering_user(context: Context) -> str:
+    """The authenticated user who triggered the run (Airflow records it on the run; a form never asks for it)."""
+    user = getattr(context["dag_run"], "triggering_user_name", None)
+    if not user:
+        raise AirflowFailException("this run has no triggering user: act from the Airflow UI, API or CLI as yourself")
+    return user
 
-    :param action: ``acknowledge``, ``resolve``, ``silence`` or ``open``. (templated)
-    :param actor: who acts (recorded). (templated)
-    :param reason: why: the note of an acknowledgement or a resolve, the reason of a silence (required), the summary
-        of an opened incident. (templated)
-    :param incident_id: the incident to acknowledge, resolve or silence (``#`` in Slack). (templated)
-    :param silence_minutes: how long a silence lasts. (templated)
-    :param matcher: a dedup-key prefix to silence instead of one incident's key. (templated)
-    :param severity: the severity of an opened incident. (templated)
-    :param title: the title of an opened incident (required to open). (templated)
 
-    :return: the incident and its new status; for a silence, its id, matcher and end; for an opened incident, its id.
+class PersonActionOperator(BaseOperator):
+    """Base of what a person does to incidents from a form. The actor recorded in the audit trail is the
+    authenticated user who triggered the run, never a typed name; an action that cannot be done (unknown incident,
+    wrong status) fails the task with the reason, without retries.
+
+    :param note: free text for the audit trail, next to the identity. (templated)
     """
 
-    template_fields: Sequence[str] = (
-        "action",
-        "incident_id",
-        "actor",
-        "reason",
-        "silence_minutes",
-        "matcher",
-        "severity",
-        "title",
-    )
+    template_fields: Sequence[str] = ("note",)
     ui_color = "#e2f0fd"
 
-    def __init__(
-        self,
-        *,
-        action: str,
-        actor: str,
-        reason: str = "",
-        incident_id: int | str | None = None,
-        silence_minutes: int | str = 60,
-        matcher: str = "",
-        severity: str = "P2",
-        title: str = "",
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, note: str = "", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.action = action
-        self.incident_id = incident_id
-        self.actor = actor
-        self.reason = reason
-        self.silence_minutes = silence_minutes
-        self.matcher = matcher
-        self.severity = severity
-        self.title = title
+        self.note = note
 
     @cached_property
     def incidents(self) -> IncidentService:
@@ -230,44 +198,156 @@ class IncidentActionOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from tradeops.exceptions import IncidentError
 
-        if self.action not in ACTIONS:
-            raise AirflowFailException(f"action must be one of {ACTIONS}, got {self.action!r}")
-        if not str(self.actor).strip():
-            raise AirflowFailException("say who you are (actor)")
         try:
-            return self._act(context)
+            return self.act(triggering_user(context), context)
         except IncidentError as err:
             raise AirflowFailException(str(err)) from None
 
-    def _act(self, context: Context) -> dict[str, Any]:
+    def act(self, actor: str, context: Context) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class ChangeIncidentStatusOperator(PersonActionOperator):
+    """Acknowledge (stop escalating) or resolve an incident.
+
+    :param incident_id: the incident (``#`` in Slack). (templated)
+    :param resolve: resolve instead of acknowledging.
+    :param note: free text for the audit trail. (templated)
+
+    :return: the incident and its new status.
+    """
+
+    template_fields: Sequence[str] = ("incident_id", "note")
+
+    def __init__(self, *, incident_id: int | str, resolve: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.incident_id = incident_id
+        self.resolve = resolve
+
+    def act(self, actor: str, context: Context) -> dict[str, Any]:
+        operation = self.incidents.resolve if self.resolve else self.incidents.acknowledge
+        incident = operation(int(self.incident_id), actor, self.note)
+        return {"incident_id": incident.id, "status": incident.status.value, "by": actor}
+
+
+class SilenceIncidentsOperator(PersonActionOperator):
+    """Silence one incident or every incident whose dedup key starts with a prefix, after logging what it matches
+    (and which P1 and security incidents it leaves paging) and the silences already in effect.
+
+    :param target: ``#<id>`` for one incident's dedup key, or a dedup-key prefix (literal). (templated)
+    :param reason: why (required, recorded). (templated)
+    :param minutes: how long; at most the config's ``incidents.max_silence_minutes``. (templated)
+    :param covers_critical: also mute P1 and security incidents (a confirmation). (templated)
+    :param preview_only: only show what the silence would match. (templated)
+
+    :return: what it matched (muted and still paging) and, unless a preview, the silence's id and end.
+    """
+
+    template_fields: Sequence[str] = ("target", "reason", "minutes", "covers_critical", "preview_only")
+
+    def __init__(
+        self,
+        *,
+        target: str,
+        reason: str,
+        minutes: int | str = 60,
+        covers_critical: bool | str = False,
+        preview_only: bool | str = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.target = target
+        self.reason = reason
+        self.minutes = minutes
+        self.covers_critical = covers_critical
+        self.preview_only = preview_only
+
+    def act(self, actor: str, context: Context) -> dict[str, Any]:
+        target = str(self.target)
+        matcher = self.incidents.get(int(target[1:])).dedup_key if target.startswith("#") else target
+        covers_critical = _flag(self.covers_critical, "include_p1_and_security")
+        preview = self.incidents.preview_silence(matcher, covers_critical=covers_critical)
+        for silence in self.incidents.active_silences():
+            self.log.info(
+                "In effect: silence #%s %r until %s by %s", silence.id, silence.matcher, silence.ends_at, silence.author
+            )
+        for incident in preview.muted:
+            self.log.info(
+                "Would mute #%s %s %s: %s", incident.id, incident.severity, incident.dedup_key, incident.title
+            )
+        for incident in preview.still_paging:
+            self.log.warning("Keeps paging (%s, not confirmed): #%s %s", incident.severity, incident.id, incident.title)
+        result: dict[str, Any] = {
+            "matcher": matcher,
+            "muted": [i.id for i in preview.muted],
+            "still_paging": [i.id for i in preview.still_paging],
+        }
+        if _flag(self.preview_only, "preview_only"):
+            return result
+        silence = self.incidents.silence(
+            matcher, actor, str(self.reason), timedelta(minutes=int(self.minutes)), covers_critical=covers_critical
+        )
+        return {**result, "silence_id": silence.id, "until": silence.ends_at.isoformat(), "by": actor}
+
+
+class EndSilenceOperator(PersonActionOperator):
+    """End a silence early; the incidents it held page again at once, unless another silence covers them.
+
+    :param silence_id: the silence. (templated)
+    :param note: free text for the log. (templated)
+
+    :return: the silence and who ended it.
+    """
+
+    template_fields: Sequence[str] = ("silence_id", "note")
+
+    def __init__(self, *, silence_id: int | str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.silence_id = silence_id
+
+    def act(self, actor: str, context: Context) -> dict[str, Any]:
+        ended = self.incidents.end_silence(int(self.silence_id), actor)
+        self.log.info("Silence #%s (%r) ended by %s. %s", ended.id, ended.matcher, actor, self.note)
+        return {"silence_id": ended.id, "matcher": ended.matcher, "ended_by": actor}
+
+
+class OpenIncidentOperator(PersonActionOperator):
+    """Page the on-call chain by hand: an incident keyed by the run (``manual:<run id>``).
+
+    :param title: what is wrong. (templated)
+    :param severity: P1 to P4, or security. (templated)
+    :param note: what you see; the incident's summary. (templated)
+
+    :return: the incident's id.
+    """
+
+    template_fields: Sequence[str] = ("title", "severity", "note")
+
+    def __init__(self, *, title: str, severity: str = "P2", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.title = title
+        self.severity = severity
+
+    def act(self, actor: str, context: Context) -> dict[str, Any]:
         from tradeops.incidents.models import IncidentSource, NewIncident
 
-        if self.action == "open":
-            if not self.title.strip():
-                raise AirflowFailException("opening an incident needs a title")
-            opened = self.incidents.open(
-                NewIncident(
-                    dedup_key=f"manual:{context['ti'].run_id}",
-                    source=IncidentSource.MANUAL,
-                    severity=self.severity,
-                    title=self.title,
-                    summary=f"Opened by {self.actor}: {self.reason}",
-                    actor=self.actor,
-                )
+        opened = self.incidents.open(
+            NewIncident(
+                dedup_key=f"manual:{context['ti'].run_id}",
+                source=IncidentSource.MANUAL,
+                severity=self.severity,
+                title=self.title,
+                summary=self.note,
+                actor=actor,
             )
-            return {"incident_id": opened.incident.id, "action": "opened"}
-        if self.action == "silence":
-            matcher = self.matcher
-            if not matcher and self.incident_id:
-                matcher = self.incidents.get(int(self.incident_id)).dedup_key
-            if not matcher:
-                raise AirflowFailException("a silence needs an incident id or a dedup-key prefix (matcher)")
-            silence = self.incidents.silence(
-                matcher, self.actor, self.reason, timedelta(minutes=int(self.silence_minutes))
-            )
-            return {"silence_id": silence.id, "matcher": matcher, "until": silence.ends_at.isoformat()}
-        if not self.incident_id:
-            raise AirflowFailException(f"{self.action} needs an incident id")
-        operation = self.incidents.acknowledge if self.action == "acknowledge" else self.incidents.resolve
-        incident = operation(int(self.incident_id), self.actor, self.reason)
-        return {"incident_id": incident.id, "status": incident.status.value}
+        )
+        return {"incident_id": opened.incident.id, "by": actor}
+
+
+def _flag(value: bool | str, name: str) -> bool:
+    """A form's boolean, rendered natively (a bool) or as text."""
+    if isinstance(value, bool):
+        return value
+    if str(value) in ("True", "False"):
+        return str(value) == "True"
+    raise AirflowFailException(f"{name} must be true or false, got {value!r}")

@@ -19,21 +19,19 @@ GATE_TASK_ID = "enter_window"  # the task id of the gate the guarded steps read 
 
 
 class EnterMaintenanceWindowOperator(BaseOperator):
-    """Refuse to start outside the window of ``schedule`` or while the exchange is open, unless ``break_glass`` is
-    set with a ``reason``; push the window's end for :func:`abandon_after_window`. Templated from the run's params,
-    in a DAG with ``render_template_as_native_obj`` (``break_glass`` stays a boolean). Its task id is
-    ``enter_window`` (:data:`GATE_TASK_ID`), where the guarded steps look for the window.
+    """Refuse to start outside the window of ``schedule`` or while the exchange is open, unless the glass is broken
+    with a reason; push the window's end for :func:`abandon_after_window`. Its task id is ``enter_window``
+    (:data:`GATE_TASK_ID`), where the guarded steps look for the window.
 
     :param schedule: the clock anchor the window opens at (``{anchor: clock, at: "02:00", days: [sun]}``); default:
         the DAG's own schedule in the config (``schedules.<dag_id>``).
     :param length: how long the window stays open; default: the config's ``weekly_maintenance.window``.
     :param exchange: the exchange whose calendar says when it is open; default: the config's ``platform.exchange``.
-    :param break_glass: start anyway, outside the window or while the exchange is open; needs a ``reason``. A
-        template (``"{{ params.break_glass }}"``) must render to a boolean. (templated)
-    :param reason: why the glass was broken (logged). (templated)
+    :param break_glass_reason: empty to keep to the window; otherwise start anyway, outside the window or while the
+        exchange is open, for this reason (logged). A blank reason is refused. (templated)
     """
 
-    template_fields: Sequence[str] = ("break_glass", "reason")
+    template_fields: Sequence[str] = ("break_glass_reason",)
     ui_color = "#fff4d6"
 
     def __init__(
@@ -42,35 +40,32 @@ class EnterMaintenanceWindowOperator(BaseOperator):
         schedule: ClockAnchor | dict[str, Any] | None = None,
         length: timedelta | None = None,
         exchange: str | None = None,
-        break_glass: bool | str = False,
-        reason: str = "",
+        break_glass_reason: str = "",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.schedule = schedule
         self.length = length
         self.exchange = exchange
-        self.break_glass = break_glass
-        self.reason = reason
+        self.break_glass_reason = break_glass_reason
 
     def execute(self, context: Context) -> dict[str, Any]:
         from tradeops.config import load_config
         from tradeops.exceptions import WindowClosed
         from tradeops.maintenance.window import MaintenanceWindow
 
-        if not isinstance(self.break_glass, bool):  # the DAG renders params natively: a form value is a boolean
-            raise AirflowFailException(f"break_glass must be true or false, got {self.break_glass!r}")
-        forced = self.break_glass
+        reason = "" if self.break_glass_reason is None else str(self.break_glass_reason)
+        forced = reason != ""  # a blank reason is refused by the window, never taken for "no break-glass"
         config = load_config()
         schedule = self.schedule if self.schedule is not None else config.schedules[context["ti"].dag_id]  # type: ignore[index]
         length = self.length if self.length is not None else config.weekly_maintenance.window
         window = MaintenanceWindow(schedule, length, self.exchange or config.platform.exchange)
         try:
-            admitted = window.admit(datetime.now(UTC), break_glass=forced, reason=str(self.reason))
+            admitted = window.admit(datetime.now(UTC), break_glass=forced, reason=reason)
         except WindowClosed as err:
             raise AirflowFailException(str(err)) from None
         if forced:
-            self.log.warning("BREAK-GLASS maintenance: %s", self.reason)
+            self.log.warning("BREAK-GLASS maintenance: %s", reason)
         self.log.info("Maintenance window open until %s", admitted.end.isoformat())
         context["ti"].xcom_push(key=WINDOW_END_KEY, value=admitted.end.isoformat())
         return {"start": admitted.start.isoformat(), "end": admitted.end.isoformat(), "break_glass": forced}

@@ -11,8 +11,10 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from airflow.sdk.exceptions import ParamValidationError
 from psycopg.rows import dict_row
 
+from tests.forms import validate_form
 from tradeops.database import backup, retention
 
 
@@ -112,7 +114,7 @@ def test_weekly_maintenance_with_break_glass_runs_the_window(
 ):
     from tradeops.kubernetes.hooks import KubernetesApiHook
 
-    run = runnable(dagbag, "weekly_maintenance").test(run_conf={"break_glass": True, "reason": "test: forced run"})
+    run = runnable(dagbag, "weekly_maintenance").test(run_conf={"break_glass_reason": "test: forced run"})
     task_states = states(run)
     # The sandbox seeds certificates that expire in 5 days and 3 days ago: the check must catch them.
     assert task_states["certificate_check"] == "failed"
@@ -136,7 +138,7 @@ def test_weekly_maintenance_abandons_the_steps_left_when_the_window_closes(
 ):
     dag = runnable(dagbag, "weekly_maintenance")
     dag.get_task("enter_window").length = timedelta(0)  # a window that has closed by the time the first step starts
-    run = dag.test(run_conf={"break_glass": True, "reason": "test: window closing"})
+    run = dag.test(run_conf={"break_glass_reason": "test: window closing"})
     task_states = states(run)
     assert task_states["enter_window"] == "success"
     guarded = [
@@ -165,8 +167,8 @@ def test_db_restore_is_a_dry_run_by_default_and_restores_into_a_new_database(
     with psycopg.connect(server_dsn, autocommit=True) as conn:
         assert not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (target,)).fetchone()
 
-    refused = dag.test(run_conf={"target_database": config.database.name, "dry_run": False})
-    assert refused.state == "failed"
+    with pytest.raises(ParamValidationError, match="does not match"):  # the live database: refused at trigger time
+        validate_form(dag, {"target_database": config.database.name, "dry_run": False})
 
     real = dag.test(run_conf={"target_database": target, "dry_run": False})
     try:
