@@ -35,7 +35,7 @@ class AirflowClient:
         self.session.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
 
     def _call(self, method: str, path: str, **kwargs) -> dict:
-        response = self.session.request(method, f"{self.url}/api/v2{path}", timeout=30, **kwargs)
+        response = self.session.request(method, f"{self.url}/api/v2{path}", timeout=60, **kwargs)
         if not response.ok:
             raise RuntimeError(f"{method} {path}: HTTP {response.status_code}: {response.text[:500]}")
         return response.json()
