@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
@@ -59,6 +59,8 @@ class CheckResult:
     details: dict[str, Any] = field(default_factory=dict)
     findings: tuple[Finding, ...] = ()
     action: str = ""  # what a person should do about it, when it is not ok
+    dependency: str | None = None  # the shared dependency the check reads through (platform_api, platform_db, ...)
+    reachable: bool = True  # False: the dependency could not be read, so the check says nothing of its own
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -80,12 +82,15 @@ class CheckResult:
 class Check(ABC, Generic[T]):
     """One check: :meth:`collect` reads (I/O only), :meth:`evaluate` decides (pure, unit-tested on fixed data).
 
-    Subclasses set ``name``, ``title`` and, optionally, the ``action`` suggested when the check is not ok.
+    Subclasses set ``name``, ``title`` and, optionally, the ``action`` suggested when the check is not ok and the
+    ``dependency`` it reads through: when that cannot be reached, the incidents of every check behind it are held
+    back under one incident for the dependency (as Alertmanager's inhibition rules do).
     """
 
     name: ClassVar[str]
     title: ClassVar[str]
     action: ClassVar[str] = ""
+    dependency: ClassVar[str | None] = None
 
     @abstractmethod
     def collect(self, config: TradeOpsConfig) -> T:
@@ -110,8 +115,12 @@ class Check(ABC, Generic[T]):
         """A result of this check; ``action`` defaults to the check's own when the status is not ok."""
         if action is None:
             action = "" if status is Status.OK else self.action
-        return CheckResult(self.name, self.title, status, summary, details, tuple(findings), action)
+        return CheckResult(
+            self.name, self.title, status, summary, details, tuple(findings), action, dependency=self.dependency
+        )
 
     def unreachable(self, error: BaseException) -> CheckResult:
-        """The result when the thing to check could not be read: a failed check, reported like any other."""
-        return self.result(Status.FAIL, f"could not check: {type(error).__name__}: {error}"[:1500])
+        """The result when the thing to check could not be read: a failed check, whose incident is held back under
+        its dependency's when it has one."""
+        failed = self.result(Status.FAIL, f"could not check: {type(error).__name__}: {error}"[:1500])
+        return replace(failed, reachable=False)

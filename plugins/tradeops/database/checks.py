@@ -36,6 +36,7 @@ class DatabaseQueryCheck(Check[list[Row]]):
     """A check that is one query on the platform database; ``query`` may use the :meth:`parameters`."""
 
     query: ClassVar[str]
+    dependency = "platform_db"
 
     def collect(self, config: TradeOpsConfig) -> list[Row]:
         from tradeops.connections import postgres_dsn

@@ -35,11 +35,6 @@ async def deadline_missed(context: dict[str, Any], *, dag_id: str, tier: str, se
     await asyncio.to_thread(open_it)
 
 
-def runbook_key(dag_id: str) -> str:
-    """The dedup key of a runbook's failure incident: one per DAG, across runs, until someone resolves it."""
-    return f"runbook:{dag_id}"
-
-
 def describe_error(error: BaseException | None) -> str:
     """What went wrong, for an incident's summary: the exception's class and message."""
     return f"{type(error).__name__}: {error}" if error else "failed"
@@ -118,7 +113,7 @@ class OpenRunbookIncidentOnFailure:
     def open(self, ti: Any, error: BaseException | None) -> Opened:
         """Open the runbook incident of ``ti``'s DAG, or add this failure to it."""
         from tradeops.incidents.models import IncidentSource, NewIncident
-        from tradeops.incidents.service import IncidentService
+        from tradeops.incidents.service import IncidentService, runbook_key
 
         reason = describe_error(error)
         return IncidentService().open(

@@ -43,6 +43,7 @@ class EventKind(StrEnum):
     DELIVERY_FAILED = "delivery_failed"  # Slack refused or failed it; retried later
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
+    HELD_BACK = "held_back"  # a check's incident held back because its dependency is down (on the dependency's)
 
 
 class OutboxKind(StrEnum):

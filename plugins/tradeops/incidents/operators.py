@@ -103,7 +103,9 @@ class TaskDeadlineWatchOperator(BaseOperator):
 
 class ReportCheckIncidentsOperator(BaseOperator):
     """Open (or add an occurrence to) one incident per failed check, at the check task's severity in the config's
-    ``incidents.check_severity`` (else P3); resolve the incident of a check that passes again. Runs whatever the
+    ``incidents.check_severity`` (else P3), except that checks which could not reach a shared dependency (the
+    platform API, the database, ...) are held back under one incident for it; resolve the incident of a check
+    that passes again (see :meth:`~tradeops.incidents.service.IncidentService.report_checks`). Runs whatever the
     checks' states (``all_done``): a check that never ran (skipped, or its upstream failed) has nothing to report;
     one that ended without reporting is a failed check.
 
@@ -126,8 +128,7 @@ class ReportCheckIncidentsOperator(BaseOperator):
         return IncidentService()
 
     def execute(self, context: Context) -> dict[str, list[int]]:
-        from tradeops.checks.base import RESULT_KEY, CheckResult, Status
-        from tradeops.incidents.service import check_key
+        from tradeops.checks.base import RESULT_KEY, CheckResult
 
         ti = context["ti"]
         pushed = {task_id: ti.xcom_pull(task_ids=task_id, key=RESULT_KEY) for task_id in self.check_task_ids}
@@ -137,33 +138,9 @@ class ReportCheckIncidentsOperator(BaseOperator):
             for task_id, data in pushed.items()
             if data or states.get(task_id) not in ("skipped", "upstream_failed")
         }
-        passed = {
-            check_key(ti.dag_id, task_id): result
-            for task_id, result in results.items()
-            if result.status is not Status.FAIL
-        }
-        active = self.incidents.active_by_key(list(passed))
-        severities = self.incidents.config.incidents.check_severity
-        opened, resolved = [], []
-        for task_id, result in results.items():
-            if result.status is Status.FAIL:
-                found = self.incidents.check_failed(
-                    dag_id=ti.dag_id,
-                    run_id=ti.run_id,
-                    check=task_id,
-                    title=result.title,
-                    summary=result.summary,
-                    severity=severities.get(task_id, "P3"),
-                )
-                opened.append(found.incident.id)
-        for key, incident in active.items():
-            result = passed[key]
-            self.incidents.resolve(
-                incident.id, "tradeops (the check passed again)", note=f"{result.title}: {result.summary}"
-            )
-            resolved.append(incident.id)
-        self.log.info("Incidents opened or updated: %s; resolved: %s", opened, resolved)
-        return {"opened": opened, "resolved": resolved}
+        reported = self.incidents.report_checks(ti.dag_id, ti.run_id, results)
+        self.log.info("Incidents opened or updated: %s; resolved: %s", reported["opened"], reported["resolved"])
+        return reported
 
 
 def triggering_user(context: Context) -> str:

@@ -12,9 +12,11 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Any
+from typing import Any, get_args
 
+from tradeops.checks.base import CheckResult, Status
 from tradeops.config import TradeOpsConfig, load_config
+from tradeops.config.model import RunbookDag
 from tradeops.exceptions import IncidentError
 from tradeops.incidents import silences, store
 from tradeops.incidents.engine import EscalationEngine
@@ -36,6 +38,19 @@ log = logging.getLogger("airflow.task.tradeops.incidents")
 def check_key(dag_id: str, check: str) -> str:
     """The dedup key of a check's incident: one per check, across runs."""
     return f"check:{dag_id}:{check}"
+
+
+def runbook_key(dag_id: str) -> str:
+    """The dedup key of a runbook's failure incident: one per DAG, across runs, until someone resolves it."""
+    return f"runbook:{dag_id}"
+
+
+def dependency_key(dependency: str) -> str:
+    """The dedup key of a shared dependency's outage: one for every DAG and check behind it."""
+    return f"dependency:{dependency}"
+
+
+SEVERITY_ORDER = ("P1", "security", "P2", "P3", "P4")  # most severe first
 
 
 class IncidentService:
@@ -195,8 +210,10 @@ class IncidentService:
             if policy == "suppress":
                 log.info("Deadline '%s' of failed run %s/%s suppressed by policy", tier, dag_id, run_id)
                 return None
-            if policy == "merge":  # into the failure's incident (the key task_failed uses)
-                key, title = f"failure:{dag_id}:{run_id}", f"{dag_id} failed (and missed its '{tier}' deadline)"
+            if policy == "merge":  # into the failure's incident: the runbook's, or the one task_failed uses
+                runbook = dag_id in get_args(RunbookDag) and self.config.incidents.runbook_failure.severity_for(dag_id)
+                key = runbook_key(dag_id) if runbook else f"failure:{dag_id}:{run_id}"
+                title = f"{dag_id} failed (and missed its '{tier}' deadline)"
         new = NewIncident(
             dedup_key=key,
             source=IncidentSource.DEADLINE,
@@ -223,6 +240,68 @@ class IncidentService:
                 details={"task_id": task_id},
             )
         )
+
+    def report_checks(self, dag_id: str, run_id: str, results: dict[str, CheckResult]) -> dict[str, list[int]]:
+        """Report a run's check results (by task id): an incident per failed check, at its
+        ``incidents.check_severity``; but the checks that could not reach their dependency are held back under one
+        incident for that dependency (at the most severe of theirs), each listed on its timeline, and open their
+        own only if they still fail once it is back. Incidents of checks that pass again, and of dependencies
+        reachable again, are resolved. Returns the ids ``opened`` (or updated) and ``resolved``."""
+        severities = self.config.incidents.check_severity
+        failed = {task_id: r for task_id, r in results.items() if r.status is Status.FAIL}
+        held: dict[str, dict[str, CheckResult]] = {}
+        for task_id, result in failed.items():
+            if not result.reachable and result.dependency:
+                held.setdefault(result.dependency, {})[task_id] = result
+        opened = []
+        for dependency, checks in held.items():
+            severity = min((severities.get(t, "P3") for t in checks), key=SEVERITY_ORDER.index)
+            opened.append(self._dependency_down(dag_id, run_id, dependency, checks, severity).incident.id)
+        for task_id, result in failed.items():
+            if result.dependency not in held or result.reachable:
+                found = self.check_failed(
+                    dag_id=dag_id,
+                    run_id=run_id,
+                    check=task_id,
+                    title=result.title,
+                    summary=result.summary,
+                    severity=severities.get(task_id, "P3"),
+                )
+                opened.append(found.incident.id)
+        passed = {check_key(dag_id, t): f"{r.title}: {r.summary}" for t, r in results.items() if t not in failed}
+        back = {r.dependency for r in results.values() if r.dependency and r.reachable} - set(held)
+        passed |= {dependency_key(d): f"{d} answered again" for d in back}
+        resolved = []
+        for key, incident in self.active_by_key(list(passed)).items():
+            self.resolve(incident.id, "tradeops (the check passed again)", note=passed[key])
+            resolved.append(incident.id)
+        return {"opened": opened, "resolved": resolved}
+
+    def _dependency_down(
+        self, dag_id: str, run_id: str, dependency: str, checks: dict[str, CheckResult], severity: str
+    ) -> Opened:
+        first = next(iter(checks.values()))
+        opened = self.open(
+            NewIncident(
+                dedup_key=dependency_key(dependency),
+                source=IncidentSource.CHECK,
+                severity=severity,
+                title=f"{dependency} unreachable: {len(checks)} check(s) held back",
+                summary=first.summary,
+                dag_id=dag_id,
+                run_id=run_id,
+                details={"dependency": dependency, "held_back": sorted(checks)},
+            )
+        )
+        with store.connect(self.dsn) as conn, conn.transaction():
+            for task_id, result in checks.items():
+                store.event(
+                    conn,
+                    opened.incident.id,
+                    EventKind.HELD_BACK,
+                    detail={"dag_id": dag_id, "run_id": run_id, "check": task_id, "summary": result.summary},
+                )
+        return opened
 
     def check_failed(self, *, dag_id: str, run_id: str, check: str, title: str, summary: str, severity: str) -> Opened:
         """One incident per failing check, kept (and counted) across runs until someone resolves it."""

@@ -43,6 +43,7 @@ class CertificateExpiry(Check[Certificates]):
 
     name = "certificate_check"
     title = "TLS certificates"
+    dependency = "kubernetes_api"
     action = "Renew the expiring certificates (and roll the pods that mount them) before they expire."
 
     def __init__(self, *, min_days: int, kubernetes_conn_id: str | None = None) -> None:

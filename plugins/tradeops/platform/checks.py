@@ -55,6 +55,7 @@ class SystemStatus(Check[Payload]):
 
     name = "system_status"
     title = "System status"
+    dependency = "platform_api"
     action = "Inspect the unhealthy components (pods, logs, recent deploys); restart or roll back before the open."
 
     def collect(self, config: TradeOpsConfig) -> Payload:
@@ -97,6 +98,7 @@ class Agents(Check[AgentHeartbeats]):
 
     name = "agents"
     title = "Trading agents"
+    dependency = "platform_api"
     action = "Check the silent or unhealthy agents' pods and logs; restart them before the open."
 
     def __init__(self, clock: Callable[[], datetime] = _utc_now) -> None:
@@ -142,6 +144,7 @@ class DataFeeds(Check[Payload]):
 
     name = "data_feeds"
     title = "Data feeds"
+    dependency = "platform_api"
     action = "Reconnect the disconnected feeds (or fail over to their backup); check the lagging feeds' network path."
 
     def collect(self, config: TradeOpsConfig) -> Payload:
@@ -177,6 +180,7 @@ class Redis(Check[Payload]):
 
     name = "redis"
     title = "Redis"
+    dependency = "redis"
     action = "Look at Redis' memory (big keys, eviction policy) and client count before the open."
 
     def collect(self, config: TradeOpsConfig) -> Payload:
@@ -215,6 +219,7 @@ class Memory(Check[Payload]):
 
     name = "memory"
     title = "Memory"
+    dependency = "platform_api"
     action = "Find what grows in the components near their memory limit (leak, load); raise the limit or restart."
 
     def collect(self, config: TradeOpsConfig) -> Payload:
@@ -251,6 +256,7 @@ class Performance(Check[Payload]):
 
     name = "performance"
     title = "Performance (1d)"
+    dependency = "platform_api"
     action = "Look at the slowest and failing endpoints on the platform's dashboards; find what changed yesterday."
 
     def collect(self, config: TradeOpsConfig) -> Payload:
@@ -288,6 +294,7 @@ class ActiveAlerts(Check[list[Payload]]):
 
     name = "active_alerts"
     title = "Active alerts"
+    dependency = "alertmanager"
     action = "Work the firing alerts (their runbook links); silence only what is understood and tracked."
 
     def collect(self, config: TradeOpsConfig) -> list[Payload]:
@@ -324,6 +331,7 @@ class AccountBalance(Check[Payload]):
 
     name = "account_balance"
     title = "Trading account"
+    dependency = "platform_api"
     action = "Tell the trading desk and risk before the open: funding, transfers, or positions to reduce."
 
     def collect(self, config: TradeOpsConfig) -> Payload:

@@ -229,3 +229,24 @@ def test_a_retried_summary_is_sent_once(health_dag, slack, airflow_connections):
     for _ in range(2):
         assert summary.execute({"ti": ti, "dag_run": types.SimpleNamespace(run_type="manual")})["overall"] == "ok"
     assert len(slack.slack_messages("#trading-ops")) == 1
+
+
+def test_the_platform_api_down_opens_one_incident_and_holds_back_the_checks_behind_it(
+    health_dag, slack, sandbox_settings, config
+):
+    from tradeops.incidents.messages import headline
+    from tradeops.incidents.service import IncidentService
+
+    slack.set_faults("platform_api", error_rate=1.0)  # every request answers 503
+    run = health_dag.test()
+    behind = {"system_status", "agents", "data_feeds", "memory", "performance", "account_balance"}
+    assert {t for t, state in states(run).items() if state == "failed"} == behind | {"summary"}
+    incidents = IncidentService(config, sandbox_settings["postgres"]["state_dsn"])
+    active = [i for i in incidents.recent(100) if i.status != "resolved"]
+    [outage] = [i for i in active if i.dedup_key == "dependency:platform_api"]
+    assert [i.dedup_key for i in active if i.dedup_key.startswith("check:daily_health_check:")] == []
+    assert set(outage.details["held_back"]) == behind and outage.severity == "P1"
+    held = {e.detail["check"] for e in incidents.timeline(outage.id) if e.kind == "held_back"}
+    assert held == behind
+    pages = [m for m in slack.slack_messages("#trading-alerts") if not m["thread_ts"]]
+    assert [m["text"] for m in pages] == [headline(outage)], "one page, for the dependency"

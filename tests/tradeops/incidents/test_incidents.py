@@ -372,3 +372,16 @@ def test_the_engine_trigger_delivers_wakes_on_a_change_and_ends_with_its_window(
     assert result["window_end"] == until.isoformat() and result["delivered"] >= 2
     assert len(messages_of(first.id, "#trading-alerts")) == 1
     assert len(messages_of(opened_later[0].id, "#trading-alerts")) == 1
+
+
+def test_the_deadline_of_a_failed_scheduled_runbook_merges_into_its_runbook_incident(incidents, messages_of):
+    from tradeops.incidents.service import runbook_key
+
+    dag_id, run_id = "weekly_maintenance", "manual__2026-11-29T07:00:00+00:00"
+    refused = incidents.open(
+        NewIncident(dedup_key=runbook_key(dag_id), source="task_failure", severity="P2", title=f"{dag_id} failed")
+    )
+    dag_run, deadline = _deadline("failed", run_id)
+    merged = incidents.deadline_missed(dag_run, deadline, dag_id=dag_id, tier="window", severity="P2")
+    assert merged.incident.id == refused.incident.id and not merged.created
+    assert len(messages_of(refused.incident.id)) == 1, "the refused gate and its deadline page once"

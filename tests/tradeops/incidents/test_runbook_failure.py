@@ -16,8 +16,8 @@ from airflow.sdk.exceptions import AirflowFailException
 from tradeops.checks.base import RESULT_KEY, CheckResult, Status
 from tradeops.dagkit import scheduled_dag
 from tradeops.incidents import store
-from tradeops.incidents.callbacks import OpenRunbookIncidentOnFailure, runbook_key
-from tradeops.incidents.service import IncidentService
+from tradeops.incidents.callbacks import OpenRunbookIncidentOnFailure
+from tradeops.incidents.service import IncidentService, runbook_key
 
 CHECKS = ("system_status", "agents")
 
