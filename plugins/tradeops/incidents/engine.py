@@ -43,23 +43,17 @@ class EscalationEngine:
 
     # --- links and rendering ----------------------------------------------------------------------------------
 
-    def _links(self, incident: Incident) -> tuple[str | None, str]:
-        from tradeops.reporting.links import run_url
-
-        run = run_url(incident.dag_id, incident.run_id) if incident.dag_id and incident.run_id else None
-        base = self.config.platform.runbook_base_url.rstrip("/")
-        runbook = f"{base}/{incident.dag_id}" if incident.dag_id else f"{base}/incident-response"
-        return run, runbook
-
     def root_blocks(self, incident: Incident) -> list[dict[str, Any]]:
+        from tradeops.reporting.links import incident_links
+
         level = max(incident.level, 1)
-        run, runbook = self._links(incident)
+        links = incident_links(self.config, incident)
         line = messages.level_line(level, self.policy.level_name(level), self.policy.targets(incident.severity, level))
         return messages.incident_blocks(
             incident,
             level_line=line,
-            run_url=run,
-            runbook_url=runbook,
+            run_url=links.run,
+            runbook_url=links.runbook,
             with_buttons=incident.status != IncidentStatus.RESOLVED,
         )
 
