@@ -5,8 +5,9 @@
   than five minutes old; otherwise 401 and nothing changes. A signed request that is not a Slack interaction (no
   single ``payload`` form field, a payload that is not a JSON object with a list of ``actions``) gets 400 and
   changes nothing either.
-- ``GET /tradeops/incidents``: open incidents and recent ones with their timelines (for logged-in Airflow users);
-  ``/tradeops/incidents.json`` and ``/tradeops/incidents/{id}.json`` give the same as JSON.
+- ``GET /tradeops/incidents``: the incidents page and its actions (acknowledge, resolve, silence, end a silence), for
+  logged-in Airflow users: :mod:`tradeops.incidents.page`. ``/tradeops/incidents.json`` and
+  ``/tradeops/incidents/{id}.json`` give incidents and timelines as JSON.
 """
 
 from __future__ import annotations
@@ -16,12 +17,11 @@ import hmac
 import json
 import time
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -29,7 +29,6 @@ from tradeops.exceptions import MalformedSlackRequest
 from tradeops.incidents.messages import ACK, RESOLVE
 
 MAX_SKEW_S = 300
-TEMPLATES = Path(__file__).resolve().parents[3] / "include" / "templates"
 
 
 def signature_ok(
@@ -122,6 +121,8 @@ def _json(data: dict[str, Any]) -> Any:
 def create_app() -> FastAPI:
     from airflow.api_fastapi.core_api.security import get_user
 
+    from tradeops.incidents.page import router as page_router
+
     app = FastAPI(title="TradeOps", docs_url=None, redoc_url=None)
     logged_in = Depends(get_user)
 
@@ -139,20 +140,7 @@ def create_app() -> FastAPI:
             return JSONResponse({"ok": False, "error": str(err)}, status_code=400)
         return {"ok": True, "results": await run_in_threadpool(_handle_actions, interaction)}
 
-    @app.get("/incidents", response_class=HTMLResponse)
-    def incidents_page(user: Any = logged_in) -> HTMLResponse:
-        import jinja2
-
-        from tradeops.incidents.service import IncidentService
-
-        incidents = IncidentService()
-        recent = incidents.recent(50)
-        timelines = incidents.timelines([incident.id for incident in recent])
-        environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
-        html = environment.get_template("incidents.html").render(
-            incidents=recent, timelines=timelines, user=getattr(user, "get_name", lambda: "")()
-        )
-        return HTMLResponse(html)
+    app.include_router(page_router(get_user))
 
     @app.get("/incidents.json")
     def incidents_json(limit: int = 50, user: Any = logged_in):

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from airflow.sdk import Param
 
-SEVERITIES = ("P1", "P2", "P3", "P4", "security")
+from tradeops.incidents.models import SEVERITIES, SILENCE_TARGET
+
 NOT_BLANK = r"\S"  # JSON Schema patterns search: at least one character that is not a space
-SILENCE_TARGET = r"^(#[1-9][0-9]{0,17}|[a-z0-9_:.\-]{1,200})$"
 
 
 def _note() -> Param:

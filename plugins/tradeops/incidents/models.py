@@ -11,7 +11,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+SEVERITIES = ("P1", "P2", "P3", "P4", "security")
 CRITICAL_SEVERITIES = ("P1", "security")  # a silence mutes these only when confirmed for them
+# What a silence targets: one incident (#42, its dedup key) or a dedup-key prefix (literal), in every form and page.
+SILENCE_TARGET = r"^(#[1-9][0-9]{0,17}|[a-z0-9_:.\-]{1,200})$"
 
 
 class IncidentStatus(StrEnum):

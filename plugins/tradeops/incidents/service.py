@@ -174,10 +174,22 @@ class IncidentService:
         with store.connect(self.dsn) as conn:
             return store.timeline(conn, incident_id)
 
-    def recent(self, limit: int = 50) -> list[Incident]:
-        """The latest incidents, newest first."""
+    def recent(
+        self,
+        limit: int = 50,
+        *,
+        statuses: list[str] | None = None,
+        severity: str | None = None,
+        dag_id: str | None = None,
+    ) -> list[Incident]:
+        """The latest incidents, newest first; only those of ``statuses``, ``severity``, ``dag_id`` when given."""
         with store.connect(self.dsn) as conn:
-            return store.recent_incidents(conn, limit)
+            return store.recent_incidents(conn, limit, statuses=statuses, severity=severity, dag_id=dag_id)
+
+    def dag_ids(self) -> list[str]:
+        """The DAGs that have incidents (the incidents page's filter)."""
+        with store.connect(self.dsn) as conn:
+            return store.incident_dag_ids(conn)
 
     def timelines(self, incident_ids: list[int]) -> dict[int, list[IncidentEvent]]:
         with store.connect(self.dsn) as conn:

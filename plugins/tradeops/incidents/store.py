@@ -222,9 +222,28 @@ def find_active(conn: Connection, dedup_keys: list[str]) -> dict[str, Incident]:
     return {row["dedup_key"]: Incident.from_row(row) for row in rows}
 
 
-def recent_incidents(conn: Connection, limit: int = 50) -> list[Incident]:
-    rows = conn.execute("SELECT * FROM tradeops.incidents ORDER BY opened_at DESC LIMIT %s", (limit,)).fetchall()
+def recent_incidents(
+    conn: Connection,
+    limit: int = 50,
+    *,
+    statuses: list[str] | None = None,
+    severity: str | None = None,
+    dag_id: str | None = None,
+) -> list[Incident]:
+    """The newest incidents first, of these statuses, severity and DAG (None: any)."""
+    rows = conn.execute(
+        "SELECT * FROM tradeops.incidents WHERE (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s)) "
+        "AND (%(severity)s::text IS NULL OR severity = %(severity)s) AND (%(dag)s::text IS NULL OR dag_id = %(dag)s) "
+        "ORDER BY opened_at DESC, id DESC LIMIT %(limit)s",
+        {"statuses": statuses, "severity": severity, "dag": dag_id, "limit": limit},
+    ).fetchall()
     return [Incident.from_row(row) for row in rows]
+
+
+def incident_dag_ids(conn: Connection) -> list[str]:
+    """The DAGs that have incidents, by name."""
+    rows = conn.execute("SELECT DISTINCT dag_id FROM tradeops.incidents WHERE dag_id IS NOT NULL ORDER BY 1")
+    return [row["dag_id"] for row in rows]
 
 
 def due_incidents(conn: Connection, now: datetime, limit: int = 100) -> list[Incident]:

@@ -233,12 +233,9 @@ def test_the_incident_pages_for_a_logged_in_user(incidents, key, airflow_connect
     app.dependency_overrides[get_user] = lambda: SimpleNamespace(get_name=lambda: "alice")
     client = TestClient(app)
 
-    html = client.get("/incidents").text
-    assert "Signed in as alice." in html
-    assert f"<strong>#{incident.id} [P2] page &lt;{key}&gt;</strong>" in html
-    assert '<div class="incident acknowledged">' in html and "· acknowledged by @alice" in html
-    assert "<td>opened</td><td>tradeops</td>" in html and "<td>acknowledged</td><td>@alice</td>" in html
-    assert '<td>{"note": "looking"}</td>' in html
+    html = client.get("/incidents").text  # the page itself: test_page.py
+    assert 'Signed in as <strong id="user">alice</strong>' in html
+    assert f"<strong>#{incident.id} page &lt;{key}&gt;</strong>" in html
 
     listed = client.get("/incidents.json", params={"limit": 5}).json()["incidents"]
     mine = next(i for i in listed if i["id"] == incident.id)
