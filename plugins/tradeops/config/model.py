@@ -299,12 +299,8 @@ ScheduledDag = Literal[
 class SlackConfig(_Strict):
     channels: dict[Literal["ops", "alerts", "security", "management", "executive"], str]
     war_room_prefix: str = Field(default="inc-", pattern=r"^[a-z0-9][a-z0-9_-]*$")
-    workspace_url: str | None = Field(
-        default=None,
-        pattern=r"^https://[a-z0-9][a-z0-9.-]*/?$",
-        description="the workspace, e.g. https://quantnova.slack.com: the incidents page links threads with its "
-        "permalinks (without it, through https://slack.com/app_redirect)",
-    )
+    # e.g. https://quantnova.slack.com: the incidents page links threads to its permalinks (else via app_redirect)
+    workspace_url: str | None = Field(default=None, pattern=r"^https://[a-z0-9][a-z0-9.-]*/?$")
 
     @field_validator("channels")
     @classmethod
