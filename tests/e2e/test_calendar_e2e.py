@@ -12,7 +12,7 @@ import pytest
 from devstack.client import parse
 from devstack.drill import posted_at
 from tradeops.calendar.sensors import MarketHoursSensor
-from tradeops.config.model import format_duration
+from tradeops.config.durations import format_duration
 
 pytestmark = pytest.mark.e2e
 

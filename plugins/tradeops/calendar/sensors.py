@@ -62,7 +62,7 @@ class MarketHoursSensor(BaseSensorOperator):
     def target(self, now: datetime) -> datetime:
         """The boundary to wait for, seen from ``now``; raises skip/fail for holidays and out-of-range dates."""
         from tradeops.calendar.sessions import sessions_for
-        from tradeops.config.model import parse_duration
+        from tradeops.config.durations import parse_duration
         from tradeops.exceptions import OutsideCalendarError
 
         if self.until not in ("open", "close"):

@@ -17,7 +17,8 @@ import yaml
 from pydantic import ValidationError
 
 from tradeops.config.consistency import consistency_errors
-from tradeops.config.model import TradeOpsConfig, format_duration, parse_duration
+from tradeops.config.durations import format_duration, parse_duration
+from tradeops.config.model import TradeOpsConfig
 from tradeops.exceptions import ConfigError
 
 if TYPE_CHECKING:

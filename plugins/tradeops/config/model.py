@@ -12,57 +12,10 @@ import re
 from datetime import timedelta
 from typing import Annotated, Literal, cast
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    PositiveInt,
-    field_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
 
-_DURATION_PART = re.compile(r"(\d+)([dhms])")
-_DURATION = re.compile(r"^([+-])?((?:\d+[dhms])+)$")
-_UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+from tradeops.config.durations import Duration, PositiveDuration
 
-
-def parse_duration(value: object) -> timedelta:
-    """Parse ``"90m"``, ``"-60m"``, ``"1h30m"``, ``"45s"`` or ``"2d"`` into a timedelta."""
-    if isinstance(value, timedelta):
-        return value
-    if not isinstance(value, str):
-        raise ValueError(f"a duration must be a string such as '90m' or '-1h30m', got {value!r}")
-    match = _DURATION.match(value.strip())
-    if not match:
-        raise ValueError(f"{value!r} is not a duration; write it as '90m', '-60m', '1h30m', '45s' or '2d'")
-    sign, body = match.groups()
-    seconds = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(body))
-    return timedelta(seconds=-seconds if sign == "-" else seconds)
-
-
-def format_duration(value: timedelta) -> str:
-    """The inverse of :func:`parse_duration`, for messages and UI summaries (``-90m`` -> ``"-1h30m"``)."""
-    seconds = int(value.total_seconds())
-    sign, seconds = ("-", -seconds) if seconds < 0 else ("", seconds)
-    parts = []
-    for unit, size in _UNIT_SECONDS.items():
-        count, seconds = divmod(seconds, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return sign + ("".join(parts) or "0m")
-
-
-def _positive(value: timedelta) -> timedelta:
-    if value <= timedelta(0):
-        raise ValueError("must be a positive duration")
-    return value
-
-
-_AS_TEXT = PlainSerializer(lambda value: format_duration(value), return_type=str, when_used="json")
-Duration = Annotated[timedelta, BeforeValidator(parse_duration), _AS_TEXT]
-PositiveDuration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive), _AS_TEXT]
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 Percent = Annotated[float, Field(gt=0, le=100)]
 Severity = Literal["P1", "P2", "P3", "P4", "security"]

@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from tradeops.checks.base import Check, CheckResult, Status
-from tradeops.config.model import format_duration
+from tradeops.config.durations import format_duration
 
 if TYPE_CHECKING:
     from tradeops.config import TradeOpsConfig
