@@ -5,7 +5,11 @@ Seed runbook: *Daily System Health Check* (08:00 ET, Operations Team Lead), run 
 time `schedules.daily_health_check` gives in `tradeops.yaml` (default: 90 minutes before the XNYS open, which is
 08:00 ET whatever the season).
 
-One task per check, each retried on its own, each red in the Airflow grid when its check fails:
+One task per check, each red in the Airflow grid when its check fails. A check that fails (or cannot reach what it
+checks) looks again after `incidents.recheck_after` (5 s): only a failure seen twice counts, so one transient error
+(a 503) pages nobody. A confirmed failure pages at once from the check's own task (its incident at
+`incidents.check_severity`, or its dependency's), then the task fails; its retry, a minute later, is one more look
+that pages nobody again.
 
 | task | checks | fails when |
 |---|---|---|
@@ -20,8 +24,8 @@ One task per check, each retried on its own, each red in the Airflow grid when i
 | `account_balance` | `/v1/account/balance`, `/v1/account/margin` | balance out of range, margin too low |
 | `escalation_engine` | the escalation engine's heartbeats | none for 3 min: its DAG paused, or no live trigger |
 
-`report_incidents` always runs: each failed check opens (or adds an occurrence to) its own incident, at the
-severity `incidents.check_severity` gives it, and the incident of a check that passes again is resolved. The
+`report_incidents` always runs, once the checks are done: each failed check adds an occurrence to the incident its
+task opened (or opens it, if the task could not), and the incident of a check that passes again is resolved. The
 opener pages level 1 itself, through the outbox: the P1 incident of `escalation_engine` (no heartbeat in
 `tradeops.engine_heartbeats`, which the engine's trigger writes at least every 30 s, for
 `incidents.engine_stale_after`) reaches Slack although the engine that would escalate it further is what is down.
@@ -61,7 +65,6 @@ CHECKS = (
 with scheduled_dag(
     "daily_health_check",
     owner="trading-ops",
-    retries=2,
     dagrun_timeout=timedelta(minutes=30),
     description="Platform, data, infrastructure and account checks before the open, summarised in Slack",
     tags=["health"],

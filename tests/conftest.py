@@ -62,6 +62,20 @@ def config():
     return load_config()
 
 
+@pytest.fixture
+def recheck_after(tmp_path, monkeypatch):
+    """``recheck_after("1s")``: the tasks of this test read the repository's config with that pause before a failed
+    check's second look (``incidents.recheck_after``, 5 s), so runs with many failing checks stay quick."""
+    from tradeops.config import default_config_path
+
+    def use(pause: str) -> None:
+        path = tmp_path / "tradeops-recheck.yaml"
+        path.write_text(f'extends: "{default_config_path()}"\nincidents:\n  recheck_after: {pause}\n')
+        monkeypatch.setenv("TRADEOPS_CONFIG", str(path))
+
+    return use
+
+
 @pytest.fixture(scope="session")
 def sandbox_settings():
     state_dir = _run_dir("sandbox")

@@ -40,8 +40,8 @@ def test_every_dag_runs_to_its_planned_state_under_the_real_scheduler(stack):
     restored = stack.client.xcom("db_restore", next(o.run_id for o in outcomes if o.dag_id == "db_restore"), "restore")
     backup = stack.client.xcom("weekly_maintenance", weekly.run_id, "backup")
     assert restored["backup"] == backup["id"] and restored["rows"] > 0
-    reports = list((stack.airflow.reports_dir / "daily_health_check").glob("*.json"))
-    assert [r.stem for r in reports] == [health.run_id.replace(":", "_").replace("+", "_")]
+    reports = {r.stem for r in (stack.airflow.reports_dir / "daily_health_check").glob("*.json")}
+    assert health.run_id.replace(":", "_").replace("+", "_") in reports  # one per run (other tests run it too)
 
 
 def test_the_escalation_engine_runs_from_the_first_start_without_anyone_unpausing_it(stack):

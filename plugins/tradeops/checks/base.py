@@ -7,12 +7,18 @@ with an id that stays the same from run to run, so a report can say what is new 
 it suggests. :class:`~tradeops.checks.operators.CheckOperator` runs one as a task, pushes the result and fails the
 task through one exception; the severity of the incident a failed check opens comes only from
 ``incidents.check_severity``.
+
+A failure is looked at twice before it counts (:meth:`Check.confirmed_look`): a check that fails, or cannot reach
+what it checks, looks again after ``incidents.recheck_after`` (seconds, not the minutes of a task retry), so one
+transient error (a 503, a dropped connection) fails nothing and pages nobody, while a real failure pages at once.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
@@ -22,6 +28,7 @@ if TYPE_CHECKING:
 
 RESULT_KEY = "check_result"  # the XCom key under which every check task leaves its CheckResult
 T = TypeVar("T")
+log = logging.getLogger("airflow.task.tradeops.checks")
 
 
 class Status(StrEnum):
@@ -79,6 +86,14 @@ class CheckResult:
         return cls(name, title or name, Status.FAIL, "no result: the task ended before reporting (see its log)")
 
 
+@dataclass(frozen=True)
+class Look:
+    """What one look at a check gave: its result and, when the check could not read what it checks, the error."""
+
+    result: CheckResult
+    error: Exception | None = None
+
+
 class Check(ABC, Generic[T]):
     """One check: :meth:`collect` reads (I/O only), :meth:`evaluate` decides (pure, unit-tested on fixed data).
 
@@ -91,6 +106,7 @@ class Check(ABC, Generic[T]):
     title: ClassVar[str]
     action: ClassVar[str] = ""
     dependency: ClassVar[str | None] = None
+    recheck: ClassVar[bool] = True  # False when collecting again is not a look but a second action (the backup)
 
     @abstractmethod
     def collect(self, config: TradeOpsConfig) -> T:
@@ -102,6 +118,34 @@ class Check(ABC, Generic[T]):
 
     def run(self, config: TradeOpsConfig) -> CheckResult:
         return self.evaluate(self.collect(config), config)
+
+    def look(self, config: TradeOpsConfig) -> Look:
+        """One look: :meth:`run`, or :meth:`unreachable` (a failed check) when it raises."""
+        try:
+            return Look(self.run(config))
+        except Exception as err:
+            log.warning("%s could not be checked", self.title, exc_info=True)
+            return Look(self.unreachable(err), err)
+
+    def confirmed_look(self, config: TradeOpsConfig, *, sleep: Callable[[float], None] = time.sleep) -> Look:
+        """Look, and when the look fails, look again after ``incidents.recheck_after``: only a failure seen twice
+        counts (the second look's result), so a single transient error passes. A result that passed on the second
+        look says what the first one saw (``details["first_look"]``). Checks with ``recheck = False`` look once.
+
+        :param sleep: waits the pause (injected by tests).
+        """
+        first = self.look(config)
+        if first.result.status is not Status.FAIL or not self.recheck:
+            return first
+        pause = config.incidents.recheck_after.total_seconds()
+        log.warning("%s failed its first look (%s); looking again in %g s", self.title, first.result.summary, pause)
+        sleep(pause)
+        second = self.look(config)
+        if second.result.status is Status.FAIL:
+            return second
+        log.warning("%s passed on the second look: the first failure was transient", self.title)
+        details = {**second.result.details, "first_look": first.result.summary}
+        return replace(second, result=replace(second.result, details=details))
 
     def result(
         self,

@@ -16,15 +16,22 @@ from tradeops.exceptions import CheckFailed
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from tradeops.incidents.operators import ReportCheckIncidentsOperator
     from tradeops.incidents.service import IncidentService
 
 
 class CheckOperator(BaseOperator):
     """Run one :class:`~tradeops.checks.base.Check` as a task.
 
-    The result is pushed to XCom under ``check_result`` whatever it is, including when the thing to check cannot
-    be reached (a failed check, like any other); the task fails through :class:`~tradeops.exceptions.CheckFailed`
-    when the status is ``fail``, so the grid shows exactly which check is red and a retry checks again.
+    A failure counts only when a second look after ``incidents.recheck_after`` confirms it
+    (:meth:`~tradeops.checks.base.Check.confirmed_look`): one transient error passes. The result is pushed to XCom
+    under ``check_result`` whatever it is, including when the thing to check cannot be reached (a failed check,
+    like any other). A confirmed failure of a check that the DAG's
+    :class:`~tradeops.incidents.operators.ReportCheckIncidentsOperator` reports is reported by the task itself at
+    once (its incident, or its dependency's; level 1 is paged before the task ends), then the task fails through
+    :class:`~tradeops.exceptions.CheckFailed`, so the grid shows exactly which check is red; a retry is a later
+    look, deduplicated into the same incident. Reporting never changes the outcome: when the state database cannot
+    be reached, the error is logged and ``report_incidents`` reports the failure after the checks.
 
     :param check: the check to run (its ``name`` is the result's name; the task id names the incident).
     """
@@ -37,24 +44,65 @@ class CheckOperator(BaseOperator):
             raise TypeError(f"check must be a Check, got {check!r}")
         self.check = check
 
+    @cached_property
+    def incidents(self) -> IncidentService:
+        from tradeops.incidents.service import IncidentService
+
+        return IncidentService()
+
     def execute(self, context: Context) -> dict[str, Any]:
         from tradeops.config import load_config
 
-        config = load_config()
-        error: Exception | None = None
-        try:
-            result = self.check.run(config)
-        except Exception as err:  # an unreachable dependency is a failed check, reported like any other
-            self.log.exception("%s could not be checked", self.check.title)
-            result, error = self.check.unreachable(err), err
+        look = self.check.confirmed_look(load_config())
+        result = look.result
         self.log.info("%s: %s: %s", result.title, result.status.value.upper(), result.summary)
         for finding in result.findings:
             if finding.status is not Status.OK:
                 self.log.info("  %s [%s] %s", finding.id, finding.status.value, finding.message)
-        context["ti"].xcom_push(key=RESULT_KEY, value=result.to_dict())
+        ti = context["ti"]
+        ti.xcom_push(key=RESULT_KEY, value=result.to_dict())
         if result.status is Status.FAIL:
-            raise CheckFailed(f"{result.title}: {result.summary}") from error
+            self.report_failure(ti, result)
+            raise CheckFailed(f"{result.title}: {result.summary}") from look.error
         return result.to_dict()
+
+    def reporter(self) -> ReportCheckIncidentsOperator | None:
+        """The task of this DAG that reports this check's incidents, if any (its ``check_task_ids`` name it)."""
+        from tradeops.incidents.operators import ReportCheckIncidentsOperator
+
+        if not self.has_dag():
+            return None
+        return next(
+            (
+                task
+                for task in self.dag.tasks
+                if isinstance(task, ReportCheckIncidentsOperator) and self.task_id in task.check_task_ids
+            ),
+            None,
+        )
+
+    def report_failure(self, ti: Any, result: CheckResult) -> None:
+        """Report a confirmed failure now, when the DAG reports this check's incidents; log any error, raise none."""
+        reporter = self.reporter()
+        if reporter is None:
+            return
+        dag_id, run_id = ti.dag_id, ti.run_id
+        behind = [
+            task.task_id
+            for task in map(self.dag.task_dict.get, reporter.check_task_ids)
+            if isinstance(task, CheckOperator) and result.dependency and task.check.dependency == result.dependency
+        ]
+        try:
+            opened = self.incidents.report_failed_check(dag_id, run_id, self.task_id, result, behind=behind)
+        except Exception:
+            self.log.exception("Reporting the incident failed; %s will report it after the checks", reporter.task_id)
+            return
+        self.log.info(
+            "Incident #%s %s (%s)",
+            opened.incident.id,
+            "opened (level 1 paged unless silenced)" if opened.created else "updated (already open: no new page)",
+            opened.incident.dedup_key,
+        )
 
 
 class HealthSummaryOperator(BaseOperator):

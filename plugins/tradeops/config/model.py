@@ -352,6 +352,8 @@ class Incidents(_Strict):
     )
     # The escalation_engine check fails when the engine's newest heartbeat (one at least every 30 s) is older.
     engine_stale_after: PositiveDuration = Field(default=timedelta(minutes=3), ge=timedelta(minutes=1))
+    # A check that fails looks again after this pause; only a failure seen twice counts (and pages, at once).
+    recheck_after: Duration = Field(default=timedelta(seconds=5), ge=timedelta(0), le=timedelta(minutes=1))
 
 
 class TradeOpsConfig(_Strict):

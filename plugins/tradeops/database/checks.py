@@ -315,6 +315,7 @@ class BackupCheck(Check[BackupTaken]):
 
     name = "backup"
     title = "Backup"
+    recheck = False  # another look would be another backup: the task's retry is the second attempt
     action = (
         "Read the backup task's log for the step that failed, fix its cause and clear the task: until a backup "
         "verifies, the newest verified backup is older than planned."

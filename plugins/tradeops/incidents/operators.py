@@ -109,6 +109,11 @@ class ReportCheckIncidentsOperator(BaseOperator):
     checks' states (``all_done``): a check that never ran (skipped, or its upstream failed) has nothing to report;
     one that ended without reporting is a failed check.
 
+    The check tasks it lists (:class:`~tradeops.checks.operators.CheckOperator`) report their own confirmed
+    failure the moment they see it, so that nobody waits for the other checks and for retries to be paged; this
+    task then sees the whole run: it deduplicates into those incidents, opens those a check task could not (the
+    state database unreachable at the time, the task killed), and does all the resolving.
+
     :param check_task_ids: the check tasks of this run whose results (XCom ``check_result``) are reported.
 
     :return: the ids of the incidents ``opened`` (or updated) and ``resolved``.

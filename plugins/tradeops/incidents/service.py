@@ -9,10 +9,12 @@ creates or changes its schema.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any, get_args
+
+from psycopg.types.json import Jsonb
 
 from tradeops.checks.base import CheckResult, Status
 from tradeops.config import TradeOpsConfig, load_config
@@ -289,6 +291,24 @@ class IncidentService:
             resolved.append(incident.id)
         return {"opened": opened, "resolved": resolved}
 
+    def report_failed_check(
+        self, dag_id: str, run_id: str, task_id: str, result: CheckResult, *, behind: Collection[str] = ()
+    ) -> Opened:
+        """A check's confirmed failure, reported by its own task at once (a P1 pages within seconds of it), as
+        :meth:`report_checks` would: its incident, or, when it could not reach its dependency, the dependency's,
+        as severe as the most severe of the checks ``behind`` it (the run's other checks of that dependency, which
+        join it as they fail). :meth:`report_checks` later sees the whole run: it deduplicates into these
+        incidents and does all the resolving (a dependency is back only when no check of the run failed to reach
+        it)."""
+        severities = self.config.incidents.check_severity
+        severity = severities.get(task_id, "P3")
+        if result.dependency and not result.reachable:
+            severity = min((severity, *(severities.get(t, "P3") for t in behind)), key=SEVERITY_ORDER.index)
+            return self._dependency_down(dag_id, run_id, result.dependency, {task_id: result}, severity)
+        return self.check_failed(
+            dag_id=dag_id, run_id=run_id, check=task_id, title=result.title, summary=result.summary, severity=severity
+        )
+
     def _dependency_down(
         self, dag_id: str, run_id: str, dependency: str, checks: dict[str, CheckResult], severity: str
     ) -> Opened:
@@ -298,7 +318,7 @@ class IncidentService:
                 dedup_key=dependency_key(dependency),
                 source=IncidentSource.CHECK,
                 severity=severity,
-                title=f"{dependency} unreachable: {len(checks)} check(s) held back",
+                title=f"{dependency} unreachable: the checks behind it are held back",
                 summary=first.summary,
                 dag_id=dag_id,
                 run_id=run_id,
@@ -306,6 +326,10 @@ class IncidentService:
             )
         )
         with store.connect(self.dsn) as conn, conn.transaction():
+            incident = store.get(conn, opened.incident.id, lock=True)  # checks that fail one by one join the list
+            held_back = sorted({*incident.details.get("held_back", ()), *checks})
+            if held_back != incident.details.get("held_back"):
+                store.update_fields(conn, incident.id, details=Jsonb({**incident.details, "held_back": held_back}))
             for task_id, result in checks.items():
                 store.event(
                     conn,

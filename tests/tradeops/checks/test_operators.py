@@ -11,6 +11,7 @@ import types
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
+from devstack.drill import posted_at
 from tradeops.checks.base import RESULT_KEY
 from tradeops.checks.operators import CheckOperator
 
@@ -29,7 +30,8 @@ HEALTH_CHECKS = [
 
 
 @pytest.fixture
-def health_dag(dagbag, airflow_db, airflow_connections, no_active_incidents, engine_running):
+def health_dag(dagbag, airflow_db, airflow_connections, no_active_incidents, engine_running, recheck_after):
+    recheck_after("1s")  # a failed check looks again after 1 s instead of 5 (tested at 5 s end to end)
     full = dagbag.get_dag("daily_health_check")
     # `dag.test()` runs one task at a time and a deferred task's trigger inline, so the task-level deadline (which
     # watches the other tasks from the triggerer) would wait for its deadline: it is tested with the real scheduler
@@ -134,10 +136,11 @@ def test_failed_checks_open_one_incident_each_and_passing_again_resolves_them(he
     first = health_dag.test()
     second = health_dag.test()
     opened = no_active_incidents()
-    # Severities from incidents.check_severity; the second failing run adds an occurrence instead of paging again.
+    # Severities from incidents.check_severity; the second failing run adds occurrences instead of paging again
+    # (in each run, the check's own task reports it, then report_incidents).
     assert {task: (row["severity"], row["status"], row["occurrences"]) for task, row in opened.items()} == {
-        "system_status": ("P1", "open", 2),
-        "agents": ("P1", "open", 2),
+        "system_status": ("P1", "open", 4),
+        "agents": ("P1", "open", 4),
     }
     assert opened["agents"]["dedup_key"] == "check:daily_health_check:agents"
     assert opened["agents"]["run_id"] == first.run_id
@@ -250,3 +253,40 @@ def test_the_platform_api_down_opens_one_incident_and_holds_back_the_checks_behi
     assert held == behind
     pages = [m for m in slack.slack_messages("#trading-alerts") if not m["thread_ts"]]
     assert [m["text"] for m in pages] == [headline(outage)], "one page, for the dependency"
+
+
+def test_a_failing_check_pages_from_its_own_task_before_report_incidents_runs(
+    health_dag, slack, sandbox_settings, config, no_active_incidents
+):
+    from tradeops.incidents.service import IncidentService
+
+    slack.set_faults("platform_api", unhealthy=["tactical-marl"])
+    run = health_dag.test()
+    tis = {ti.task_id: ti for ti in run.get_task_instances()}
+    opened = no_active_incidents()
+    assert set(opened) == {"system_status", "agents"}
+    pages = {m["text"]: m for m in slack.slack_messages("#trading-alerts") if not m["thread_ts"]}
+    for task, row in opened.items():
+        assert row["opened_at"] < tis["report_incidents"].start_date, f"{task} paged before report_incidents ran"
+        assert row["opened_at"] <= tis[task].end_date
+        [page] = [m for text, m in pages.items() if text.endswith(f"#{row['id']} {row['title']}")]
+        assert posted_at(page) < tis["report_incidents"].start_date
+        kinds = [e.kind for e in IncidentService(config, sandbox_settings["postgres"]["state_dsn"]).timeline(row["id"])]
+        assert kinds[:2] == ["opened", "paged"] and kinds.count("deduplicated") == 1, "report_incidents: no page"
+    assert len(pages) == 2, "one page per failing check"
+    assert run.state == "failed" and tis["agents"].state == "failed", "the task still fails, red in the grid"
+
+
+def test_a_burst_of_503s_is_looked_at_again_and_pages_nobody(health_dag, slack, airflow_db, no_active_incidents):
+    # Four 503s in a row outlast the platform client's own three retries: the first platform check to meet them
+    # cannot reach the API on its first look, and passes on its second.
+    slack.set_faults("platform_api", error_burst=4)
+    run = health_dag.test()
+    assert run.state == "success" and set(states(run).values()) == {"success"}
+    report = report_of(run, airflow_db / "reports")
+    [rechecked] = [r for r in report["results"] if "first_look" in r["details"]]
+    assert rechecked["status"] == "ok" and rechecked["dependency"] == "platform_api"
+    assert rechecked["details"]["first_look"].startswith("could not check: PlatformApiError: ")
+    assert "HTTP 503" in rechecked["details"]["first_look"]
+    assert no_active_incidents() == {}
+    assert [m for m in slack.slack_messages("#trading-alerts") if not m["thread_ts"]] == [], "nobody paged"

@@ -68,3 +68,50 @@ def test_a_check_that_reached_its_dependency_and_failed_is_never_held_back(incid
     )
     keys = {incidents.get(i).dedup_key for i in reported["opened"]}
     assert keys == {f"check:{dag_id}:agents", "dependency:platform_api", f"check:{dag_id}:escalation_engine"}
+
+
+# --- a check's own task reports its confirmed failure at once (issue 13, finding 6) ----------------------------
+
+
+@pytest.fixture
+def dependency() -> str:
+    return f"dep_{uuid.uuid4().hex[:8]}"  # a dependency of this test's own (its key is shared by every DAG)
+
+
+def test_checks_reporting_their_own_failures_one_by_one_join_one_dependency_incident(incidents, dag_id, dependency):
+    behind = ["agents", "data_feeds", "memory"]  # the run's checks of that dependency (agents: P1)
+
+    def down(task: str):
+        return result(task, Status.FAIL, dependency=dependency, reachable=False)
+
+    first = incidents.report_failed_check(dag_id, "run_1", "memory", down("memory"), behind=behind)
+    assert first.created and first.incident.severity == "P1", "as severe as the checks that will join it"
+    for task in ("data_feeds", "agents"):
+        joined = incidents.report_failed_check(dag_id, "run_1", task, down(task), behind=behind)
+        assert (joined.created, joined.incident.id) == (False, first.incident.id)
+    outage = incidents.get(first.incident.id)
+    assert outage.details["held_back"] == ["agents", "data_feeds", "memory"]
+    timeline = incidents.timeline(outage.id)
+    assert [e.detail["check"] for e in timeline if e.kind == "held_back"] == ["memory", "data_feeds", "agents"]
+    assert [e.kind for e in timeline].count("paged") == 1
+
+    # report_incidents, once the checks are done, deduplicates into it: no check incident, no second page.
+    reported = incidents.report_checks(dag_id, "run_1", {task: down(task) for task in behind})
+    assert reported == {"opened": [outage.id], "resolved": []}
+    assert incidents.get(outage.id).occurrences == 4
+    assert active(incidents, f"check:{dag_id}:") == []
+    assert [e.kind for e in incidents.timeline(outage.id)].count("paged") == 1
+
+
+def test_a_check_reporting_its_own_failure_pages_once_and_never_resolves_anything(incidents, dag_id, dependency):
+    held = incidents.report_failed_check(
+        dag_id, "run_1", "data_feeds", result("data_feeds", Status.FAIL, dependency=dependency, reachable=False)
+    )
+    failed = result("agents", Status.FAIL, dependency=dependency)  # reached the dependency, found an agent down
+    opened = incidents.report_failed_check(dag_id, "run_1", "agents", failed)
+    assert opened.created and (opened.incident.dedup_key, opened.incident.severity) == (f"check:{dag_id}:agents", "P1")
+    retried = incidents.report_failed_check(dag_id, "run_1", "agents", failed)  # the task's retry, a later look
+    assert (retried.created, retried.incident.occurrences) == (False, 2)
+    # Only report_incidents, seeing the whole run, decides that a dependency is back.
+    assert incidents.get(held.incident.id).status == "open"
+    assert [e.kind for e in incidents.timeline(opened.incident.id)].count("paged") == 1

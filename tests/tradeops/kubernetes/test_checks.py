@@ -16,7 +16,8 @@ NOW = datetime(2026, 11, 22, 7, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def context(task_context):
+def context(task_context, recheck_after):
+    recheck_after("0s")  # a failing check looks again at once (the pause is tested in tests/tradeops/checks)
     return task_context("certificate_check")
 
 
