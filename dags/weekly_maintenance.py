@@ -77,9 +77,7 @@ with scheduled_dag(
             payload={"older_than_days": weekly.log_retention_days, "dry_run": False},
         )
         certificates = CheckOperator(
-            task_id="certificate_check",
-            retries=0,  # a retry finds the same certificates
-            check=CertificateExpiry(min_days=weekly.certificate_min_days),
+            task_id="certificate_check", check=CertificateExpiry(min_days=weekly.certificate_min_days)
         )
         scan = PlatformMaintenanceOperator(
             task_id="security_scan",

@@ -107,6 +107,9 @@ class Check(ABC, Generic[T]):
     action: ClassVar[str] = ""
     dependency: ClassVar[str | None] = None
     recheck: ClassVar[bool] = True  # False when collecting again is not a look but a second action (the backup)
+    # False when a later look reads the same thing (certificates do not change in minutes): a failure it evaluated
+    # is final for the task (no retry), while one that could not reach its dependency is still retried.
+    retry_after_fail: ClassVar[bool] = True
 
     @abstractmethod
     def collect(self, config: TradeOpsConfig) -> T:

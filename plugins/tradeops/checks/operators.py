@@ -63,7 +63,10 @@ class CheckOperator(BaseOperator):
         ti.xcom_push(key=RESULT_KEY, value=result.to_dict())
         if result.status is Status.FAIL:
             self.report_failure(ti, result)
-            raise CheckFailed(f"{result.title}: {result.summary}") from look.error
+            message = f"{result.title}: {result.summary}"
+            if result.reachable and not self.check.retry_after_fail:
+                raise AirflowFailException(message) from look.error  # a retry would read the same thing
+            raise CheckFailed(message) from look.error
         return result.to_dict()
 
     def reporter(self) -> ReportCheckIncidentsOperator | None:

@@ -44,6 +44,7 @@ class CertificateExpiry(Check[Certificates]):
     name = "certificate_check"
     title = "TLS certificates"
     dependency = "kubernetes_api"
+    retry_after_fail = False  # the same secrets a minute later: only an unreachable API is worth a retry
     action = "Renew the expiring certificates (and roll the pods that mount them) before they expire."
 
     def __init__(self, *, min_days: int, kubernetes_conn_id: str | None = None) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 
 from tradeops.checks.base import Status
 from tradeops.checks.operators import CheckOperator
@@ -49,7 +50,7 @@ def test_each_certificate_is_a_finding_named_by_its_secret(config):
 
 
 def test_certificates_expiring_soon_fail_the_check_and_name_the_secrets(context):
-    with pytest.raises(CheckFailed, match="expire within 21 days") as failure:
+    with pytest.raises(AirflowFailException, match="expire within 21 days") as failure:  # final: no retry
         CheckOperator(task_id="certificate_check", check=CertificateExpiry(min_days=21)).execute(context)
     message = str(failure.value)
     # The sandbox seeds certificates with 200, 21, 5, -3 (expired) and 90 days left.
@@ -63,7 +64,7 @@ def test_certificates_expiring_soon_fail_the_check_and_name_the_secrets(context)
 
 def test_only_an_expired_certificate_fails_a_one_day_horizon(context):
     with pytest.raises(
-        CheckFailed,
+        AirflowFailException,
         match=r"^TLS certificates: 1 of 5 certificates expire within 1 days: "
         r"grandmodel/legacy-admin-tls \(-3.0 d\)$",
     ):
@@ -74,3 +75,11 @@ def test_what_is_collected_holds_no_key_material(airflow_connections, config):
     collected = CertificateExpiry(min_days=21).collect(config)
     assert len(collected.certificates) == 5
     assert "BEGIN" not in repr(collected) and "PRIVATE" not in repr(collected)
+
+
+def test_an_unreachable_kubernetes_api_is_retried(context, config, monkeypatch):
+    name = "AIRFLOW_CONN_" + config.connections.kubernetes.upper()
+    monkeypatch.setenv(name, '{"conn_type": "kubernetes", "extra": {"kube_config_path": "/nonexistent/kubeconfig"}}')
+    with pytest.raises(CheckFailed, match="could not check"):
+        CheckOperator(task_id="certificate_check", check=CertificateExpiry(min_days=21)).execute(context)
+    assert context["pushed"]["check_result"]["reachable"] is False
