@@ -4,7 +4,9 @@
 - ``error_rate`` (0..1): that fraction of requests answers ``error_status``, deterministically spread
   (request *n* fails when ``floor(n * rate)`` steps up), so a test of "1 in 4 fails" is exact and repeatable;
 - ``error_burst``: the next N requests fail, then the service recovers on its own;
-- ``unhealthy``: names of components/agents/feeds/models the platform reports as unhealthy;
+- ``unhealthy``: names of components/agents/feeds/models the platform reports as unhealthy; with
+  ``unhealthy_reads`` N > 0, each such name is unhealthy for its first N reads only, then healthy again (a blip that
+  a check's second look does not see);
 - ``rate_limit`` / ``retry_after_s``: the next N requests get HTTP 429 with ``Retry-After`` (Slack's way);
 - Kubernetes only: ``watch_drop_after_s`` closes every watch stream after that many seconds,
   ``unpullable_images`` are images whose pods never become ready (a rollout that gets stuck), and
@@ -33,6 +35,7 @@ class Faults(BaseModel):
     error_status: int = Field(default=503, ge=400, le=599)
     error_burst: int = Field(default=0, ge=0)
     unhealthy: list[str] = []
+    unhealthy_reads: int = Field(default=0, ge=0)
     rate_limit: int = Field(default=0, ge=0)
     retry_after_s: int = Field(default=1, ge=0, le=3600)
     watch_drop_after_s: float | None = Field(default=None, ge=0)
@@ -45,10 +48,21 @@ class FaultState:
     def __init__(self) -> None:
         self.faults = Faults()
         self.requests = 0
+        self.unhealthy_reads: dict[str, int] = {}
 
     def reset(self) -> None:
         self.faults = Faults()
         self.requests = 0
+        self.unhealthy_reads = {}
+
+    def is_unhealthy(self, name: str) -> bool:
+        """Whether ``name`` reads as unhealthy now (counting the read when ``unhealthy_reads`` limits them)."""
+        if name not in self.faults.unhealthy:
+            return False
+        if not self.faults.unhealthy_reads:
+            return True
+        self.unhealthy_reads[name] = self.unhealthy_reads.get(name, 0) + 1
+        return self.unhealthy_reads[name] <= self.faults.unhealthy_reads
 
     def _error_due(self) -> bool:
         self.requests += 1
@@ -89,6 +103,7 @@ class FaultState:
         async def set_faults(faults: Faults) -> Faults:
             state.faults = faults
             state.requests = 0
+            state.unhealthy_reads = {}
             return state.faults
 
         @router.delete("/faults")

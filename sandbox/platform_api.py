@@ -73,7 +73,7 @@ class PlatformState:
         }
 
     def is_unhealthy(self, name: str) -> bool:
-        return name in self.faults.faults.unhealthy
+        return self.faults.is_unhealthy(name)
 
     async def connect(self) -> psycopg.AsyncConnection:
         return await psycopg.AsyncConnection.connect(self.dsn)

@@ -1,6 +1,6 @@
 """Paging latency of a failed check under the real scheduler (issue 13, finding 6): a P1 check that fails pages
 within 30 s of the run starting, from the check's own task (not after the other checks and the retries), while a
-burst of 503s on the platform API, over before the quick re-check, pages nobody and leaves the run green."""
+503 on the platform API, or a check that fails its first look only, pages nobody and leaves the run green."""
 
 from __future__ import annotations
 
@@ -48,21 +48,13 @@ def pages_since(stack, since: datetime) -> list[dict]:
     return [m for m in stack.sandbox.slack_messages("#trading-alerts") if not m["thread_ts"] and posted_at(m) >= since]
 
 
-def test_a_burst_of_503s_and_a_check_that_fails_once_page_nobody(stack, incidents, platform_faults):
-    # A burst of 503s on the platform API, and the performance check (P2) failing its first look only: the test
-    # clears the fault during the check's pause before its second look (its task's log says when).
-    platform_faults(error_burst=4, unhealthy=["performance"])
+def test_one_503_and_a_check_that_fails_its_first_look_page_nobody(stack, incidents, platform_faults):
+    # One 503 on the platform API (the client's own retry absorbs it, whichever check meets it), and the
+    # performance check (P2) failing its first look only: the platform reports performance degraded on its first
+    # read, healthy from the second (the check's quick re-check).
+    platform_faults(error_burst=1, unhealthy=["performance"], unhealthy_reads=1)
     triggered = datetime.now(UTC)
     run_id = stack.client.trigger(DAG_ID)
-
-    def first_look_failed() -> bool:
-        try:
-            return "failed its first look" in stack.client.task_log(DAG_ID, run_id, "performance")
-        except RuntimeError:  # no log yet
-            return False
-
-    Drill(stack).wait_until("performance's first look", first_look_failed, timeout=120)
-    stack.sandbox.clear_faults("platform_api")
     run = stack.client.wait_for_run(DAG_ID, run_id, timeout=300)
     states = {ti["task_id"]: ti["state"] for ti in stack.client.task_instances(DAG_ID, run_id)}
     assert run["state"] == "success" and set(states.values()) == {"success"}, states
@@ -71,12 +63,8 @@ def test_a_burst_of_503s_and_a_check_that_fails_once_page_nobody(stack, incident
     assert performance["status"] != "fail" and "first_look" in performance["details"], performance
     checks = [t for t in states if t not in ("report_incidents", "summary", "checks_green_by_deadline")]
     results = {task: stack.client.xcom(DAG_ID, run_id, task, "check_result") for task in checks}
-    # Which checks met the burst depends on the order the workers ran them: the platform client's own retries
-    # absorb a share of it, a check that met four in a row passed on its second look.
-    print(
-        "passed on a second look:",
-        {t: r["details"]["first_look"] for t, r in results.items() if "first_look" in r["details"]},
-    )
+    second_looks = {t for t, r in results.items() if "first_look" in r["details"]}
+    assert second_looks == {"performance"}, "the 503 was absorbed by the platform client's own retry"
 
 
 def test_a_failing_p1_check_pages_within_30s_of_the_run_starting(stack, incidents, platform_faults):
