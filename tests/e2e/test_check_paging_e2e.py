@@ -43,6 +43,14 @@ def platform_faults(stack):
     stack.sandbox.clear_faults("platform_api")
 
 
+def resolve_everything(incidents: IncidentService) -> None:
+    """A clean start: no incident of an earlier test escalates (posts in #trading-alerts) while this one measures,
+    and no open incident of these checks takes their page (dedup)."""
+    for incident in incidents.recent(500):
+        if incident.status != "resolved":
+            incidents.resolve(incident.id, "tests (a clean start)")
+
+
 def pages_since(stack, since: datetime) -> list[dict]:
     """Level-1 pages (an incident's first message) posted since ``since``."""
     return [m for m in stack.sandbox.slack_messages("#trading-alerts") if not m["thread_ts"] and posted_at(m) >= since]
@@ -52,6 +60,7 @@ def test_one_503_and_a_check_that_fails_its_first_look_page_nobody(stack, incide
     # One 503 on the platform API (the client's own retry absorbs it, whichever check meets it), and the
     # performance check (P2) failing its first look only: the platform reports performance degraded on its first
     # read, healthy from the second (the check's quick re-check).
+    resolve_everything(incidents)
     platform_faults(error_burst=1, unhealthy=["performance"], unhealthy_reads=1)
     triggered = datetime.now(UTC)
     run_id = stack.client.trigger(DAG_ID)
@@ -68,8 +77,7 @@ def test_one_503_and_a_check_that_fails_its_first_look_page_nobody(stack, incide
 
 
 def test_a_failing_p1_check_pages_within_30s_of_the_run_starting(stack, incidents, platform_faults):
-    for incident in incidents.active_by_key([check_key(DAG_ID, task) for task in P1_CHECKS]).values():
-        incidents.resolve(incident.id, "tests (a clean start)")  # an open incident would take the page (dedup)
+    resolve_everything(incidents)
     platform_faults(unhealthy=["tactical-marl"])  # an agent (and its component) unhealthy: two P1 checks fail
     triggered = datetime.now(UTC)
     run_id = stack.client.trigger(DAG_ID)

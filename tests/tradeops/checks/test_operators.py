@@ -53,7 +53,7 @@ def no_active_incidents(sandbox_settings):
     store.migrate(dsn)
     with store.connect(dsn) as conn:
         conn.execute(
-            "UPDATE tradeops.incidents SET status = 'resolved', resolved_by = 'tests (cleanup)' "
+            "UPDATE tradeops.incidents SET status = 'resolved', resolved_at = now(), resolved_by = 'tests (cleanup)' "
             "WHERE status <> 'resolved'"
         )
         before = conn.execute("SELECT coalesce(max(id), 0) AS id FROM tradeops.incidents").fetchone()["id"]
