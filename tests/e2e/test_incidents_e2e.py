@@ -97,8 +97,8 @@ def test_a_missed_deadline_escalates_until_acknowledged_in_slack_and_is_resolved
     assert all(e["slack_ts"] for e in notified), "every notification is recorded with its Slack message"
     assert {e["slack_channel"] for e in notified} == {"#trading-alerts", "#ops-management"}
     page_html = stack.client.incidents_page()
-    assert f"#{page.incident_id} [P2] escalation_drill missed its &#39;drill&#39; deadline" in page_html
-    assert "@oncall-primary (Slack)" in page_html and "escalated" in page_html
+    assert f"<strong>#{page.incident_id} escalation_drill missed its &#39;drill&#39; deadline</strong>" in page_html
+    assert "@oncall-primary (Slack)" in page_html and "Escalated to L2" in page_html
 
 
 def test_escalation_survives_killing_the_scheduler_and_the_triggerer(drill, stack, policy):
