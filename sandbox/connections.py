@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -76,6 +78,23 @@ def airflow_connection_env(settings: dict, config: TradeOpsConfig) -> dict[str, 
         f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)
         for conn_id, conn in airflow_connections(settings, config).items()
     }
+
+
+@contextmanager
+def connections_in_environment(settings: dict, config: TradeOpsConfig) -> Iterator[dict[str, str]]:
+    """The sandbox's connections as ``AIRFLOW_CONN_*`` in this process while inside (hooks resolve them as tasks
+    do); the previous values are restored on the way out."""
+    env = airflow_connection_env(settings, config)
+    previous = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        yield env
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def write_private_json(path: Path, data, **dumps) -> None:

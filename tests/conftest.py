@@ -28,7 +28,7 @@ import pytest  # noqa: E402
 
 from devstack.client import SandboxClient  # noqa: E402
 from devstack.stack import start_sandbox  # noqa: E402
-from sandbox.connections import airflow_connection_env  # noqa: E402
+from sandbox.connections import connections_in_environment  # noqa: E402
 from tradeops.config import load_config  # noqa: E402
 
 SANDBOX_SERVICES = ("platform_api", "alertmanager", "slack", "kubernetes")
@@ -89,15 +89,8 @@ def sandbox_settings():
 @pytest.fixture(scope="session")
 def airflow_connections(sandbox_settings, config):
     """``AIRFLOW_CONN_*`` for the sandbox in this process, so hooks resolve connections as tasks do."""
-    env = airflow_connection_env(sandbox_settings, config)
-    previous = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
-    yield env
-    for name, value in previous.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    with connections_in_environment(sandbox_settings, config) as env:
+        yield env
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ within 30 s of the run starting, from the check's own task (not after the other 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -12,7 +11,7 @@ import pytest
 
 from devstack.client import parse
 from devstack.drill import Drill, posted_at
-from sandbox.connections import airflow_connection_env
+from sandbox.connections import connections_in_environment
 from tradeops.incidents.service import IncidentService, check_key
 
 pytestmark = pytest.mark.e2e
@@ -26,15 +25,8 @@ def incidents(stack) -> Iterator[IncidentService]:
     """The stack's incidents, acted on from this process (its Slack messages go to the stack's sandbox)."""
     Drill(stack).wait_for_engine()  # the escalation_engine check needs its heartbeat
     stack.client.set_paused(DAG_ID, False)
-    env = airflow_connection_env(stack.settings, stack.config)
-    previous = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
-    yield IncidentService(stack.config, stack.settings["postgres"]["state_dsn"])
-    for name, value in previous.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    with connections_in_environment(stack.settings, stack.config):
+        yield IncidentService(stack.config, stack.settings["postgres"]["state_dsn"])
 
 
 @pytest.fixture
