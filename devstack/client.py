@@ -94,6 +94,18 @@ class AirflowClient:
                 lines.append(f"{error.get('exc_type')}: {error.get('exc_value')}")
         return "\n".join(lines)
 
+    def task_log_containing(
+        self, dag_id: str, run_id: str, task_id: str, text: str, try_number: int = 1, timeout: float = 30
+    ) -> str:
+        """The task's log once it holds ``text``, or as it is after ``timeout`` seconds: a task's state is set
+        before its process's last lines reach the log, so a log read right after the state can miss them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.task_log(dag_id, run_id, task_id, try_number)
+            if text in log or time.monotonic() > deadline:
+                return log
+            time.sleep(1)
+
     def deadlines(self, dag_id: str, run_id: str) -> list[dict]:
         """The run's deadlines, as the UI lists them (a UI endpoint: Airflow has no public one yet)."""
         response = self.session.get(f"{self.url}/ui/dags/{quote(dag_id)}/dagRuns/{quote(run_id)}/deadlines", timeout=30)

@@ -72,5 +72,6 @@ def test_a_broken_image_fails_the_dag_with_kubectls_message(stack, cluster, watc
     ti, _, _ = watch_task(stack, "e2e_rollout", run_id, "wait_for_rollout", timeout=120)
     assert ti["state"] == "failed"
     assert stack.client.wait_for_run("e2e_rollout", run_id, timeout=60)["state"] == "failed"
-    log = stack.client.task_log("e2e_rollout", run_id, "wait_for_rollout", ti["try_number"])
-    assert 'deployment "tactical-marl" exceeded its progress deadline' in log
+    message = 'deployment "tactical-marl" exceeded its progress deadline'
+    log = stack.client.task_log_containing("e2e_rollout", run_id, "wait_for_rollout", message, ti["try_number"])
+    assert message in log
