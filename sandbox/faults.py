@@ -13,6 +13,9 @@
   ``pod_ready_seconds`` is how long a new pod takes to become ready (a pod template annotation
   ``sandbox.tradeops.io/ready-after-seconds`` overrides it per deployment), and ``controller_paused`` freezes
   the controllers (nothing rolls out, statuses stay put) so a test can compare clients on a still picture.
+- Platform API only: ``margin_available_pct`` overrides the account's available margin; ``stuck_positions`` are
+  symbols that ``close-all`` cannot close (the exchange rejects their orders); ``metric_breaches`` hold one metric
+  of the time series at a value for a number of seconds from when the faults were set (``delay_s`` later).
 
 Control endpoints (``/_sandbox/...``) are never faulted.
 """
@@ -21,10 +24,20 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+
+
+class MetricBreach(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str
+    value: float
+    seconds: float = Field(gt=0, le=86_400)
+    delay_s: float = Field(default=0, ge=0, le=86_400)
 
 
 class Faults(BaseModel):
@@ -42,6 +55,9 @@ class Faults(BaseModel):
     unpullable_images: list[str] = []
     pod_ready_seconds: float = Field(default=1.0, ge=0, le=3600)
     controller_paused: bool = False
+    margin_available_pct: float | None = Field(default=None, ge=0, le=100)
+    stuck_positions: list[str] = []
+    metric_breaches: list[MetricBreach] = []
 
 
 class FaultState:
@@ -49,11 +65,13 @@ class FaultState:
         self.faults = Faults()
         self.requests = 0
         self.unhealthy_reads: dict[str, int] = {}
+        self.set_at = time.monotonic()  # when the faults were last set: metric breaches count from here
 
     def reset(self) -> None:
         self.faults = Faults()
         self.requests = 0
         self.unhealthy_reads = {}
+        self.set_at = time.monotonic()
 
     def is_unhealthy(self, name: str) -> bool:
         """Whether ``name`` reads as unhealthy now (counting the read when ``unhealthy_reads`` limits them)."""
@@ -104,6 +122,7 @@ class FaultState:
             state.faults = faults
             state.requests = 0
             state.unhealthy_reads = {}
+            state.set_at = time.monotonic()
             return state.faults
 
         @router.delete("/faults")

@@ -12,19 +12,11 @@ import re
 from datetime import timedelta
 from typing import Annotated, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
+from pydantic import Field, PositiveInt, field_validator
 
+from tradeops.config.base import DNS_LABEL, Percent, Severity, _Strict
 from tradeops.config.durations import Duration, PositiveDuration
-
-DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-Percent = Annotated[float, Field(gt=0, le=100)]
-Severity = Literal["P1", "P2", "P3", "P4", "security"]
-
-
-class _Strict(BaseModel):
-    """Unknown keys are errors: a typo must not silently fall back to a default."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from tradeops.config.trading import MarketWatch, Reports, TradingDay
 
 
 class Platform(_Strict):
@@ -246,6 +238,7 @@ ScheduledDag = Literal[
     "daily_security_check",
     "monthly_access_review",
     "daily_ops_report",
+    "market_hours_watch",
 ]
 
 
@@ -370,3 +363,6 @@ class TradeOpsConfig(_Strict):
     escalation: Escalation
     incidents: Incidents = Incidents()
     weekly_maintenance: WeeklyMaintenance = WeeklyMaintenance()
+    trading_day: TradingDay = TradingDay()
+    market_watch: MarketWatch = MarketWatch()
+    reports: Reports = Reports()

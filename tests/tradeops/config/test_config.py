@@ -154,17 +154,17 @@ def test_market_anchor_validation(tmp_path):
 def test_deadline_tiers(tmp_path):
     def mutate(d):
         d["deadlines"]["daily_health_check"].append({"name": "late", "by": {"anchor": "open"}, "severity": "P9"})
-        d["deadlines"]["daily_ops_report"] = [{"name": "late", "by": {"anchor": "close", "offset": "3h"}}]
+        d["deadlines"]["monthly_access_review"] = [{"name": "late", "by": {"anchor": "close", "offset": "3h"}}]
 
     message = invalid(tmp_path, mutate)
     assert "deadlines.daily_health_check[2].severity: Input should be 'P1', 'P2', 'P3', 'P4' or 'security'" in message
     data = copy.deepcopy(GOOD)
     data["deadlines"]["daily_health_check"].append({"name": "late", "by": {"anchor": "open"}})
-    data["deadlines"]["daily_ops_report"] = [{"name": "late", "by": {"anchor": "close", "offset": "3h"}}]
+    data["deadlines"]["monthly_access_review"] = [{"name": "late", "by": {"anchor": "close", "offset": "3h"}}]
     with pytest.raises(ConfigError) as err:
         load_config(write(tmp_path, data, "second.yaml"))
     assert "deadlines.daily_health_check[2].name: duplicate deadline tier 'late'" in str(err.value)
-    assert "deadlines.daily_ops_report: 'daily_ops_report' has deadlines but no schedule" in str(err.value)
+    assert "deadlines.monthly_access_review: 'monthly_access_review' has deadlines but no schedule" in str(err.value)
 
 
 def test_secrets_have_no_place_in_the_config(tmp_path):
