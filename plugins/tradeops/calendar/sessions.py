@@ -131,6 +131,26 @@ class SessionTable:
         index = bisect.bisect_right(self._opens, moment) - 1
         return index >= 0 and moment < self._closes[index]
 
+    def current_or_next(self, moment: datetime) -> Session:
+        """The session open at ``moment``, else the next one to open: the session a pre-market run prepares
+        (a scheduled run at open - 60m, or one triggered by hand on a holiday: the next session)."""
+        self._check(moment)
+        index = bisect.bisect_right(self._opens, moment) - 1
+        if index >= 0 and moment < self._closes[index]:
+            return self.sessions[index]
+        if index + 1 >= len(self.sessions):
+            raise OutsideCalendarError(f"no {self.exchange} session after {moment.isoformat()} in the calendar")
+        return self.sessions[index + 1]
+
+    def current_or_previous(self, moment: datetime) -> Session:
+        """The last session opened at or before ``moment`` (open now, or the last one closed): the session a
+        post-market run closes out (a scheduled run at close + 30m, or one triggered by hand on a Saturday: Friday's)."""
+        self._check(moment)
+        index = bisect.bisect_right(self._opens, moment) - 1
+        if index < 0:
+            raise OutsideCalendarError(f"no {self.exchange} session before {moment.isoformat()} in the calendar")
+        return self.sessions[index]
+
 
 def _first_of_week(sessions: list[Session], i: int) -> bool:
     return i == 0 or sessions[i - 1].day.isocalendar()[:2] != sessions[i].day.isocalendar()[:2]

@@ -273,3 +273,23 @@ def test_the_session_cache_file_is_exact(tmp_path, monkeypatch):
     assert cached.sessions == built.sessions and cached.tz == built.tz == "America/New_York"
     _cache_path("XNYS", first, last).write_text("{not json")
     assert SessionTable.build("XNYS", first, last).sessions == built.sessions, "a corrupt cache is rebuilt"
+
+
+NY = ZoneInfo("America/New_York")
+
+
+@pytest.mark.parametrize(
+    ("moment", "current_or_next", "current_or_previous"),
+    [
+        (datetime(2026, 11, 30, 8, 30, tzinfo=NY), date(2026, 11, 30), date(2026, 11, 27)),  # pre-market
+        (datetime(2026, 11, 30, 12, 0, tzinfo=NY), date(2026, 11, 30), date(2026, 11, 30)),  # open
+        (datetime(2026, 11, 30, 16, 30, tzinfo=NY), date(2026, 12, 1), date(2026, 11, 30)),  # post-market
+        (datetime(2026, 11, 28, 10, 0, tzinfo=NY), date(2026, 11, 30), date(2026, 11, 27)),  # Saturday
+        (datetime(2026, 11, 27, 13, 30, tzinfo=NY), date(2026, 11, 30), date(2026, 11, 27)),  # after an early close
+        (datetime(2026, 12, 25, 9, 0, tzinfo=NY), date(2026, 12, 28), date(2026, 12, 24)),  # Christmas
+    ],
+)
+def test_the_session_a_run_is_for(moment, current_or_next, current_or_previous):
+    table = sessions_for("XNYS")
+    assert table.current_or_next(moment.astimezone(UTC)).day == current_or_next
+    assert table.current_or_previous(moment.astimezone(UTC)).day == current_or_previous
