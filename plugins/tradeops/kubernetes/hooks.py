@@ -11,7 +11,6 @@ same fields kubectl reads.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook
 
 from tradeops.exceptions import KubernetesConflict, KubernetesError, KubernetesForbidden, KubernetesNotFound
+from tradeops.retry import backoff_delay, wait_before_retry
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api
@@ -119,9 +119,8 @@ class KubernetesApiHook(BaseHook):
                 problem = f"{type(err).__name__}: {err}"
             if attempt == self.retries:
                 raise KubernetesError(f"Kubernetes: {what} still failing after {attempt} attempts ({problem})")
-            delay = min(self.backoff * 2 ** (attempt - 1), 10.0)
-            self.log.warning("%s: %s; retry %d/%d in %.1fs", what, problem, attempt, self.retries - 1, delay)
-            time.sleep(delay)
+            delay = backoff_delay(attempt, self.backoff, cap=10.0)
+            wait_before_retry(self.log, f"{what}: {problem}", attempt, self.retries - 1, delay)
         raise AssertionError("unreachable")
 
     def update(

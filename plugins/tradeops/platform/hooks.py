@@ -8,12 +8,12 @@ bounded exponential backoff that honours ``Retry-After``; a POST is retried only
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
 from tradeops.exceptions import PlatformApiError
+from tradeops.retry import backoff_delay, wait_before_retry
 
 if TYPE_CHECKING:
     import requests
@@ -103,11 +103,8 @@ class JsonApiHook(BaseHook):
             return response.json()
 
     def _sleep(self, attempt: int, retry_after: str | None, why: str) -> None:
-        delay = min(self.backoff * 2 ** (attempt - 1), 30.0)
-        if retry_after and retry_after.isdigit():
-            delay = max(delay, float(retry_after))
-        self.log.warning("%s; retry %d/%d in %.1fs", why, attempt, self.retries, delay)
-        time.sleep(delay)
+        delay = backoff_delay(attempt, self.backoff, cap=30.0, retry_after=retry_after)
+        wait_before_retry(self.log, why, attempt, self.retries, delay)
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params=params or None)
