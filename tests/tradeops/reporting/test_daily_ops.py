@@ -32,13 +32,35 @@ SESSION = Session(date(2026, 11, 27), OPEN, datetime(2026, 11, 27, 18, 0, tzinfo
 
 
 def incident(id_: int, severity: str = "P2", *, opened: datetime = OPEN, status: str = "resolved", **kw) -> Incident:
-    fields = dict(
-        id=id_, dedup_key=f"k{id_}", source=IncidentSource.CHECK, severity=severity, title=f"incident {id_}",
-        summary="", dag_id=None, run_id=None, task_id=None, status=IncidentStatus(status), level=1, loop=0,
-        escalation_anchor=opened, opened_at=opened, last_seen_at=opened, occurrences=1, acknowledged_at=None,
-        acknowledged_by=None, resolved_at=None, resolved_by=None, last_update_at=opened, silenced_until=None,
-        next_action_at=None, slack_channel=None, slack_ts=None, war_room=None, details={},
-    )  # fmt: skip
+    fields = {
+        "id": id_,
+        "dedup_key": f"k{id_}",
+        "source": IncidentSource.CHECK,
+        "severity": severity,
+        "title": f"incident {id_}",
+        "summary": "",
+        "dag_id": None,
+        "run_id": None,
+        "task_id": None,
+        "status": IncidentStatus(status),
+        "level": 1,
+        "loop": 0,
+        "escalation_anchor": opened,
+        "opened_at": opened,
+        "last_seen_at": opened,
+        "occurrences": 1,
+        "acknowledged_at": None,
+        "acknowledged_by": None,
+        "resolved_at": None,
+        "resolved_by": None,
+        "last_update_at": opened,
+        "silenced_until": None,
+        "next_action_at": None,
+        "slack_channel": None,
+        "slack_ts": None,
+        "war_room": None,
+        "details": {},
+    }
     fields.update(kw)
     return Incident(**fields)  # type: ignore[arg-type]
 
@@ -48,20 +70,36 @@ def event(id_: int, kind: EventKind, at: datetime, actor: str = "alice") -> Inci
 
 
 def day_report(**changes) -> DayReport:
-    fields = dict(
-        window=ReportWindow(SESSION, OPEN - timedelta(hours=20), SESSION.close + timedelta(hours=1)),
-        trading=Trading(120, 70, 50, 1234.0, 5_600_000.0, {"strategic-marl": 80, "tactical-marl": 40}, 3, -1250.5,
-                        12_500_000.0, "USD"),
-        performance=Performance(11.5, 42.0, 87.0, 12400, 0.02, 99.97,
-                                [("09:00", 40.0), ("10:00", 55.5), ("11:00", 120.0), ("12:00", 38.0)]),
-        components=[Component("strategic-marl", "healthy", 41.0, 52.3), Component("execution-engine", "healthy",
-                                                                                  33.0, 60.0)],
-        incidents=[],
-        runbooks=[],
-        security=Security(300, 4, 2, 3, {"bad_password": 3, "mfa_failed": 1}, [("user07", 3), ("user11", 1)]),
-        p95_target_ms=100.0, error_rate_target_pct=0.1, cpu_limit_pct=80.0, memory_limit_pct=85.0,
-        failed_logins_per_minute_limit=20.0,
-    )  # fmt: skip
+    fields = {
+        "window": ReportWindow(SESSION, OPEN - timedelta(hours=20), SESSION.close + timedelta(hours=1)),
+        "trading": Trading(
+            120,
+            70,
+            50,
+            1234.0,
+            5_600_000.0,
+            {"strategic-marl": 80, "tactical-marl": 40},
+            3,
+            -1250.5,
+            12_500_000.0,
+            "USD",
+        ),
+        "performance": Performance(
+            11.5, 42.0, 87.0, 12400, 0.02, 99.97, [("09:00", 40.0), ("10:00", 55.5), ("11:00", 120.0), ("12:00", 38.0)]
+        ),
+        "components": [
+            Component("strategic-marl", "healthy", 41.0, 52.3),
+            Component("execution-engine", "healthy", 33.0, 60.0),
+        ],
+        "incidents": [],
+        "runbooks": [],
+        "security": Security(300, 4, 2, 3, {"bad_password": 3, "mfa_failed": 1}, [("user07", 3), ("user11", 1)]),
+        "p95_target_ms": 100.0,
+        "error_rate_target_pct": 0.1,
+        "cpu_limit_pct": 80.0,
+        "memory_limit_pct": 85.0,
+        "failed_logins_per_minute_limit": 20.0,
+    }
     fields.update(changes)
     return DayReport(**fields)  # type: ignore[arg-type]
 
@@ -93,21 +131,42 @@ def test_a_resolution_without_acknowledgement_is_the_first_response_and_late_is_
 def test_mtta_and_mttr_are_means_of_the_incidents_that_have_them():
     assert mean_time([timedelta(minutes=4), None, timedelta(minutes=8)]) == timedelta(minutes=6)
     assert mean_time([None]) is None
-    acked = incident_times(incident(1), [event(1, EventKind.ACKNOWLEDGED, OPEN + timedelta(minutes=2)),
-                                         event(2, EventKind.RESOLVED, OPEN + timedelta(minutes=10))], None, [])  # fmt: skip
+    acked = incident_times(
+        incident(1),
+        [
+            event(1, EventKind.ACKNOWLEDGED, OPEN + timedelta(minutes=2)),
+            event(2, EventKind.RESOLVED, OPEN + timedelta(minutes=10)),
+        ],
+        None,
+        [],
+    )
     open_ = incident_times(incident(2, status="open"), [], None, [])
     day = day_report(incidents=[acked, open_])
     assert (day.mtta, day.mttr) == (timedelta(minutes=2), timedelta(minutes=10))
 
 
 def test_runbook_events_are_deadline_misses_and_failed_runs():
-    found = runbook_events([
-        incident(3, source=IncidentSource.TASK_FAILURE, dag_id="post_market_shutdown", run_id="r2",
-                 task_id="close_positions", opened=OPEN + timedelta(hours=4)),
-        incident(2, source=IncidentSource.DEADLINE, dag_id="pre_market_startup", run_id="r1",
-                 details={"tier": "at_open"}, opened=OPEN - timedelta(hours=1)),
-        incident(4, dag_id="daily_health_check"),  # a check's incident: not a runbook's failure
-    ])  # fmt: skip
+    found = runbook_events(
+        [
+            incident(
+                3,
+                source=IncidentSource.TASK_FAILURE,
+                dag_id="post_market_shutdown",
+                run_id="r2",
+                task_id="close_positions",
+                opened=OPEN + timedelta(hours=4),
+            ),
+            incident(
+                2,
+                source=IncidentSource.DEADLINE,
+                dag_id="pre_market_startup",
+                run_id="r1",
+                details={"tier": "at_open"},
+                opened=OPEN - timedelta(hours=1),
+            ),
+            incident(4, dag_id="daily_health_check"),  # a check's incident: not a runbook's failure
+        ]
+    )
     assert [(e.dag_id, e.what) for e in found] == [
         ("pre_market_startup", "deadline 'at_open' missed"),
         ("post_market_shutdown", "failed at close_positions"),
@@ -120,8 +179,9 @@ def test_a_quiet_day_recommends_nothing():
 
 
 def test_recommendations_follow_the_numbers():
-    late = incident_times(incident(9, "P1"), [event(1, EventKind.ACKNOWLEDGED, OPEN + timedelta(minutes=12))],
-                          timedelta(minutes=5), [])  # fmt: skip
+    late = incident_times(
+        incident(9, "P1"), [event(1, EventKind.ACKNOWLEDGED, OPEN + timedelta(minutes=12))], timedelta(minutes=5), []
+    )
     day = day_report(
         performance=Performance(200, 640.0, 1900, 3100, 2.4, 99.1, []),
         components=[Component("execution-engine", "healthy", 91.0, 88.0)],
@@ -129,16 +189,23 @@ def test_recommendations_follow_the_numbers():
         security=Security(100, 60, 25, 9, {"bad_password": 60}, [("user07", 60)]),
     )
     texts = " | ".join(r.text for r in recommendations(day))
-    for expected in ("p95 was 640 ms, over the 100 ms target", "Error rate 2.4 %", "Availability 99.1 %",
-                     "execution-engine CPU at 91 %", "execution-engine memory at 88 %", "#9 (P1)",
-                     "Failed logins peaked at 25 a minute (rule: 20)"):  # fmt: skip
+    for expected in (
+        "p95 was 640 ms, over the 100 ms target",
+        "Error rate 2.4 %",
+        "Availability 99.1 %",
+        "execution-engine CPU at 91 %",
+        "execution-engine memory at 88 %",
+        "#9 (P1)",
+        "Failed logins peaked at 25 a minute (rule: 20)",
+    ):
         assert expected in texts
     assert all(r.level == "action" for r in recommendations(day))
 
 
 def test_charts_are_well_formed_accessible_svg_and_escape_their_text():
-    bars = bar_chart("CPU <by> component", "desc & more", [Bar("a<b>", 40), Bar("c", 95, "bad")], unit=" %",
-                     target=80, scale=100)  # fmt: skip
+    bars = bar_chart(
+        "CPU <by> component", "desc & more", [Bar("a<b>", 40), Bar("c", 95, "bad")], unit=" %", target=80, scale=100
+    )
     line = line_chart("Latency", "p95", [("09:00", 40.0), ("10:00", 130.0)], unit=" ms", target=100)
     empty = line_chart("Latency", "no samples", [])
     for svg in (bars, line, empty, bar_chart("None", "none", [])):
@@ -174,9 +241,15 @@ def test_the_slack_summary_names_the_day_its_numbers_and_the_file(tmp_path):
     assert f"<{(tmp_path / '2026-11-27.html').as_uri()}|2026-11-27.html>" in text
 
 
-@pytest.mark.parametrize(("value", "words"), [(None, "—"), (timedelta(seconds=45), "45s"),
-                                              (timedelta(minutes=12, seconds=5), "12m 05s"),
-                                              (timedelta(hours=3, minutes=5), "3h 05m")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        (None, "—"),
+        (timedelta(seconds=45), "45s"),
+        (timedelta(minutes=12, seconds=5), "12m 05s"),
+        (timedelta(hours=3, minutes=5), "3h 05m"),
+    ],
+)
 def test_span(value, words):
     assert span(value) == words
 
