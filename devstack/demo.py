@@ -36,6 +36,8 @@ DEMO_PLAN: list[DemoRun] = [
         {"target_database": f"restored_grandmodel_{datetime.now(UTC):%Y%m%d_%H%M%S}", "dry_run": False},
         after_previous=True,
     ),
+    DemoRun("pre_market_startup"),
+    DemoRun("market_hours_watch", {"minutes": 1}),  # drill mode: one minute of the watch, whatever the hour
 ]
 
 DRILL_DAGS = (ENGINE_DAG, DRILL_DAG, *ACTION_DAGS)  # run by the escalation drill and the forms tour, after the plan

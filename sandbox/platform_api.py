@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from sandbox import platform_trading
 from sandbox.faults import FaultState
 from tradeops.config import TradeOpsConfig
 
@@ -180,6 +181,9 @@ def create_app(state: PlatformState) -> FastAPI:
         account = await _account_row()
         balance, used = account["balance"], account["margin_used"]
         available = balance - used
+        if state.faults.faults.margin_available_pct is not None:  # the fault knob: the margin that is left
+            available = balance * Decimal(str(state.faults.faults.margin_available_pct)) / 100
+            used = balance - available
         return {
             "account_id": account["id"],
             "currency": account["currency"],
@@ -366,4 +370,5 @@ def create_app(state: PlatformState) -> FastAPI:
         blocking = [f for f in findings if f["severity"] in body.fail_on]
         return {"scanned": len(body.images), "findings": findings, "blocking": blocking}
 
+    platform_trading.install(app, state, auth)
     return app
