@@ -17,7 +17,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from sandbox import platform_trading
+from sandbox import platform_metrics, platform_trading
 from sandbox.faults import FaultState
 from tradeops.config import TradeOpsConfig
 
@@ -371,4 +371,5 @@ def create_app(state: PlatformState) -> FastAPI:
         return {"scanned": len(body.images), "findings": findings, "blocking": blocking}
 
     platform_trading.install(app, state, auth)
+    platform_metrics.install(app, state, auth)
     return app
