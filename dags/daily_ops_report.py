@@ -17,7 +17,8 @@ date>.html`; reports older than `reports.keep_days` are removed; one summary goe
 
 It reads the platform API (`/v1/performance/metrics?timeframe=1d`, `/v1/system/status`, `/v1/positions`,
 `/v1/account/balance`), the platform database (`trades`, `system_metrics` for the latency per hour, `login_events`)
-and TradeOps' incidents with their audit trail.
+and TradeOps' incidents with their audit trail. The runbooks' section lists their failures and missed deadlines
+from those incidents; each run's duration is in the Airflow UI (a task cannot read Airflow's metadata database).
 
 What the report shows: the trading summary (trades, contracts, notional, open positions and their unrealized P&L,
 balance), latency p50/p95/p99 against `thresholds.response_time_p95_ms` with the p95 per hour of the session,
