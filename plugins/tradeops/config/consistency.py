@@ -99,4 +99,6 @@ def consistency_errors(config: TradeOpsConfig) -> list[tuple[Loc, str]]:
                     "must not be shorter than initial_response",
                 )
             )
+    for index, name in _duplicates([rule.name for rule in config.market_watch.rules]).items():
+        errors.append((("market_watch", "rules", index, "name"), f"duplicate watch rule {name!r}"))
     return errors

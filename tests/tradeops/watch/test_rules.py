@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tradeops.config import load_config
 from tradeops.watch.rules import (
     BREACH,
@@ -110,3 +112,16 @@ def test_the_configured_rules_round_trip_through_json():
         rule = Rule(configured.name, configured.metric, configured.above, configured.for_, configured.severity)
         assert Rule.from_json(rule.to_json()) == rule
     assert ERROR_RATE.describe() == "error_rate_pct > 1 for 1m" and DRAWDOWN.describe() == "drawdown_pct > 5"
+
+
+def test_two_rules_of_one_name_are_refused(tmp_path):
+    import yaml
+
+    from tradeops.config import ConfigError, default_config_path
+
+    data = yaml.safe_load(default_config_path().read_text())
+    data["market_watch"]["rules"].append({"name": "cpu", "metric": "cpu_pct", "above": 90})
+    path = tmp_path / "tradeops.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(ConfigError, match=r"market_watch\.rules\[7\]\.name: duplicate watch rule 'cpu'"):
+        load_config(path)
