@@ -6,7 +6,7 @@ RUNTIME_STAMP := $(VENV)/.installed-runtime
 TEST_STAMP := $(VENV)/.installed-test
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 
-.PHONY: demo up test lint format sandbox check-config bench lock venv clean
+.PHONY: demo up up-celery test lint format sandbox check-config bench lock venv clean
 
 # DEVSTACK_ARGS: options of `python -m devstack` (--auto-ports, --run-dir DIR, --only DAG_ID; see its --help).
 demo: $(RUNTIME_STAMP)  ## start sandbox + Airflow, trigger every DAG, print a summary, stop
@@ -14,6 +14,9 @@ demo: $(RUNTIME_STAMP)  ## start sandbox + Airflow, trigger every DAG, print a s
 
 up: $(RUNTIME_STAMP)  ## same stack, kept running (Airflow UI on http://127.0.0.1:8080) until Ctrl-C
 	$(PY) -m devstack up $(DEVSTACK_ARGS)
+
+up-celery: $(RUNTIME_STAMP)  ## the same stack on the CeleryExecutor: two workers with their queues (Redis broker)
+	$(PY) -m devstack up --celery $(DEVSTACK_ARGS)
 
 test: $(TEST_STAMP)  ## the whole test suite (unit, integration against the sandbox, end to end)
 	$(PY) -m pytest $(PYTEST_ARGS)

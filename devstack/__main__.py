@@ -5,6 +5,9 @@ demo   start everything, trigger every DAG, run the escalation drill, print a su
 up     start everything and keep it running (Airflow UI on http://127.0.0.1:8080) until Ctrl-C
        (config: tradeops.yaml, or --config)
 
+--celery runs either on the CeleryExecutor (`make up-celery`): two Celery workers as processes, the sandbox's
+Redis as broker and its PostgreSQL as result backend.
+
 One stack per run directory: a second `demo` or `up` there stops at once and names the one running. When 8080 or
 one of the sandbox's fixed ports is taken, every port becomes a free one, printed at start.
 """
@@ -51,6 +54,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--auto-ports", action="store_true", help="free ports instead of 8080 and the defaults")
     parser.add_argument("--config", type=Path, help="TradeOps config file (default: see above)")
     parser.add_argument(
+        "--celery",
+        action="store_true",
+        help="the CeleryExecutor with two workers (queues default+kubernetes, default+database), not LocalExecutor",
+    )
+    parser.add_argument(
         "--only",
         action="append",
         metavar="DAG_ID",
@@ -88,6 +96,7 @@ def _run(args: argparse.Namespace, lock: RunLock) -> int:
         config_path=config,
         on_child_started=lock.add_child,
         sample_memory=args.command == "demo",  # only the demo's summary reports it
+        celery=args.celery,
     )
     with stack:
         if args.command == "demo":

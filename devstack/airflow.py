@@ -1,5 +1,9 @@
 """Run the real Airflow components against the sandbox: migrate, then scheduler, dag-processor, triggerer and
 api-server as children of this process (LocalExecutor, parallelism sized for 2 cores), and stop them cleanly.
+
+With Celery workers (``make up-celery``) the same components run the CeleryExecutor instead, with the sandbox's Redis
+as the broker and its PostgreSQL (the metadata database) as the result backend, and each worker serves its queues:
+the DAG kit puts cluster changes on ``kubernetes`` and maintenance and backups on ``database``.
 """
 
 from __future__ import annotations
@@ -11,15 +15,38 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from devstack.client import AirflowClient
 from devstack.processes import Child
 from sandbox.connections import airflow_connection_env
 from sandbox.launcher import free_port
 from tradeops.config import CONFIG_ENV, TradeOpsConfig
+from tradeops.workers import WORKER_NAME_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
+# Longer than the longest task (the weekly window's 2 h, its rollout waits included): a task still running when it
+# passes would be handed to a second worker.
+VISIBILITY_TIMEOUT_S = 6 * 3600
+
+
+@dataclass(frozen=True)
+class CeleryWorker:
+    """One ``airflow celery worker``: its name (on its task instances' ``hostname``), queues and slots."""
+
+    name: str
+    queues: tuple[str, ...]
+    concurrency: int = 2
+
+    @property
+    def component(self) -> str:
+        return f"worker-{self.name}"
+
+
+# Two workers, each with its own kind of work and both with the rest, so either can take over what the other
+# dropped: the cluster work on one host, the database work on another.
+CELERY_WORKERS = (CeleryWorker("cluster", ("default", "kubernetes")), CeleryWorker("data", ("default", "database")))
 
 
 @dataclass(frozen=True)
@@ -45,6 +72,7 @@ class AirflowStack:
         parallelism: int = 4,
         extra_env: dict[str, str] | None = None,
         dags_folder: Path = REPO / "dags",
+        celery_workers: tuple[CeleryWorker, ...] = (),
     ):
         self.home = home.resolve()
         self.sandbox = sandbox_settings
@@ -54,7 +82,12 @@ class AirflowStack:
         self.parallelism = parallelism
         self.extra_env = extra_env or {}
         self.dags_folder = dags_folder
+        self.celery_workers = celery_workers
         self.children: list[Child] = []
+
+    @property
+    def executor(self) -> str:
+        return "CeleryExecutor" if self.celery_workers else "LocalExecutor"
 
     @property
     def url(self) -> str:
@@ -80,7 +113,7 @@ class AirflowStack:
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__EXECUTOR": self.executor,
             "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
             "AIRFLOW__CORE__FERNET_KEY": fernet_key,
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
@@ -100,12 +133,22 @@ class AirflowStack:
             "TRADEOPS_REPORTS_DIR": str(self.reports_dir),
             "TRADEOPS_BACKUP_DIR": str(self.home / "backups"),
             **airflow_connection_env(self.sandbox, self.config),
+            **(self._celery_env(metadata) if self.celery_workers else {}),
             **self.extra_env,
         }
         # The components find `tradeops` through Airflow's plugins folder, as in production; a PYTHONPATH
         # inherited from the launcher would hide a packaging mistake.
         env.pop("PYTHONPATH", None)
         return env
+
+    def _celery_env(self, metadata_dsn: str) -> dict[str, str]:
+        broker = urlsplit(self.sandbox["redis"]["url"])  # its own Redis database, apart from the platform's data
+        return {
+            "AIRFLOW__CELERY__BROKER_URL": urlunsplit(broker._replace(path="/1")),
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + metadata_dsn,
+            "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT_S),
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tradeops.workers.worker_hostname",
+        }
 
     def _airflow(self) -> str:
         return str(Path(sys.executable).with_name("airflow"))
@@ -117,9 +160,15 @@ class AirflowStack:
         if result.returncode != 0:
             raise RuntimeError(f"airflow db migrate failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
 
-    def start(self, components: tuple[str, ...] = COMPONENTS) -> None:
+    def start(self, components: tuple[str, ...] | None = None) -> None:
         env = self.env()
+        if components is None:
+            components = (*COMPONENTS, *(worker.component for worker in self.celery_workers))
+        workers = {worker.component: worker for worker in self.celery_workers}
         for component in components:
+            if component in workers:
+                self.children.append(self._celery_worker(workers[component], env))
+                continue
             # One machine, one log folder: the api-server reads task and trigger logs from disk, so the
             # scheduler's and triggerer's log-serving processes (~150 MB) are not needed.
             flags = ["--skip-serve-logs"] if component in ("scheduler", "triggerer") else []
@@ -132,6 +181,45 @@ class AirflowStack:
                     cwd=self.home,
                 )
             )
+
+    def _celery_worker(self, worker: CeleryWorker, env: dict[str, str]) -> Child:
+        # --skip-serve-logs: workers on one host would fight over the log port; the api-server reads the files.
+        argv = [self._airflow(), "celery", "worker", "--queues", ",".join(worker.queues)]
+        argv += [
+            "--concurrency",
+            str(worker.concurrency),
+            "--celery-hostname",
+            f"{worker.name}@%h",
+            "--skip-serve-logs",
+        ]
+        return Child(
+            worker.component,
+            argv,
+            {**env, WORKER_NAME_ENV: worker.name},
+            self.home / "logs" / f"{worker.component}.log",
+            cwd=self.home,
+        )
+
+    def wait_workers(self, timeout: float = 120) -> list[str]:
+        """Wait until every Celery worker answers a ping on the broker; return their Celery names."""
+        expected = {f"{worker.name}@" for worker in self.celery_workers}
+        ping = (
+            "from airflow.providers.celery.executors.celery_executor import app;"
+            "print(' '.join(sorted(name for reply in app.control.ping(timeout=2) for name in reply)))"
+        )
+        deadline = time.monotonic() + timeout
+        answered: list[str] = []
+        while time.monotonic() < deadline:
+            for child in self.children:
+                if not child.alive():
+                    raise RuntimeError(
+                        f"airflow {child.name} exited with code {child.process.returncode}:\n{child.tail()}"
+                    )
+            result = subprocess.run([sys.executable, "-c", ping], env=self.env(), capture_output=True, text=True)
+            answered = result.stdout.split()
+            if all(any(name.startswith(prefix) for name in answered) for prefix in expected):
+                return answered
+        raise TimeoutError(f"Celery workers not all answering after {timeout:.0f}s: {answered}")
 
     def kill(self, components: tuple[str, ...]) -> None:
         """SIGKILL these components (and their workers), as a crash would: no clean shutdown."""

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from devstack.airflow import REPO, AirflowStack, Ports
+from devstack.airflow import CELERY_WORKERS, REPO, AirflowStack, Ports
 from devstack.client import AirflowClient, SandboxClient
 from devstack.processes import Child, MemorySampler
 from sandbox.launcher import SETTINGS_FILE, read_settings
@@ -68,6 +68,7 @@ class LocalStack:
         log=lambda message: print(message, flush=True),
         on_child_started=lambda pid: None,
         sample_memory: bool = True,
+        celery: bool = False,
     ):
         self.run_dir = run_dir.resolve()
         self.auto_ports = auto_ports
@@ -87,6 +88,7 @@ class LocalStack:
         self.memory = MemorySampler()
         # Reading every process's smaps twice a second cost an idle `make up` ~15% of a core here.
         self.sample_memory = sample_memory
+        self.celery_workers = CELERY_WORKERS if celery else ()
 
     @property
     def sandbox(self) -> SandboxClient:
@@ -118,14 +120,20 @@ class LocalStack:
             ports=Ports.auto() if self.auto_ports else Ports(),
             extra_env=self.extra_env,
             dags_folder=self._dags_folder(),
+            celery_workers=self.celery_workers,
         )
         self.log("Migrating the Airflow metadata database...")
         self.airflow.migrate()
-        self.log("Starting Airflow: scheduler, dag-processor, triggerer, api-server (LocalExecutor)...")
+        workers = "".join(f", Celery worker {w.name} ({','.join(w.queues)})" for w in self.celery_workers)
+        self.log(
+            f"Starting Airflow: scheduler, dag-processor, triggerer, api-server{workers} ({self.airflow.executor})..."
+        )
         self.airflow.start()
         for pid in self.airflow.pids():
             self._child_started(pid)
         self.client = self.airflow.wait_healthy()
+        if self.celery_workers:
+            self.airflow.wait_workers()
         # The Slack app's buttons post to the TradeOps app on the api-server, as a real Slack app's would.
         self.sandbox.set_interactivity(f"{self.airflow.url}/tradeops/slack/actions")
         self.log(f"  Airflow healthy at {self.airflow.url} ({time.monotonic() - started:.1f}s since start)")

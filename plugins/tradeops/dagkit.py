@@ -11,6 +11,11 @@ its DAG id, owner and steps; everything every runbook shares comes from here and
   when the run was queued.
 - :func:`window_group`: a task group whose every task is skipped once the maintenance window has closed.
 
+Both builders put each task on the Celery queue of its operator's domain (:func:`assign_queues`): ``kubernetes``
+for cluster changes and rollout waits, ``database`` for maintenance, backups and restores, ``default`` for the rest,
+so a deployment can give the database work to one host and the cluster work to another. The LocalExecutor ignores
+queues.
+
 Everything here runs at parse time: it must stay cheap (no database, no network, no heavy imports). A DAG file
 must still contain the words "airflow" and "dag" somewhere (Airflow's discovery safe mode skips files without
 them); the DAG integrity test catches a file that is skipped.
@@ -159,6 +164,20 @@ def add_run_verdict(dag: DAG) -> RunVerdictOperator:
     return verdict
 
 
+QUEUE_BY_DOMAIN = {"tradeops.kubernetes": "kubernetes", "tradeops.database": "database"}
+DEFAULT_QUEUE = "default"
+
+
+def assign_queues(dag: DAG) -> None:
+    """Put every task of ``dag`` whose queue was left at the default on the queue of its operator's domain
+    (:data:`QUEUE_BY_DOMAIN`, by the module the operator class lives in); a queue set on the task is kept."""
+    for task in dag.tasks:
+        if task.queue != DEFAULT_QUEUE:
+            continue
+        domain = ".".join(type(task).__module__.split(".")[:2])
+        task.queue = QUEUE_BY_DOMAIN.get(domain, DEFAULT_QUEUE)
+
+
 def _default_args(owner: str, retries: int, retry_delay: timedelta, extra: Mapping[str, Any] | None) -> dict:
     return {"owner": owner, "retries": retries, "retry_delay": retry_delay, **(extra or {})}
 
@@ -221,6 +240,7 @@ def scheduled_dag(
         if verdict:
             add_run_verdict(dag)
         apply_runbook_failure_policy(dag, config)
+        assign_queues(dag)
 
 
 @contextmanager
@@ -269,6 +289,7 @@ def manual_dag(
         **overrides,
     ) as dag:
         yield dag
+        assign_queues(dag)
 
 
 def window_group(group_id: str, **kwargs: Any) -> TaskGroup:

@@ -222,3 +222,24 @@ def test_the_suites_runbooks_page_when_they_fail(dagbag, config):
             assert not any(runbook_callbacks(task) for task in dag.tasks), dag.dag_id
         else:  # the config can name every scheduled DAG (and refuses any other id)
             assert dag.dag_id in get_args(RunbookDag), f"add {dag.dag_id} to RunbookDag in config/model.py"
+
+
+def test_each_task_goes_to_the_celery_queue_of_its_operators_domain(config):
+    from tradeops.database.operators import BackupOperator
+    from tradeops.kubernetes.operators import ScaleDeploymentsOperator
+    from tradeops.kubernetes.sensors import RolloutStatusSensor
+
+    with manual_dag("db_restore", description="d", owner="o", doc_md="docs") as dag:
+        BackupOperator(task_id="backup")
+        ScaleDeploymentsOperator(task_id="scale", deployments=["tactical-marl"], profile="off_hours")
+        RolloutStatusSensor(task_id="wait", names=["tactical-marl"])
+        CheckOperator(task_id="system_status", check=SystemStatus())
+        EmptyOperator(task_id="chosen", queue="special")
+    queues = {task.task_id: task.queue for task in dag.tasks}
+    assert queues == {
+        "backup": "database",
+        "scale": "kubernetes",
+        "wait": "kubernetes",
+        "system_status": "default",
+        "chosen": "special",
+    }
