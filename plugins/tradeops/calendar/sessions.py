@@ -144,7 +144,7 @@ class SessionTable:
 
     def current_or_previous(self, moment: datetime) -> Session:
         """The last session opened at or before ``moment`` (open now, or the last one closed): the session a
-        post-market run closes out (a scheduled run at close + 30m, or one triggered by hand on a Saturday: Friday's)."""
+        post-market run closes out (a scheduled run at close + 30m; one triggered by hand on a Saturday: Friday's)."""
         self._check(moment)
         index = bisect.bisect_right(self._opens, moment) - 1
         if index < 0:
