@@ -38,6 +38,7 @@ DEMO_PLAN: list[DemoRun] = [
     ),
     DemoRun("pre_market_startup"),
     DemoRun("market_hours_watch", {"minutes": 1}),  # drill mode: one minute of the watch, whatever the hour
+    DemoRun("post_market_shutdown", after_previous=True),  # closes the day once the startup and watch have ended
     DemoRun("daily_ops_report", after_previous=True),  # the day so far, once the runs before it have ended
 ]
 

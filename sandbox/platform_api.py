@@ -17,7 +17,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from sandbox import platform_metrics, platform_trading
+from sandbox import platform_eod, platform_metrics, platform_trading
 from sandbox.faults import FaultState
 from tradeops.config import TradeOpsConfig
 
@@ -221,6 +221,7 @@ def create_app(state: PlatformState) -> FastAPI:
         async with await state.connect() as conn, conn.transaction():
             await conn.execute("SELECT 1 FROM positions FOR UPDATE")
             open_positions = await _open_positions(conn)
+            stuck = set(state.faults.faults.stuck_positions)  # the exchange rejects their orders
             orders = [
                 {
                     "symbol": p["symbol"],
@@ -229,7 +230,9 @@ def create_app(state: PlatformState) -> FastAPI:
                     "price": p["last_price"],
                 }
                 for p in open_positions
+                if p["symbol"] not in stuck
             ]
+            rejected = [{"symbol": p["symbol"], "qty": p["qty"]} for p in open_positions if p["symbol"] in stuck]
             if not body.dry_run:
                 now = datetime.now(UTC)
                 for order in orders:
@@ -238,8 +241,17 @@ def create_app(state: PlatformState) -> FastAPI:
                         "SELECT %s, account, symbol, %s, %s, %s, 'flatten' FROM positions WHERE symbol = %s",
                         (now, order["side"], order["qty"], order["price"], order["symbol"]),
                     )
-                await conn.execute("UPDATE positions SET qty = 0, updated_at = %s WHERE qty <> 0", (now,))
-        response = {"dry_run": body.dry_run, "reason": body.reason, "orders": orders, "closed": len(orders)}
+                await conn.execute(
+                    "UPDATE positions SET qty = 0, updated_at = %s WHERE qty <> 0 AND symbol <> ALL(%s)",
+                    (now, sorted(stuck)),
+                )
+        response = {
+            "dry_run": body.dry_run,
+            "reason": body.reason,
+            "orders": orders,
+            "closed": len(orders),
+            "rejected": rejected,
+        }
         if idempotency_key:
             state.idempotent_responses[idempotency_key] = response
         return response
@@ -370,6 +382,7 @@ def create_app(state: PlatformState) -> FastAPI:
         blocking = [f for f in findings if f["severity"] in body.fail_on]
         return {"scanned": len(body.images), "findings": findings, "blocking": blocking}
 
+    platform_eod.install(app, state, auth)
     platform_trading.install(app, state, auth)
     platform_metrics.install(app, state, auth)
     return app
