@@ -253,7 +253,8 @@ class ClusterMatchesConfig(Check[dict[str, Any]]):
         for deployment in config.kubernetes.deployments:
             key, obj = f"deployment:{deployment.namespace}/{deployment.name}", data.get(deployment.name)
             if obj is None:
-                findings.append(Finding(key, Status.FAIL, f"{deployment.name}: not in the cluster"))
+                missing = {"deployment": deployment.name, "expected": deployment.image, "live": None}
+                findings.append(Finding(key, Status.FAIL, f"{deployment.name}: not in the cluster", missing))
                 continue
             containers = {c["name"]: c.get("image") for c in obj["spec"]["template"]["spec"]["containers"]}
             image = containers.get(deployment.container_name)
