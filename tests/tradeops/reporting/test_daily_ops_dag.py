@@ -15,6 +15,7 @@ from tradeops.calendar.sessions import sessions_for
 from tradeops.incidents import store
 from tradeops.incidents.models import NewIncident
 from tradeops.incidents.service import IncidentService
+from tradeops.reporting.operators import span
 
 
 @pytest.fixture
@@ -40,7 +41,8 @@ def slack(sandbox, sandbox_settings):
 
 @pytest.fixture
 def an_acknowledged_incident(sandbox_settings, config):
-    """One incident of the day, acknowledged 2 s after it opened and resolved after 3 s, through the service."""
+    """One incident of the day, acknowledged about 2 s after it opened and resolved a second later, through the
+    service; with its times to acknowledge and to resolve as its audit trail has them, in the report's words."""
     dsn = sandbox_settings["postgres"]["state_dsn"]
     store.migrate(dsn)
     service = IncidentService(config, dsn)
@@ -59,7 +61,8 @@ def an_acknowledged_incident(sandbox_settings, config):
     service.resolve(opened.id, "oncall-alice")
     with store.connect(dsn) as conn:  # nothing of it for the report's Slack count
         conn.execute("UPDATE tradeops.outbox SET delivered_at = now() WHERE delivered_at IS NULL")
-    return opened
+    at = {event.kind.value: event.at for event in service.timeline(opened.id)}
+    return opened, span(at["acknowledged"] - opened.opened_at), span(at["resolved"] - opened.opened_at)
 
 
 def test_the_report_is_written_once_per_session_and_summarised_in_one_message(
@@ -77,9 +80,10 @@ def test_the_report_is_written_once_per_session_and_summarised_in_one_message(
     html = path.read_text()
     assert not old.exists()  # older than reports.keep_days
     assert len(html.encode()) < 300_000 and html.count("<svg") == 4
-    assert f'<tr id="incident-{an_acknowledged_incident.id}">' in html
-    row = html.split(f'<tr id="incident-{an_acknowledged_incident.id}">', 1)[1].split("</tr>", 1)[0]
-    assert "2s" in row and "3s" in row and "resolved" in row
+    incident, to_acknowledge, to_resolve = an_acknowledged_incident
+    row = html.split(f'<tr id="incident-{incident.id}">', 1)[1].split("</tr>", 1)[0]
+    assert f'<td class="num">{to_acknowledge} <span class="muted">/ 30m 00s</span>' in row  # P3: 30 minutes
+    assert f'<td class="num">{to_resolve}</td>' in row and "status-resolved" in row
     assert "Logins" in html and "Trades" in html
     for secret in slack.settings["secrets"].values():
         assert str(secret) not in html
