@@ -153,8 +153,8 @@ def runbook_events(incidents: list[Incident]) -> list[RunbookEvent]:
             what = f"failed at {task}" if task else "failed"
         else:
             continue
-        found.append(RunbookEvent(incident.dag_id, what, incident.run_id, incident.opened_at, incident.severity,
-                                  incident.id))  # fmt: skip
+        event = RunbookEvent(incident.dag_id, what, incident.run_id, incident.opened_at, incident.severity, incident.id)
+        found.append(event)
     return sorted(found, key=lambda event: event.at)
 
 
@@ -195,46 +195,53 @@ class DayReport:
 def recommendations(day: DayReport) -> list[Recommendation]:
     """What the numbers ask for, most pressing first; one "watch" line when nothing does."""
     found: list[Recommendation] = []
+
+    def act(text: str) -> None:
+        found.append(Recommendation("action", text))
+
     perf = day.performance
     if perf.p95_ms > day.p95_target_ms:
-        found.append(Recommendation("action", f"Response time p95 was {perf.p95_ms:g} ms, over the "
-                                    f"{day.p95_target_ms:g} ms target: profile the slowest path before tomorrow's "
-                                    "open."))  # fmt: skip
+        act(
+            f"Response time p95 was {perf.p95_ms:g} ms, over the {day.p95_target_ms:g} ms target: profile the "
+            "slowest path before the next open."
+        )
     if perf.error_rate_pct > day.error_rate_target_pct:
-        found.append(Recommendation("action", f"Error rate {perf.error_rate_pct:g} % is over "
-                                    f"{day.error_rate_target_pct:g} %: review the platform's error logs."))  # fmt: skip
+        act(
+            f"Error rate {perf.error_rate_pct:g} % is over {day.error_rate_target_pct:g} %: review the platform's "
+            "error logs."
+        )
     if perf.availability_pct < 99.9:
-        found.append(Recommendation("action", f"Availability {perf.availability_pct:g} % is under 99.9 %."))
+        act(f"Availability {perf.availability_pct:g} % is under 99.9 %.")
     for comp in day.components:
         if comp.status != "healthy":
-            found.append(Recommendation("action", f"{comp.name} is {comp.status}."))
+            act(f"{comp.name} is {comp.status}.")
         if comp.cpu_pct is not None and comp.cpu_pct > day.cpu_limit_pct:
-            found.append(Recommendation("action", f"{comp.name} CPU at {comp.cpu_pct:g} % (limit "
-                                        f"{day.cpu_limit_pct:g} %): raise its CPU or replicas."))  # fmt: skip
+            act(f"{comp.name} CPU at {comp.cpu_pct:g} % (limit {day.cpu_limit_pct:g} %): raise its CPU or replicas.")
         if comp.memory_pct is not None and comp.memory_pct > day.memory_limit_pct:
-            found.append(Recommendation("action", f"{comp.name} memory at {comp.memory_pct:g} % (limit "
-                                        f"{day.memory_limit_pct:g} %): raise its memory limit."))  # fmt: skip
+            act(f"{comp.name} memory at {comp.memory_pct:g} % (limit {day.memory_limit_pct:g} %): raise its limit.")
     late = [i for i in day.incidents if i.acknowledged_late]
     if late:
         names = ", ".join(f"#{i.incident.id} ({i.incident.severity})" for i in late)
-        found.append(Recommendation("action", f"{len(late)} incident(s) acknowledged after their severity's "
-                                    f"initial response time: {names}. Review the on-call rota."))  # fmt: skip
-    active = [i for i in day.incidents if i.incident.status is not IncidentStatus.RESOLVED]
+        act(
+            f"{len(late)} incident(s) acknowledged after their severity's initial response time: {names}. "
+            "Review the on-call rota."
+        )
+    active = [f"#{i.incident.id}" for i in day.incidents if i.incident.status is not IncidentStatus.RESOLVED]
     if active:
-        found.append(Recommendation("action", f"{len(active)} incident(s) still not resolved: "
-                                    + ", ".join(f"#{i.incident.id}" for i in active) + "."))  # fmt: skip
-    missed = [r for r in day.runbooks if r.what.startswith("deadline")]
+        act(f"{len(active)} incident(s) still not resolved: {', '.join(active)}.")
+    missed = sorted({r.dag_id for r in day.runbooks if r.what.startswith("deadline")})
     if missed:
-        dags = sorted({r.dag_id for r in missed})
-        found.append(Recommendation("action", f"Deadlines missed by {', '.join(dags)}: check their durations "
-                                    "and schedules."))  # fmt: skip
+        act(f"Deadlines missed by {', '.join(missed)}: check their durations and schedules.")
     sec, limit = day.security, day.failed_logins_per_minute_limit
     if limit is not None and sec.failed_peak_per_minute > limit:
-        found.append(Recommendation("action", f"Failed logins peaked at {sec.failed_peak_per_minute} a minute "
-                                    f"(rule: {limit:g}): review the sources with security."))  # fmt: skip
+        act(
+            f"Failed logins peaked at {sec.failed_peak_per_minute} a minute (rule: {limit:g}): review the sources "
+            "with security."
+        )
     elif sec.logins and sec.failed / sec.logins > 0.1:
-        found.append(Recommendation("watch", f"{sec.failed} of {sec.logins} logins failed: check the users "
-                                    "most affected."))  # fmt: skip
+        found.append(
+            Recommendation("watch", f"{sec.failed} of {sec.logins} logins failed: check the users most affected.")
+        )
     return found or [Recommendation("watch", "Nothing needs action: every number is within its target.")]
 
 

@@ -38,10 +38,16 @@ def report_charts(day: DayReport) -> dict[str, str]:
     from tradeops.reporting.charts import Bar, bar_chart, line_chart
 
     target = day.p95_target_ms
-    cpu = [Bar(c.name, c.cpu_pct, "bad" if c.cpu_pct > day.cpu_limit_pct else "ok")
-           for c in day.components if c.cpu_pct is not None]  # fmt: skip
-    memory = [Bar(c.name, c.memory_pct, "bad" if c.memory_pct > day.memory_limit_pct else "ok")
-              for c in day.components if c.memory_pct is not None]  # fmt: skip
+    cpu = [
+        Bar(c.name, c.cpu_pct, "bad" if c.cpu_pct > day.cpu_limit_pct else "ok")
+        for c in day.components
+        if c.cpu_pct is not None
+    ]
+    memory = [
+        Bar(c.name, c.memory_pct, "bad" if c.memory_pct > day.memory_limit_pct else "ok")
+        for c in day.components
+        if c.memory_pct is not None
+    ]
     counts = day.by_severity
     severity = [Bar(s, counts[s], SEVERITY_TONES[s]) for s in ("P1", "security", "P2", "P3", "P4") if counts[s]]
     hours = day.performance.p95_by_hour
@@ -54,13 +60,26 @@ def report_charts(day: DayReport) -> dict[str, str]:
             unit=" ms",
             target=target,
         ),
-        "cpu": bar_chart("CPU by component", "; ".join(f"{b.label} {b.value:g} %" for b in cpu) or "no data", cpu,
-                         unit=" %", target=day.cpu_limit_pct, scale=100),  # fmt: skip
-        "memory": bar_chart("Memory by component", "; ".join(f"{b.label} {b.value:g} %" for b in memory) or "no data",
-                            memory, unit=" %", target=day.memory_limit_pct, scale=100),  # fmt: skip
-        "severity": bar_chart("Incidents by severity",
-                              "; ".join(f"{b.label}: {b.value:g}" for b in severity) or "no incidents", severity),
-    }  # fmt: skip
+        "cpu": bar_chart(
+            "CPU by component",
+            "; ".join(f"{b.label} {b.value:g} %" for b in cpu) or "no data",
+            cpu,
+            unit=" %",
+            target=day.cpu_limit_pct,
+            scale=100,
+        ),
+        "memory": bar_chart(
+            "Memory by component",
+            "; ".join(f"{b.label} {b.value:g} %" for b in memory) or "no data",
+            memory,
+            unit=" %",
+            target=day.memory_limit_pct,
+            scale=100,
+        ),
+        "severity": bar_chart(
+            "Incidents by severity", "; ".join(f"{b.label}: {b.value:g}" for b in severity) or "no incidents", severity
+        ),
+    }
 
 
 def render_report(

@@ -15,11 +15,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from psycopg.types.json import Jsonb
 
 from tests.browser import Browser, require_chromium
 from tradeops.calendar.sessions import sessions_for
 from tradeops.incidents import store
-from tradeops.incidents.models import NewIncident
 from tradeops.incidents.service import IncidentService
 from tradeops.reporting.daily_ops import collect_day, recommendations, report_window
 from tradeops.reporting.operators import render_report
@@ -35,43 +35,44 @@ def browser(tmp_path):
         yield running
 
 
-def _a_day_of_incidents(service: IncidentService, dsn: str, now: datetime) -> None:
-    """Incidents of the day as on-call lived them: each opened through the service, then its times set in the past
-    (a P1 acknowledged after 9 minutes against a 5-minute target, a P2 resolved in 48, a missed deadline, a
-    security incident still open)."""
+def _a_day_of_incidents(dsn: str, now: datetime) -> list[int]:
+    """Incidents of the day as the state database records them, written in the past (the audit trail is
+    append-only and stamped by the database, so they are inserted as they would stand): a P1 acknowledged after 9
+    minutes against a 5-minute target, a P2 resolved in 48, a missed deadline, a security incident still open."""
     scene = [
         ("P1", "execution-engine order latency over 500 ms", "check", None, 180, 9, 35),
         ("P2", "cme-mdp3 data feed lagging", "check", None, 140, 6, 48),
         ("P4", "daily_health_check missed its 'warn' deadline", "deadline", "daily_health_check", 400, 20, 25),
         ("security", "Failed logins burst from 10.20.7.14", "manual", None, 25, None, None),
     ]
-    for severity, title, source, dag_id, ago, ack, resolve in scene:
-        new = NewIncident(dedup_key=f"browser:{time.time_ns()}", source=source, severity=severity, title=title,
-                          dag_id=dag_id, run_id="scheduled__2026-11-30T12:00:00+00:00" if dag_id else None,
-                          details={"tier": "warn"} if source == "deadline" else {})  # fmt: skip
-        incident = service.open(new, deliver=False).incident
-        if ack is not None:
-            service.acknowledge(incident.id, "oncall-alice", "looking")
-        if resolve is not None:
-            service.resolve(incident.id, "oncall-alice", "fixed")
-        opened = now - timedelta(minutes=ago)
-        shift = {"acknowledged": timedelta(minutes=ack or 0), "resolved": timedelta(minutes=resolve or 0)}
-        with store.connect(dsn) as conn:
-            conn.execute(
-                "UPDATE tradeops.incidents SET opened_at = %(o)s, escalation_anchor = %(o)s, last_seen_at = %(o)s, "
-                "acknowledged_at = CASE WHEN acknowledged_at IS NULL THEN NULL ELSE %(a)s END, "
-                "resolved_at = CASE WHEN resolved_at IS NULL THEN NULL ELSE %(r)s END WHERE id = %(id)s",
-                {"o": opened, "a": opened + shift["acknowledged"], "r": opened + shift["resolved"], "id": incident.id},
-            )
-            for kind, after in shift.items():
-                conn.execute("UPDATE tradeops.incident_events SET at = %s WHERE incident_id = %s AND kind = %s",
-                             (opened + after, incident.id, kind))  # fmt: skip
-            conn.execute(
-                "UPDATE tradeops.incident_events SET at = %s + (at - (SELECT min(at) FROM tradeops.incident_events "
-                "WHERE incident_id = %s)) WHERE incident_id = %s AND kind NOT IN ('acknowledged', 'resolved')",
-                (opened, incident.id, incident.id),
-            )
-            conn.execute("UPDATE tradeops.outbox SET delivered_at = now() WHERE delivered_at IS NULL")
+    ids = []
+    with store.connect(dsn) as conn:
+        for severity, title, source, dag_id, ago, ack, resolve in scene:
+            opened = now - timedelta(minutes=ago)
+            acked = opened + timedelta(minutes=ack) if ack is not None else None
+            resolved = opened + timedelta(minutes=resolve) if resolve is not None else None
+            status = "resolved" if resolved else "acknowledged" if acked else "open"
+            row = conn.execute(
+                "INSERT INTO tradeops.incidents (dedup_key, source, severity, title, dag_id, run_id, status, level, "
+                "escalation_anchor, opened_at, last_seen_at, last_update_at, acknowledged_at, acknowledged_by, "
+                "resolved_at, resolved_by, details) VALUES (%s, %s, %s, %s, %s, %s, %s, 1, %s, %s, %s, %s, %s, %s, "
+                "%s, %s, %s) RETURNING id",
+                (f"browser:{time.time_ns()}", source, severity, title, dag_id,
+                 "scheduled__2026-11-30T12:00:00+00:00" if dag_id else None, status, opened, opened, opened, opened,
+                 acked, "oncall-alice" if acked else None, resolved, "oncall-alice" if resolved else None,
+                 Jsonb({"tier": "warn"} if source == "deadline" else {})),
+            ).fetchone()  # fmt: skip
+            trail = [(opened, "opened", "tradeops"), (opened + timedelta(seconds=2), "paged", "tradeops")]
+            trail += [(acked, "acknowledged", "oncall-alice")] if acked else []
+            trail += [(resolved, "resolved", "oncall-alice")] if resolved else []
+            for at, kind, actor in trail:
+                conn.execute(
+                    "INSERT INTO tradeops.incident_events (incident_id, at, kind, actor, level) VALUES (%s, %s, %s, "
+                    "%s, 1)",
+                    (row["id"], at, kind, actor),
+                )
+            ids.append(row["id"])
+    return ids
 
 
 def test_the_report_renders_offline_with_its_charts(browser, sandbox_settings, airflow_connections, config, tmp_path,
@@ -80,7 +81,7 @@ def test_the_report_renders_offline_with_its_charts(browser, sandbox_settings, a
     store.migrate(dsn)
     service = IncidentService(config, dsn)
     now = datetime.now(UTC)
-    _a_day_of_incidents(service, dsn, now)
+    scene = _a_day_of_incidents(dsn, now)
     table = sessions_for(config.platform.exchange)
     day = collect_day(config, report_window(table, now), service)
     html = render_report(day, recommendations(day), config, run_id="scheduled__report", generated_at=now, tz=table.tz)
@@ -124,3 +125,4 @@ def test_the_report_renders_offline_with_its_charts(browser, sandbox_settings, a
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
     if os.environ.get("TRADEOPS_UPDATE_SCREENSHOT") == "1":
         shutil.copyfile(shot, REPO / "docs" / "daily-ops-report.png")
+    service.resolve(scene[-1], "tests (cleanup)")
