@@ -42,8 +42,9 @@ class ClosePositionsOperator(BaseOperator):
     doubling (at most 60 s). A book that is already flat sends no order at all, so a re-run for the same session
     changes nothing. Anything still open after the last read-back opens an incident at
     ``trading_day.positions.severity`` naming each symbol and quantity (key ``positions:<session date>``: one per
-    session, a re-run adds an occurrence), and the task fails without retrying (the book was read ``attempts``
-    times already): the run never reports success with a position open, and nothing downstream scales agents down.
+    session, a re-run adds an occurrence), and the task fails without retrying (``AirflowFailException``: the book
+    was read ``attempts`` times already; an unreachable platform is still retried): the run never reports success
+    with a position open, and nothing downstream scales agents down.
 
     The Idempotency-Key is ``close-all:<session date>:<run id>:try<n>``. Within one try the platform client's
     transport retries reuse it, so an answer lost on the network never submits the order twice. A new try, a
@@ -64,7 +65,6 @@ class ClosePositionsOperator(BaseOperator):
     def __init__(
         self, *, reason: str = "end of day close-out", platform_conn_id: str | None = None, **kwargs: Any
     ) -> None:
-        kwargs.setdefault("retries", 0)  # a retry would read the same book again: the read-backs are the retries
         super().__init__(**kwargs)
         self.reason = reason
         self.platform_conn_id = platform_conn_id
