@@ -14,6 +14,7 @@ triggered by hand on a Saturday closes out Friday's).
 | `backup` | verified `pg_dump` of the trading database (the weekly window's operator) | run failed |
 | `scale_down` | `trading_day.scale_roles` to the `off_hours` profile, only once the book is flat | run failed |
 | `wait_scale_down` | the rollouts awaited in the triggerer (deferrable) | run failed |
+| `monitoring_mode` | monitoring back to `trading_day.monitoring_modes.off_hours`, read back | run failed |
 | `log_archive` | the session's log index archived: name, size, sha256 (4) | run failed |
 | `store_daily_metrics` | the session's row of `tradeops.daily_metrics` (5) | run failed |
 | `diagnostics` | bounded archive of the scaled deployments' logs and events | run failed |
@@ -31,9 +32,6 @@ triggered by hand on a Saturday closes out Friday's).
 5. Upserted by session date: trades, positions closed (or left open), backup and archive sizes, and
    `/v1/performance/metrics?timeframe=1d`.
 6. To the ops channel through the incidents' outbox, key `eod:<date>` (`eod:<date>:failed` for a failed day).
-
-Monitoring is not switched back to off-hours mode here yet: the platform's monitoring-mode API and its operator
-come with `pre_market_startup`.
 
 Every step is idempotent per session: a re-run finds the book flat and sends no order, writes the same reports,
 replaces its own metrics row, gets the same log archive back and sends no second Slack message. No message ever
@@ -60,6 +58,7 @@ from tradeops.database.operators import BackupOperator
 from tradeops.kubernetes.operators import CollectDiagnosticsOperator, ScaleDeploymentsOperator
 from tradeops.kubernetes.sensors import RolloutStatusSensor
 from tradeops.positions.operators import ClosePositionsOperator
+from tradeops.trading.operators import SetMonitoringModeOperator
 
 config = load_config()
 scaled = [d.name for d in config.kubernetes.deployments if d.role in config.trading_day.scale_roles]
@@ -79,6 +78,9 @@ with scheduled_dag(
     backup = BackupOperator(task_id="backup", trigger_rule="all_done")
     scale_down = ScaleDeploymentsOperator(task_id="scale_down", deployments=scaled, profile="off_hours")
     wait_scale_down = RolloutStatusSensor(task_id="wait_scale_down", names=scaled, timeout=600)
+    monitoring = SetMonitoringModeOperator(
+        task_id="monitoring_mode", mode=config.trading_day.monitoring_modes.off_hours, reason="post-market shutdown"
+    )
     archive = LogArchiveOperator(task_id="log_archive")
     metrics = StoreDailyMetricsOperator(task_id="store_daily_metrics")
     diagnostics = CollectDiagnosticsOperator(task_id="diagnostics", deployments=scaled, trigger_rule="all_done")
@@ -90,6 +92,7 @@ with scheduled_dag(
             ("backup", "Backup"),
             ("scale_down", "Scaled to off-hours"),
             ("wait_scale_down", "Rollouts done"),
+            ("monitoring_mode", "Monitoring in off-hours mode"),
             ("log_archive", "Log archive"),
             ("store_daily_metrics", "Daily metrics"),
             ("diagnostics", "Diagnostics"),
@@ -97,6 +100,6 @@ with scheduled_dag(
     )
 
     close >> [report, backup]
-    close >> scale_down >> wait_scale_down >> diagnostics
+    close >> scale_down >> wait_scale_down >> [monitoring, diagnostics]
     [close, report, backup, archive] >> metrics
-    [metrics, diagnostics] >> eod
+    [metrics, monitoring, diagnostics] >> eod

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
+import requests
 from psycopg.rows import dict_row
 
 from tradeops.calendar.sessions import sessions_for
@@ -30,6 +31,7 @@ def shutdown(stack, kubectl_for):
     platform_dsn = stack.settings["postgres"]["platform_dsn"]
     with psycopg.connect(platform_dsn) as conn:
         positions = conn.execute("SELECT symbol, qty FROM positions").fetchall()
+    mode = monitoring_mode(stack)
     stack.client.wait_for_dags({DAG})
     stack.client.set_paused(DAG, False)
 
@@ -45,6 +47,7 @@ def shutdown(stack, kubectl_for):
     yield run
     stack.client.set_paused(DAG, True)
     stack.sandbox.clear_faults("platform_api")
+    monitoring_mode(stack, mode)
     with psycopg.connect(platform_dsn) as conn:
         for symbol, qty in positions:
             conn.execute("UPDATE positions SET qty = %s WHERE symbol = %s", (qty, symbol))
@@ -56,6 +59,18 @@ def shutdown(stack, kubectl_for):
             "WHERE status <> 'resolved' AND dag_id = %s",
             (DAG,),
         )
+
+
+def monitoring_mode(stack, mode: str | None = None) -> str:
+    """The platform monitoring's mode (set to ``mode`` first when given)."""
+    url = stack.settings["platform_api"]["url"] + "/v1/monitoring/mode"
+    headers = {"Authorization": f"Bearer {stack.settings['secrets']['platform_api_token']}"}
+    if mode:
+        body = {"mode": mode, "reason": "e2e"}
+        requests.put(url, json=body, headers=headers, timeout=10).raise_for_status()
+    response = requests.get(url, headers=headers, timeout=10)
+    response.raise_for_status()
+    return response.json()["mode"]
 
 
 def end_of_day(stack) -> list[str]:
@@ -73,6 +88,7 @@ def test_the_day_closes_out_with_the_agents_at_off_hours(stack, shutdown):
     for name in shutdown.scaled:  # as the trading day leaves them
         count = config.kubernetes.deployment(name).replicas.market_hours
         shutdown.kubectl.ok("scale", f"deployment/{name}", f"--replicas={count}")
+    monitoring_mode(stack, config.trading_day.monitoring_modes.market_hours)
     before = end_of_day(stack)
 
     run = shutdown()
@@ -85,6 +101,7 @@ def test_the_day_closes_out_with_the_agents_at_off_hours(stack, shutdown):
         deployment = shutdown.kubectl.json("get", "deployment", name)
         want = config.kubernetes.deployment(name).replicas.off_hours
         assert (deployment["spec"]["replicas"], deployment["status"].get("readyReplicas")) == (want, want), name
+    assert monitoring_mode(stack) == config.trading_day.monitoring_modes.off_hours
     new = [text for text in end_of_day(stack) if text not in before]
     assert len(new) == 1 and new[0].endswith(": complete"), new
 

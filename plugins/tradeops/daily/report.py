@@ -72,6 +72,8 @@ def step_details(results: Mapping[str, Any]) -> dict[str, str]:
     if scaled := results.get("scale_down"):
         changed = [f"{s['deployment']} {s['from']}→{s['to']}" for s in scaled if s["changed"]]
         lines["scale_down"] = ", ".join(changed) or "already at off_hours"
+    if mode := results.get("monitoring_mode"):
+        lines["monitoring_mode"] = f"{mode['mode']} (was {mode['previous']})"
     if archive := results.get("log_archive"):
         lines["log_archive"] = f"{archive['name']} ({_size(archive['bytes'])}, sha256 {archive['sha256'][:12]}…)"
     if metrics := results.get("store_daily_metrics"):

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
+import requests
 
 from tradeops.calendar.sessions import sessions_for
 from tradeops.daily.report import closed_session
@@ -63,3 +64,28 @@ def state_db(sandbox_settings):
 def session_today():
     """The session a run started now closes out."""
     return closed_session(sessions_for("XNYS"), datetime.now(UTC))
+
+
+@pytest.fixture
+def platform_api(sandbox_settings):
+    """Calls to the sandbox's platform API as the platform's operators make them (bearer token)."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {sandbox_settings['secrets']['platform_api_token']}"
+    base = sandbox_settings["platform_api"]["url"]
+
+    def call(method: str, path: str, **kwargs) -> dict:
+        response = session.request(method, base + path, timeout=10, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    return call
+
+
+@pytest.fixture
+def trading_hours_monitoring(config, platform_api):
+    """The platform's monitoring in trading-hours mode, as the day leaves it; its mode before put back after."""
+    before = platform_api("GET", "/v1/monitoring/mode")["mode"]
+    modes = config.trading_day.monitoring_modes
+    platform_api("PUT", "/v1/monitoring/mode", json={"mode": modes.market_hours, "reason": "test: the trading day"})
+    yield modes.off_hours
+    platform_api("PUT", "/v1/monitoring/mode", json={"mode": before, "reason": "test: put back"})

@@ -42,6 +42,7 @@ RESULTS = {
         {"deployment": "tactical-marl", "from": 3, "to": 1, "changed": True},
         {"deployment": "data-pipeline", "from": 1, "to": 1, "changed": False},
     ],
+    "monitoring_mode": {"mode": "off-hours", "previous": "trading-hours", "changed": True},
     "log_archive": {"name": "grandmodel-logs-2026.11.27.tar.zst", "bytes": 18_000_000, "sha256": "ab" * 32},
     "store_daily_metrics": {"session_date": "2026-11-27"},
     "diagnostics": {"files": 12, "bytes": 2048},
@@ -56,6 +57,7 @@ def test_each_step_gets_a_line_of_what_it_did():
     assert lines["scale_down"] == "tactical-marl 3→1"
     assert lines["log_archive"].startswith("grandmodel-logs-2026.11.27.tar.zst (17.2 MB, sha256 abababababab")
     assert lines["diagnostics"] == "12 files, 2.0 KB"
+    assert lines["monitoring_mode"] == "off-hours (was trading-hours)"
 
 
 def test_positions_left_open_are_named():

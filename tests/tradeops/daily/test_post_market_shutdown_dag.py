@@ -47,8 +47,8 @@ def market_hours(config, kubectl, replicas):
 
 
 def test_the_day_is_closed_out_reported_and_a_second_run_changes_nothing(
-    dagbag, airflow_db, airflow_connections, quick_close_out, book, market_hours, state_db, session_today,
-    sandbox, sandbox_settings, kubectl,
+    dagbag, airflow_db, airflow_connections, quick_close_out, book, market_hours, trading_hours_monitoring,
+    state_db, session_today, sandbox, sandbox_settings, kubectl, platform_api,
 ):  # fmt: skip
     assert book, "the sandbox seeds open positions"
     before = len(end_of_day_messages(sandbox, session_today))
@@ -63,6 +63,7 @@ def test_the_day_is_closed_out_reported_and_a_second_run_changes_nothing(
     for name, count in market_hours.items():
         deployment = kubectl.json("get", "deployment", name)
         assert (deployment["spec"]["replicas"], deployment["status"].get("readyReplicas")) == (count, count), name
+    assert platform_api("GET", "/v1/monitoring/mode")["mode"] == trading_hours_monitoring
     row = store.read(state_db, session_today.day)
     assert row["positions_closed"] == len(book) and row["positions_open"] == 0
     assert row["trades"] > 0 and row["backup_bytes"] > 0 and row["log_archive_bytes"] > 0
@@ -94,8 +95,8 @@ def test_the_day_is_closed_out_reported_and_a_second_run_changes_nothing(
 
 
 def test_positions_that_will_not_close_page_at_p1_and_nothing_is_scaled_down(
-    dagbag, airflow_db, airflow_connections, quick_close_out, book, replicas, state_db, session_today,
-    sandbox, sandbox_settings, kubectl,
+    dagbag, airflow_db, airflow_connections, quick_close_out, book, replicas, trading_hours_monitoring, state_db,
+    session_today, sandbox, sandbox_settings, kubectl, platform_api, config,
 ):  # fmt: skip
     stuck = sorted(book)[0]
     sandbox.set_faults("platform_api", stuck_positions=[stuck])
@@ -107,6 +108,8 @@ def test_positions_that_will_not_close_page_at_p1_and_nothing_is_scaled_down(
     assert run.state == "failed"
     assert task_states["close_positions"] == "failed" and task_states["verdict"] == "failed"
     assert task_states["scale_down"] == "upstream_failed" and task_states["wait_scale_down"] == "upstream_failed"
+    assert task_states["monitoring_mode"] == "upstream_failed"
+    assert platform_api("GET", "/v1/monitoring/mode")["mode"] == config.trading_day.monitoring_modes.market_hours
     assert task_states["end_of_day_report"] == "success"
     assert open_positions(sandbox_settings) == {stuck: book[stuck]}, "the others were closed"
     for name, count in replicas.items():
