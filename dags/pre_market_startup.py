@@ -33,6 +33,10 @@ Any other failed task opens the runbook's incident (`incidents.runbook_failure`)
 
 Deadlines (`deadlines.pre_market_startup`): still running 15 minutes before the open, a P3 incident; at the open,
 P1.
+
+Measured (`bench/pre_market.py`, the real stack on 2 shared cores, 3 runs, pods ready after 2 s): wall time 18.5 s
+(median) for 27.9 s of task time, against a critical path of 14.5 s (gate, scale, rollout, agent communication,
+checklist): 1.27x, the rest being the scheduler's hand-offs between those five dependent tasks.
 """
 
 from __future__ import annotations
