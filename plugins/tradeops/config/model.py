@@ -35,6 +35,7 @@ class Connections(_Strict):
     redis: str = "tradeops_redis"
     slack_api: str = "tradeops_slack_api"
     kubernetes: str = "tradeops_kubernetes"
+    airflow_api: str = "tradeops_airflow_api"
 
 
 class Namespace(_Strict):
