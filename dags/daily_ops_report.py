@@ -16,9 +16,11 @@ date>.html`; reports older than `reports.keep_days` are removed; one summary goe
 | `report` | gathers the day, writes the report, prunes old ones, posts the summary | a source cannot be read |
 
 It reads the platform API (`/v1/performance/metrics?timeframe=1d`, `/v1/system/status`, `/v1/positions`,
-`/v1/account/balance`), the platform database (`trades`, `system_metrics` for the latency per hour, `login_events`)
-and TradeOps' incidents with their audit trail. The runbooks' section lists their failures and missed deadlines
-from those incidents; each run's duration is in the Airflow UI (a task cannot read Airflow's metadata database).
+`/v1/account/balance`), the platform database (`trades`, `system_metrics` for the latency per hour, `login_events`),
+TradeOps' incidents with their audit trail, and the window's DAG runs with their durations from Airflow's REST API
+(connection `connections.airflow_api`; a task cannot read Airflow's metadata database). Without that connection, or
+when the api-server does not answer, the report still goes out and says so where the runs would be; failures and
+missed deadlines always come from TradeOps' incidents.
 
 What the report shows: the trading summary (trades, contracts, notional, open positions and their unrealized P&L,
 balance), latency p50/p95/p99 against `thresholds.response_time_p95_ms` with the p95 per hour of the session,

@@ -8,6 +8,7 @@ the DAG kit puts cluster changes on ``kubernetes`` and maintenance and backups o
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -133,6 +134,10 @@ class AirflowStack:
             "TRADEOPS_REPORTS_DIR": str(self.reports_dir),
             "TRADEOPS_BACKUP_DIR": str(self.home / "backups"),
             **airflow_connection_env(self.sandbox, self.config),
+            # The daily ops report reads the day's runs from this api-server (simple auth: every user is an admin).
+            f"AIRFLOW_CONN_{self.config.connections.airflow_api.upper()}": json.dumps(
+                {"conn_type": "http", "host": "127.0.0.1", "port": self.ports.api, "schema": "http"}
+            ),
             **(self._celery_env(metadata) if self.celery_workers else {}),
             **self.extra_env,
         }

@@ -64,6 +64,8 @@ def test_the_report_is_written_and_summarised_once_even_through_a_slack_rate_lim
     path = stack.airflow.reports_dir / DAG / f"{session.day.isoformat()}.html"
     html = path.read_text()
     assert html.startswith("<!DOCTYPE html>") and html.count("<svg") == 4 and len(html.encode()) < 300_000
+    runs = html.split('<table id="runs">', 1)[1].split("</table>", 1)[0]  # the day's runs, from the api-server
+    assert "daily_ops_report" in runs and "status-failed" in runs  # the failed run of the test before
     [summary] = wait_for_summaries(stack, 1)
     assert summary["text"].startswith(f"{TITLE}{session.day.isoformat()}*") and path.name in summary["text"]
 

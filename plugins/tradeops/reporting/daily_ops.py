@@ -5,8 +5,9 @@ The window of the report runs from the previous session's close to the report's 
 incidents (the startup's) belong to the day they prepared, and consecutive reports leave no gap (a weekend's
 incidents are in Monday's). Trading numbers are the session's own (open to close).
 
-Collecting (I/O: the platform API, the platform database, the state database) is :func:`collect_day`; everything
-after it (MTTA/MTTR from the audit trail, recommendations) is pure, for the unit tests.
+This module is the records and what follows from them (MTTA/MTTR from the audit trail, the runs' verdicts, the
+recommendations): pure, for the unit tests. Collecting them (the platform API, the platform database, the state
+database, Airflow's REST API) is :mod:`tradeops.reporting.daily_ops_sources`.
 """
 
 from __future__ import annotations
@@ -21,11 +22,7 @@ from tradeops.incidents.models import EventKind, Incident, IncidentEvent, Incide
 
 if TYPE_CHECKING:
     from tradeops.calendar.sessions import Session, SessionTable
-    from tradeops.config import TradeOpsConfig
-    from tradeops.incidents.service import IncidentService
     from tradeops.incidents.timeline import TimelineEntry
-
-INCIDENTS_READ = 500  # the newest incidents read to find the window's (a day has far fewer)
 
 
 @dataclass(frozen=True)
@@ -159,6 +156,39 @@ def runbook_events(incidents: list[Incident]) -> list[RunbookEvent]:
 
 
 @dataclass(frozen=True)
+class RunbookRun:
+    """A DAG run of the window, as Airflow's REST API reports it, with its deadline misses from TradeOps' records."""
+
+    dag_id: str
+    run_id: str
+    run_type: str
+    state: str
+    started: datetime | None
+    duration: timedelta | None
+    deadlines_missed: list[str]  # the tiers
+
+
+def runbook_runs(raw: list[dict[str, Any]], events: list[RunbookEvent]) -> list[RunbookRun]:
+    """The runs from the API's ``dag_runs`` entries, oldest first, each with the deadline tiers it missed."""
+    missed: dict[tuple[str, str | None], list[str]] = {}
+    for event in events:
+        if event.what.startswith("deadline"):
+            missed.setdefault((event.dag_id, event.run_id), []).append(event.what.split("'")[1])
+    runs = []
+    for run in raw:
+        started = datetime.fromisoformat(run["start_date"]) if run.get("start_date") else None
+        seconds = run.get("duration")
+        if seconds is None and started and run.get("end_date"):
+            seconds = (datetime.fromisoformat(run["end_date"]) - started).total_seconds()
+        duration = timedelta(seconds=round(seconds)) if seconds is not None else None
+        key = (run["dag_id"], run["dag_run_id"])
+        runs.append(
+            RunbookRun(*key, str(run.get("run_type", "")), str(run["state"]), started, duration, missed.get(key, []))
+        )
+    return runs
+
+
+@dataclass(frozen=True)
 class Recommendation:
     level: str  # "action" (do something) or "watch"
     text: str
@@ -172,6 +202,8 @@ class DayReport:
     components: list[Component]
     incidents: list[IncidentTimes]
     runbooks: list[RunbookEvent]
+    runs: list[RunbookRun] | None  # None: Airflow's API could not be read (``runs_note`` says why)
+    runs_note: str
     security: Security
     p95_target_ms: float
     error_rate_target_pct: float
@@ -229,6 +261,9 @@ def recommendations(day: DayReport) -> list[Recommendation]:
     active = [f"#{i.incident.id}" for i in day.incidents if i.incident.status is not IncidentStatus.RESOLVED]
     if active:
         act(f"{len(active)} incident(s) still not resolved: {', '.join(active)}.")
+    failed = sorted({r.dag_id for r in day.runs or [] if r.state == "failed"})
+    if failed:
+        act(f"Runs failed: {', '.join(failed)}. Their incidents say where; rerun once fixed.")
     missed = sorted({r.dag_id for r in day.runbooks if r.what.startswith("deadline")})
     if missed:
         act(f"Deadlines missed by {', '.join(missed)}: check their durations and schedules.")
@@ -243,155 +278,3 @@ def recommendations(day: DayReport) -> list[Recommendation]:
             Recommendation("watch", f"{sec.failed} of {sec.logins} logins failed: check the users most affected.")
         )
     return found or [Recommendation("watch", "Nothing needs action: every number is within its target.")]
-
-
-# --- collecting ------------------------------------------------------------------------------------------------
-
-
-def collect_day(config: TradeOpsConfig, window: ReportWindow, incidents: IncidentService) -> DayReport:
-    """Everything the report shows, read from the platform API, the platform database and the state database."""
-    from tradeops.connections import postgres_dsn
-    from tradeops.platform.hooks import TradingPlatformHook
-
-    api = TradingPlatformHook(config.connections.platform_api)
-    metrics = api.get("/v1/performance/metrics", timeframe="1d")
-    status = api.get("/v1/system/status")
-    positions = api.get("/v1/positions")
-    balance = api.get("/v1/account/balance")
-    with _platform_db(postgres_dsn(config.connections.platform_db)) as conn:
-        trading = _trading(conn, window, positions, balance)
-        p95_by_hour = _p95_by_hour(conn, window, config)
-        security = _security(conn, window)
-    rules = {rule.metric: rule.above for rule in config.market_watch.rules}
-    day_incidents = _incidents(config, window, incidents)
-    return DayReport(
-        window=window,
-        trading=trading,
-        performance=Performance(
-            p50_ms=float(metrics["response_time_p50_ms"]),
-            p95_ms=float(metrics["response_time_p95_ms"]),
-            p99_ms=float(metrics["response_time_p99_ms"]),
-            throughput_rps=float(metrics["throughput_rps"]),
-            error_rate_pct=float(metrics["error_rate_pct"]),
-            availability_pct=float(metrics["availability_pct"]),
-            p95_by_hour=p95_by_hour,
-        ),
-        components=[_component(c) for c in status.get("components", [])],
-        incidents=day_incidents,
-        runbooks=runbook_events([i.incident for i in day_incidents]),
-        security=security,
-        p95_target_ms=float(config.thresholds.response_time_p95_ms),
-        error_rate_target_pct=float(config.thresholds.error_rate_pct),
-        cpu_limit_pct=float(rules.get("cpu_pct", 80)),
-        memory_limit_pct=float(rules.get("memory_pct", 85)),
-        failed_logins_per_minute_limit=rules.get("failed_logins_per_min"),
-    )
-
-
-def _platform_db(dsn: str) -> Any:
-    import psycopg
-
-    return psycopg.connect(dsn, connect_timeout=10, options="-c timezone=UTC -c default_transaction_read_only=on")
-
-
-def _component(raw: dict[str, Any]) -> Component:
-    limit = raw.get("memory_limit_bytes")
-    memory = round(100 * raw["memory_used_bytes"] / limit, 1) if limit and "memory_used_bytes" in raw else None
-    cpu = raw.get("cpu_pct")
-    return Component(raw["name"], raw.get("status", "unknown"), float(cpu) if cpu is not None else None, memory)
-
-
-def _trading(conn: Any, window: ReportWindow, positions: dict, balance: dict) -> Trading:
-    session = window.session
-    rows = conn.execute(
-        "SELECT side, strategy, count(*), coalesce(sum(qty), 0), coalesce(sum(qty * price), 0) FROM trades "
-        "WHERE trade_ts >= %s AND trade_ts < %s GROUP BY side, strategy",
-        (session.open, min(session.close, window.end)),
-    ).fetchall()
-    by_side: Counter[str] = Counter()
-    by_strategy: Counter[str] = Counter()
-    for side, strategy, count, _qty, _notional in rows:
-        by_side[side] += count
-        by_strategy[strategy] += count
-    open_positions = positions.get("positions", [])
-    return Trading(
-        trades=sum(by_side.values()),
-        buys=by_side["buy"],
-        sells=by_side["sell"],
-        contracts=float(sum(row[3] for row in rows)),
-        notional=float(sum(row[4] for row in rows)),
-        by_strategy=dict(sorted(by_strategy.items())),
-        open_positions=len(open_positions),
-        unrealized_pnl=round(sum(float(p.get("unrealized_pnl", 0)) for p in open_positions), 2),
-        balance=float(balance["balance"]) if "balance" in balance else None,
-        currency=str(balance.get("currency", "USD")),
-    )
-
-
-def _p95_by_hour(conn: Any, window: ReportWindow, config: TradeOpsConfig) -> list[tuple[str, float]]:
-    """The platform's recorded latency (``system_metrics``, metric ``latency_ms``) as a p95 per hour of the session,
-    labelled in the exchange's time."""
-    from zoneinfo import ZoneInfo
-
-    session = window.session
-    rows = conn.execute(
-        "SELECT date_trunc('hour', ts) AS hour, percentile_cont(0.95) WITHIN GROUP (ORDER BY value) "
-        "FROM system_metrics WHERE metric = 'latency_ms' AND ts >= %s AND ts < %s GROUP BY 1 ORDER BY 1",
-        (session.open, min(session.close, window.end)),
-    ).fetchall()
-    tz = ZoneInfo(_exchange_tz(config))
-    return [(hour.astimezone(tz).strftime("%H:%M"), round(float(p95), 1)) for hour, p95 in rows]
-
-
-def _exchange_tz(config: TradeOpsConfig) -> str:
-    from tradeops.calendar.sessions import sessions_for
-
-    return sessions_for(config.platform.exchange).tz
-
-
-def _security(conn: Any, window: ReportWindow) -> Security:
-    span = (window.start, window.end)
-    logins, failed, sources = conn.execute(
-        "SELECT count(*), count(*) FILTER (WHERE NOT success), count(DISTINCT source_ip) FILTER (WHERE NOT success) "
-        "FROM login_events WHERE occurred_at >= %s AND occurred_at < %s",
-        span,
-    ).fetchone()
-    peak = conn.execute(
-        "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM login_events WHERE NOT success "
-        "AND occurred_at >= %s AND occurred_at < %s GROUP BY date_trunc('minute', occurred_at)) AS per_minute",
-        span,
-    ).fetchone()[0]
-    reasons = conn.execute(
-        "SELECT coalesce(failure_reason, 'unknown'), count(*) FROM login_events WHERE NOT success "
-        "AND occurred_at >= %s AND occurred_at < %s GROUP BY 1 ORDER BY 2 DESC",
-        span,
-    ).fetchall()
-    users = conn.execute(
-        "SELECT username, count(*) FROM login_events WHERE NOT success AND occurred_at >= %s AND occurred_at < %s "
-        "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 5",
-        span,
-    ).fetchall()
-    return Security(logins, failed, peak, sources, dict(reasons), [(u, n) for u, n in users])
-
-
-def _incidents(config: TradeOpsConfig, window: ReportWindow, service: IncidentService) -> list[IncidentTimes]:
-    """The incidents opened in the window, and those opened before it that were still active in it."""
-    from tradeops.incidents.timeline import timeline
-
-    def in_window(incident: Incident) -> bool:
-        if incident.opened_at >= window.end:
-            return False
-        return (
-            incident.opened_at >= window.start or incident.resolved_at is None or (incident.resolved_at >= window.start)
-        )
-
-    day = [i for i in service.recent(INCIDENTS_READ) if in_window(i)]
-    trails = service.timelines([i.id for i in day]) if day else {}
-    levels = {level.level: level.name for level in config.escalation.levels}
-    targets = {str(name): policy.initial_response for name, policy in config.escalation.severities.items()}
-    result = []
-    for incident in sorted(day, key=lambda i: i.opened_at):
-        events = trails.get(incident.id, [])
-        lines = [e for e in timeline(incident, events, levels) if e.tone != "minor"]
-        result.append(incident_times(incident, events, targets.get(incident.severity), lines))
-    return result

@@ -177,7 +177,8 @@ class DailyOpsReportOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from tradeops.calendar.sessions import sessions_for
         from tradeops.config import load_config
-        from tradeops.reporting.daily_ops import collect_day, recommendations, report_window
+        from tradeops.reporting.daily_ops import recommendations, report_window
+        from tradeops.reporting.daily_ops_sources import collect_day
         from tradeops.reporting.links import run_url
 
         config = load_config()

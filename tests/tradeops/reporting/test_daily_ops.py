@@ -23,6 +23,7 @@ from tradeops.reporting.daily_ops import (
     recommendations,
     report_window,
     runbook_events,
+    runbook_runs,
 )
 from tradeops.reporting.operators import render_report, report_charts, slack_summary, span
 
@@ -93,6 +94,8 @@ def day_report(**changes) -> DayReport:
         ],
         "incidents": [],
         "runbooks": [],
+        "runs": [],
+        "runs_note": "2 runs from Airflow's REST API",
         "security": Security(300, 4, 2, 3, {"bad_password": 3, "mfa_failed": 1}, [("user07", 3), ("user11", 1)]),
         "p95_target_ms": 100.0,
         "error_rate_target_pct": 0.1,
@@ -263,3 +266,36 @@ def test_the_window_runs_from_the_previous_close_to_the_run():
     assert window.end == run_after
     saturday = report_window(table, datetime(2026, 11, 28, 15, 0, tzinfo=UTC))
     assert saturday.session.day == date(2026, 11, 27)
+
+
+def test_runs_from_the_api_get_their_durations_and_missed_deadlines():
+    raw = [
+        {"dag_id": "pre_market_startup", "dag_run_id": "r1", "run_type": "scheduled", "state": "success",
+         "start_date": "2026-11-27T13:30:02+00:00", "end_date": "2026-11-27T13:41:07+00:00", "duration": None},
+        {"dag_id": "post_market_shutdown", "dag_run_id": "r2", "run_type": "scheduled", "state": "failed",
+         "start_date": "2026-11-27T18:30:00+00:00", "end_date": "2026-11-27T18:32:00+00:00", "duration": 120.4},
+        {"dag_id": "daily_ops_report", "dag_run_id": "r3", "run_type": "manual", "state": "running",
+         "start_date": None, "end_date": None},
+    ]  # fmt: skip
+    events = runbook_events([incident(7, source=IncidentSource.DEADLINE, dag_id="pre_market_startup", run_id="r1",
+                                      details={"tier": "warn"})])  # fmt: skip
+    runs = runbook_runs(raw, events)
+    assert [(r.dag_id, r.duration, r.deadlines_missed) for r in runs] == [
+        ("pre_market_startup", timedelta(minutes=11, seconds=5), ["warn"]),
+        ("post_market_shutdown", timedelta(seconds=120), []),
+        ("daily_ops_report", None, []),
+    ]
+    day = day_report(runs=runs)
+    assert any("Runs failed: post_market_shutdown" in r.text for r in recommendations(day))
+
+
+def test_the_page_lists_the_runs_or_says_why_it_cannot(config):
+    runs = runbook_runs(
+        [{"dag_id": "pre_market_startup", "dag_run_id": "r1", "run_type": "scheduled", "state": "success",
+          "start_date": "2026-11-27T13:30:02+00:00", "end_date": "2026-11-27T13:41:07+00:00"}], [],
+    )  # fmt: skip
+    html = render_report(day_report(runs=runs), [], config, run_id="r", generated_at=OPEN, tz="America/New_York")
+    assert '<table id="runs">' in html and "11m 05s" in html and "1 runs · 0 failed" in html
+    missing = day_report(runs=None, runs_note="no Airflow API connection (tradeops_airflow_api)")
+    html = render_report(missing, [], config, run_id="r", generated_at=OPEN, tz="America/New_York")
+    assert '<table id="runs">' not in html and "no Airflow API connection" in html

@@ -21,7 +21,8 @@ from tests.browser import Browser, require_chromium
 from tradeops.calendar.sessions import sessions_for
 from tradeops.incidents import store
 from tradeops.incidents.service import IncidentService
-from tradeops.reporting.daily_ops import collect_day, recommendations, report_window
+from tradeops.reporting.daily_ops import recommendations, report_window
+from tradeops.reporting.daily_ops_sources import collect_day
 from tradeops.reporting.operators import render_report
 
 REPO = Path(__file__).resolve().parents[3]

@@ -85,6 +85,7 @@ def test_the_report_is_written_once_per_session_and_summarised_in_one_message(
     assert f'<td class="num">{to_acknowledge} <span class="muted">/ 30m 00s</span>' in row  # P3: 30 minutes
     assert f'<td class="num">{to_resolve}</td>' in row and "status-resolved" in row
     assert "Logins" in html and "Trades" in html
+    assert "no Airflow API connection (tradeops_airflow_api)" in html  # no api-server in dag.test(): end to end
     for secret in slack.settings["secrets"].values():
         assert str(secret) not in html
     [message] = slack.slack_messages("#trading-ops")
