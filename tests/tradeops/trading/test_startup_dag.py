@@ -1,8 +1,9 @@
 """pre_market_startup run in-process (``dag.test()``) with its real operators against the sandbox (platform API,
 Kubernetes API, state database, Slack stand-in): the happy path scales to market hours and posts one checklist,
 a second run for the same session posts nothing more; margin too low scales nothing, opens one incident at the
-gate severity and fails the run without "startup complete". Deadlines are removed from the copy (``dag.test()``
-cannot run a DAG with deadlines, upstream #73428); they run under the real scheduler in tests/e2e."""
+gate severity and fails the run without "startup complete", until a run whose gates pass resolves it. Deadlines
+are removed from the copy (``dag.test()`` cannot run a DAG with deadlines, upstream #73428); they run under the
+real scheduler in tests/e2e."""
 
 from __future__ import annotations
 
@@ -116,7 +117,7 @@ def test_the_happy_path_scales_to_market_hours_and_posts_one_checklist_per_sessi
     assert {r["deployment"]: r["changed"] for r in records} == dict.fromkeys(market_hours, False), "already there"
 
 
-def test_margin_too_low_scales_nothing_opens_one_incident_and_fails_the_run(
+def test_margin_too_low_scales_nothing_opens_one_incident_and_fails_the_run_until_funded_again(
     startup, sandbox, cluster, config, sandbox_settings
 ):
     off_hours = cluster.replicas()
@@ -143,3 +144,10 @@ def test_margin_too_low_scales_nothing_opens_one_incident_and_fails_the_run(
     assert "startup FAILED — trading not started" in checklist["text"]
     assert "startup complete" not in checklist["text"]
     assert "margin available 10%" in checklist["text"]
+
+    sandbox.clear_faults("platform_api")  # funded again: the next run passes the gates and resolves the incident
+    fixed = startup.test()
+    assert fixed.state == "success", states(fixed)
+    with psycopg.connect(sandbox_settings["postgres"]["state_dsn"], row_factory=dict_row) as conn:
+        status = conn.execute("SELECT status FROM tradeops.incidents WHERE id = %s", (incident["id"],)).fetchone()
+    assert status["status"] == "resolved"
