@@ -24,6 +24,11 @@ class WindowClosed(TradeOpsError):
     """Maintenance may not start now: outside the window, or the exchange is open (and no glass was broken)."""
 
 
+class PagedFailure(TradeOpsError):
+    """A failure the failing task has paged for itself, with an incident of its own (positions left open: P1): the
+    runbook-failure policy opens nothing more for it. Raised together with ``AirflowFailException`` (no retry)."""
+
+
 class CheckFailed(TradeOpsError):
     """A check ran and found a problem, or could not check at all. Retried: the next try checks again."""
 

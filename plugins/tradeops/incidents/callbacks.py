@@ -12,6 +12,8 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from tradeops.exceptions import PagedFailure
+
 if TYPE_CHECKING:
     from tradeops.incidents.models import Opened
 
@@ -87,6 +89,9 @@ class OpenRunbookIncidentOnFailure:
         ti = context["ti"]
         error = context.get("exception")
         try:
+            if isinstance(error, PagedFailure):
+                log.info("%s failed and paged for itself: its own incident says it already", ti.task_id)
+                return
             if self.is_verdict_on_failed_checks(ti, error):
                 log.info("%s failed as the verdict on failed checks: their incidents say it already", ti.task_id)
                 return

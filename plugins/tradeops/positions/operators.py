@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from tradeops.exceptions import PagedFailure
+from tradeops.retry import backoff_delay
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -22,8 +25,11 @@ STILL_OPEN_KEY = "still_open"  # pushed before the task fails: the end-of-day re
 def read_back_delays(attempts: int, backoff: timedelta, cap: timedelta = MAX_BACKOFF) -> list[float]:
     """Seconds to wait before each read-back of the positions: the first at once, then ``backoff`` doubling, at most
     ``cap`` (5 attempts, 5 s: 0, 5, 10, 20, 40)."""
-    first = backoff.total_seconds()
-    return [0.0] + [min(first * 2**n, cap.total_seconds()) for n in range(attempts - 1)]
+    return [0.0] + [backoff_delay(n, backoff.total_seconds(), cap.total_seconds()) for n in range(1, attempts)]
+
+
+class PositionsLeftOpen(PagedFailure, AirflowFailException):
+    """Positions still open after every read-back: the task has opened their P1 incident itself."""
 
 
 def close_all_key(session_day: str, run_id: str, try_number: int) -> str:
@@ -111,7 +117,7 @@ class ClosePositionsOperator(BaseOperator):
             still_open = [{"symbol": p["symbol"], "qty": p["qty"]} for p in still_open]
             ti.xcom_push(key=STILL_OPEN_KEY, value=still_open)
             self.escalate(context, day, still_open, settings.severity, len(delays))
-            raise AirflowFailException(
+            raise PositionsLeftOpen(
                 f"{len(still_open)} position(s) still open after {len(delays)} read-backs: {describe(still_open)}"
             )
         self.log.info("The book of %s is flat: %d closed", day, answer["closed"])

@@ -119,7 +119,11 @@ def test_positions_that_will_not_close_page_at_p1_and_nothing_is_scaled_down(
             "SELECT * FROM tradeops.incidents WHERE dedup_key = %s AND status <> 'resolved'",
             (f"positions:{session_today.day}",),
         ).fetchone()
+        runbook = conn.execute(
+            "SELECT id FROM tradeops.incidents WHERE dedup_key = 'runbook:post_market_shutdown' AND status <> 'resolved'"
+        ).fetchall()
     assert incident["severity"] == "P1" and incident["task_id"] == "close_positions"
+    assert runbook == [], "the P1 says it: the runbook-failure policy pages nothing more"
     assert f"{stuck} {book[stuck]:g}" in incident["summary"]
     assert incident["details"]["still_open"] == [{"symbol": stuck, "qty": book[stuck]}]
     new = [m["text"] for m in end_of_day_messages(sandbox, session_today) if m not in before]

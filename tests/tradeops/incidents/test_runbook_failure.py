@@ -168,3 +168,15 @@ def test_checks_that_cannot_be_read_count_as_no_verdict_so_the_failure_pages(ope
     OpenRunbookIncidentOnFailure("P2", verdict_on=CHECKS)(context)
     [new] = opened
     assert new.details["error"] == "AirflowFailException: 3 of 10 health checks failed"
+
+
+def test_a_failure_the_task_paged_for_itself_opens_nothing_more(opened):
+    from tradeops.positions.operators import PositionsLeftOpen
+
+    callback = OpenRunbookIncidentOnFailure("P2")
+    context = failing_task_context({}, PositionsLeftOpen("1 position(s) still open after 5 read-backs: ES 2"))
+    context["ti"].task_id = "close_positions"
+    callback(context)
+    assert opened == []
+    callback({**context, "exception": AirflowFailException("the platform refused the order")})
+    assert [new.dedup_key for new in opened] == ["runbook:daily_health_check"]
