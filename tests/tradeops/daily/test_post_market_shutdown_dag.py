@@ -120,7 +120,8 @@ def test_positions_that_will_not_close_page_at_p1_and_nothing_is_scaled_down(
             (f"positions:{session_today.day}",),
         ).fetchone()
         runbook = conn.execute(
-            "SELECT id FROM tradeops.incidents WHERE dedup_key = 'runbook:post_market_shutdown' AND status <> 'resolved'"
+            "SELECT id FROM tradeops.incidents WHERE dedup_key = %s AND status <> 'resolved'",
+            ("runbook:post_market_shutdown",),
         ).fetchall()
     assert incident["severity"] == "P1" and incident["task_id"] == "close_positions"
     assert runbook == [], "the P1 says it: the runbook-failure policy pages nothing more"
