@@ -45,6 +45,9 @@ bench: $(RUNTIME_STAMP)  ## benchmarks (see bench/README.md)
 	$(PY) bench/rollout_sensor.py
 	$(PY) bench/deadline_paging.py
 	$(PY) bench/db_maintenance.py
+	$(PY) bench/pre_market.py
+	$(PY) bench/market_watch.py
+	$(PY) bench/executors.py
 
 venv: $(RUNTIME_STAMP)
 
