@@ -31,7 +31,7 @@ triggered by hand on a Saturday closes out Friday's).
 4. `POST /v1/logs/archive`, Idempotency-Key `log-archive:<date>`; recorded in the end-of-day report.
 5. Upserted by session date: trades, positions closed (or left open), backup and archive sizes, and
    `/v1/performance/metrics?timeframe=1d`.
-6. To the ops channel through the incidents' outbox, key `eod:<date>` (`eod:<date>:failed` for a failed day).
+6. To the ops channel through the incidents' outbox, key `eod:<date>` (`eod:<date>:failed:<steps>` for a failed day).
 
 Every step is idempotent per session: a re-run finds the book flat and sends no order, writes the same reports,
 replaces its own metrics row, gets the same log archive back and sends no second Slack message. No message ever

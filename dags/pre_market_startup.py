@@ -27,7 +27,7 @@ The checks and gates run in parallel. **Nothing is scaled up if the account, mod
 task needs all three; a failed gate opens one incident, `startup:pre_market_startup`, at `trading_day.gate_severity`
 (P1), and the checklist says "startup FAILED — trading not started". Only when every item passed does it say
 "startup complete". The checklist goes through the incidents' outbox once per session and outcome
-(`startup:<session>`, `startup:<session>:failed`): a re-run for the same session sends no second message. Every
+(`startup:<session>`, `startup:<session>:failed:<items>`): a re-run that ends the same way sends nothing. Every
 step is idempotent (scaling to a count already there changes nothing; the monitoring mode is set, not toggled).
 Any other failed task opens the runbook's incident (`incidents.runbook_failure`).
 

@@ -133,3 +133,30 @@ def test_positions_that_will_not_close_page_at_p1_and_nothing_is_scaled_down(sta
     new = [text for text in end_of_day(stack) if text not in before]
     assert new and all("FAILED (close_positions" in text for text in new), new
     assert not any("complete" in text for text in new)
+
+
+def test_a_cluster_that_refuses_the_scale_down_fails_the_day_and_pages(stack, shutdown):
+    stack.sandbox.set_faults("kubernetes", error_rate=1.0, error_status=503)
+    try:
+        before = end_of_day(stack)
+        run = shutdown(timeout=600)
+    finally:
+        stack.sandbox.clear_faults("kubernetes")
+
+    assert run["state"] == "failed"
+    states = run["states"]
+    assert (states["close_positions"], states["scale_down"], states["wait_scale_down"]) == (
+        "success",
+        "failed",
+        "upstream_failed",
+    )
+    assert (states["end_of_day_report"], states["verdict"]) == ("success", "failed")
+    assert open_positions(stack) == {}, "the book was closed before the cluster was touched"
+    with psycopg.connect(stack.settings["postgres"]["state_dsn"], row_factory=dict_row) as conn:
+        [incident] = conn.execute(
+            "SELECT * FROM tradeops.incidents WHERE dedup_key = %s AND status <> 'resolved'",
+            (f"runbook:{DAG}",),
+        ).fetchall()
+    assert incident["run_id"] == run["dag_run_id"]
+    new = [text for text in end_of_day(stack) if text not in before]
+    assert len(new) == 1 and "FAILED" in new[0] and "scale_down" in new[0], new

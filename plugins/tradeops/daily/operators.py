@@ -154,10 +154,10 @@ class StoreDailyMetricsOperator(_SessionOperator):
 class EndOfDayReportOperator(_SessionOperator):
     """The end-of-day report: every step's outcome in one JSON report (``<session date>-eod.json``) and one Slack
     message to the ops channel through the incidents' outbox, whatever happened (``all_done``). It says FAILED,
-    never complete, when any step failed or could not run. Dedup key ``eod:<session date>`` (``...:failed`` for a
-    failed day), so a re-run of the session sends nothing more, while a run that completes after a failed one still
-    says so once. A Slack problem leaves the message queued; it never changes the run's outcome (the DAG's verdict
-    task fails the run when a step failed).
+    never complete, when any step failed or could not run. Dedup key ``eod:<session date>``, or
+    ``eod:<session date>:failed:<the failed steps>``: a re-run of the session that ends the same way sends nothing
+    more, while one that fails differently, or completes after a failed one, says so once. A Slack problem leaves
+    the message queued; it never changes the run's outcome (the DAG's verdict task fails the run when a step failed).
 
     :param steps: ``(task id, label)`` of the steps to report, in order.
     :param channel: the Slack channel; default: the config's ops channel. (templated)
@@ -206,7 +206,7 @@ class EndOfDayReportOperator(_SessionOperator):
                 "results": results,
             },
         )
-        key = f"eod:{session.day}" + (":failed" if failed else "")
+        key = f"eod:{session.day}" + (f":failed:{'+'.join(failed)}" if failed else "")
         channel = self.channel or self.config.slack.channels["ops"]
         delivered = IncidentService().send_report(key, channel, text, blocks)
         self.log.info("%s; report %s; Slack %s (%s)", text, path, "delivered" if delivered else "queued", key)

@@ -85,9 +85,9 @@ def step_details(results: Mapping[str, Any]) -> dict[str, str]:
 
 def end_of_day_message(
     session: Session, exchange: str, steps: list[Step], run_url: str
-) -> tuple[str, list[dict[str, Any]], bool]:
-    """The end-of-day Slack message: ``(text, blocks, failed)``. It says FAILED, never complete, when any step
-    failed or could not run because one before it failed."""
+) -> tuple[str, list[dict[str, Any]], list[str]]:
+    """The end-of-day Slack message: ``(text, blocks, failed)``, ``failed`` the ids of the steps that failed or could
+    not run because one before them failed (empty: complete). It says FAILED, never complete, when any did."""
     failed = [s for s in steps if s.failed]
     early = " (early close)" if session.early_close else ""
     when = f"{session.day:%a %Y-%m-%d} {exchange}{early}"
@@ -104,4 +104,4 @@ def end_of_day_message(
         {"type": "context", "elements": [{"type": "mrkdwn", "text": f"{emoji} <{run_url}|Airflow run>"}]},
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}},
     ]
-    return f"{emoji} {headline}", blocks, bool(failed)
+    return f"{emoji} {headline}", blocks, [s.task_id for s in failed]

@@ -188,8 +188,9 @@ class SetMonitoringModeOperator(BaseOperator):
 class StartupChecklistOperator(BaseOperator):
     """The start-up checklist to Slack, whatever happened (``all_done``): each item with its result, headed
     "startup complete" only when every item passed, else "startup FAILED — trading not started". Sent through the
-    incidents' outbox under one key per session and outcome (``startup:<session>``, ``startup:<session>:failed``):
-    re-running the startup for the same session sends no second message of the same outcome. It gives no verdict
+    incidents' outbox under one key per session and outcome (``startup:<session>``, or
+    ``startup:<session>:failed:<the items that did not pass>``): re-running the startup for the same session sends no
+    second message of the same outcome, while one that fails differently says so. It gives no verdict
     itself (the DAG's ``verdict`` fails the run).
 
     :param items: the tasks to list, in order, as ``{task_id: label}``; a check task's result is its own.
@@ -233,17 +234,19 @@ class StartupChecklistOperator(BaseOperator):
         ti = context["ti"]
         states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
         day = session_day(config, context)
-        lines, complete, items = [], True, {}
+        lines, not_passed, items = [], [], {}
         for task_id, label in self.items.items():
             status, line = self.item_result(ti, task_id, states.get(task_id))
-            complete = complete and status in (Status.OK, Status.WARN) and states.get(task_id) == "success"
+            if status not in (Status.OK, Status.WARN) or states.get(task_id) != "success":
+                not_passed.append(task_id)
             emoji = status.emoji if status else ":white_circle:"
             lines.append(f"{emoji} *{label}*: {line}")
             items[task_id] = status.value if status else "not run"
+        complete = not not_passed
         headline = f"{'✅' if complete else '🔴'} Pre-market startup {day} ({config.platform.exchange}): "
         headline += COMPLETE if complete else FAILED
         text = "\n".join([headline, *lines, f"<{run_url(ti.dag_id, ti.run_id)}|Airflow run>"])
-        key = f"startup:{day}" if complete else f"startup:{day}:failed"
+        key = f"startup:{day}:failed:{'+'.join(not_passed)}" if not_passed else f"startup:{day}"
         channel = self.channel or config.slack.channels["ops"]
         delivered = self.incidents.send_report(key, channel, text)
         self.log.info("%s; checklist %s %s (%s)", headline, "posted to" if delivered else "queued for", channel, key)

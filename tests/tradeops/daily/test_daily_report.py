@@ -69,7 +69,7 @@ def test_the_message_says_complete_only_when_every_step_succeeded(xnys):
     session = xnys.session_on(date(2026, 11, 27))
     steps = [Step("close_positions", "Positions closed", "success", "10 closed"), Step("backup", "Backup", "success")]
     text, blocks, failed = end_of_day_message(session, "XNYS", steps, "http://airflow/run")
-    assert not failed
+    assert failed == []
     assert text == "🟢 End of day Fri 2026-11-27 XNYS (early close): complete"
     assert "✅ *Positions closed*: 10 closed" in blocks[2]["text"]["text"]
 
@@ -82,7 +82,7 @@ def test_the_message_says_failed_when_the_close_out_failed_and_names_what_did_no
         Step("backup", "Backup", "success"),
     ]
     text, blocks, failed = end_of_day_message(session, "XNYS", steps, "http://airflow/run")
-    assert failed
+    assert failed == ["close_positions", "scale_down"]
     assert "complete" not in text
     assert text == "🔴 End of day Wed 2026-11-25 XNYS: FAILED (close_positions, scale_down)"
     body = blocks[2]["text"]["text"]
