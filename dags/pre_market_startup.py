@@ -34,9 +34,10 @@ Any other failed task opens the runbook's incident (`incidents.runbook_failure`)
 Deadlines (`deadlines.pre_market_startup`): still running 15 minutes before the open, a P3 incident; at the open,
 P1.
 
-Measured (`bench/pre_market.py`, the real stack on 2 shared cores, 3 runs, pods ready after 2 s): wall time 18.5 s
-(median) for 27.9 s of task time, against a critical path of 14.5 s (gate, scale, rollout, agent communication,
-checklist): 1.27x, the rest being the scheduler's hand-offs between those five dependent tasks.
+Measured (`bench/pre_market.py`, the real stack on 2 idle cores, 3 runs each): with pods ready after 15 s, wall
+25.5 s (median) for 27.8 s of task time against a 21.2 s critical path (gate, scale, rollout, monitoring or agent
+communication, checklist): **1.20x**. With pods ready after 2 s: 13.9 s against 8.2 s, 1.71x: the scheduler's
+hand-off between those five dependent tasks (~1.1 s each) is fixed, so it dominates a toy-length path.
 """
 
 from __future__ import annotations
