@@ -12,6 +12,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from devstack.drill import posted_at
+from tests.dagtest import states
 from tradeops.checks.base import RESULT_KEY
 from tradeops.checks.operators import CheckOperator
 
@@ -87,10 +88,6 @@ def slack(sandbox, sandbox_settings):
 
     requests.delete(sandbox_settings["slack"]["url"] + "/_sandbox/messages", timeout=5)
     return sandbox
-
-
-def states(dag_run) -> dict[str, str]:
-    return {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
 
 
 def report_of(dag_run, reports) -> dict:

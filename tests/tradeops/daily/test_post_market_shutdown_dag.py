@@ -4,28 +4,16 @@ Deadlines are removed from the copy (``dag.test()`` cannot run a DAG with deadli
 
 from __future__ import annotations
 
-import copy
 import json
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from tests.dagtest import runnable, states
 from tradeops.daily import store
 
 DAG_ID = "post_market_shutdown"
-
-
-def runnable(dagbag):
-    dag = copy.deepcopy(dagbag.get_dag(DAG_ID))
-    dag.deadline = None
-    for task in dag.tasks:
-        task.retries = 0
-    return dag
-
-
-def states(dag_run) -> dict[str, str]:
-    return {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
 
 
 def end_of_day_messages(sandbox, session) -> list[dict]:
@@ -53,7 +41,7 @@ def test_the_day_is_closed_out_reported_and_a_second_run_changes_nothing(
     assert book, "the sandbox seeds open positions"
     before = len(end_of_day_messages(sandbox, session_today))
 
-    run = runnable(dagbag).test()
+    run = runnable(dagbag, DAG_ID).test()
 
     task_states = states(run)
     assert run.state == "success", task_states
@@ -77,7 +65,7 @@ def test_the_day_is_closed_out_reported_and_a_second_run_changes_nothing(
     [message] = end_of_day_messages(sandbox, session_today)[before:]
     assert message["text"].endswith(": complete")
 
-    again = runnable(dagbag).test()
+    again = runnable(dagbag, DAG_ID).test()
 
     assert again.state == "success", states(again)
     assert open_positions(sandbox_settings) == {}
@@ -102,7 +90,7 @@ def test_positions_that_will_not_close_page_at_p1_and_nothing_is_scaled_down(
     sandbox.set_faults("platform_api", stuck_positions=[stuck])
     before = end_of_day_messages(sandbox, session_today)
 
-    run = runnable(dagbag).test()
+    run = runnable(dagbag, DAG_ID).test()
 
     task_states = states(run)
     assert run.state == "failed"

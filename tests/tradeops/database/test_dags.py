@@ -4,7 +4,6 @@ database on the sandbox's PostgreSQL, its Kubernetes API and platform API. Deadl
 
 from __future__ import annotations
 
-import copy
 import json
 import types
 from datetime import UTC, datetime, timedelta
@@ -14,6 +13,7 @@ import pytest
 from airflow.sdk.exceptions import ParamValidationError
 from psycopg.rows import dict_row
 
+from tests.dagtest import runnable, states
 from tests.forms import validate_form
 from tradeops.database import backup, retention
 
@@ -23,18 +23,6 @@ def on_the_copy(airflow_connections, platform_connection, monkeypatch, tmp_path)
     """Point the platform database connection at the test's copy, and backups at a temporary folder."""
     monkeypatch.setenv("TRADEOPS_BACKUP_DIR", str(tmp_path / "backups"))
     return platform_connection
-
-
-def runnable(dagbag, dag_id: str):
-    dag = copy.deepcopy(dagbag.get_dag(dag_id))
-    dag.deadline = None
-    for task in dag.tasks:
-        task.retries = 0
-    return dag
-
-
-def states(dag_run) -> dict[str, str]:
-    return {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
 
 
 def incidents_of(state_dsn: str, dag_run) -> dict[str, dict]:

@@ -11,6 +11,7 @@ import time
 import pytest
 import requests
 
+from tests.dagtest import runnable
 from tradeops.calendar.sessions import sessions_for
 from tradeops.incidents import store
 from tradeops.incidents.models import NewIncident
@@ -20,11 +21,7 @@ from tradeops.reporting.operators import span
 
 @pytest.fixture
 def report_dag(dagbag, airflow_db, airflow_connections):
-    dag = copy.deepcopy(dagbag.get_dag("daily_ops_report"))
-    dag.deadline = None  # dag.test() cannot run a DAG with deadlines (upstream #73428); tested end to end
-    for task in dag.tasks:
-        task.retries = 0
-    return dag
+    return runnable(dagbag, "daily_ops_report")
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ real scheduler in tests/e2e."""
 
 from __future__ import annotations
 
-import copy
 import json
 import types
 
@@ -15,6 +14,8 @@ import psycopg
 import pytest
 import requests
 from psycopg.rows import dict_row
+
+from tests.dagtest import runnable, states
 
 DAG = "pre_market_startup"
 
@@ -65,15 +66,7 @@ def startup(dagbag, airflow_db, airflow_connections, sandbox, sandbox_settings, 
             "WHERE dag_id = %s AND status <> 'resolved'",
             (DAG,),
         )
-    dag = copy.deepcopy(dagbag.get_dag(DAG))
-    dag.deadline = None
-    for task in dag.tasks:
-        task.retries = 0
-    return dag
-
-
-def states(dag_run) -> dict[str, str]:
-    return {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+    return runnable(dagbag, DAG)
 
 
 def checklists(sandbox) -> list[dict]:
