@@ -1,0 +1,32 @@
+"""Change safety against the sandbox's real PostgreSQL (TradeOps' state database)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tradeops.changes.locks import ChangeLocks
+from tradeops.incidents import store
+
+
+@pytest.fixture(scope="session")
+def state_dsn(sandbox_settings):
+    """TradeOps' state database, migrated (a deploy step: nothing migrates it as a side effect)."""
+    dsn = sandbox_settings["postgres"]["state_dsn"]
+    store.migrate(dsn)
+    return dsn
+
+
+@pytest.fixture
+def locks(state_dsn) -> ChangeLocks:
+    return ChangeLocks(state_dsn)
+
+
+@pytest.fixture
+def namespace(locks) -> str:
+    """A namespace of this test's own (tests share one database); its leases are dropped afterwards."""
+    name = f"test-{uuid.uuid4().hex[:10]}"
+    yield name
+    with store.connect(locks.dsn) as conn:
+        conn.execute("DELETE FROM tradeops.change_locks WHERE namespace = %s", (name,))
