@@ -15,6 +15,7 @@ from typing import Annotated, Literal, cast
 from pydantic import Field, PositiveInt, field_validator
 
 from tradeops.config.base import DNS_LABEL, Percent, Severity, _Strict
+from tradeops.config.blue_green import BlueGreen
 from tradeops.config.durations import Duration, PositiveDuration
 from tradeops.config.trading import MarketWatch, Reports, TradingDay
 
@@ -367,3 +368,4 @@ class TradeOpsConfig(_Strict):
     trading_day: TradingDay = TradingDay()
     market_watch: MarketWatch = MarketWatch()
     reports: Reports = Reports()
+    blue_green: BlueGreen = BlueGreen()
