@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from sandbox.faults import FaultState
-from sandbox.kubernetes import errors, objects, protobuf, resources, tables
+from sandbox.kubernetes import deletion, errors, objects, protobuf, resources, tables
 from sandbox.kubernetes.logs import pod_log
 from sandbox.kubernetes.patch import apply_patch
 from sandbox.kubernetes.rbac import Authenticator, Authorizer, User, user_for_review
@@ -150,20 +150,12 @@ def create_app(state: KubernetesState) -> FastAPI:
                 pretty=pretty,
             )
         if verb == "delete":
-            obj = store.require(rtype, namespace, name)
-            if not dry_run:
-                store.delete(rtype, namespace, name)
-            details = {"name": name, "kind": rtype.plural, "uid": obj["metadata"]["uid"]}
-            if rtype.group:
-                details["group"] = rtype.group
-            return _respond(
-                {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details},
-                pretty=pretty,
-            )
+            answer = deletion.delete(store, rtype, namespace, name, deletion.options(body, query))
+            return _respond(answer, pretty=pretty)
         if verb == "deletecollection":
+            found = deletion.options(body, query)
             for obj in store.list(rtype, namespace, query.get("labelSelector"), query.get("fieldSelector")):
-                if not dry_run:
-                    store.delete(rtype, namespace, obj["metadata"]["name"])
+                deletion.delete(store, rtype, namespace, obj["metadata"]["name"], found)
             return _respond({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}, pretty=pretty)
         raise errors.method_not_allowed()
 
@@ -367,7 +359,7 @@ def _commit(state: KubernetesState, rtype: ResourceType, current: dict, updated:
     meta["resourceVersion"] = current["metadata"]["resourceVersion"]
     objects.apply_defaults(rtype, updated)
     objects.validate(rtype, updated, old=current if rtype.kind in objects.WORKLOADS else None)
-    if rtype.kind in objects.WORKLOADS and objects.spec_changed(current, updated):
+    if rtype.kind in objects.WORKLOADS and objects.bumps_generation(rtype.kind, current, updated):
         meta["generation"] = current["metadata"].get("generation", 1) + 1
     if dry_run:
         return updated

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 from sandbox.kubernetes.objects import safe_encode, template_hash
 from sandbox.kubernetes.resources import lookup
+from sandbox.kubernetes.scaling import paused_sizes
 from sandbox.kubernetes.store import Store, now_rfc3339
 
 TICK_S = 0.1
@@ -174,13 +175,15 @@ class Controller:
 
     # --- deployments ----------------------------------------------------------------------------------------
 
-    def _set_rs_replicas(self, deployment: dict, rs: dict, replicas: int) -> dict:
+    def _set_rs_replicas(self, deployment: dict, rs: dict, replicas: int, max_surge: int | None = None) -> dict:
         old = rs["spec"]["replicas"]
         if old == replicas:
             return rs
         rs["spec"]["replicas"] = replicas
         annotations = rs["metadata"].setdefault("annotations", {})
         annotations[DESIRED] = str(deployment["spec"]["replicas"])
+        if max_surge is not None:
+            annotations[MAX_REPLICAS] = str(deployment["spec"]["replicas"] + max_surge)
         rs = self.store.update(REPLICASETS, rs, check_version=False)
         verb = "up" if replicas > old else "down"
         self.event(
@@ -264,8 +267,12 @@ class Controller:
         old_rs = [rs for rs in all_rs if new_rs is None or rs["metadata"]["uid"] != new_rs["metadata"]["uid"]]
         if new_rs is not None and not spec.get("paused"):
             new_rs = self._scale(d, new_rs, old_rs, replicas, max_surge, max_unavailable, recreate)
-        elif new_rs is not None and not old_rs:
-            new_rs = self._set_rs_replicas(d, new_rs, replicas)  # paused deployments still scale
+        elif spec.get("paused"):  # paused deployments do not roll out, but they still scale
+            status_replicas = (d.get("status") or {}).get("replicas", 0)
+            for rs, size in paused_sizes(new_rs, old_rs, replicas, max_surge, not recreate, status_replicas):
+                scaled = self._set_rs_replicas(d, rs, size, max_surge)
+                if new_rs is not None and scaled["metadata"]["uid"] == new_rs["metadata"]["uid"]:
+                    new_rs = scaled
         self._cleanup(d, old_rs)
         self._deployment_status(d, new_rs, replicas, max_unavailable, now, created)
 

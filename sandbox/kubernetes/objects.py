@@ -77,7 +77,8 @@ def apply_defaults(rtype: ResourceType, obj: dict) -> dict:
     )
     if kind in WORKLOADS:
         spec.setdefault("replicas", 1)
-        spec.setdefault("revisionHistoryLimit", 10)
+        if kind != "ReplicaSet":  # a ReplicaSet has no history
+            spec.setdefault("revisionHistoryLimit", 10)
         _default_template(spec.setdefault("template", {}))
     if kind == "Deployment":
         strategy = spec.setdefault("strategy", {"type": "RollingUpdate"})
@@ -183,5 +184,14 @@ def validate(rtype: ResourceType, obj: dict, old: dict | None = None) -> None:
         raise errors.invalid(rtype, name, causes)
 
 
-def spec_changed(old: dict, new: dict) -> bool:
-    return old.get("spec") != new.get("spec")
+def bumps_generation(kind: str, old: dict, new: dict) -> bool:
+    """Whether an update bumps ``metadata.generation``, as the registry strategies' PrepareForUpdate decide: a spec
+    change for every workload, and for a Deployment an annotation change too (pkg/registry/apps/deployment/
+    strategy.go: "annotation updates bump the generation because annotations are copied from deployments to their
+    replica sets"); ReplicaSets and StatefulSets bump on spec changes only, and labels never bump. Missing and empty
+    compare equal, as apimachinery's Semantic.DeepEqual has it."""
+    if old.get("spec") != new.get("spec"):
+        return True
+    return kind == "Deployment" and (old["metadata"].get("annotations") or {}) != (
+        new["metadata"].get("annotations") or {}
+    )

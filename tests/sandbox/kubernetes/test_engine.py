@@ -263,8 +263,8 @@ def test_protobuf_access_review_decoding():
             }
         },
     }
-    with pytest.raises(errors.ApiError, match="only accepted for access reviews"):
-        protobuf.decode(protobuf.MAGIC + _field(1, _field(2, b"Deployment")))
+    with pytest.raises(errors.ApiError, match="the sandbox decodes no protobuf Ingress"):
+        protobuf.decode(protobuf.MAGIC + _field(1, _field(2, b"Ingress")))
 
 
 # --- the deployment controller, tick by tick -------------------------------------------------------------------

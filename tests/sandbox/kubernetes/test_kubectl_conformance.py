@@ -233,3 +233,153 @@ def test_kubectl_get_prints_the_servers_table(kubectl):
     pods = kubectl.ok("get", "pods", "-l", "app=api-gateway").splitlines()
     assert pods[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     assert all(line.split()[1:3] == ["1/1", "Running"] for line in pods[1:])
+
+
+# --- delete options, paused scaling, protobuf bodies and generation: as a real API server and controller ---------
+
+
+def test_delete_dry_run_server_deletes_nothing(kubectl, deployment):
+    """kubectl sends ``--dry-run=server`` as ``dryRun: ["All"]`` in the DeleteOptions body, not in the query."""
+    name = deployment(replicas=2)
+    before = kubectl.json("get", "deployment", name)
+    pods = kubectl.json("get", "pods", "-l", f"app={name}")["items"]
+    result = kubectl("delete", "deployment", name, "--dry-run=server")
+    assert (result.returncode, result.stdout.strip()) == (
+        0,
+        f'deployment.apps "{name}" deleted from grandmodel namespace (server dry run)',
+    )
+    kept = kubectl.ok("delete", "pod", pods[0]["metadata"]["name"], "--dry-run=server", "-o", "name")
+    assert kept.strip() == f"pod/{pods[0]['metadata']['name']}"
+    after = kubectl.json("get", "deployment", name)
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert len(replica_sets(kubectl, name)) == 1
+    assert {p["metadata"]["uid"] for p in kubectl.json("get", "pods", "-l", f"app={name}")["items"]} == {
+        p["metadata"]["uid"] for p in pods
+    }
+    assert (
+        kubectl.ok("delete", "deployment", name).strip()
+        == f'deployment.apps "{name}" deleted from grandmodel namespace'
+    )
+    gone = kubectl("get", "deployment", name)
+    assert gone.returncode == 1 and "NotFound" in gone.stderr
+
+
+def test_delete_with_cascade_orphan_keeps_the_replica_set_and_pods(kubectl, deployment, wait_for):
+    name = deployment(replicas=2)
+    pods = {p["metadata"]["uid"] for p in kubectl.json("get", "pods", "-l", f"app={name}")["items"]}
+    kubectl.ok("delete", "deployment", name, "--cascade=orphan")
+    try:
+        (orphan,) = kubectl.json("get", "rs", "-l", f"app={name}")["items"]
+        assert "ownerReferences" not in orphan["metadata"], "the ReplicaSet no longer names the deleted owner"
+        still = wait_for(lambda: kubectl.json("get", "pods", "-l", f"app={name}")["items"])
+        assert {p["metadata"]["uid"] for p in still} == pods, "the pods stay: their owner, the ReplicaSet, does"
+    finally:
+        kubectl("delete", "rs", "-l", f"app={name}")
+
+
+def test_a_paused_deployment_scales_its_active_replica_set(kubectl, deployment, wait_for):
+    name = deployment(replicas=2)
+    kubectl.ok("set", "image", f"deployment/{name}", "web=nginx:1.26")
+    kubectl.ok("rollout", "status", f"deployment/{name}")
+    assert kubectl.ok("rollout", "pause", f"deployment/{name}").strip() == f"deployment.apps/{name} paused"
+    again = kubectl("rollout", "pause", f"deployment/{name}")
+    assert again.returncode == 1 and f'deployments.apps "{name}" is already paused' in again.stderr
+
+    kubectl.ok("scale", f"deployment/{name}", "--replicas=4")
+    scaled = wait_for(lambda: [r["spec"]["replicas"] for r in replica_sets(kubectl, name)] == [0, 4])
+    assert scaled, "the newest (active) ReplicaSet takes the new size, the old one stays at 0"
+    wait_for(lambda: len(kubectl.json("get", "pods", "-l", f"app={name}")["items"]) == 4)
+
+    # A template change while paused makes no new ReplicaSet; scaling still resizes the active one.
+    kubectl.ok("set", "image", f"deployment/{name}", "web=nginx:1.27")
+    kubectl.ok("scale", f"deployment/{name}", "--replicas=3")
+    wait_for(lambda: [r["spec"]["replicas"] for r in replica_sets(kubectl, name)] == [0, 3])
+    images = {p["spec"]["containers"][0]["image"] for p in kubectl.json("get", "pods", "-l", f"app={name}")["items"]}
+    assert images == {"nginx:1.26"}, "paused: no rollout"
+    progressing = next(
+        c for c in kubectl.json("get", "deployment", name)["status"]["conditions"] if c["type"] == "Progressing"
+    )
+    assert (progressing["status"], progressing["reason"]) == ("Unknown", "DeploymentPaused")
+
+    assert kubectl.ok("rollout", "resume", f"deployment/{name}").strip() == f"deployment.apps/{name} resumed"
+    kubectl.ok("rollout", "status", f"deployment/{name}", "--timeout=60s")
+    rs = replica_sets(kubectl, name)
+    assert [(r["spec"]["template"]["spec"]["containers"][0]["image"], r["spec"]["replicas"]) for r in rs] == [
+        ("nginx:1.25", 0),
+        ("nginx:1.26", 0),
+        ("nginx:1.27", 3),
+    ]
+
+
+def _comparable(obj: dict) -> dict:
+    """What the client asked for and the server defaulted, without what differs between two objects by name."""
+    server_owned = ("name", "uid", "resourceVersion", "creationTimestamp", "generation", "managedFields")
+    meta = {k: v for k, v in obj["metadata"].items() if k not in server_owned}
+    text = json.dumps({**obj, "metadata": meta}).replace(obj["metadata"]["name"], "NAME")
+    body = json.loads(text)
+    for volatile in ("status",):
+        body.pop(volatile, None)
+    if obj["kind"] == "Service":
+        body["spec"].pop("clusterIP")
+        body["spec"].pop("clusterIPs")
+    return body
+
+
+def test_protobuf_bodies_create_built_in_kinds(kubectl, wait_for):
+    """kubectl's typed ``create`` commands send protobuf; the object must be the one the same command's JSON makes."""
+    commands = [
+        ("deployment", ["--image=nginx:1.25", "--replicas=2", "--port=80"]),
+        ("deployment", ["--image=nginx:1.25", "--replicas=0"]),
+        ("configmap", ["--from-literal=a=b", "--from-literal=empty="]),
+        ("secret", ["generic", "--from-literal=password=s3cr3t", "--type=Opaque"]),
+        ("service", ["clusterip", "--tcp=80:8080"]),
+        ("serviceaccount", []),
+        ("role", ["--verb=get,list", "--resource=pods"]),
+        ("rolebinding", ["--role=view", "--serviceaccount=grandmodel:default"]),
+    ]
+    created: list[tuple[str, str]] = []
+    try:
+        for index, (kind, args) in enumerate(commands):
+            sub, args = (args[0], args[1:]) if kind in ("secret", "service") else (None, args)
+            plural = {"deployment": "deployments", "service": "services"}.get(kind, kind)
+            names = [f"pb-{kind}-{index}", f"js-{kind}-{index}"]
+            words = [w for w in ("create", kind, sub) if w]
+            result = kubectl(*words, names[0], *args)
+            assert result.returncode == 0, (kind, result.stderr)
+            created.append((kind, names[0]))
+            client_side = kubectl.ok(*words, names[1], *args, "--dry-run=client", "-o", "json")
+            kubectl.ok("create", "-f", "-", stdin=client_side)
+            created.append((kind, names[1]))
+            from_protobuf, from_json = (kubectl.json("get", plural, n) for n in names)
+            assert _comparable(from_protobuf) == _comparable(from_json), kind
+        assert kubectl.json("get", "deployment", "pb-deployment-1")["spec"]["replicas"] == 0, "a pointer's zero stays"
+        assert kubectl.json("get", "configmap", "pb-configmap-2")["data"] == {"a": "b", "empty": ""}
+        secret = kubectl.json("get", "secret", "pb-secret-3")
+        assert base64.b64decode(secret["data"]["password"]) == b"s3cr3t"
+        kubectl.ok("rollout", "status", "deployment/pb-deployment-0", "--timeout=60s")
+        ns = kubectl("create", "namespace", "pb-namespace")
+        assert (ns.returncode, ns.stdout.strip()) == (0, "namespace/pb-namespace created")
+        assert kubectl.json("get", "namespace", "pb-namespace")["status"]["phase"] == "Active"
+    finally:
+        for kind, name in created:
+            kubectl("delete", kind, name)
+        kubectl("delete", "namespace", "pb-namespace")
+
+
+def test_annotations_bump_a_deployments_generation_labels_do_not(kubectl, deployment, wait_for):
+    name = deployment()
+    generation = kubectl.json("get", "deployment", name)["metadata"]["generation"]
+    kubectl.ok("annotate", "deployment", name, "tradeops.io/note=blue-green")
+    annotated = kubectl.json("get", "deployment", name)
+    assert annotated["metadata"]["generation"] == generation + 1
+    kubectl.ok("annotate", "deployment", name, "tradeops.io/note=blue-green", "--overwrite")
+    assert kubectl.json("get", "deployment", name)["metadata"]["generation"] == generation + 1, "no change, no bump"
+    kubectl.ok("label", "deployment", name, "tier=web")
+    assert kubectl.json("get", "deployment", name)["metadata"]["generation"] == generation + 1
+    wait_for(lambda: kubectl.json("get", "deployment", name)["status"]["observedGeneration"] == generation + 1)
+    kubectl.ok("rollout", "status", f"deployment/{name}", "--timeout=30s")
+
+    (rs,) = replica_sets(kubectl, name)
+    kubectl.ok("annotate", "rs", rs["metadata"]["name"], "tradeops.io/note=x")
+    after = kubectl.json("get", "rs", rs["metadata"]["name"])
+    assert after["metadata"]["generation"] == rs["metadata"]["generation"], "ReplicaSets bump on spec changes only"
