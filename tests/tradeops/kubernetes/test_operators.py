@@ -270,7 +270,12 @@ def test_the_rbac_manifest_binds_every_platform_namespace(config):
     assert bound == {ns.name for ns in config.kubernetes.namespaces}
     role = next(d for d in docs if d["kind"] == "ClusterRole")
     verbs = {verb for rule in role["rules"] for verb in rule["verbs"]}
-    assert not verbs & {"delete", "deletecollection", "create", "*", "escalate", "bind", "impersonate"}
+    assert not verbs & {"deletecollection", "*", "escalate", "bind", "impersonate"}
+    # blue-green creates green Deployments and deletes only those, by name (one per configured deployment)
+    assert [r["resources"] for r in role["rules"] if "create" in r["verbs"]] == [["deployments"]]
+    (deleting,) = [r for r in role["rules"] if "delete" in r["verbs"]]
+    assert deleting["verbs"] == ["delete"]
+    assert sorted(deleting["resourceNames"]) == sorted(f"{d.name}-green" for d in config.kubernetes.deployments)
 
 
 def test_the_role_is_all_tradeops_has_and_a_missing_verb_shows_up(admin, connect, context, preserved):
