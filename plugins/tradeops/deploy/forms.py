@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Param
 
@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from tradeops.config import TradeOpsConfig
 
 MAX_VERSION = 64  # a tag is at most 128 characters; a release version far less
+# Python's `$` (which validates the trigger) also matches before a final newline: no whitespace at all
+NO_WHITESPACE: dict[str, Any] = {"not": {"pattern": r"\s"}}
 
 
 def blue_green_form(config: TradeOpsConfig) -> dict[str, Param]:
@@ -24,8 +26,7 @@ def blue_green_form(config: TradeOpsConfig) -> dict[str, Param]:
             type="string",
             pattern=config.blue_green.version_pattern,
             maxLength=MAX_VERSION,
-            # Python's `$` (which validates the trigger) also matches before a final newline: no whitespace at all
-            **{"not": {"pattern": r"\s"}},
+            **NO_WHITESPACE,
             description=f"the image tag to deploy as green, matching {config.blue_green.version_pattern}",
         ),
         "services": Param(
