@@ -1,14 +1,15 @@
 """``DELETE`` as the API server does it (staging/src/k8s.io/apiserver/pkg/endpoints/handlers/delete.go): the
 ``DeleteOptions`` come from the request body when there is one, else from the query string; they are validated,
-their preconditions checked, ``dryRun`` changes nothing, and ``propagationPolicy: Orphan`` leaves the dependents
-without their owner reference. The answer is the deleted object for the kinds whose registry sets
-``ReturnDeletedObject`` (pods, services, service accounts), else a ``Status`` naming it."""
+their preconditions checked, ``dryRun`` changes nothing, and ``propagationPolicy`` says what becomes of the
+dependents (``Background``: the garbage collector deletes them after the owner). The answer is the deleted object
+for the kinds whose registry sets ``ReturnDeletedObject`` (pods, services, service accounts), else a ``Status``
+naming it."""
 
 from __future__ import annotations
 
 from sandbox.kubernetes import errors
 from sandbox.kubernetes.resources import ResourceType, lookup
-from sandbox.kubernetes.store import Store
+from sandbox.kubernetes.store import Store, now_rfc3339
 
 POLICIES = ("Foreground", "Background", "Orphan")
 RETURNS_DELETED_OBJECT = {"pods", "services", "serviceaccounts"}
@@ -87,13 +88,29 @@ def _check_preconditions(rtype: ResourceType, obj: dict, found: dict) -> None:
 
 
 def delete(store: Store, rtype: ResourceType, namespace: str | None, name: str, found: dict) -> dict:
-    """Delete one object under ``found`` options; -> the answer's body."""
+    """Delete one object under ``found`` options; -> the answer's body.
+
+    ``Orphan`` and ``Foreground`` put the ``orphan``/``foregroundDeletion`` finalizer and a deletionTimestamp on the
+    object and answer with it, as the real server does; the sandbox's garbage collector then finishes at once (the
+    dependents orphaned, or deleted leaves first), so watchers see MODIFIED then DELETED."""
     obj = store.require(rtype, namespace, name)
     _check_preconditions(rtype, obj, found)
-    if "All" not in (found.get("dryRun") or []):
-        orphan = found.get("propagationPolicy") == "Orphan" or found.get("orphanDependents") is True
-        if orphan:
-            _orphan_dependents(store, obj)
+    dry_run = "All" in (found.get("dryRun") or [])
+    policy = found.get("propagationPolicy") or {True: "Orphan", False: "Foreground"}.get(found.get("orphanDependents"))
+    finalizer = {"Orphan": "orphan", "Foreground": "foregroundDeletion"}.get(policy or "")
+    if finalizer is not None:
+        meta = obj["metadata"]
+        meta["finalizers"] = [*(meta.get("finalizers") or []), finalizer]
+        meta.update(deletionTimestamp=now_rfc3339(), deletionGracePeriodSeconds=0)
+        if not dry_run:
+            obj = store.update(rtype, obj, check_version=False)
+            if policy == "Orphan":
+                _orphan_dependents(store, obj)
+            else:
+                _delete_dependents(store, obj)
+            store.delete(rtype, namespace, name)
+        return obj
+    if not dry_run:
         obj = store.delete(rtype, namespace, name)
     if rtype.plural in RETURNS_DELETED_OBJECT:
         return obj
@@ -103,15 +120,26 @@ def delete(store: Store, rtype: ResourceType, namespace: str | None, name: str, 
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
 
 
-def _orphan_dependents(store: Store, owner: dict) -> None:
+def _dependents(store: Store, owner: dict):
     uid = owner["metadata"]["uid"]
     for rtype in DEPENDENT_TYPES:
         for dependent in store.list(rtype, owner["metadata"].get("namespace")):
-            refs = dependent["metadata"].get("ownerReferences") or []
-            kept = [ref for ref in refs if ref.get("uid") != uid]
-            if len(kept) != len(refs):
-                if kept:
-                    dependent["metadata"]["ownerReferences"] = kept
-                else:
-                    dependent["metadata"].pop("ownerReferences")
-                store.update(rtype, dependent, check_version=False)
+            if any(ref.get("uid") == uid for ref in dependent["metadata"].get("ownerReferences") or []):
+                yield rtype, dependent
+
+
+def _delete_dependents(store: Store, owner: dict) -> None:
+    for rtype, dependent in list(_dependents(store, owner)):
+        _delete_dependents(store, dependent)
+        store.delete(rtype, dependent["metadata"].get("namespace"), dependent["metadata"]["name"])
+
+
+def _orphan_dependents(store: Store, owner: dict) -> None:
+    uid = owner["metadata"]["uid"]
+    for rtype, dependent in list(_dependents(store, owner)):
+        kept = [ref for ref in dependent["metadata"]["ownerReferences"] if ref.get("uid") != uid]
+        if kept:
+            dependent["metadata"]["ownerReferences"] = kept
+        else:
+            dependent["metadata"].pop("ownerReferences")
+        store.update(rtype, dependent, check_version=False)

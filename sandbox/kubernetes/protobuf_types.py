@@ -2,9 +2,9 @@
 k8s.io/api (core/v1, apps/v1, rbac/v1, authorization/v1) and k8s.io/apimachinery (meta/v1, intstr, resource).
 
 They cover what kubectl's typed clients send as protobuf for the kinds the sandbox serves: ``kubectl create
-deployment|configmap|secret|service|namespace|serviceaccount|role|rolebinding|clusterrole|clusterrolebinding`` and
-``auth can-i``. A field that is not listed here but carries a value makes the body undecodable (415), never silently
-dropped.
+deployment|configmap|secret|service|namespace|serviceaccount|role|rolebinding|clusterrole|clusterrolebinding``,
+``auth can-i``, and a typed client's ``DeleteOptions``. A field that is not listed here but carries a value makes
+the body undecodable (415), never silently dropped.
 """
 
 from __future__ import annotations
@@ -274,6 +274,19 @@ ACCESS_SPEC = message(
 )
 SUBJECT_ACCESS_SPEC = {**ACCESS_SPEC, 3: Field("user", S), 4: Field("groups", S, repeated=True), 6: Field("uid", S)}
 
+DELETE_OPTIONS = message(
+    (1, Field("gracePeriodSeconds", INT, pointer=True)),
+    (
+        2,
+        Field(
+            "preconditions", message((1, Field("uid", S, pointer=True)), (2, Field("resourceVersion", S, pointer=True)))
+        ),
+    ),
+    (3, Field("orphanDependents", B, pointer=True)),
+    (4, Field("propagationPolicy", S, pointer=True)),
+    (5, Field("dryRun", S, repeated=True)),
+)
+
 
 def _review(spec: dict[int, Field]) -> dict[int, Field]:
     return message((1, Field("metadata", OBJECT_META)), (2, Field("spec", spec)))
@@ -294,4 +307,5 @@ MESSAGES: dict[str, dict[int, Field]] = {
     "SubjectAccessReview": _review(SUBJECT_ACCESS_SPEC),
     "LocalSubjectAccessReview": _review(SUBJECT_ACCESS_SPEC),
     "SelfSubjectRulesReview": _review(message((1, Field("namespace", S)))),
+    "DeleteOptions": DELETE_OPTIONS,
 }

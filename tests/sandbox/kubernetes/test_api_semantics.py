@@ -111,6 +111,8 @@ def test_delete_options_come_from_the_body_else_the_query():
     query = QueryParams("dryRun=All&propagationPolicy=Orphan&gracePeriodSeconds=0")
     assert deletion.options(None, query) == {"dryRun": ["All"], "propagationPolicy": "Orphan", "gracePeriodSeconds": 0}
     assert deletion.options({"propagationPolicy": "Foreground"}, query).get("dryRun") is None, "a body wins whole"
+    typed = protobuf.decode(_envelope("meta.k8s.io/v1", "DeleteOptions", _bytes(4, "Background") + _bytes(5, "All")))
+    assert deletion.options(typed, QueryParams(""))["dryRun"] == ["All"], "a typed client's protobuf body"
     with pytest.raises(errors.ApiError) as invalid:
         deletion.options({"dryRun": ["Some"], "propagationPolicy": "Sideways"}, QueryParams(""))
     assert invalid.value.code == 422 and invalid.value.body()["message"] == (
@@ -141,17 +143,36 @@ def test_delete_dry_run_preconditions_and_answers():
     assert deletion.delete(store, PODS, "ns", "p", {})["metadata"]["uid"] == pod["metadata"]["uid"], "pods: the object"
 
 
-def test_orphan_deletion_drops_the_owner_reference_only():
-    store = Store()
+def _family(store: Store) -> None:
+    """A configmap standing in for an owner, its ReplicaSet (also owned by another object) and that one's pod."""
     owner = {"uid": "d-uid", "controller": True, "kind": "Deployment", "name": "d", "apiVersion": "apps/v1"}
     other = {"uid": "x-uid", "kind": "Thing", "name": "x", "apiVersion": "v1"}
-    store.create(
+    rs = store.create(
         REPLICASETS,
         {"kind": "ReplicaSet", "metadata": {"name": "d-1", "namespace": "ns", "ownerReferences": [owner, other]}},
     )
+    rs_ref = {"uid": rs["metadata"]["uid"], "controller": True, "kind": "ReplicaSet", "name": "d-1"}
+    store.create(PODS, {"kind": "Pod", "metadata": {"name": "d-1-a", "namespace": "ns", "ownerReferences": [rs_ref]}})
     store.create(CONFIGMAPS, {"kind": "ConfigMap", "metadata": {"name": "d", "namespace": "ns", "uid": "d-uid"}})
-    deletion.delete(store, CONFIGMAPS, "ns", "d", {"propagationPolicy": "Orphan"})
-    assert store.get(REPLICASETS, "ns", "d-1")["metadata"]["ownerReferences"] == [other]
+
+
+def test_orphan_and_foreground_answer_the_marked_object_and_settle_the_dependents():
+    store = Store()
+    _family(store)
+    dry = deletion.delete(store, CONFIGMAPS, "ns", "d", {"propagationPolicy": "Foreground", "dryRun": ["All"]})
+    assert dry["metadata"]["finalizers"] == ["foregroundDeletion"] and dry["metadata"]["deletionTimestamp"]
+    assert "deletionTimestamp" not in store.get(CONFIGMAPS, "ns", "d")["metadata"]
+
+    orphaned = deletion.delete(store, CONFIGMAPS, "ns", "d", {"propagationPolicy": "Orphan"})
+    assert orphaned["metadata"]["finalizers"] == ["orphan"] and orphaned["metadata"]["deletionGracePeriodSeconds"] == 0
+    assert store.get(CONFIGMAPS, "ns", "d") is None
+    assert [r["uid"] for r in store.get(REPLICASETS, "ns", "d-1")["metadata"]["ownerReferences"]] == ["x-uid"]
+    assert store.get(PODS, "ns", "d-1-a") is not None
+
+    store = Store()
+    _family(store)
+    deletion.delete(store, CONFIGMAPS, "ns", "d", {"propagationPolicy": "Foreground"})
+    assert [store.get(t, "ns", n) for t, n in ((CONFIGMAPS, "d"), (REPLICASETS, "d-1"), (PODS, "d-1-a"))] == [None] * 3
 
 
 # --- paused deployments ---------------------------------------------------------------------------------------

@@ -264,7 +264,7 @@ def test_delete_dry_run_server_deletes_nothing(kubectl, deployment):
     assert gone.returncode == 1 and "NotFound" in gone.stderr
 
 
-def test_delete_with_cascade_orphan_keeps_the_replica_set_and_pods(kubectl, deployment, wait_for):
+def test_delete_cascade_orphan_and_foreground(kubectl, deployment, wait_for):
     name = deployment(replicas=2)
     pods = {p["metadata"]["uid"] for p in kubectl.json("get", "pods", "-l", f"app={name}")["items"]}
     kubectl.ok("delete", "deployment", name, "--cascade=orphan")
@@ -275,6 +275,17 @@ def test_delete_with_cascade_orphan_keeps_the_replica_set_and_pods(kubectl, depl
         assert {p["metadata"]["uid"] for p in still} == pods, "the pods stay: their owner, the ReplicaSet, does"
     finally:
         kubectl("delete", "rs", "-l", f"app={name}")
+
+    name = deployment(replicas=2)
+    kubectl.ok("delete", "deployment", name, "--cascade=foreground", "--dry-run=server")
+    assert len(kubectl.json("get", "pods", "-l", f"app={name}")["items"]) == 2, "a dry run, whatever the cascade"
+    result = kubectl("delete", "deployment", name, "--cascade=foreground", "--timeout=30s")
+    assert (result.returncode, result.stdout.strip()) == (
+        0,
+        f'deployment.apps "{name}" deleted from grandmodel namespace',
+    )
+    assert kubectl.json("get", "rs", "-l", f"app={name}")["items"] == []
+    assert kubectl.json("get", "pods", "-l", f"app={name}")["items"] == [], "foreground: the dependents go first"
 
 
 def test_a_paused_deployment_scales_its_active_replica_set(kubectl, deployment, wait_for):
