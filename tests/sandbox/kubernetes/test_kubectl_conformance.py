@@ -347,6 +347,8 @@ def test_protobuf_bodies_create_built_in_kinds(kubectl, wait_for):
         ("serviceaccount", []),
         ("role", ["--verb=get,list", "--resource=pods"]),
         ("rolebinding", ["--role=view", "--serviceaccount=grandmodel:default"]),
+        ("clusterrole", ["--verb=get", "--resource=deployments.apps"]),
+        ("clusterrolebinding", ["--clusterrole=view", "--user=alice", "--group=ops"]),
     ]
     created: list[tuple[str, str]] = []
     try:
