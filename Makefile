@@ -9,8 +9,9 @@ export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 .PHONY: demo up up-celery test lint format sandbox check-config bench lock venv clean
 
 # DEVSTACK_ARGS: options of `python -m devstack` (--auto-ports, --run-dir DIR, --only DAG_ID; see its --help).
+# CELERY=1: `make demo` on the Celery topology (two workers, Redis broker), as `make up-celery` runs it.
 demo: $(RUNTIME_STAMP)  ## start sandbox + Airflow, trigger every DAG, print a summary, stop
-	$(PY) -m devstack demo $(DEVSTACK_ARGS)
+	$(PY) -m devstack demo $(if $(CELERY),--celery) $(DEVSTACK_ARGS)
 
 up: $(RUNTIME_STAMP)  ## same stack, kept running (Airflow UI on http://127.0.0.1:8080) until Ctrl-C
 	$(PY) -m devstack up $(DEVSTACK_ARGS)

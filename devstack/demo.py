@@ -55,6 +55,7 @@ class RunOutcome:
     expected: str
     duration_s: float | None
     tasks: dict[str, int]
+    hosts: dict[str, int] = field(default_factory=dict)  # task instances by the hostname that ran them
 
     @property
     def as_expected(self) -> bool:
@@ -79,9 +80,12 @@ def run_plan(stack: LocalStack, plan: list[DemoRun] = DEMO_PLAN) -> list[RunOutc
     for run, run_id in triggered:
         final = client.wait_for_run(run.dag_id, run_id, timeout=max(deadline - time.monotonic(), 1))
         tasks: dict[str, int] = {}
+        hosts: dict[str, int] = {}
         for ti in client.task_instances(run.dag_id, run_id):
             tasks[ti["state"] or "none"] = tasks.get(ti["state"] or "none", 0) + 1
-        outcomes.append(RunOutcome(run.dag_id, run_id, final["state"], run.expect, _duration(final), tasks))
+            if ti.get("hostname"):
+                hosts[ti["hostname"]] = hosts.get(ti["hostname"], 0) + 1
+        outcomes.append(RunOutcome(run.dag_id, run_id, final["state"], run.expect, _duration(final), tasks, hosts))
     return outcomes
 
 
@@ -182,6 +186,12 @@ def summary(stack: LocalStack, outcomes: list[RunOutcome], drill: DrillOutcome |
         mark = "ok" if o.as_expected else f"UNEXPECTED (wanted {o.expected})"
         lines.append(f"  {o.dag_id:<28} {o.state:<8} {duration:>8}  [{tasks}]  {mark}")
         lines.append(f"  {'':<28} run {o.run_id}")
+    if stack.celery_workers:
+        queues = ", ".join(f"{w.name} ({','.join(w.queues)})" for w in stack.celery_workers)
+        lines += ["", f"CeleryExecutor, workers {queues}; task instances by the worker that ran them:"]
+        for o in outcomes:
+            ran = ", ".join(f"{host.split('.')[0]} {n}" for host, n in sorted(o.hosts.items()))
+            lines.append(f"  {o.dag_id:<28} {ran or '-'}")
     lines += ["", "Schedules (exchange calendar, next run in New York time):"]
     for dag_id in sorted({o.dag_id for o in outcomes}):
         dag = stack.client.dag(dag_id)
