@@ -48,6 +48,14 @@ INVALID = [
     ("weekly_maintenance", {"break_glass_reason": "   "}, "does not match"),
     ("db_restore", {"target_database": "grandmodel"}, "does not match"),  # the live database
     ("db_restore", {"target_database": "restored_x", "backup_id": "../etc"}, "does not match"),
+    *[
+        ("blue_green_deploy", {"version": bad, "services": ["auth-service"], "reason": "ship it"}, "param version")
+        for bad in ("latest", "1.2.3; rm -rf /", "$(id)", "../../x", "9" * 10_000, "1.2.3\n", "")
+    ],
+    ("blue_green_deploy", {"version": "1.2.3", "services": ["auth-service; id"], "reason": "ship"}, "is not one of"),
+    ("blue_green_deploy", {"version": "1.2.3", "services": [], "reason": "ship it"}, "param services"),
+    ("blue_green_deploy", {"version": "1.2.3", "services": ["auth-service"]}, "reason"),
+    ("blue_green_deploy", {"version": "1.2.3", "services": ["auth-service"], "reason": "   "}, "does not match"),
 ]
 
 
