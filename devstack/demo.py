@@ -40,6 +40,17 @@ DEMO_PLAN: list[DemoRun] = [
     DemoRun("market_hours_watch", {"minutes": 1}),  # drill mode: one minute of the watch, whatever the hour
     DemoRun("post_market_shutdown", after_previous=True),  # closes the day once the startup and watch have ended
     DemoRun("daily_ops_report", after_previous=True),  # the day so far, once the runs before it have ended
+    # A dry run (an approval would wait for a person): the plan, object by object, and nothing changed.
+    DemoRun(
+        "blue_green_deploy",
+        {
+            "version": "2.3.0",
+            "services": ["auth-service"],
+            "reason": "make demo: plan a release",
+            "break_glass": True,
+            "break_glass_reason": "make demo: whatever the market hours",
+        },
+    ),
 ]
 
 DRILL_DAGS = (ENGINE_DAG, DRILL_DAG, *ACTION_DAGS)  # run by the escalation drill and the forms tour, after the plan
