@@ -219,3 +219,12 @@ def test_the_rbac_manifest_allows_every_call_the_code_makes(rbac):
     calls = called_by_the_code() | {("watch", "apps", "deployments")}  # the rollout trigger watches
     assert {("patch", "apps", "deployments"), ("list", "", "secrets")} <= calls  # the scan found the calls
     assert sorted(call for call in calls if not allowed(*call)) == []
+
+
+def test_backups_and_reports_are_on_a_volume_every_worker_shares(values):
+    env = {e["name"]: e["value"] for e in values["env"]}
+    workers = values["workers"]
+    claims = {v["name"] for v in workers["extraVolumes"] if "persistentVolumeClaim" in v}
+    shared = [m["mountPath"] for m in workers["extraVolumeMounts"] if m["name"] in claims]
+    for name in ("TRADEOPS_BACKUP_DIR", "TRADEOPS_REPORTS_DIR"):
+        assert any(Path(env[name]).is_relative_to(mount) for mount in shared), f"{name} is not on a shared volume"
