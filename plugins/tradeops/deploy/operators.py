@@ -67,6 +67,11 @@ def switch(hook: KubernetesApiHook, namespace: str, services: Sequence[str], col
 
 
 class _Step(BaseOperator):
+    """A blue-green step on the cluster.
+
+    :param kubernetes_conn_id: the cluster; defaults to the config's ``connections.kubernetes``.
+    """
+
     ui_color = "#d9e8f5"
 
     def __init__(self, *, kubernetes_conn_id: str | None = None, **kwargs: Any) -> None:

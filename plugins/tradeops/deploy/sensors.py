@@ -66,7 +66,7 @@ class PlannedRolloutSensor(RolloutStatusSensor):
     """:class:`~tradeops.kubernetes.sensors.RolloutStatusSensor` over names known only at run time (the plan's XCom,
     rendered as a list), deferrable like it.
 
-    :param names: a template rendering to the list of deployments to wait for.
+    :param names: the deployments to wait for, a template rendering to a list (templated).
     :param kwargs: the ``RolloutStatusSensor`` arguments (``namespace`` is required: greens are not in the config).
     """
 
