@@ -51,6 +51,11 @@ DEMO_PLAN: list[DemoRun] = [
             "break_glass_reason": "make demo: whatever the market hours",
         },
     ),
+    # A dry run: the plan (stop trading, images, restore) and nothing changed.
+    DemoRun(
+        "emergency_rollback",
+        {"target": "previous", "reason": "make demo: plan a rollback", "confirm": True, "dry_run": True},
+    ),
 ]
 
 DRILL_DAGS = (ENGINE_DAG, DRILL_DAG, *ACTION_DAGS)  # run by the escalation drill and the forms tour, after the plan

@@ -46,7 +46,7 @@ class AcquireDeploymentLockOperator(BaseOperator):
     would only wait again).
 
     :param namespace: the deployments' namespace (templated).
-    :param deployments: the deployments this run changes (templated: a list, or an XCom of one).
+    :param deployments: the deployments this run changes, a list. (templated)
     :param ttl: how long the lease lasts without renewal: the longest the run may take; a crashed run's lease is
         taken over after it.
     :param wait: how long to wait for another holder to finish; ``0`` refuses at once.

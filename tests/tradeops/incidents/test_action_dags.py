@@ -27,6 +27,7 @@ def dag_of(dagbag, airflow_db, airflow_connections):
     return runnable
 
 
+ROLLBACK = {"reason": "bad fills since 1.8.2", "confirm": True}  # the rest of a valid emergency_rollback form
 INVALID = [
     ("incident_acknowledge", {}, "incident_id"),  # required: no dummy values for fields the action ignores
     ("incident_acknowledge", {"incident_id": 0}, "less than the minimum"),
@@ -48,6 +49,15 @@ INVALID = [
     ("weekly_maintenance", {"break_glass_reason": "   "}, "does not match"),
     ("db_restore", {"target_database": "grandmodel"}, "does not match"),  # the live database
     ("db_restore", {"target_database": "restored_x", "backup_id": "../etc"}, "does not match"),
+    *[
+        ("emergency_rollback", {"target": bad, **ROLLBACK}, "does not match|is too long")
+        for bad in ("1.2.3; rm -rf /", "$(id)", "../../x", "latest", "1" * 10_000, "")
+    ],
+    ("emergency_rollback", {"target": "1.8.1", "deployments": ["risk-engine"], **ROLLBACK}, "is not one of"),
+    ("emergency_rollback", {"target": "1.8.1", "confirm": True}, "reason"),
+    ("emergency_rollback", {"target": "1.8.1", "reason": "   ", "confirm": True}, "does not match"),
+    ("emergency_rollback", {"target": "1.8.1", "reason": "bad fills", "confirm": False}, "is not one of"),
+    ("emergency_rollback", {"target": "1.8.1", "reason": "bad fills"}, "confirm"),
     *[
         ("blue_green_deploy", {"version": bad, "services": ["auth-service"], "reason": "ship it"}, "param version")
         for bad in ("latest", "1.2.3; rm -rf /", "$(id)", "../../x", "9" * 10_000, "1.2.3\n", "")
@@ -80,6 +90,8 @@ def test_each_form_refuses_invalid_input_at_trigger_time(dagbag, airflow_db, dag
         ("weekly_maintenance", {}),
         ("weekly_maintenance", {"break_glass_reason": "CVE hotfix approved by the CTO"}),
         ("db_restore", {"target_database": "restored_monday"}),
+        ("emergency_rollback", {"target": "1.8.1", **ROLLBACK}),
+        ("emergency_rollback", {"target": "previous", "deployments": ["api-gateway"], "dry_run": True, **ROLLBACK}),
     ],
 )
 def test_each_form_accepts_the_valid_inputs_and_asks_nothing_more(dagbag, airflow_db, dag_id, conf):

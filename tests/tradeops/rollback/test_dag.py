@@ -1,0 +1,162 @@
+"""emergency_rollback run in-process (``dag.test()``, triggered as ``dag_test``) with its real operators against
+the sandbox's Kubernetes API, platform API, state database and Slack: a version rollback stops trading, rolls back,
+restores the recorded replicas and reports who and why; a dry run changes nothing, object by object, and returns the
+plan; an unpullable target is a P1 with trading left stopped; a deployment another runbook holds is refused, naming
+the holder, with nothing changed."""
+
+from __future__ import annotations
+
+import json
+import types
+from datetime import timedelta
+
+import psycopg
+import pytest
+import requests
+from psycopg.rows import dict_row
+
+from tests.dagtest import runnable, states
+from tradeops.changes.locks import ChangeLocks
+from tradeops.incidents import store
+from tradeops.rollback.forms import trading_services
+
+DAG = "emergency_rollback"
+REGISTRY = "registry.quantnova.internal/grandmodel"
+FORM = {"reason": "fills rejected since 1.8.2", "confirm": True}
+
+
+def xcom(run, task_id: str):
+    value = run.get_task_instance(task_id).xcom_pull(task_ids=task_id)
+    return json.loads(value) if isinstance(value, str) else value
+
+
+@pytest.fixture
+def cluster(k8s_connection, airflow_connections, config):
+    """The trading services and tactical-marl put back as they were (template, replicas, annotations)."""
+    from tradeops.kubernetes.hooks import KubernetesApiHook
+
+    hook = KubernetesApiHook(k8s_connection("admin"))
+    names = trading_services(config)
+
+    def snapshot() -> dict[str, dict]:
+        objects = {name: hook.deployment("grandmodel", name) for name in names}
+        return {
+            name: {
+                "replicas": obj["spec"]["replicas"],
+                "template": obj["spec"]["template"],
+                "annotations": obj["metadata"].get("annotations") or {},
+                "generation": obj["metadata"]["generation"],
+                "progressDeadlineSeconds": obj["spec"].get("progressDeadlineSeconds"),
+            }
+            for name, obj in objects.items()
+        }
+
+    before = snapshot()
+    yield types.SimpleNamespace(hook=hook, names=names, snapshot=snapshot, before=before)
+    for name, was in before.items():
+        hook.patch_deployment(
+            "grandmodel",
+            name,
+            [
+                {"op": "replace", "path": "/spec/template", "value": was["template"]},
+                {"op": "replace", "path": "/spec/replicas", "value": was["replicas"]},
+                {"op": "replace", "path": "/spec/progressDeadlineSeconds", "value": was["progressDeadlineSeconds"]},
+                {"op": "replace", "path": "/metadata/annotations", "value": was["annotations"]},
+            ],
+        )
+
+
+@pytest.fixture
+def rollback(dagbag, airflow_db, airflow_connections, sandbox, sandbox_settings, recheck_after, cluster):
+    recheck_after("1s")
+    requests.delete(sandbox_settings["slack"]["url"] + "/_sandbox/messages", timeout=5)
+    store.migrate(sandbox_settings["postgres"]["state_dsn"])
+    return runnable(dagbag, DAG)
+
+
+def incidents_of(state_dsn: str, run) -> list[dict]:
+    with psycopg.connect(state_dsn, row_factory=dict_row) as conn:
+        return conn.execute(
+            "SELECT * FROM tradeops.incidents WHERE dag_id = %s AND run_id = %s ORDER BY id", (DAG, run.run_id)
+        ).fetchall()
+
+
+def reports(sandbox) -> list[str]:
+    return [m["text"] for m in sandbox.slack_messages() if m["text"].startswith("*Emergency rollback")]
+
+
+def test_a_version_rollback_stops_trading_rolls_back_restores_and_reports(rollback, cluster, sandbox, sandbox_settings):
+    run = rollback.test(run_conf={"target": "1.8.1", "deployments": ["tactical-marl"], **FORM, "dry_run": False})
+
+    assert run.state == "success", states(run)
+    after = cluster.snapshot()
+    image = after["tactical-marl"]["template"]["spec"]["containers"][0]["image"]
+    assert image == f"{REGISTRY}/tactical-marl:1.8.1"
+    assert {n: s["replicas"] for n, s in after.items()} == {n: s["replicas"] for n, s in cluster.before.items()}
+    planned = xcom(run, "stop_trading")
+    assert sorted(planned["stopped"]) == sorted(n for n, s in cluster.before.items() if s["replicas"])
+    assert {"field": "image[tactical-marl]", "after": image} in [
+        {"field": c["field"], "after": c["after"]} for c in planned["plan"]
+    ]
+    [text] = reports(sandbox)
+    assert "done, trading resumed" in text and "By dag_test" in text and "fills rejected since 1.8.2" in text
+    assert f"tactical-marl: {REGISTRY}/tactical-marl:1.8.2 → {image}" in text or "tactical-marl:" in text
+    [incident] = incidents_of(sandbox_settings["postgres"]["state_dsn"], run)
+    assert incident["severity"] == "P2"
+    assert ChangeLocks(sandbox_settings["postgres"]["state_dsn"]).held("grandmodel") == [], "released"
+
+
+def test_a_dry_run_changes_nothing_object_by_object_and_returns_the_plan(rollback, cluster, sandbox):
+    run = rollback.test(run_conf={"target": "1.8.1", "deployments": ["tactical-marl"], **FORM, "dry_run": True})
+
+    assert run.state == "success", states(run)
+    assert cluster.snapshot() == cluster.before
+    planned = xcom(run, "stop_trading")
+    assert planned["dry_run"] is True and planned["stopped"] == []
+    current = cluster.before["tactical-marl"]["template"]["spec"]["containers"][0]["image"]
+    images = [c for c in planned["plan"] if c["field"].startswith("image[")]
+    assert images == [
+        {
+            "kind": "Deployment",
+            "namespace": "grandmodel",
+            "name": "tactical-marl",
+            "field": "image[tactical-marl]",
+            "before": current,
+            "after": f"{REGISTRY}/tactical-marl:1.8.1",
+        }
+    ]
+    stops = {c["name"]: c["before"] for c in planned["plan"] if c["field"] == "spec.replicas" and c["after"] == 0}
+    assert stops == {n: s["replicas"] for n, s in cluster.before.items() if s["replicas"]}
+    assert states(run)["roll_back_images"] == "skipped" and reports(sandbox) == []
+
+
+def test_an_unpullable_target_is_a_p1_and_trading_is_left_stopped(rollback, cluster, sandbox, sandbox_settings):
+    broken = f"{REGISTRY}/tactical-marl:9.9.9"
+    sandbox.set_faults("kubernetes", unpullable_images=[broken])
+    cluster.hook.patch_deployment("grandmodel", "tactical-marl", {"spec": {"progressDeadlineSeconds": 3}})
+
+    run = rollback.test(run_conf={"target": "9.9.9", "deployments": ["tactical-marl"], **FORM, "dry_run": False})
+
+    assert run.state == "failed"
+    assert states(run)["wait_rollouts"] == "failed" and states(run)["health"] == "upstream_failed"
+    assert {n: s["replicas"] for n, s in cluster.snapshot().items()} == dict.fromkeys(cluster.names, 0)
+    [incident] = incidents_of(sandbox_settings["postgres"]["state_dsn"], run)
+    assert incident["severity"] == "P1"
+    [text] = reports(sandbox)
+    assert "FAILED at wait_rollouts: trading LEFT STOPPED" in text
+    assert ChangeLocks(sandbox_settings["postgres"]["state_dsn"]).held("grandmodel") == [], "released"
+
+
+def test_deployments_another_runbook_holds_are_refused_naming_the_holder(rollback, cluster, sandbox, sandbox_settings):
+    locks = ChangeLocks(sandbox_settings["postgres"]["state_dsn"])
+    locks.acquire("grandmodel", ["tactical-marl"], "weekly_maintenance/scheduled__x", timedelta(minutes=5))
+    try:
+        run = rollback.test(run_conf={"target": "1.8.1", "deployments": ["tactical-marl"], **FORM, "dry_run": False})
+    finally:
+        locks.release("weekly_maintenance/scheduled__x")
+
+    assert run.state == "failed"
+    assert states(run)["stop_trading"] == "failed" and states(run)["roll_back_images"] == "upstream_failed"
+    assert cluster.snapshot() == cluster.before, "nothing changed"
+    [text] = reports(sandbox)
+    assert "REFUSED, nothing changed" in text
