@@ -47,6 +47,7 @@ bench: $(RUNTIME_STAMP)  ## benchmarks (see bench/README.md)
 	$(PY) bench/deadline_paging.py
 	$(PY) bench/db_maintenance.py
 	$(PY) bench/pre_market.py
+	$(PY) bench/rollback.py
 	$(PY) bench/market_watch.py
 	$(PY) bench/executors.py
 

@@ -1,0 +1,110 @@
+"""emergency_rollback under the real scheduler and triggerer against the stack's sandbox: a rollback to a version
+stops trading, rolls back and restores, and the real kubectl confirms images, replicas and revisions; a second run
+triggered meanwhile waits its turn (one run at a time); deployments another runbook holds are refused with a
+message naming the holder and nothing changed; the CLI refuses an invalid form with a non-zero exit and no run.
+(Every invalid input through the REST API, 400 and no run: tests/e2e/test_forms_e2e.py, from the INVALID table.)"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import pytest
+
+from tradeops.changes.locks import ChangeLocks
+
+pytestmark = pytest.mark.e2e
+DAG = "emergency_rollback"
+REGISTRY = "registry.quantnova.internal/grandmodel"
+TRADING = ["data-handler", "strategic-marl", "tactical-marl", "risk-management", "execution-engine"]
+FORM = {"deployments": ["tactical-marl"], "reason": "e2e: fills rejected since 1.8.2", "confirm": True}
+
+
+def picture(kubectl) -> dict[str, dict]:
+    """What kubectl says of the trading services: replicas, images, revision, generation."""
+    items = {d["metadata"]["name"]: d for d in kubectl.json("get", "deployments")["items"]}
+    return {
+        name: {
+            "replicas": items[name]["spec"]["replicas"],
+            "images": [c["image"] for c in items[name]["spec"]["template"]["spec"]["containers"]],
+            "revision": int(items[name]["metadata"]["annotations"]["deployment.kubernetes.io/revision"]),
+            "generation": items[name]["metadata"]["generation"],
+        }
+        for name in TRADING
+    }
+
+
+@pytest.fixture
+def cluster(stack, kubectl_for):
+    """Admin kubectl on the stack's sandbox; the trading services put back as they were afterwards."""
+    kubectl = kubectl_for(stack.settings["kubernetes"]["kubeconfig"])
+    before = {name: kubectl.json("get", "deployment", name) for name in TRADING}
+    stack.client.wait_for_dags({DAG})
+    stack.client.set_paused(DAG, False)
+    yield kubectl
+    for name, obj in before.items():
+        patch = [
+            {"op": "replace", "path": "/spec/template", "value": obj["spec"]["template"]},
+            {"op": "replace", "path": "/spec/replicas", "value": obj["spec"]["replicas"]},
+            {"op": "replace", "path": "/metadata/annotations", "value": obj["metadata"]["annotations"]},
+        ]
+        kubectl.ok("patch", "deployment", name, "--type=json", "-p", json.dumps(patch))
+
+
+def test_a_rollback_to_a_version_and_a_second_run_that_waits_its_turn(stack, cluster):
+    before = picture(cluster)
+    first = stack.client.trigger(DAG, {"target": "1.8.1", **FORM})
+    second = stack.client.trigger(DAG, {"target": "1.8.1", **FORM, "dry_run": True})
+
+    seen = set()
+    while stack.client.dag_run(DAG, first)["state"] in ("queued", "running"):
+        seen.add(stack.client.dag_run(DAG, second)["state"])
+        time.sleep(0.5)
+    assert seen == {"queued"}, "max_active_runs=1: the second run waited for the first"
+    assert stack.client.dag_run(DAG, first)["state"] == "success"
+
+    after = picture(cluster)
+    assert after["tactical-marl"]["images"] == [f"{REGISTRY}/tactical-marl:1.8.1"]
+    assert after["tactical-marl"]["revision"] > before["tactical-marl"]["revision"]
+    assert {n: s["replicas"] for n, s in after.items()} == {n: s["replicas"] for n, s in before.items()}
+    pods = cluster.json("get", "pods", "-l", "app=tactical-marl")["items"]
+    assert {p["spec"]["containers"][0]["image"] for p in pods} == {f"{REGISTRY}/tactical-marl:1.8.1"}
+    report = stack.client.xcom(DAG, first, "report")
+    assert report["outcome"] == "done, trading resumed" and report["by"]
+
+    assert stack.client.wait_for_run(DAG, second, timeout=120)["state"] == "success"
+    assert picture(cluster) == after, "the dry run changed nothing"
+
+
+def test_deployments_another_runbook_holds_are_refused_naming_the_holder(stack, cluster):
+    before = picture(cluster)
+    locks = ChangeLocks(stack.settings["postgres"]["state_dsn"])
+    holder = "blue_green_deploy/manual__e2e"
+    locks.acquire("grandmodel", ["tactical-marl"], holder, timedelta(minutes=5))
+    try:
+        run_id = stack.client.trigger(DAG, {"target": "1.8.1", **FORM})
+        assert stack.client.wait_for_run(DAG, run_id, timeout=120)["state"] == "failed"
+    finally:
+        locks.release(holder)
+    message = f"grandmodel/tactical-marl is held by {holder}"
+    assert message in stack.client.task_log_containing(DAG, run_id, "stop_trading", message)
+    assert picture(cluster) == before, "nothing changed"
+
+
+def test_the_cli_refuses_an_invalid_form_with_a_non_zero_exit_and_no_run(stack):
+    runs_before = len(stack.client.dag_runs(DAG))
+    airflow = [sys.executable, "-m", "airflow"]
+    conf = json.dumps({"target": "$(id)", **FORM})
+    result = subprocess.run(
+        [*airflow, "dags", "trigger", DAG, "--conf", conf],
+        env=stack.airflow.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0, result.stdout[-1000:]
+    assert "does not match" in result.stdout + result.stderr
+    assert len(stack.client.dag_runs(DAG)) == runs_before
