@@ -11,6 +11,8 @@ Maintenance*. Starts at `schedules.weekly_maintenance` and owns the window for `
 3. `backup`: `pg_dump` (directory format, parallel), verified (checksums, table of contents), restored into a scratch
    database with row counts compared when `database.backup.restore_check_every` is due; old backups pruned.
 4. `update_images` to the versions `tradeops.yaml` pins (never `:latest`), then `wait_images` until rolled out.
+   Both steps and the restarts hold the deployment lease (`lock_deployments`, waiting up to 10 min for another
+   runbook's; `release_deployments` always gives it back), so no other runbook changes them meanwhile.
 5. `db_maintenance`: per table, `REINDEX INDEX CONCURRENTLY` where bloated and plain `VACUUM (ANALYZE)` where dead
    tuples pile up (never a full table rewrite or a database-wide reindex).
 6. `log_cleanup` (indices older than `log_retention_days`), `certificate_check` (TLS secrets expiring within
@@ -27,6 +29,7 @@ from datetime import timedelta
 
 from airflow.sdk import TaskGroup
 
+from tradeops.changes.operators import AcquireDeploymentLockOperator, ReleaseDeploymentLockOperator
 from tradeops.checks.operators import CheckOperator
 from tradeops.config import load_config
 from tradeops.dagkit import scheduled_dag, window_group
@@ -63,6 +66,14 @@ with scheduled_dag(
             CheckOperator(task_id="system_status", check=SystemStatus())
             CheckOperator(task_id="db_blocked_sessions", check=BlockedSessions())
         backup = BackupOperator(task_id="backup")
+        # One change at a time: no other runbook changes these deployments from the image update to the restarts.
+        lock = AcquireDeploymentLockOperator(
+            task_id="lock_deployments",
+            namespace=config.kubernetes.deployment(deployments[0]).namespace,
+            deployments=deployments,
+            ttl=weekly.window + timedelta(minutes=30),
+            wait=timedelta(minutes=10),
+        )
         update_images = SetImageOperator(task_id="update_images", images=images)
         wait_images = RolloutStatusSensor(task_id="wait_images", names=deployments, timeout=900)
         with TaskGroup("db_maintenance") as db_maintenance:
@@ -86,6 +97,7 @@ with scheduled_dag(
         )
         restart = RolloutRestartOperator(task_id="restart", deployments=deployments)
         wait_restart = RolloutStatusSensor(task_id="wait_restart", names=deployments, timeout=900)
+    release = ReleaseDeploymentLockOperator(task_id="release_deployments")  # all_done, outside the window's skip
     with TaskGroup("post_check") as post_check:  # runs whatever happened before
         CheckOperator(task_id="system_status", check=SystemStatus(), trigger_rule="all_done")
         CheckOperator(task_id="agents", check=Agents(), trigger_rule="all_done")
@@ -94,7 +106,7 @@ with scheduled_dag(
         check_task_ids=["backup", "certificate_check", "post_check.system_status", "post_check.agents"],
     )
 
-    gate >> pre_check >> backup >> update_images >> wait_images >> db_maintenance
+    gate >> pre_check >> backup >> lock >> update_images >> wait_images >> db_maintenance
     db_maintenance >> [log_cleanup, certificates, scan, restart]
-    restart >> wait_restart
+    restart >> wait_restart >> release
     [log_cleanup, certificates, scan, wait_restart] >> post_check >> report
