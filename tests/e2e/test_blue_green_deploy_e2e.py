@@ -47,6 +47,20 @@ def cluster(kubectl) -> dict:
     }
 
 
+def ended(stack, run_id: str, timeout: float) -> tuple[dict, dict[str, str]]:
+    """The finished run and its task states; a failed task's log is in the assertion message when one is off."""
+    run = stack.client.wait_for_run(DAG, run_id, timeout=timeout)
+    return run, {ti["task_id"]: ti["state"] for ti in stack.client.task_instances(DAG, run_id)}
+
+
+def failure_logs(stack, run_id: str, states: dict[str, str]) -> str:
+    return "\n".join(
+        f"--- {task}:\n{stack.client.task_log(DAG, run_id, task)[-1500:]}"
+        for task, s in states.items()
+        if s == "failed"
+    )
+
+
 def deploy(stack, version: str) -> str:
     conf = {"version": version, "services": [SERVICE], "reason": f"e2e: ship {version}", "dry_run": False}
     return stack.client.trigger(DAG, {**conf, **BREAK_GLASS})
@@ -86,8 +100,8 @@ def test_approved_green_is_switched_to_soaked_and_becomes_blue(stack, kubectl):
     wait_for_task(stack, run_id, "soak", {"up_for_reschedule", "running", "success"})
     assert cluster(kubectl)["selector"]["color"] == "green"  # green serves during the soak
 
-    run = stack.client.wait_for_run(DAG, run_id, timeout=180)
-    assert run["state"] == "success", stack.client.task_instances(DAG, run_id)
+    run, states = ended(stack, run_id, timeout=180)
+    assert run["state"] == "success", (states, failure_logs(stack, run_id, states))
     after = cluster(kubectl)
     assert after == {
         "image": f"{REPOSITORY}:2.3.0",
@@ -101,9 +115,8 @@ def test_a_rejected_switch_changes_nothing_and_deletes_green(stack, kubectl):
     before = cluster(kubectl)
     run_id = deploy(stack, "2.4.0")
     answer(stack, run_id, "Reject")
-    run = stack.client.wait_for_run(DAG, run_id, timeout=120)
-    states = {ti["task_id"]: ti["state"] for ti in stack.client.task_instances(DAG, run_id)}
-    assert run["state"] == "success", states
+    run, states = ended(stack, run_id, timeout=120)
+    assert run["state"] == "success", (states, failure_logs(stack, run_id, states))
     assert states["switch"] == states["soak"] == states["retire_green"] == "skipped"
     assert states["clean_up"] == "success"
     assert cluster(kubectl) == {**before, "selector": {**before["selector"], "color": "blue"}, "greens": []}
