@@ -66,7 +66,7 @@ def deploy(stack, version: str) -> str:
     return stack.client.trigger(DAG, {**conf, **BREAK_GLASS})
 
 
-def wait_for_task(stack, run_id: str, task_id: str, wanted: set[str], timeout: float = 120) -> str:
+def wait_for_task(stack, run_id: str, task_id: str, wanted: set[str], timeout: float = 300) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = stack.client.task_instance(DAG, run_id, task_id)["state"]
@@ -100,7 +100,7 @@ def test_approved_green_is_switched_to_soaked_and_becomes_blue(stack, kubectl):
     wait_for_task(stack, run_id, "soak", {"up_for_reschedule", "running", "success"})
     assert cluster(kubectl)["selector"]["color"] == "green"  # green serves during the soak
 
-    run, states = ended(stack, run_id, timeout=180)
+    run, states = ended(stack, run_id, timeout=300)
     assert run["state"] == "success", (states, failure_logs(stack, run_id, states))
     after = cluster(kubectl)
     assert after == {
@@ -115,7 +115,7 @@ def test_a_rejected_switch_changes_nothing_and_deletes_green(stack, kubectl):
     before = cluster(kubectl)
     run_id = deploy(stack, "2.4.0")
     answer(stack, run_id, "Reject")
-    run, states = ended(stack, run_id, timeout=120)
+    run, states = ended(stack, run_id, timeout=300)
     assert run["state"] == "success", (states, failure_logs(stack, run_id, states))
     assert states["switch"] == states["soak"] == states["retire_green"] == "skipped"
     assert states["clean_up"] == "success"
@@ -127,7 +127,7 @@ def test_an_unready_green_is_deleted_and_blue_keeps_serving(stack, kubectl):
     stack.sandbox.set_faults("kubernetes", unpullable_images=[f"{REPOSITORY}:6.6.6"])
     try:
         run_id = deploy(stack, "6.6.6")
-        run = stack.client.wait_for_run(DAG, run_id, timeout=150)
+        run = stack.client.wait_for_run(DAG, run_id, timeout=300)
     finally:
         stack.sandbox.clear_faults("kubernetes")
     states = {ti["task_id"]: ti["state"] for ti in stack.client.task_instances(DAG, run_id)}
@@ -144,7 +144,7 @@ def test_green_failing_during_the_soak_is_switched_back_automatically(stack, kub
     assert cluster(kubectl)["selector"]["color"] == "green"
     stack.sandbox.set_faults("platform_api", unhealthy=[SERVICE])
     try:
-        run = stack.client.wait_for_run(DAG, run_id, timeout=120)
+        run = stack.client.wait_for_run(DAG, run_id, timeout=300)
     finally:
         stack.sandbox.clear_faults("platform_api")
     states = {ti["task_id"]: ti["state"] for ti in stack.client.task_instances(DAG, run_id)}
