@@ -77,13 +77,20 @@ def main() -> int:
             [ti] = stack.client.task_instances(FLOOR, run_id)
             floors.append((parse(ti["start_date"]) - started).total_seconds())
 
-            started_s = time.monotonic()
+            started, started_s = datetime.now(UTC), time.monotonic()
             run_id = stack.client.trigger(DAG, FORM)
             while any(manifest(name)["status"].get("readyReplicas") for name in names):
                 time.sleep(0.05)
             stops.append(time.monotonic() - started_s)
             states.append(stack.client.wait_for_run(DAG, run_id, timeout=300)["state"])
-            print(f"floor {floors[-1]:.2f} s, trading stopped {stops[-1]:.2f} s ({states[-1]})", flush=True)
+            stop = stack.client.task_instance(DAG, run_id, "stop_trading")
+            marks = {k: (parse(stop[k]) - started).total_seconds() for k in ("queued_when", "start_date", "end_date")}
+            print(
+                f"floor {floors[-1]:.2f} s, trading stopped {stops[-1]:.2f} s ({states[-1]}); stop_trading queued "
+                f"+{marks['queued_when']:.2f} s, started +{marks['start_date']:.2f} s, "
+                f"ended +{marks['end_date']:.2f} s",
+                flush=True,
+            )
         put_back()
     floor, stop = statistics.median(floors), statistics.median(stops)
     print(
