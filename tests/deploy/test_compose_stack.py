@@ -173,7 +173,7 @@ def test_compose_stack_starts_and_runs_a_dag(engine, tmp_path, capsys):
     compose("down", "-v", "--remove-orphans", check=False)  # a stack left over by an interrupted run
     try:
         up_started = time.monotonic()
-        compose("up", "-d", "--no-build", timeout=600)
+        compose("up", "-d", "--no-build", timeout=900)
         containers = wait_until_healthy(compose, timeout=600)
         healthy_s = time.monotonic() - up_started
 
