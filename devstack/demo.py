@@ -51,10 +51,10 @@ DEMO_PLAN: list[DemoRun] = [
             "break_glass_reason": "make demo: whatever the market hours",
         },
     ),
-    # A dry run: the plan (stop trading, images, restore) and nothing changed.
+    # A dry run to a version (a fresh sandbox has no previous revision): the plan and nothing changed.
     DemoRun(
         "emergency_rollback",
-        {"target": "previous", "reason": "make demo: plan a rollback", "confirm": True, "dry_run": True},
+        {"target": "2.3.0", "reason": "make demo: plan a rollback", "confirm": True, "dry_run": True},
     ),
 ]
 
