@@ -14,6 +14,10 @@ Colours: blue is always the config's Deployment `<name>` (pods `color: blue`, Se
 is the temporary `<name>-green`. After the soak blue is moved to the new version, the Service goes back to blue and
 green is deleted, so the next deploy (and every other runbook) finds `<name>` serving.
 
+Every step reads the cluster before it changes it, so it is safe to retry, and it is retried once after a transient
+error (an API hiccup). A refusal, a failed rollout, failed smoke checks and a soak failure are not retried; an
+approval nobody answers within `blue_green.approval_timeout` is asked once more, then the run fails, switching nothing.
+
 | Task | What it does |
 | --- | --- |
 | `plan` | market-hours / break-glass gate; the plan (XCom), green validated server-side in a dry run |
@@ -65,7 +69,6 @@ with manual_dag(
     "default)",
     params=blue_green_form(config),
     render_template_as_native_obj=True,  # services as a list, dry_run as a boolean
-    retries=0,  # every step reads the cluster first; a failure is for a person to look at, not to repeat
     tags=["kubernetes", "deploy"],
     doc_md=__doc__,
 ):

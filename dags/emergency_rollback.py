@@ -30,6 +30,8 @@ checked when the run is triggered (a bad value is refused: REST 400, CLI non-zer
 3. Takes the lease of every deployment it changes (refused at once, naming the holder, when another runbook holds
    one), records images, revisions and replicas, computes the plan and checks every image, then stops trading.
 4. The trading services are scaled to 0 again (trading left stopped), a P1 incident opens, and Slack says so.
+   Every step is safe to retry and is retried once, 5 s later, after a transient error (an API hiccup); a
+   refusal or a failed rollout is not retried.
 
 Who rolled back is the authenticated user who triggered the run, never a field. There is no trading halt in the
 platform API: stopping trading is scaling the trading services (`trading_day.scale_roles`) to 0, done in the first
@@ -70,7 +72,7 @@ with manual_dag(
     description="Stop trading, roll deployments back to a version or their previous revision, restore, verify",
     params=rollback_form(CONFIG),
     render_template_as_native_obj=True,  # the form's list and booleans reach the operators as such
-    retries=0,  # a failed step is a P1 with trading left stopped: a person decides what next
+    retry_delay=timedelta(seconds=5),  # a transient API error is retried at once; refusals and failed rollouts fail
     dagrun_timeout=timedelta(minutes=30),
     tags=["kubernetes", "rollback"],
     doc_md=__doc__,

@@ -313,7 +313,8 @@ class RetireGreenOperator(_Step):
         hook, namespace = self.hook(), plan["namespace"]
         switch(hook, namespace, list(plan["services"]), BLUE)
         for name in plan["services"]:
-            delete_deployment(hook, namespace, green_name(name))
+            if green_exists(hook, namespace, green_name(name)):  # gone already when this is a retry
+                delete_deployment(hook, namespace, green_name(name))
         return [green_name(name) for name in plan["services"]]
 
 
