@@ -62,6 +62,17 @@ config = load_config()
 rules = config.blue_green
 PLAN = "ti.xcom_pull(task_ids='plan')"
 
+
+def rolled_out(task_id: str, planned: str) -> PlannedRolloutSensor:
+    """Wait (deferred) until the plan's ``planned`` deployments (``services`` or ``greens``) have rolled out."""
+    return PlannedRolloutSensor(
+        task_id=task_id,
+        names=f"{{{{ {PLAN}['{planned}'] | list }}}}",
+        namespace=f"{{{{ {PLAN}['namespace'] }}}}",
+        timeout=rules.rollout_timeout.total_seconds(),
+    )
+
+
 with manual_dag(
     "blue_green_deploy",
     owner="platform",
@@ -87,19 +98,9 @@ with manual_dag(
         ttl=rules.lock_ttl,
     )
     prepare = PrepareBlueOperator(task_id="prepare_blue")
-    blue_ready = PlannedRolloutSensor(
-        task_id="blue_ready",
-        names=f"{{{{ {PLAN}['services'] | list }}}}",
-        namespace=f"{{{{ {PLAN}['namespace'] }}}}",
-        timeout=rules.rollout_timeout.total_seconds(),
-    )
+    blue_ready = rolled_out("blue_ready", "services")
     deploy = DeployGreenOperator(task_id="deploy_green")
-    green_ready = PlannedRolloutSensor(
-        task_id="green_ready",
-        names=f"{{{{ {PLAN}['greens'] }}}}",
-        namespace=f"{{{{ {PLAN}['namespace'] }}}}",
-        timeout=rules.rollout_timeout.total_seconds(),
-    )
+    green_ready = rolled_out("green_ready", "greens")
     check = CheckGreenOperator(task_id="check_green")
     approve = ApprovalOperator(
         task_id="approve",
@@ -111,15 +112,23 @@ with manual_dag(
     switch = SwitchServicesOperator(task_id="switch", colour="green")
     soak = SoakSensor(task_id="soak", soak=rules.soak, poke_interval=rules.soak_poll.total_seconds())
     promote = PromoteBlueOperator(task_id="promote")
-    promoted = PlannedRolloutSensor(
-        task_id="promoted",
-        names=f"{{{{ {PLAN}['services'] | list }}}}",
-        namespace=f"{{{{ {PLAN}['namespace'] }}}}",
-        timeout=rules.rollout_timeout.total_seconds(),
-    )
+    promoted = rolled_out("promoted", "services")
     retire = RetireGreenOperator(task_id="retire_green")
-    steps = [plan, lock, prepare, blue_ready, deploy, green_ready, check, approve, switch, soak, promote, promoted]
-    steps.append(retire)
+    steps = [
+        plan,
+        lock,
+        prepare,
+        blue_ready,
+        deploy,
+        green_ready,
+        check,
+        approve,
+        switch,
+        soak,
+        promote,
+        promoted,
+        retire,
+    ]
     clean_up = CleanUpGreenOperator(task_id="clean_up")
     release = ReleaseDeploymentLockOperator(task_id="release")
     report = BlueGreenReportOperator(

@@ -66,6 +66,10 @@ class AirflowClient:
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
         return self._call("GET", f"/dags/{quote(dag_id)}/dagRuns/{quote(run_id)}/taskInstances")["task_instances"]
 
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
+        """Each task's state in a run, by task id."""
+        return {ti["task_id"]: ti["state"] for ti in self.task_instances(dag_id, run_id)}
+
     def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict:
         return self._call("GET", f"/dags/{quote(dag_id)}/dagRuns/{quote(run_id)}/taskInstances/{quote(task_id)}")
 

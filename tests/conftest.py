@@ -87,6 +87,16 @@ def sandbox_settings():
 
 
 @pytest.fixture(scope="session")
+def state_dsn(sandbox_settings):
+    """TradeOps' state database, migrated (a deploy step: nothing migrates it as a side effect)."""
+    from tradeops.incidents import store
+
+    dsn = sandbox_settings["postgres"]["state_dsn"]
+    store.migrate(dsn)
+    return dsn
+
+
+@pytest.fixture(scope="session")
 def airflow_connections(sandbox_settings, config):
     """``AIRFLOW_CONN_*`` for the sandbox in this process, so hooks resolve connections as tasks do."""
     with connections_in_environment(sandbox_settings, config) as env:

@@ -50,7 +50,7 @@ def cluster(kubectl) -> dict:
 def ended(stack, run_id: str, timeout: float) -> tuple[dict, dict[str, str]]:
     """The finished run and its task states; a failed task's log is in the assertion message when one is off."""
     run = stack.client.wait_for_run(DAG, run_id, timeout=timeout)
-    return run, {ti["task_id"]: ti["state"] for ti in stack.client.task_instances(DAG, run_id)}
+    return run, stack.client.task_states(DAG, run_id)
 
 
 def failure_logs(stack, run_id: str, states: dict[str, str]) -> str:
@@ -130,7 +130,7 @@ def test_an_unready_green_is_deleted_and_blue_keeps_serving(stack, kubectl):
         run = stack.client.wait_for_run(DAG, run_id, timeout=300)
     finally:
         stack.sandbox.clear_faults("kubernetes")
-    states = {ti["task_id"]: ti["state"] for ti in stack.client.task_instances(DAG, run_id)}
+    states = stack.client.task_states(DAG, run_id)
     assert run["state"] == "failed", states
     assert states["green_ready"] == "failed" and states["approve"] == "upstream_failed"
     assert cluster(kubectl) == {**before, "selector": {**before["selector"], "color": "blue"}, "greens": []}
@@ -147,7 +147,7 @@ def test_green_failing_during_the_soak_is_switched_back_automatically(stack, kub
         run = stack.client.wait_for_run(DAG, run_id, timeout=300)
     finally:
         stack.sandbox.clear_faults("platform_api")
-    states = {ti["task_id"]: ti["state"] for ti in stack.client.task_instances(DAG, run_id)}
+    states = stack.client.task_states(DAG, run_id)
     assert run["state"] == "failed", states
     assert states["soak"] == "failed" and states["promote"] == "upstream_failed"
     assert cluster(kubectl) == {**before, "selector": {**before["selector"], "color": "blue"}, "greens": []}

@@ -38,7 +38,7 @@ def shutdown(stack, kubectl_for):
     def run(timeout: float = 420) -> dict:
         run_id = stack.client.trigger(DAG)
         finished = stack.client.wait_for_run(DAG, run_id, timeout=timeout)
-        states = {ti["task_id"]: ti["state"] for ti in stack.client.task_instances(DAG, run_id)}
+        states = stack.client.task_states(DAG, run_id)
         return {**finished, "states": states}
 
     run.kubectl = kubectl  # type: ignore[attr-defined]

@@ -53,7 +53,7 @@ def replicas(kubectl) -> dict[str, int]:
 def run_startup(stack) -> tuple[dict, dict[str, str]]:
     run_id = stack.client.trigger(DAG)
     run = stack.client.wait_for_run(DAG, run_id, timeout=300)
-    return run, {ti["task_id"]: ti["state"] for ti in stack.client.task_instances(DAG, run_id)}
+    return run, stack.client.task_states(DAG, run_id)
 
 
 def checklists(stack) -> list[dict]:

@@ -35,7 +35,7 @@ def test_every_dag_runs_to_its_planned_state_under_the_real_scheduler(stack):
     # The weekly window (forced) failed only where the sandbox plants expiring certificates; the rest succeeded.
     weekly = next(o for o in outcomes if o.dag_id == "weekly_maintenance")
     assert weekly.tasks == {"success": 23, "failed": 2}
-    states = {ti["task_id"]: ti["state"] for ti in stack.client.task_instances("weekly_maintenance", weekly.run_id)}
+    states = stack.client.task_states("weekly_maintenance", weekly.run_id)
     assert {t for t, state in states.items() if state == "failed"} == {"certificate_check", "verdict"}
     restored = stack.client.xcom("db_restore", next(o.run_id for o in outcomes if o.dag_id == "db_restore"), "restore")
     backup = stack.client.xcom("weekly_maintenance", weekly.run_id, "backup")

@@ -59,6 +59,25 @@ def delete_deployment(hook: KubernetesApiHook, namespace: str, name: str, dry_ru
     )
 
 
+def create_green(
+    hook: KubernetesApiHook, namespace: str, blue: dict[str, Any], container: str, image: str, dry_run: bool = False
+) -> None:
+    """Create blue's green twin running ``image`` (``dry_run``: only validated by the API server)."""
+    from tradeops.deploy.bluegreen import green_manifest
+
+    deadline = int(load_config().blue_green.progress_deadline.total_seconds())
+    hook.call(
+        "create",
+        "deployments",
+        None,
+        namespace,
+        hook.apps.create_namespaced_deployment,
+        namespace,
+        green_manifest(blue, container, image, deadline),
+        **({"dry_run": "All"} if dry_run else {}),
+    )
+
+
 def switch(hook: KubernetesApiHook, namespace: str, services: Sequence[str], colour: str) -> None:
     from tradeops.deploy.bluegreen import selector_patch
 
@@ -131,7 +150,6 @@ class PlanBlueGreenOperator(_Step):
         from tradeops.changes.plans import render_plan
         from tradeops.deploy.bluegreen import (
             container_image,
-            green_manifest,
             green_name,
             new_image,
             plan,
@@ -163,18 +181,7 @@ class PlanBlueGreenOperator(_Step):
             services[d.name] = {"container": d.container_name, "blue_image": current, "image": image}
             service_objects.append(service)
             if self.plan_only is True:
-                hook.call(
-                    "create",
-                    "deployments",
-                    None,
-                    namespace,
-                    hook.apps.create_namespaced_deployment,
-                    namespace,
-                    green_manifest(
-                        blue, d.container_name, image, int(config.blue_green.progress_deadline.total_seconds())
-                    ),
-                    dry_run="All",
-                )
+                create_green(hook, namespace, blue, d.container_name, image, dry_run=True)
         switch_plan = render_plan(switch_changes(namespace, service_objects, "green"))
         self.log.info("Plan (%s):\n%s", "dry run" if self.plan_only is True else "to apply", render_plan(changes))
         return {
@@ -218,11 +225,10 @@ class DeployGreenOperator(_Step):
     """
 
     def execute(self, context: Context) -> list[str]:
-        from tradeops.deploy.bluegreen import BLUE, COLOR, GREEN, green_manifest, green_name
+        from tradeops.deploy.bluegreen import BLUE, COLOR, GREEN, green_name
 
         plan = plan_of(context)
         namespace, hook, created = plan["namespace"], self.hook(), []
-        deadline = int(load_config().blue_green.progress_deadline.total_seconds())
         for name, spec in plan["services"].items():
             selector = hook.service(namespace, name)["spec"].get("selector") or {}
             if selector.get(COLOR) == GREEN:
@@ -232,16 +238,7 @@ class DeployGreenOperator(_Step):
             if green_exists(hook, namespace, green_name(name)):
                 self.log.warning("Deleting the leftover %s", green_name(name))
                 delete_deployment(hook, namespace, green_name(name))
-            blue = hook.deployment(namespace, name)
-            hook.call(
-                "create",
-                "deployments",
-                None,
-                namespace,
-                hook.apps.create_namespaced_deployment,
-                namespace,
-                green_manifest(blue, spec["container"], spec["image"], deadline),
-            )
+            create_green(hook, namespace, hook.deployment(namespace, name), spec["container"], spec["image"])
             created.append(green_name(name))
         return created
 

@@ -10,14 +10,6 @@ from tradeops.changes.locks import ChangeLocks
 from tradeops.incidents import store
 
 
-@pytest.fixture(scope="session")
-def state_dsn(sandbox_settings):
-    """TradeOps' state database, migrated (a deploy step: nothing migrates it as a side effect)."""
-    dsn = sandbox_settings["postgres"]["state_dsn"]
-    store.migrate(dsn)
-    return dsn
-
-
 @pytest.fixture
 def locks(state_dsn) -> ChangeLocks:
     return ChangeLocks(state_dsn)

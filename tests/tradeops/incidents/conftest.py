@@ -18,14 +18,6 @@ def demo_config():
     return load_config(DEMO_CONFIG)
 
 
-@pytest.fixture(scope="session")
-def state_dsn(sandbox_settings):
-    """TradeOps' state database, migrated (a deploy step: nothing migrates it as a side effect)."""
-    dsn = sandbox_settings["postgres"]["state_dsn"]
-    store.migrate(dsn)
-    return dsn
-
-
 @pytest.fixture
 def incidents(demo_config, state_dsn, airflow_connections) -> IncidentService:
     return IncidentService(demo_config, state_dsn)
