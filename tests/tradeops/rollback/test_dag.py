@@ -7,6 +7,7 @@ the holder, with nothing changed."""
 from __future__ import annotations
 
 import json
+import time
 import types
 from datetime import timedelta
 
@@ -64,6 +65,13 @@ def cluster(k8s_connection, airflow_connections, config):
                 {"op": "replace", "path": "/metadata/annotations", "value": was["annotations"]},
             ],
         )
+
+    def observed(obj: dict) -> bool:
+        return obj["status"].get("observedGeneration", 0) >= obj["metadata"]["generation"]
+
+    settled = time.monotonic() + 30  # the controller answers the restore (revision annotation) before the next test
+    while time.monotonic() < settled and not all(observed(hook.deployment("grandmodel", name)) for name in before):
+        time.sleep(0.2)
 
 
 @pytest.fixture
