@@ -59,8 +59,8 @@ from tradeops.rollback.operators import (
     RollBackImagesOperator,
     RollbackReportOperator,
     StopTradingForRollbackOperator,
-    WaitRollbackRolloutsSensor,
 )
+from tradeops.rollback.sensors import WaitRollbackRolloutsSensor
 
 CONFIG = load_config()
 NAMESPACE = platform_namespace(CONFIG)

@@ -18,6 +18,9 @@ Maintenance*. Starts at `schedules.weekly_maintenance` and owns the window for `
 6. `log_cleanup` (indices older than `log_retention_days`), `certificate_check` (TLS secrets expiring within
    `certificate_min_days`), `security_scan` (fails on critical findings): each reports on its own.
 7. `restart` (rollout restart of `weekly_maintenance.deployments`), then `wait_restart`.
+   When `wait_images` fails, `roll_back_images` (the automatic rollback policy, `weekly_maintenance.automatic_rollback`)
+   triggers `emergency_rollback` for exactly the deployments `update_images` changed, back to their previous
+   revision, once the lease is given back; it is recorded on the window's incident.
 8. `post_check` (runs whatever happened before) and `report_incidents`: a failed backup or check opens an incident.
 
 Deadline: still running when the window closes (04:00 ET) opens a P2 incident.
@@ -43,6 +46,7 @@ from tradeops.maintenance.forms import break_glass_form
 from tradeops.maintenance.operators import EnterMaintenanceWindowOperator
 from tradeops.platform.checks import Agents, SystemStatus
 from tradeops.platform.operators import PlatformMaintenanceOperator
+from tradeops.rollback.operators import AutomaticRollbackOperator
 
 config = load_config()
 weekly = config.weekly_maintenance
@@ -106,6 +110,11 @@ with scheduled_dag(
         check_task_ids=["backup", "certificate_check", "post_check.system_status", "post_check.agents"],
     )
 
+    if weekly.automatic_rollback:
+        roll_back = AutomaticRollbackOperator(
+            task_id="roll_back_images", change_task_id=update_images.task_id, rollout_task_id=wait_images.task_id
+        )
+        [wait_images, release] >> roll_back
     gate >> pre_check >> backup >> lock >> update_images >> wait_images >> db_maintenance
     db_maintenance >> [log_cleanup, certificates, scan, restart]
     restart >> wait_restart >> release

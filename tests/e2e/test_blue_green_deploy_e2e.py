@@ -74,7 +74,10 @@ def wait_for_task(stack, run_id: str, task_id: str, wanted: set[str], timeout: f
             return state
         assert state not in ("failed", "upstream_failed", "skipped"), (task_id, state)
         time.sleep(0.5)
-    raise TimeoutError(f"{task_id} never reached {wanted}")
+    states = stack.client.task_states(DAG, run_id)
+    stuck = {task: s for task, s in states.items() if s in ("failed", "up_for_retry")}
+    logs = "\n".join(f"--- {task}:\n{stack.client.task_log(DAG, run_id, task)[-1500:]}" for task in stuck)
+    raise TimeoutError(f"{task_id} never reached {wanted}: {states}\n{logs}")
 
 
 def answer(stack, run_id: str, option: str) -> None:
@@ -97,11 +100,14 @@ def test_approved_green_is_switched_to_soaked_and_becomes_blue(stack, kubectl):
     assert green["spec"]["template"]["spec"]["containers"][0]["image"] == f"{REPOSITORY}:2.3.0"
     assert green["status"]["readyReplicas"] == green["spec"]["replicas"] == before["replicas"]
     answer(stack, run_id, "Approve")
-    wait_for_task(stack, run_id, "soak", {"up_for_reschedule", "running", "success"})
-    assert cluster(kubectl)["selector"]["color"] == "green"  # green serves during the soak
+    soaking = wait_for_task(stack, run_id, "soak", {"up_for_reschedule", "running", "success"})
+    if soaking != "success":  # a loaded machine may only see the soak done: promote and retire take seconds more
+        assert cluster(kubectl)["selector"]["color"] == "green"  # green serves during the soak
 
     run, states = ended(stack, run_id, timeout=300)
     assert run["state"] == "success", (states, failure_logs(stack, run_id, states))
+    soak = stack.client.task_instance(DAG, run_id, "soak")
+    assert "green healthy for" in stack.client.task_log(DAG, run_id, "soak", soak["try_number"])
     after = cluster(kubectl)
     assert after == {
         "image": f"{REPOSITORY}:2.3.0",
@@ -139,16 +145,17 @@ def test_an_unready_green_is_deleted_and_blue_keeps_serving(stack, kubectl):
 def test_green_failing_during_the_soak_is_switched_back_automatically(stack, kubectl):
     before = cluster(kubectl)
     run_id = deploy(stack, "2.5.0")
-    answer(stack, run_id, "Approve")
-    wait_for_task(stack, run_id, "soak", {"up_for_reschedule", "running"})
-    assert cluster(kubectl)["selector"]["color"] == "green"
+    wait_for_task(stack, run_id, "approve", {"awaiting_input"})
+    # Only the soak asks the platform (the smoke checks before the approval read the cluster), so the service
+    # reported unhealthy from now on fails green at the soak's first look, however short the soak is.
     stack.sandbox.set_faults("platform_api", unhealthy=[SERVICE])
     try:
+        answer(stack, run_id, "Approve")
         run = stack.client.wait_for_run(DAG, run_id, timeout=300)
     finally:
         stack.sandbox.clear_faults("platform_api")
     states = stack.client.task_states(DAG, run_id)
     assert run["state"] == "failed", states
-    assert states["soak"] == "failed" and states["promote"] == "upstream_failed"
+    assert states["switch"] == "success" and states["soak"] == "failed" and states["promote"] == "upstream_failed"
     assert cluster(kubectl) == {**before, "selector": {**before["selector"], "color": "blue"}, "greens": []}
     assert "switched back to blue" in stack.client.task_log(DAG, run_id, "soak")

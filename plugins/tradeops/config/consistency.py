@@ -41,7 +41,7 @@ def consistency_errors(config: TradeOpsConfig) -> list[tuple[Loc, str]]:
                     f"namespace {deployment.namespace!r} is not declared under kubernetes.namespaces",
                 )
             )
-        if not pattern.match(deployment.image):
+        if not pattern.fullmatch(deployment.image):
             errors.append(
                 (
                     ("kubernetes", "deployments", index, "image"),

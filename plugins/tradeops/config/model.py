@@ -301,6 +301,11 @@ class WeeklyMaintenance(_Strict):
     )
     log_retention_days: PositiveInt = 14
     certificate_min_days: PositiveInt = 21
+    automatic_rollback: bool = Field(
+        default=True,
+        description="when the pinned images this window set fail to roll out, emergency_rollback puts exactly those "
+        "deployments back to their previous revision, recorded on the window's incident",
+    )
 
 
 class TaskDeadline(_Strict):

@@ -3,19 +3,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from airflow.sdk import Param
 
-from tradeops.incidents.forms import NOT_BLANK
+from tradeops.incidents.forms import NO_WHITESPACE, NOT_BLANK
 from tradeops.maintenance.forms import EMPTY_OR_NOT_BLANK
 
 if TYPE_CHECKING:
     from tradeops.config import TradeOpsConfig
 
 MAX_VERSION = 64  # a tag is at most 128 characters; a release version far less
-# Python's `$` (which validates the trigger) also matches before a final newline: no whitespace at all
-NO_WHITESPACE: dict[str, Any] = {"not": {"pattern": r"\s"}}
 
 
 def blue_green_form(config: TradeOpsConfig) -> dict[str, Param]:

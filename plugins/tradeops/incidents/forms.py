@@ -4,11 +4,16 @@ Who acts is never a field: it is the authenticated user who triggered the run.""
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow.sdk import Param
 
 from tradeops.incidents.models import SEVERITIES, SILENCE_TARGET
 
 NOT_BLANK = r"\S"  # JSON Schema patterns search: at least one character that is not a space
+# Python's `$` (which validates the trigger) also matches before a final newline: for an anchored pattern whose
+# values never hold whitespace, this forbids it anywhere
+NO_WHITESPACE: dict[str, Any] = {"not": {"pattern": r"\s"}}
 
 
 def _note() -> Param:
@@ -30,6 +35,7 @@ def silence_form(max_minutes: int) -> dict[str, Param]:
         "target": Param(
             type="string",
             pattern=SILENCE_TARGET,
+            **NO_WHITESPACE,
             description="#<incident> for one incident, or a dedup-key prefix such as check:daily_health_check: "
             "(matched literally; never empty)",
         ),

@@ -131,7 +131,7 @@ class SilenceRequest:
     @classmethod
     def parse(cls, form: Mapping[str, str], max_minutes: int) -> SilenceRequest:
         target, reason = form.get("target", "").strip(), form.get("reason", "").strip()
-        if not re.match(SILENCE_TARGET, target):
+        if not re.fullmatch(SILENCE_TARGET, target):
             raise bad(
                 "the target must be #<incident> or a dedup-key prefix (lower-case letters, digits, _ : . -), never "
                 f"empty; got {target[:80]!r}"
@@ -228,7 +228,7 @@ class Page:
         shown = {"target": target, "covers_critical": covers, "reason": params.get("reason", "")}
         shown["minutes"] = params.get("minutes", "60")
         try:
-            if not re.match(SILENCE_TARGET, target):
+            if not re.fullmatch(SILENCE_TARGET, target):
                 raise bad("the target must be #<incident> or a dedup-key prefix, never empty")
             matcher = incidents.get(int(target[1:])).dedup_key if target.startswith("#") else target
             found = incidents.preview_silence(matcher, covers_critical=covers)

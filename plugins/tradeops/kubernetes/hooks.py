@@ -160,10 +160,21 @@ class KubernetesApiHook(BaseHook):
             "get", "statefulsets", name, namespace, self.apps.read_namespaced_stateful_set, name, namespace
         )
 
-    def patch_deployment(self, namespace: str, name: str, body: Manifest | list[Manifest]) -> Manifest:
-        """A dict is sent as a strategic merge patch, a list as a JSON patch (as the Python client does)."""
+    def patch_deployment(
+        self, namespace: str, name: str, body: Manifest | list[Manifest], dry_run: bool = False
+    ) -> Manifest:
+        """A dict is sent as a strategic merge patch, a list as a JSON patch (as the Python client does);
+        ``dry_run``: the API server validates and returns the result, and stores nothing (``dryRun=All``)."""
         return self.call(
-            "patch", "deployments", name, namespace, self.apps.patch_namespaced_deployment, name, namespace, body
+            "patch",
+            "deployments",
+            name,
+            namespace,
+            self.apps.patch_namespaced_deployment,
+            name,
+            namespace,
+            body,
+            **({"dry_run": "All"} if dry_run else {}),
         )
 
     def replica_sets(self, namespace: str, selector: str) -> list[Manifest]:

@@ -136,7 +136,7 @@ class SetImageOperator(_KubernetesOperator):
             _check_names(config, [name])
             targets.append((name, container or config.kubernetes.deployment(name).container_name, image))
         pattern = re.compile(config.kubernetes.allowed_image_pattern)
-        refused = [image for _, _, image in targets if not pattern.match(image)]
+        refused = [image for _, _, image in targets if not pattern.fullmatch(image)]
         if refused:
             raise AirflowFailException(
                 f"refusing image(s) outside the allowed registry/pattern "

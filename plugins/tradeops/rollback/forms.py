@@ -6,7 +6,7 @@ from __future__ import annotations
 from airflow.sdk import Param
 
 from tradeops.config import TradeOpsConfig
-from tradeops.incidents.forms import NOT_BLANK
+from tradeops.incidents.forms import NO_WHITESPACE, NOT_BLANK
 
 PREVIOUS = "previous"  # kubectl rollout undo: the previous ReplicaSet revision of each deployment
 MAX_VERSION = 64
@@ -44,6 +44,7 @@ def rollback_form(config: TradeOpsConfig) -> dict[str, Param]:
             type="string",
             maxLength=MAX_VERSION,
             pattern=f"^({PREVIOUS}|{tag_pattern(config.kubernetes.allowed_image_pattern)})$",
+            **NO_WHITESPACE,
             description=f"the version to roll back to (an image tag such as 1.8.1; never 'latest'), or '{PREVIOUS}' "
             "for each deployment's previous revision (kubectl rollout undo)",
         ),

@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from tradeops.changes.operators import AcquireDeploymentLockOperator, holder_of
 from tradeops.config import load_config
-from tradeops.kubernetes.sensors import RolloutStatusSensor
+from tradeops.exceptions import KubernetesError
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from tradeops.incidents.service import IncidentService
     from tradeops.kubernetes.hooks import KubernetesApiHook
 
+ROLLBACK_DAG = "emergency_rollback"
+AUTOMATIC = "the automatic rollback policy"  # who an operator-triggered rollback is by, when no person started it
 STOP_TASK = "stop_trading"
 STEPS = ("roll_back_images", "restore_replicas", "wait_rollouts", "health")  # after the stop: a failure is P1
 
@@ -32,6 +35,17 @@ def _hook() -> KubernetesApiHook:
     from tradeops.kubernetes.hooks import KubernetesApiHook
 
     return KubernetesApiHook(load_config().connections.kubernetes)
+
+
+def actor(context: Context) -> str:
+    """Who the rollback is by: the authenticated user who triggered it (inherited by a run another run triggered),
+    else, for a run the automatic rollback policy triggered from a scheduled runbook, the policy itself."""
+    from tradeops.incidents.operators import triggering_user
+
+    run = context["dag_run"]
+    if not run.triggering_user_name and run.run_type == "operator_triggered":
+        return AUTOMATIC
+    return triggering_user(context)
 
 
 def scale_to_zero(hook: KubernetesApiHook, namespace: str, names: Sequence[str]) -> list[str]:
@@ -54,11 +68,54 @@ def scale_to_zero(hook: KubernetesApiHook, namespace: str, names: Sequence[str])
     return changed
 
 
+def refused_on_server(
+    hook: KubernetesApiHook,
+    namespace: str,
+    objects: dict[str, dict[str, Any]],
+    targets: Sequence[dict[str, Any]],
+    replica_sets: dict[str, list[dict[str, Any]]],
+    trading: Sequence[str],
+) -> list[str]:
+    """Send each change of the plan with ``dryRun=All`` (the API server validates, admits and returns the result,
+    and stores nothing): the stops, then each target's images. Returns what it refused or would do otherwise."""
+    from tradeops.kubernetes.patches import scale_patch
+    from tradeops.kubernetes.rollout import undo_plan
+    from tradeops.rollback.plans import images_of
+
+    problems: list[str] = []
+
+    def dry_patch(name: str, body: Any) -> dict[str, Any] | None:
+        try:
+            return hook.patch_deployment(namespace, name, body, dry_run=True)
+        except KubernetesError as err:
+            problems.append(f"{name}: {err}")
+            return None
+
+    for name in trading:
+        stop = scale_patch(objects[name], 0)
+        if stop is not None and (result := dry_patch(name, stop)) and result["spec"]["replicas"] != 0:
+            problems.append(f"{name}: would run {result['spec']['replicas']} replicas, not 0")
+    for target in targets:
+        name, obj = target["name"], objects[target["name"]]
+        if target["mode"] == "version":
+            containers = [{"name": c, "image": i} for c, i in target["images"].items()]
+            body: Any = {"spec": {"template": {"spec": {"containers": containers}}}}
+        else:
+            body = undo_plan(obj, replica_sets.get(name, []), target["to_revision"]).patch
+        if body is None:
+            continue
+        result = dry_patch(name, body)
+        if result and images_of(result["spec"]["template"]) != target["images"]:
+            problems.append(f"{name}: would run {images_of(result['spec']['template'])}, not {target['images']}")
+    return problems
+
+
 class StopTradingForRollbackOperator(AcquireDeploymentLockOperator):
     """Take the lease of every deployment the rollback changes (refused at once, naming the holder, when another
     runbook holds one), record their state (images, revision, replicas), compute the plan and check every image it
     would set (the config's ``allowed_image_pattern``, never ``:latest``), then stop trading: the trading services
-    to 0 replicas. A dry run takes no lease and changes nothing: it returns and logs the plan.
+    to 0 replicas. A dry run takes no lease and changes nothing: it returns and logs the plan, each change of it
+    first sent to the API server with ``dryRun=All`` (validated, admitted, not stored).
 
     Returns ``{namespace, deployments, changed, before, targets, plan, stopped, dry_run}`` (plain data).
 
@@ -101,18 +158,21 @@ class StopTradingForRollbackOperator(AcquireDeploymentLockOperator):
             super().execute(context)
         objects = {name: hook.deployment(self.namespace, name) for name in changed}
         before = [state_of(objects[name]) for name in changed]
-        targets = []
+        targets, replica_sets = [], {}
         for name in selected:
-            replica_sets: list[dict[str, Any]] = []
             if self.target == PREVIOUS:
                 from tradeops.kubernetes.patches import label_selector
 
-                replica_sets = hook.replica_sets(self.namespace, label_selector(objects[name]))
+                replica_sets[name] = hook.replica_sets(self.namespace, label_selector(objects[name]))
             container = config.kubernetes.deployment(name).container_name
             try:
                 targets.append(
                     rollback_target(
-                        objects[name], container, self.target, config.kubernetes.allowed_image_pattern, replica_sets
+                        objects[name],
+                        container,
+                        self.target,
+                        config.kubernetes.allowed_image_pattern,
+                        replica_sets.get(name, []),
                     )
                 )
             except RollbackRefused as err:
@@ -120,6 +180,11 @@ class StopTradingForRollbackOperator(AcquireDeploymentLockOperator):
                 raise AirflowFailException(f"nothing changed: {err}") from None
         plan = rollback_plan(self.namespace, before, targets, self.trading)
         self.log.info("Plan (%s):\n%s", "dry run: nothing changes" if dry_run else "applying", render_plan(plan))
+        if dry_run:
+            refused = refused_on_server(hook, self.namespace, objects, targets, replica_sets, self.trading)
+            if refused:
+                raise AirflowFailException("the API server would not apply the plan: " + "; ".join(refused))
+            self.log.info("The API server accepted every change of the plan (dryRun=All): nothing stored")
         stopped = [] if dry_run else scale_to_zero(hook, self.namespace, self.trading)
         if stopped:
             self.log.info("Trading stopped: %s at 0 replicas", stopped)
@@ -210,14 +275,13 @@ class RollbackReportOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from tradeops.incidents.models import IncidentSource, NewIncident
-        from tradeops.incidents.operators import triggering_user
 
         ti = context["ti"]
         states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
         planned = ti.xcom_pull(task_ids=STOP_TASK) or {}
         if planned.get("dry_run"):
             return {"outcome": "dry run", "incident_id": None}
-        user, config = triggering_user(context), load_config()
+        user, config = actor(context), load_config()
         failed = [step for step in STEPS if states.get(step) == "failed"]
         if states.get(STOP_TASK) != "success":
             outcome = "REFUSED, nothing changed: " + (ti.xcom_pull(task_ids=STOP_TASK, key="refused") or "see the log")
@@ -265,19 +329,74 @@ class RollbackReportOperator(BaseOperator):
         return {"outcome": outcome, "incident_id": incident_id, "by": user, "holder": holder_of(context)}
 
 
-class WaitRollbackRolloutsSensor(RolloutStatusSensor):
-    """:class:`~tradeops.kubernetes.sensors.RolloutStatusSensor` on the deployments the stop step says the rollback
-    changed (known only once the run's form is read). Deferrable: the wait happens in the triggerer.
+class AutomaticRollbackOperator(TriggerDagRunOperator):
+    """The automatic rollback policy of a runbook that changes images: when the rollout of the images it set failed
+    (``rollout_task_id`` failed), ``emergency_rollback`` is triggered for exactly the deployments ``change_task_id``
+    changed, back to their previous revision, recorded on the runbook's incident (``runbook:<dag_id>``, the one its
+    failed rollout opened) and answering it. Skipped when the rollout did not fail, or when this run changed no image
+    (the failure is then not a rollout TradeOps started: a person decides). Runs ``all_done`` and after the run has
+    given back its deployment lease, so the rollback can take it; one rollback per run (``skip_when_already_exists``).
 
-    :param plan_task_id: the task whose return value lists the changed deployments (``changed``).
-    :param namespace: their namespace. (templated)
-    :param timeout: seconds to wait in all before failing.
+    :param change_task_id: the :class:`~tradeops.kubernetes.operators.SetImageOperator` whose return value says which
+        deployments it changed.
+    :param rollout_task_id: the rollout wait whose failure starts the rollback.
     """
 
-    def __init__(self, *, plan_task_id: str = STOP_TASK, namespace: str, timeout: float = 600, **kwargs: Any) -> None:
-        super().__init__(names=[], namespace=namespace, timeout=timeout, **kwargs)
-        self.plan_task_id = plan_task_id
+    def __init__(self, *, change_task_id: str, rollout_task_id: str, **kwargs: Any) -> None:
+        kwargs.setdefault("trigger_rule", "all_done")
+        kwargs.setdefault("logical_date", None)  # a manual runbook's run has none; its run_after is when it is made
+        kwargs.setdefault("run_after", None)
+        super().__init__(
+            trigger_dag_id=ROLLBACK_DAG, skip_when_already_exists=True, openlineage_inject_parent_info=False, **kwargs
+        )
+        self.change_task_id = change_task_id
+        self.rollout_task_id = rollout_task_id
 
     def execute(self, context: Context) -> Any:
-        self.names = list(context["ti"].xcom_pull(task_ids=self.plan_task_id)["changed"])
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from tradeops.incidents.models import IncidentSource, NewIncident
+        from tradeops.incidents.service import IncidentService, runbook_key
+        from tradeops.rollback.forms import PREVIOUS, rollback_choices
+
+        ti = context["ti"]
+        rollout = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {}).get(self.rollout_task_id)
+        if rollout != "failed":
+            raise AirflowSkipException(f"{self.rollout_task_id} is {rollout}: nothing to roll back")
+        config = load_config()
+        changed = [r["deployment"] for r in ti.xcom_pull(task_ids=self.change_task_id) or [] if r["changed"]]
+        deployments = [name for name in changed if name in rollback_choices(config)]
+        if not deployments:
+            raise AirflowSkipException(
+                f"{self.rollout_task_id} failed but this run changed no image a rollback may undo "
+                f"({changed or 'none'}): not a rollout TradeOps started, a person decides"
+            )
+        reason = (
+            f"automatic: {ti.dag_id} run {ti.run_id} set new images on {', '.join(deployments)} and "
+            f"{self.rollout_task_id} failed"
+        )
+        self.trigger_run_id = f"automatic_rollback__{ti.dag_id}__{ti.run_id}"
+        opened = IncidentService().open(
+            NewIncident(
+                dedup_key=runbook_key(ti.dag_id),
+                source=IncidentSource.TASK_FAILURE,
+                severity=config.incidents.runbook_failure.severity_for(ti.dag_id) or "P2",
+                title=f"{ti.dag_id} failed",
+                summary=f"{reason}: {ROLLBACK_DAG} run `{self.trigger_run_id}` rolls them back to their previous "
+                "revision",
+                dag_id=ti.dag_id,
+                run_id=ti.run_id,
+                task_id=ti.task_id,
+                details={"automatic_rollback": {"run_id": self.trigger_run_id, "deployments": deployments}},
+            )
+        )
+        self.conf = {
+            "target": PREVIOUS,
+            "deployments": deployments,
+            "reason": reason,
+            "confirm": True,
+            "dry_run": False,
+            "incident_id": opened.incident.id,
+        }
+        self.log.warning("Automatic rollback of %s, incident #%s", deployments, opened.incident.id)
         return super().execute(context)

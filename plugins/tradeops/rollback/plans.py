@@ -25,9 +25,11 @@ def images_of(template: Manifest) -> dict[str, str]:
 
 def state_of(deployment: Manifest) -> dict[str, Any]:
     """What the rollback records before changing a deployment: images, revision, and replicas (the count a
-    stop saved in ``tradeops.io/replicas-before-scale`` when one is pending, so a retry records the same)."""
+    stop saved in ``tradeops.io/replicas-before-scale`` when one is pending, so a retry records the same). A stop is
+    pending only while the deployment is at 0: a saved count beside running replicas is stale (someone scaled it
+    back by hand) and the live count wins."""
     annotations = deployment["metadata"].get("annotations") or {}
-    saved = annotations.get(SAVED_REPLICAS)
+    saved = annotations.get(SAVED_REPLICAS) if deployment["spec"]["replicas"] == 0 else None
     return {
         "name": deployment["metadata"]["name"],
         "namespace": deployment["metadata"]["namespace"],
@@ -67,7 +69,7 @@ def rollback_target(
             raise RollbackRefused(f"{name} has no container {container!r} (it has {sorted(current)})")
         images, mode, to_revision = {**current, container: image_at(current[container], target)}, "version", None
     pattern = re.compile(allowed_image_pattern)
-    refused = sorted(image for image in images.values() if image.endswith(":latest") or not pattern.match(image))
+    refused = sorted(image for image in images.values() if image.endswith(":latest") or not pattern.fullmatch(image))
     if refused:
         raise RollbackRefused(f"{name}: refusing image(s) outside {allowed_image_pattern!r}: {refused}")
     return {"name": name, "mode": mode, "images": images, "to_revision": to_revision}

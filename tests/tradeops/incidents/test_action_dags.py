@@ -38,6 +38,7 @@ INVALID = [
     ("incident_silence", {"target": "", "reason": "planned work"}, "does not match"),  # would match everything
     ("incident_silence", {"target": "check:*; DROP", "reason": "planned work"}, "does not match"),
     ("incident_silence", {"target": "#0", "reason": "planned work"}, "does not match"),
+    ("incident_silence", {"target": "#12\n", "reason": "planned work"}, "should not be valid"),  # Python's `$`
     ("incident_silence", {"target": "#12"}, "reason"),
     ("incident_silence", {"target": "#12", "reason": "   "}, "does not match"),
     ("incident_silence", {"target": "#12", "reason": "maintenance", "minutes": 24 * 60 + 1}, "maximum"),
@@ -49,10 +50,14 @@ INVALID = [
     ("weekly_maintenance", {"break_glass_reason": "   "}, "does not match"),
     ("db_restore", {"target_database": "grandmodel"}, "does not match"),  # the live database
     ("db_restore", {"target_database": "restored_x", "backup_id": "../etc"}, "does not match"),
+    ("db_restore", {"target_database": "restored_x\n"}, "should not be valid"),
+    ("db_restore", {"target_database": "restored_x", "backup_id": "latest\n"}, "should not be valid"),
     *[
         ("emergency_rollback", {"target": bad, **ROLLBACK}, "does not match|is too long")
         for bad in ("1.2.3; rm -rf /", "$(id)", "../../x", "latest", "1" * 10_000, "")
     ],
+    ("emergency_rollback", {"target": "1.8.1\n", **ROLLBACK}, "should not be valid"),  # Python's `$`
+    ("emergency_rollback", {"target": "previous\n", **ROLLBACK}, "should not be valid"),
     ("emergency_rollback", {"target": "1.8.1", "deployments": ["risk-engine"], **ROLLBACK}, "is not one of"),
     ("emergency_rollback", {"target": "1.8.1", "confirm": True}, "reason"),
     ("emergency_rollback", {"target": "1.8.1", "reason": "   ", "confirm": True}, "does not match"),

@@ -2,7 +2,8 @@
 the sandbox's Kubernetes API, platform API, state database and Slack: a version rollback stops trading, rolls back,
 restores the recorded replicas and reports who and why; a dry run changes nothing, object by object, and returns the
 plan; an unpullable target is a P1 with trading left stopped; a deployment another runbook holds is refused, naming
-the holder, with nothing changed."""
+the holder, with nothing changed; the automatic rollback policy answers a weekly window whose pinned image fails to
+roll out."""
 
 from __future__ import annotations
 
@@ -138,6 +139,25 @@ def test_a_dry_run_changes_nothing_object_by_object_and_returns_the_plan(rollbac
     assert states(run)["roll_back_images"] == "skipped" and reports(sandbox) == []
 
 
+def test_the_dry_run_asks_the_api_server_which_stores_nothing_and_refuses_a_stale_plan(cluster, config):
+    from tradeops.rollback.operators import refused_on_server
+    from tradeops.rollback.plans import rollback_target
+
+    hook = cluster.hook
+    objects = {name: hook.deployment("grandmodel", name) for name in cluster.names}
+    pattern = config.kubernetes.allowed_image_pattern
+    target = rollback_target(objects["tactical-marl"], "tactical-marl", "1.8.1", pattern)
+    running = [name for name, state in cluster.before.items() if state["replicas"]]
+
+    assert refused_on_server(hook, "grandmodel", objects, [target], {}, running) == []
+    assert cluster.snapshot() == cluster.before, "dryRun=All stores nothing"
+
+    # Someone changes a trading service after the plan read it: its stop, guarded by that read, is refused.
+    hook.patch_deployment("grandmodel", running[0], {"metadata": {"annotations": {"tradeops.test/touched": "1"}}})
+    [refused] = refused_on_server(hook, "grandmodel", objects, [target], {}, running)
+    assert refused.startswith(f"{running[0]}: ") and "conflict" in refused
+
+
 def test_an_unpullable_target_is_a_p1_and_trading_is_left_stopped(rollback, cluster, sandbox, sandbox_settings):
     broken = f"{REGISTRY}/tactical-marl:9.9.9"
     sandbox.set_faults("kubernetes", unpullable_images=[broken])
@@ -168,3 +188,91 @@ def test_deployments_another_runbook_holds_are_refused_naming_the_holder(rollbac
     assert cluster.snapshot() == cluster.before, "nothing changed"
     [text] = reports(sandbox)
     assert "REFUSED, nothing changed" in text
+
+
+def test_a_pinned_image_that_fails_to_roll_out_is_rolled_back_automatically(
+    dagbag, rollback, cluster, sandbox, sandbox_settings, config
+):
+    """The automatic rollback policy, on the real weekly window: its image update sets the pinned image on a
+    deployment running an older one, the rollout fails, and once the lease is given back ``roll_back_images``
+    triggers ``emergency_rollback`` (previous revision, that deployment only, on the window's incident); that
+    run's form, run as triggered, puts the older image back."""
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    state_dsn = sandbox_settings["postgres"]["state_dsn"]
+    with psycopg.connect(state_dsn) as state:  # a window incident left open by another test would be updated instead
+        state.execute(
+            "UPDATE tradeops.incidents SET status = 'resolved', resolved_at = now() WHERE dedup_key = %s",
+            ("runbook:weekly_maintenance",),
+        )
+    pinned = config.kubernetes.deployment("tactical-marl").image
+    older = pinned.rsplit(":", 1)[0] + ":1.8.1"
+    template = {"spec": {"containers": [{"name": "tactical-marl", "image": older}]}}
+    cluster.hook.patch_deployment("grandmodel", "tactical-marl", {"spec": {"template": template}})
+    settled = time.monotonic() + 30
+    while time.monotonic() < settled:
+        obj = cluster.hook.deployment("grandmodel", "tactical-marl")
+        status = obj["status"]
+        if (
+            status.get("observedGeneration") == obj["metadata"]["generation"]
+            and status.get("updatedReplicas") == status.get("availableReplicas") == obj["spec"]["replicas"]
+        ):
+            break
+        time.sleep(0.2)
+    cluster.hook.patch_deployment("grandmodel", "tactical-marl", {"spec": {"progressDeadlineSeconds": 3}})
+    sandbox.set_faults("kubernetes", unpullable_images=[pinned])
+    try:
+        weekly = runnable(dagbag, "weekly_maintenance").test(
+            run_conf={"break_glass_reason": "test: pinned image rollout"}, mark_success_pattern="^backup$"
+        )
+    finally:
+        sandbox.clear_faults("kubernetes")
+
+    window = states(weekly)
+    assert window["wait_images"] == "failed" and window["roll_back_images"] == "success", window
+    with create_session() as session:
+        [triggered] = DagRun.find(
+            dag_id=DAG, run_id=f"automatic_rollback__weekly_maintenance__{weekly.run_id}", session=session
+        )
+        conf, run_type = dict(triggered.conf), triggered.run_type
+    [incident] = incidents_of_key(state_dsn, "runbook:weekly_maintenance")
+    assert run_type == "operator_triggered"
+    assert conf == {
+        "target": "previous",
+        "deployments": ["tactical-marl"],
+        "reason": f"automatic: weekly_maintenance run {weekly.run_id} set new images on tactical-marl and "
+        "wait_images failed",
+        "confirm": True,
+        "dry_run": False,
+        "incident_id": incident["id"],
+    }
+    [started] = [e for e in timeline(state_dsn, incident["id"]) if "rolls them back" in e["detail"].get("summary", "")]
+    assert started["detail"]["summary"] == (
+        f"{conf['reason']}: emergency_rollback run `automatic_rollback__weekly_maintenance__{weekly.run_id}` rolls "
+        "them back to their previous revision"
+    )
+
+    run = rollback.test(run_conf=conf)
+    assert run.state == "success", states(run)
+    image = cluster.snapshot()["tactical-marl"]["template"]["spec"]["containers"][0]["image"]
+    assert image == older
+    [recorded] = incidents_of_key(state_dsn, "runbook:weekly_maintenance")
+    assert recorded["id"] == incident["id"] and recorded["details"]["last_occurrence"]["rollback"], "on the incident"
+    [done] = [e for e in timeline(state_dsn, incident["id"]) if "By dag_test, target `previous`" in str(e["detail"])]
+    assert f"tactical-marl: {pinned} → {older}" in done["detail"]["summary"]
+
+
+def incidents_of_key(state_dsn: str, key: str) -> list[dict]:
+    with psycopg.connect(state_dsn, row_factory=dict_row) as conn:
+        return conn.execute(
+            "SELECT * FROM tradeops.incidents WHERE dedup_key = %s AND status <> 'resolved'", (key,)
+        ).fetchall()
+
+
+def timeline(state_dsn: str, incident_id: int) -> list[dict]:
+    with psycopg.connect(state_dsn, row_factory=dict_row) as conn:
+        return conn.execute(
+            "SELECT kind, actor, detail FROM tradeops.incident_events WHERE incident_id = %s ORDER BY id",
+            (incident_id,),
+        ).fetchall()

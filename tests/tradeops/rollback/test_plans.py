@@ -64,6 +64,10 @@ def test_state_records_images_revision_and_the_replicas_a_pending_stop_saved():
     assert state_of(deployment(f"{REPO}:1.8.2", replicas=0, **{SAVED_REPLICAS: "3"}))["replicas"] == 3
 
 
+def test_a_saved_count_beside_running_replicas_is_stale_and_the_live_count_wins():
+    assert state_of(deployment(f"{REPO}:1.8.2", replicas=1, **{SAVED_REPLICAS: "3"}))["replicas"] == 1
+
+
 def test_a_version_target_sets_the_configs_container():
     target = rollback_target(deployment(f"{REPO}:1.8.2"), "tactical-marl", "1.8.1", ALLOWED)
     assert target == {

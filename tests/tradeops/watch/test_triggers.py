@@ -72,8 +72,8 @@ def test_a_delayed_breach_starts_later(platform, sandbox):
 
 
 def test_a_breach_for_its_duration_fires_once_then_clears_and_the_resumed_trigger_carries_the_clock(sandbox):
+    started = datetime.now(UTC)  # before the sandbox starts the breach, so it cannot end before started + 3.5 s
     sandbox.set_faults("platform_api", metric_breaches=[{"metric": "error_rate_pct", "value": 5, "seconds": 3.5}])
-    started = datetime.now(UTC)
     breach = first_event(trigger(30))
     assert breach["status"] == "changed"
     [transition] = breach["transitions"]
