@@ -48,6 +48,8 @@ def _clean_run_dirs():
         if pid.isdigit() and not Path(f"/proc/{pid}").exists():
             shutil.rmtree(path, ignore_errors=True)
     yield
+    if os.environ.get("TRADEOPS_KEEP_RUN_DIRS"):  # debugging: keep the stack's logs and databases for a look
+        return
     for path in (REPO / ".run" / "tests").glob(f"*-{os.getpid()}"):
         shutil.rmtree(path, ignore_errors=True)
 
