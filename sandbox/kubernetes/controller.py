@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 import math
 import secrets
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sandbox.kubernetes.objects import safe_encode, template_hash
@@ -21,6 +23,7 @@ from sandbox.kubernetes.resources import lookup
 from sandbox.kubernetes.scaling import paused_sizes
 from sandbox.kubernetes.store import Store, now_rfc3339
 
+log = logging.getLogger(__name__)
 TICK_S = 0.1
 READY_AFTER = "sandbox.tradeops.io/ready-after-seconds"
 REVISION = "deployment.kubernetes.io/revision"
@@ -89,6 +92,7 @@ class Controller:
         self.ready_since: dict[str, float] = {}
         self.progress: dict[str, tuple[tuple, float]] = {}
         self.warned: set[str] = set()
+        self.failed: set[str] = set()
         self._pods_by_owner: dict[str, list[dict]] = {}
 
     # --- loop -----------------------------------------------------------------------------------------------
@@ -96,7 +100,10 @@ class Controller:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             if not self.paused():
-                self.tick()
+                try:
+                    self.tick()
+                except Exception:  # the loop outlives any error: a dead controller is a frozen cluster
+                    log.exception("controller tick failed; next tick in %ss", TICK_S)
             try:
                 await asyncio.wait_for(stop.wait(), TICK_S)
             except TimeoutError:
@@ -105,7 +112,7 @@ class Controller:
     def tick(self) -> None:
         now = time.monotonic()
         for deployment in self.store.list(DEPLOYMENTS):
-            self._deployment(deployment, now)
+            self._reconcile(self._deployment, deployment, now)
         # Pods by controller, listed once a tick: a pod is only ever created or deleted by its own controller below,
         # so each controller's view stays exact (listing per controller copied the whole store dozens of times).
         self._pods_by_owner.clear()
@@ -114,12 +121,25 @@ class Controller:
                 if ref.get("controller"):
                     self._pods_by_owner.setdefault(ref.get("uid"), []).append(pod)
         for sts in self.store.list(STATEFULSETS):
-            self._statefulset(sts, now)
+            self._reconcile(self._statefulset, sts, now)
         for rs in self.store.list(REPLICASETS):
-            self._replicaset(rs, now)
+            self._reconcile(self._replicaset, rs, now)
         for pod in self.store.list(PODS):
-            self._pod(pod, now)
+            self._reconcile(self._pod, pod, now)
         self._collect_garbage()
+
+    def _reconcile(self, reconcile: Callable[[dict, float], None], obj: dict, now: float) -> None:
+        """One object's reconcile. As in kube-controller-manager, an error is logged (once per object and error)
+        and the object is tried again next tick: one bad reconcile (an object deleted through the API meanwhile,
+        a spec the sandbox does not model) must never stop the whole cluster from reconciling."""
+        try:
+            reconcile(obj, now)
+        except Exception as err:
+            meta = obj.get("metadata") or {}
+            key = f"{obj.get('kind')}/{meta.get('namespace')}/{meta.get('name')}: {type(err).__name__}: {err}"
+            if key not in self.failed:
+                self.failed.add(key)
+                log.exception("reconcile of %s failed; retried every tick", key)
 
     def settle(self, ticks: int = 50) -> None:
         """Run to a steady state with every existing and new pod already ready (seeding a running platform)."""
@@ -400,7 +420,7 @@ class Controller:
             self.progress[uid] = (signature, now)
             last_progress = now
         complete = updated == replicas and pods == replicas and available == replicas and old_pods == 0
-        deadline = d["spec"].get("progressDeadlineSeconds", 600)
+        deadline = d["spec"].get("progressDeadlineSeconds") or 600  # the API server defaults a null to 600
         current = conditions.get("Progressing")
         if d["spec"].get("paused"):
             condition("Progressing", "Unknown", "DeploymentPaused", "Deployment is paused", False)

@@ -1,6 +1,7 @@
 """blue_green_deploy under the real scheduler, triggerer and api-server, against the stack's sandbox, answered
 through the REST API as a person would (``PATCH .../hitlDetails``), with the real kubectl confirming each end state:
-approved → blue runs the new version and serves, green gone; rejected → nothing switched, green gone; a green that
+a dry run (the form's default) → the plan object by object and nothing written; approved → blue runs the new
+version and serves, green gone; rejected → nothing switched, green gone; a green that
 never becomes ready → blue keeps serving, green gone, the run failed; the platform reporting the service unhealthy
 during the soak → switched back to blue automatically, green gone, the run failed. The demo config's timings
 (green must progress within 15 s, a 10 s soak) keep the module within a few minutes; auth-service's image is put
@@ -106,6 +107,25 @@ def answer(stack, run_id: str, option: str) -> None:
         timeout=30,
     )
     assert response.status_code == 200, response.text[:300]
+
+
+def test_a_dry_run_plans_object_by_object_and_changes_nothing(stack, kubectl):
+    before = cluster(kubectl)
+    blue = kubectl.json("get", "deployment", SERVICE)
+    conf = {"version": "2.6.0", "services": [SERVICE], "reason": "e2e: plan 2.6.0", **BREAK_GLASS}
+    run_id = stack.client.trigger(DAG, conf)  # dry_run is the form's default
+    run, states = ended(stack, run_id, timeout=180)
+    assert run["state"] == "success", failure_logs(stack, run_id, states)
+    assert {states[t] for t in ("prepare_blue", "deploy_green", "approve", "switch", "clean_up")} == {"skipped"}
+    assert cluster(kubectl) == before
+    now = kubectl.json("get", "deployment", SERVICE)
+    assert now["metadata"]["generation"] == blue["metadata"]["generation"], "nothing written"
+    plan = stack.client.xcom(DAG, run_id, "plan")
+    assert plan["dry_run"] is True and plan["locked"] == []
+    fields = [(c["kind"], c["name"], c["field"], c["before"], c["after"]) for c in plan["plan"]]
+    image = f"{REPOSITORY}:2.6.0"
+    assert ("Deployment", f"{SERVICE}-green", "(create)", None, image) in fields
+    assert ("Deployment", SERVICE, f"image[{SERVICE}]", before["image"], image) in fields
 
 
 def test_approved_green_is_switched_to_soaked_and_becomes_blue(stack, kubectl):

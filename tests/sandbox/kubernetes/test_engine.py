@@ -353,3 +353,24 @@ def test_revision_history_limit_prunes_old_replica_sets():
         for _ in range(20):
             controller.tick()
     assert len(store.list(REPLICASETS, "ns")) == 3  # the current one plus two of history
+
+
+def test_one_object_that_fails_to_reconcile_never_stops_the_others(caplog):
+    """kube-controller-manager logs a failed reconcile and retries it; the rest of the cluster goes on. A
+    deployment the sandbox cannot reconcile (here one whose replicas are not a number) is logged once, and the
+    sandbox keeps rolling out every other deployment."""
+    store = Store()
+    store.create(DEPLOYMENTS, deployment(2, "v1"))
+    broken = deployment(1, "v1")
+    broken["metadata"]["name"] = "broken"
+    broken["spec"]["replicas"] = None
+    store.create(DEPLOYMENTS, broken)
+    controller = Controller(store, ready_seconds=lambda: 0)
+    controller.settle()
+    set_image(store, "v2")
+    for _ in range(40):
+        controller.tick()
+    assert pod_counts(store) == {"v2": 2}
+    assert store.get(DEPLOYMENTS, "ns", "d")["status"]["observedGeneration"] == 2
+    failures = [r for r in caplog.records if "reconcile of" in r.getMessage()]
+    assert len(failures) == 1 and "broken" in failures[0].getMessage()
