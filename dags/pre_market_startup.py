@@ -14,7 +14,7 @@ one (a manual run on a holiday prepares the next session, and says so).
 | `account_ready` | **gate**: `/v1/account/status` and `/margin` | not active, trading off, margin < the config's |
 | `model_files` | **gate**: `/v1/models/validation` | a model missing, its sha256 or version wrong |
 | `risk_limits` | **gate**: `/v1/risk/limits` | a limit missing, extra or unlike the config's, or over |
-| `cluster_matches_config` | live images vs the config's pinned ones | drift, deployment by deployment |
+| `cluster_matches_config` | the scaled roles' live images vs the pinned ones | drift, deployment by deployment |
 | `gates` | the gates' one incident (opened, or resolved) | never: the gate tasks are red in the Airflow grid |
 | `scale_market_hours` | `trading_day.scale_roles` to `market_hours` replicas | the cluster refuses |
 | `rollout_market_hours` | waits for those rollouts, in the triggerer | a rollout stuck (kubectl's message), timeout |

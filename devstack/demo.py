@@ -27,6 +27,9 @@ class DemoRun:
 DEMO_PLAN: list[DemoRun] = [
     DemoRun("daily_health_check"),
     DemoRun("daily_db_maintenance"),
+    # The sandbox plants a problem for each security check (README, "The sandbox"): every check fails, and the report
+    # lists each finding as new, with its incident.
+    DemoRun("daily_security_check", expect="failed"),
     # Outside its Sunday window: forced. The sandbox seeds TLS certificates that expire in 5 days and 3 days ago, so
     # the certificate check fails (and opens an incident) while every other step succeeds.
     DemoRun("weekly_maintenance", {"break_glass_reason": "make demo: run the Sunday window now"}, expect="failed"),

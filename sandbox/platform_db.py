@@ -189,12 +189,30 @@ _SEED = [
     """,
     """
     INSERT INTO login_events (occurred_at, username, source_ip, success, failure_reason)
-    SELECT %(now)s - random() * interval '120 days',
-           'user' || lpad((1 + (random() * 38)::int)::text, 2, '0'),
-           ('10.20.' || (random() * 255)::int || '.' || (random() * 255)::int)::inet,
+    SELECT %(now)s - interval '1 hour' - random() * interval '120 days',
+           'user' || lpad(u::text, 2, '0'),
+           ('10.20.0.' || u)::inet,  -- each user logs in from their own workstation
            ok,
            CASE WHEN ok THEN NULL ELSE (ARRAY['bad_password', 'mfa_failed', 'locked'])[1 + (random() * 2)::int] END
-    FROM (SELECT random() > 0.04 AS ok FROM generate_series(1, greatest(%(rows)s / 10, 500))) AS s
+    FROM (SELECT 1 + (random() * 37)::int AS u, random() > 0.04 AS ok
+          FROM generate_series(1, greatest(%(rows)s / 10, 500))) AS s
+    """,
+    # Planted for daily_security_check (README, "The sandbox"): a brute force on user07 from one source, a source
+    # spraying twelve accounts, and an admin (user04) logging in from a source never seen for them.
+    """
+    INSERT INTO login_events (occurred_at, username, source_ip, success, failure_reason)
+    SELECT %(now)s - n * interval '4 minutes', 'user07', '45.155.205.233', false, 'bad_password'
+    FROM generate_series(1, 30) AS n
+    """,
+    """
+    INSERT INTO login_events (occurred_at, username, source_ip, success, failure_reason)
+    SELECT %(now)s - n * interval '17 minutes', 'user' || lpad((9 + n)::text, 2, '0'), '185.220.101.47', false,
+           'bad_password'
+    FROM generate_series(1, 12) AS n
+    """,
+    """
+    INSERT INTO login_events (occurred_at, username, source_ip, success, failure_reason)
+    VALUES (%(now)s - interval '95 minutes', 'user04', '198.18.7.21', true, NULL)
     """,
     """
     INSERT INTO trades (trade_ts, account, symbol, side, qty, price, strategy)

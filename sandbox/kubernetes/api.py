@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from sandbox.faults import FaultState
-from sandbox.kubernetes import deletion, errors, objects, protobuf, resources, tables
+from sandbox.kubernetes import deletion, errors, managed, objects, protobuf, resources, tables
 from sandbox.kubernetes.logs import pod_log
 from sandbox.kubernetes.patch import apply_patch
 from sandbox.kubernetes.rbac import Authenticator, Authorizer, User, user_for_review
@@ -139,13 +139,23 @@ def create_app(state: KubernetesState) -> FastAPI:
             return _read(state, rtype, namespace, name, sub, query, pretty, request.headers.get("accept", ""))
         dry_run = "All" in query.getlist("dryRun")
         body = await _json_body(request)
+        manager = managed.manager_of(query.get("fieldManager"), request.headers.get("user-agent"))
         if verb == "create":
-            obj = _create(state, rtype, namespace, body, dry_run)
+            obj = _create(state, rtype, namespace, body, dry_run, manager)
             return _respond(obj, 201, pretty)
         if verb in ("update", "patch"):
             return _respond(
                 _write(
-                    state, rtype, namespace, name, sub, verb, body, request.headers.get("content-type", ""), dry_run
+                    state,
+                    rtype,
+                    namespace,
+                    name,
+                    sub,
+                    verb,
+                    body,
+                    request.headers.get("content-type", ""),
+                    dry_run,
+                    manager,
                 ),
                 pretty=pretty,
             )
@@ -266,7 +276,7 @@ def _scale_of(obj: dict) -> dict:
     }
 
 
-def _create(state: KubernetesState, rtype: ResourceType, namespace, body, dry_run: bool) -> dict:
+def _create(state: KubernetesState, rtype: ResourceType, namespace, body, dry_run: bool, manager: str) -> dict:
     if not isinstance(body, dict):
         raise errors.bad_request("the body of a create must be an object")
     if body.get("kind") not in (None, rtype.kind) or body.get("apiVersion") not in (None, rtype.group_version):
@@ -299,15 +309,26 @@ def _create(state: KubernetesState, rtype: ResourceType, namespace, body, dry_ru
     if rtype.kind in objects.WORKLOADS:
         meta["generation"] = 1
         obj.pop("status", None)
+    meta.pop("managedFields", None)
     objects.apply_defaults(rtype, obj)
     objects.validate(rtype, obj)
+    managed.record(None, obj, manager)
     if dry_run:
         return obj
     return state.store.create(rtype, obj)
 
 
 def _write(
-    state: KubernetesState, rtype: ResourceType, namespace, name, sub, verb, body, content_type: str, dry_run: bool
+    state: KubernetesState,
+    rtype: ResourceType,
+    namespace,
+    name,
+    sub,
+    verb,
+    body,
+    content_type: str,
+    dry_run: bool,
+    manager: str,
 ) -> dict:
     store = state.store
     current = store.require(rtype, namespace, name)
@@ -324,7 +345,7 @@ def _write(
             )
         updated = copy.deepcopy(current)
         updated["spec"]["replicas"] = replicas
-        result = _commit(state, rtype, current, updated, dry_run)
+        result = _commit(state, rtype, current, updated, dry_run, manager)
         return _scale_of(result)
     if verb == "patch":
         updated = apply_patch(current, content_type, body, rtype.kind)
@@ -351,16 +372,19 @@ def _write(
         updated["status"] = current["status"]
     if check and meta.get("resourceVersion") not in (None, "", current["metadata"]["resourceVersion"]):
         raise errors.conflict(rtype, name)
-    return _commit(state, rtype, current, updated, dry_run)
+    return _commit(state, rtype, current, updated, dry_run, manager)
 
 
-def _commit(state: KubernetesState, rtype: ResourceType, current: dict, updated: dict, dry_run: bool) -> dict:
+def _commit(
+    state: KubernetesState, rtype: ResourceType, current: dict, updated: dict, dry_run: bool, manager: str
+) -> dict:
     meta = updated["metadata"]
     meta["resourceVersion"] = current["metadata"]["resourceVersion"]
     objects.apply_defaults(rtype, updated)
     objects.validate(rtype, updated, old=current if rtype.kind in objects.WORKLOADS else None)
     if rtype.kind in objects.WORKLOADS and objects.bumps_generation(rtype.kind, current, updated):
         meta["generation"] = current["metadata"].get("generation", 1) + 1
+    managed.record(current, updated, manager)
     if dry_run:
         return updated
     return state.store.update(rtype, updated, check_version=False)

@@ -1,6 +1,13 @@
 """The trading platform's cluster, seeded from the TradeOps config: namespaces, deployments and services, TLS
 secrets holding real X.509 certificates at various expiry dates, network policies (one namespace without a
-default-deny), service accounts and RBAC (one binding over-privileged), and the identities tests log in as."""
+default-deny), service accounts and RBAC, ConfigMaps, and the identities tests log in as.
+
+The security problems planted for ``daily_security_check`` to find (the README lists them): certificates expiring
+in 5 days and expired 3 days ago (one at 21 days warns); ``grandmodel-monitoring`` without a default-deny policy;
+``trading-user`` bound to cluster-admin; ``deployer`` granted secrets and ``pods/exec`` beyond its least
+privilege; ``prometheus`` running an image other than the config's, set by hand (``kubectl`` in managedFields);
+``risk-engine-config`` changed since the approved baseline (``include/security/baseline.yaml``). Everything else
+is clean, and the check must say so."""
 
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from sandbox.kubernetes import objects
+from sandbox.kubernetes import managed, objects
 from sandbox.kubernetes.rbac import ADMIN, User
 from sandbox.kubernetes.resources import by_kind
 from sandbox.kubernetes.store import Store
@@ -39,7 +46,38 @@ def _put(store: Store, obj: dict) -> dict:
         obj["metadata"]["generation"] = 1
     objects.apply_defaults(rtype, obj)
     objects.validate(rtype, obj)
+    managed.record(None, obj, "helm")
     return store.create(rtype, obj)
+
+
+def _by_hand(store: Store, obj: dict, change, manager: str = "kubectl") -> dict:
+    """Change a seeded object as a person would with kubectl: recorded under ``manager`` in its managedFields."""
+    import copy
+
+    rtype = by_kind(obj["apiVersion"].rpartition("/")[0], obj["kind"])
+    updated = copy.deepcopy(obj)
+    change(updated)
+    if rtype.kind in objects.WORKLOADS:
+        updated["metadata"]["generation"] = obj["metadata"]["generation"] + 1
+    managed.record(obj, updated, manager)
+    return store.update(rtype, updated)
+
+
+# The ConfigMaps the platform runs with, as approved (include/security/baseline.yaml holds their SHA-256 per key);
+# the seed then changes one by hand.
+CONFIG_MAPS = {
+    ("grandmodel", "risk-engine-config"): {
+        "max_order_contracts": "50",
+        "kill_switch": "enabled",
+        "max_gross_exposure_usd": "25000000",
+    },
+    ("grandmodel", "data-feed-config"): {"feeds": "CME,ICE", "reconnect_seconds": "5", "heartbeat_seconds": "1"},
+    ("grandmodel-monitoring", "prometheus-config"): {
+        "prometheus.yml": "global:\n  scrape_interval: 15s\nscrape_configs:\n  - job_name: grandmodel\n"
+    },
+}
+DRIFTED_CONFIG = ("grandmodel", "risk-engine-config", "max_order_contracts", "500")
+DRIFTED_IMAGE = ("prometheus", "registry.quantnova.internal/grandmodel/prometheus:2.54.1")
 
 
 def _cluster_role(name: str, rules: list[dict], **labels) -> dict:
@@ -360,8 +398,10 @@ def seed(store: Store, config: TradeOpsConfig) -> dict[str, User]:
     namespaces = [ns.name for ns in config.kubernetes.namespaces]
     platform = namespaces[0]
     monitoring = next((n for n in namespaces if "monitoring" in n), None)
+    label, _, value = config.security.namespace_label.partition("=")
     for name in dict.fromkeys(["default", "kube-system", TRADEOPS_NAMESPACE, *namespaces]):
-        _put(store, {"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": name}})
+        labels = {"kubernetes.io/metadata.name": name, **({label: value} if name in namespaces else {})}
+        _put(store, {"kind": "Namespace", "apiVersion": "v1", "metadata": {"name": name, "labels": labels}})
         _put(store, {"kind": "ServiceAccount", "apiVersion": "v1", "metadata": {"name": "default", "namespace": name}})
     for role in BOOTSTRAP_ROLES:
         _put(store, role)
@@ -388,8 +428,23 @@ def seed(store: Store, config: TradeOpsConfig) -> dict[str, User]:
         )
 
     for deployment in config.kubernetes.deployments:
-        _put(store, _deployment(deployment, deployment.namespace))
+        created = _put(store, _deployment(deployment, deployment.namespace))
         _put(store, _service(deployment, deployment.namespace))
+        if deployment.name == DRIFTED_IMAGE[0] and deployment.namespace in namespaces:
+
+            def set_image(obj: dict) -> None:
+                obj["spec"]["template"]["spec"]["containers"][0]["image"] = DRIFTED_IMAGE[1]
+
+            _by_hand(store, created, set_image)
+    for (namespace, name), data in CONFIG_MAPS.items():
+        if namespace not in namespaces:
+            continue
+        cm = _put(
+            store,
+            {"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": name, "namespace": namespace}, "data": data},
+        )
+        if (namespace, name) == DRIFTED_CONFIG[:2]:
+            _by_hand(store, cm, lambda obj: obj["data"].update({DRIFTED_CONFIG[2]: DRIFTED_CONFIG[3]}), "kubectl-edit")
     for secret in _tls_secrets(platform, monitoring, now):
         _put(store, secret)
     _put(
@@ -426,6 +481,23 @@ def seed(store: Store, config: TradeOpsConfig) -> dict[str, User]:
         },
     )
     _put(store, _binding("RoleBinding", "deployer", "Role", "deployer", [_sa("deployer", platform)], platform))
+    # Over-privileged: the deployer can also read every secret and exec into pods (its least privilege cannot).
+    _put(
+        store,
+        {
+            "kind": "Role",
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "metadata": {"name": "deployer-debug", "namespace": platform},
+            "rules": [
+                {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]},
+                {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]},
+            ],
+        },
+    )
+    _put(
+        store,
+        _binding("RoleBinding", "deployer-debug", "Role", "deployer-debug", [_sa("deployer", platform)], platform),
+    )
     _put(
         store,
         _binding("RoleBinding", "monitoring-view", "ClusterRole", "view", [_sa("monitoring", platform)], platform),

@@ -173,52 +173,85 @@ def test_no_secret_value_is_committed(values):
     assert "metadataConnection" not in values["data"] and "brokerUrl" not in values["data"]
 
 
+def _role(rbac, name: str) -> dict:
+    (role,) = [doc for doc in rbac if doc["kind"] == "ClusterRole" and doc["metadata"]["name"] == name]
+    return role
+
+
 def test_the_rbac_manifest_is_least_privilege(rbac):
-    kinds = [doc["kind"] for doc in rbac]
-    assert "ClusterRoleBinding" not in kinds  # granted per namespace only
+    cluster_wide = [doc for doc in rbac if doc["kind"] == "ClusterRoleBinding"]
+    # The operator's role is granted per namespace; only the security check's read-only role is cluster-wide.
+    assert [doc["roleRef"]["name"] for doc in cluster_wide] == ["tradeops-security-reader"]
     for doc in rbac:
         if doc["kind"] == "RoleBinding":
             assert doc["roleRef"]["name"] not in {"cluster-admin", "admin", "edit"}
-    (role,) = [doc for doc in rbac if doc["kind"] == "ClusterRole"]
-    for rule in role["rules"]:
+    assert {doc["metadata"]["name"] for doc in rbac if doc["kind"] == "ClusterRole"} == {
+        "tradeops-operator",
+        "tradeops-security-reader",
+    }
+    for rule in _role(rbac, "tradeops-operator")["rules"]:
         assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
         assert not set(rule["verbs"]) & {"escalate", "bind", "impersonate", "deletecollection"}
         if "secrets" in rule["resources"]:
-            assert rule["verbs"] == ["list"]  # the certificate check; never get/watch
+            assert rule["verbs"] == ["list"]  # the certificate checks; never get/watch
         if "delete" in rule["verbs"]:
             assert rule.get("resourceNames"), "delete only named objects"
+    for rule in _role(rbac, "tradeops-security-reader")["rules"]:
+        assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"] and "secrets" not in rule["resources"]
+        expected = ["create"] if rule["resources"] == ["subjectaccessreviews"] else ["list"]
+        assert rule["verbs"] == expected, rule  # reads, and questions to the API server: nothing else
 
 
-def called_by_the_code() -> set[tuple[str, str, str]]:
-    """(verb, apiGroup, resource) of every namespaced Kubernetes client call in the library."""
+RESOURCES = {
+    "deployment": ("apps", "deployments"),
+    "stateful_set": ("apps", "statefulsets"),
+    "replica_set": ("apps", "replicasets"),
+    "pod": ("", "pods"),
+    "pod_log": ("", "pods/log"),
+    "event": ("", "events"),
+    "secret": ("", "secrets"),
+    "service": ("", "services"),
+    "config_map": ("", "configmaps"),
+    "ingress": ("networking.k8s.io", "ingresses"),
+}
+CLUSTER_CALLS = {  # the security check's cluster-wide reads
+    "list_namespace": ("list", "", "namespaces"),
+    "list_network_policy_for_all_namespaces": ("list", "networking.k8s.io", "networkpolicies"),
+    "list_role_for_all_namespaces": ("list", "rbac.authorization.k8s.io", "roles"),
+    "list_role_binding_for_all_namespaces": ("list", "rbac.authorization.k8s.io", "rolebindings"),
+    "list_cluster_role": ("list", "rbac.authorization.k8s.io", "clusterroles"),
+    "list_cluster_role_binding": ("list", "rbac.authorization.k8s.io", "clusterrolebindings"),
+    "create_subject_access_review": ("create", "authorization.k8s.io", "subjectaccessreviews"),
+}
+
+
+def called_by_the_code() -> tuple[set[tuple[str, str, str]], set[tuple[str, str, str]]]:
+    """(verb, apiGroup, resource) of every Kubernetes client call in the library: namespaced, and cluster-wide."""
     verbs = {"read": "get", "list": "list", "patch": "patch", "create": "create", "delete": "delete"}
-    resources = {
-        "deployment": ("apps", "deployments"),
-        "stateful_set": ("apps", "statefulsets"),
-        "replica_set": ("apps", "replicasets"),
-        "pod": ("", "pods"),
-        "pod_log": ("", "pods/log"),
-        "event": ("", "events"),
-        "secret": ("", "secrets"),
-        "service": ("", "services"),
-    }
-    calls = set()
+    namespaced, cluster = set(), set()
     for path in (REPO / "plugins" / "tradeops").rglob("*.py"):
-        for verb, kind in re.findall(r"\b(read|list|patch|create|delete)_namespaced_([a-z_]+?)\b", path.read_text()):
-            assert kind in resources, f"{path}: unknown resource {kind!r}: add it here and to the RBAC manifest"
-            calls.add((verbs[verb], *resources[kind]))
-    return calls
+        text = path.read_text()
+        for verb, kind in re.findall(r"\b(read|list|patch|create|delete)_namespaced_([a-z_]+?)\b", text):
+            assert kind in RESOURCES, f"{path}: unknown resource {kind!r}: add it here and to the RBAC manifest"
+            namespaced.add((verbs[verb], *RESOURCES[kind]))
+        client_calls = r"\b(?:api|core|apps)\.((?:list|create|read|patch|delete)_(?!namespaced_)[a-z_]+)\b"
+        for call in re.findall(client_calls, text):
+            assert call in CLUSTER_CALLS, f"{path}: cluster-wide call {call!r}: add it here and to the RBAC manifest"
+            cluster.add(CLUSTER_CALLS[call])
+    return namespaced, cluster
 
 
 def test_the_rbac_manifest_allows_every_call_the_code_makes(rbac):
-    (role,) = [doc for doc in rbac if doc["kind"] == "ClusterRole"]
-
-    def allowed(verb: str, group: str, resource: str) -> bool:
+    def allowed(role: dict, verb: str, group: str, resource: str) -> bool:
         return any(verb in r["verbs"] and group in r["apiGroups"] and resource in r["resources"] for r in role["rules"])
 
-    calls = called_by_the_code() | {("watch", "apps", "deployments")}  # the rollout trigger watches
-    assert {("patch", "apps", "deployments"), ("list", "", "secrets")} <= calls  # the scan found the calls
-    assert sorted(call for call in calls if not allowed(*call)) == []
+    namespaced, cluster = called_by_the_code()
+    namespaced |= {("watch", "apps", "deployments")}  # the rollout trigger watches
+    assert {("patch", "apps", "deployments"), ("list", "", "secrets")} <= namespaced  # the scan found the calls
+    assert len(cluster) == len(CLUSTER_CALLS)
+    operator, reader = _role(rbac, "tradeops-operator"), _role(rbac, "tradeops-security-reader")
+    assert sorted(call for call in namespaced if not allowed(operator, *call)) == []
+    assert sorted(call for call in cluster if not allowed(reader, *call)) == []
 
 
 def test_backups_and_reports_are_on_a_volume_every_worker_shares(values):

@@ -40,6 +40,11 @@ def test_every_dag_runs_to_its_planned_state_under_the_real_scheduler(stack):
     restored = stack.client.xcom("db_restore", next(o.run_id for o in outcomes if o.dag_id == "db_restore"), "restore")
     backup = stack.client.xcom("weekly_maintenance", weekly.run_id, "backup")
     assert restored["backup"] == backup["id"] and restored["rows"] > 0
+    security = next(o for o in outcomes if o.dag_id == "daily_security_check")
+    # six checks with a planted problem and the report failed; the vulnerability scan and track_findings succeeded
+    assert security.tasks == {"failed": 7, "success": 2}
+    found = stack.client.xcom("daily_security_check", security.run_id, "track_findings")
+    assert {"tls:grandmodel/legacy-admin-tls", "login:spray:185.220.101.47"} <= set(found["new"] + found["still open"])
     reports = {r.stem for r in (stack.airflow.reports_dir / "daily_health_check").glob("*.json")}
     assert health.run_id.replace(":", "_").replace("+", "_") in reports  # one per run (other tests run it too)
 

@@ -55,6 +55,7 @@ class Finding:
     status: Status
     message: str
     details: dict[str, Any] = field(default_factory=dict)
+    critical: bool = False  # a failure that needs the most urgent response (an expired certificate, cluster-admin)
 
 
 @dataclass(frozen=True)

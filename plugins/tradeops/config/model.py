@@ -17,6 +17,7 @@ from pydantic import Field, PositiveInt, field_validator
 from tradeops.config.base import DNS_LABEL, Percent, Severity, _Strict
 from tradeops.config.blue_green import BlueGreen
 from tradeops.config.durations import Duration, PositiveDuration
+from tradeops.config.security import Security
 from tradeops.config.trading import MarketWatch, Reports, TradingDay
 
 
@@ -374,3 +375,4 @@ class TradeOpsConfig(_Strict):
     market_watch: MarketWatch = MarketWatch()
     reports: Reports = Reports()
     blue_green: BlueGreen = BlueGreen()
+    security: Security = Security()

@@ -230,3 +230,70 @@ class KubernetesApiHook(BaseHook):
             namespace,
             field_selector="type=kubernetes.io/tls",
         )["items"]
+
+    # --- what the security check reads ---------------------------------------------------------------------------
+
+    def namespaces(self, label_selector: str) -> list[Manifest]:
+        core = self.core
+        return self.call("list", "namespaces", None, "", core.list_namespace, label_selector=label_selector)["items"]
+
+    def deployments(self, namespace: str) -> list[Manifest]:
+        apps = self.apps
+        return self.call("list", "deployments", None, namespace, apps.list_namespaced_deployment, namespace)["items"]
+
+    def config_maps(self, namespace: str) -> list[Manifest]:
+        core = self.core
+        return self.call("list", "configmaps", None, namespace, core.list_namespaced_config_map, namespace)["items"]
+
+    def ingresses(self, namespace: str) -> list[Manifest]:
+        from kubernetes import client
+
+        api = client.NetworkingV1Api(self.api_client)
+        return self.call("list", "ingresses", None, namespace, api.list_namespaced_ingress, namespace)["items"]
+
+    def network_policies(self) -> list[Manifest]:
+        """Every namespace's network policies (a namespace the config does not know of included)."""
+        from kubernetes import client
+
+        api = client.NetworkingV1Api(self.api_client)
+        return self.call("list", "networkpolicies", None, "", api.list_network_policy_for_all_namespaces)["items"]
+
+    def rbac(self) -> dict[str, list[Manifest]]:
+        """Every Role, RoleBinding, ClusterRole and ClusterRoleBinding of the cluster, by kind."""
+        from kubernetes import client
+
+        api = client.RbacAuthorizationV1Api(self.api_client)
+        return {
+            "Role": self.call("list", "roles", None, "", api.list_role_for_all_namespaces)["items"],
+            "RoleBinding": self.call("list", "rolebindings", None, "", api.list_role_binding_for_all_namespaces)[
+                "items"
+            ],
+            "ClusterRole": self.call("list", "clusterroles", None, "", api.list_cluster_role)["items"],
+            "ClusterRoleBinding": self.call("list", "clusterrolebindings", None, "", api.list_cluster_role_binding)[
+                "items"
+            ],
+        }
+
+    def can(self, user: str, groups: list[str], namespace: str, verb: str, resource: str, group: str = "") -> bool:
+        """Whether the API server allows ``user`` to ``verb`` ``resource`` in ``namespace`` (SubjectAccessReview)."""
+        from kubernetes import client
+
+        api = client.AuthorizationV1Api(self.api_client)
+        resource, _, sub = resource.partition("/")
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {
+                "user": user,
+                "groups": groups,
+                "resourceAttributes": {
+                    "namespace": namespace,
+                    "verb": verb,
+                    "group": group,
+                    "resource": resource,
+                    **({"subresource": sub} if sub else {}),
+                },
+            },
+        }
+        review = self.call("create", "subjectaccessreviews", None, "", api.create_subject_access_review, body)
+        return bool(review.get("status", {}).get("allowed"))

@@ -226,9 +226,14 @@ class RiskLimits(Check[Payload]):
         return self.result(Status.OK, f"{len(findings)} risk limits as configured", findings=findings)
 
 
+def _started(config: TradeOpsConfig) -> list:
+    return [d for d in config.kubernetes.deployments if d.role in config.trading_day.scale_roles]
+
+
 class ClusterMatchesConfig(Check[dict[str, Any]]):
-    """Each configured deployment runs the config's pinned image; drift is reported object by object
-    (deployment, expected, live)."""
+    """Each deployment the startup brings up (roles in ``trading_day.scale_roles``) runs the config's pinned image;
+    drift is reported object by object (deployment, expected, live). Drift anywhere else (monitoring, the gateway)
+    is ``daily_security_check``'s finding, not a reason to hold the open."""
 
     name = "cluster_matches_config"
     title = "Cluster matches config"
@@ -241,7 +246,7 @@ class ClusterMatchesConfig(Check[dict[str, Any]]):
 
         hook = KubernetesApiHook(config.connections.kubernetes)
         live: dict[str, Any] = {}
-        for deployment in config.kubernetes.deployments:
+        for deployment in _started(config):
             try:
                 live[deployment.name] = hook.deployment(deployment.namespace, deployment.name)
             except KubernetesNotFound:
@@ -250,7 +255,7 @@ class ClusterMatchesConfig(Check[dict[str, Any]]):
 
     def evaluate(self, data: dict[str, Any], config: TradeOpsConfig) -> CheckResult:
         findings = []
-        for deployment in config.kubernetes.deployments:
+        for deployment in _started(config):
             key, obj = f"deployment:{deployment.namespace}/{deployment.name}", data.get(deployment.name)
             if obj is None:
                 missing = {"deployment": deployment.name, "expected": deployment.image, "live": None}

@@ -63,3 +63,11 @@ def test_the_ops_report_after_every_session(config, xnys):
     runs = runs_of(config, "daily_ops_report")
     assert runs == [c + timedelta(minutes=60) for c in xnys["closes"]]
     assert len(runs) == len(xnys["sessions"]) > 1000
+
+
+def test_the_security_check_at_six_new_york_time_before_every_session(config, xnys):
+    runs = runs_of(config, "daily_security_check")
+    assert [r.astimezone(NY).date() for r in runs] == xnys["sessions"]  # no holiday, every session
+    assert {r.astimezone(NY).strftime("%H:%M") for r in runs} == {"06:00"}  # through both DST changes
+    startup = runs_of(config, "pre_market_startup")
+    assert all(s - r == timedelta(hours=2, minutes=30) for r, s in zip(runs, startup, strict=True))

@@ -128,25 +128,28 @@ def test_cluster_drift_is_reported_deployment_by_deployment(config):
     live = copy.deepcopy(cluster(config))
     drifted = "registry.quantnova.internal/grandmodel/tactical-marl:1.9.0"
     live["tactical-marl"]["spec"]["template"]["spec"]["containers"][0]["image"] = drifted
-    live["prometheus"] = None
+    live["data-handler"] = None
+    live["prometheus"]["spec"]["template"]["spec"]["containers"][0]["image"] = "elsewhere/prometheus:3"
     result = check.evaluate(live, config)
     assert result.status is Status.FAIL
     assert result.details["drift"] == [
+        {
+            "deployment": "data-handler",
+            "expected": "registry.quantnova.internal/grandmodel/data-handler:2.4.1",
+            "live": None,
+        },
         {
             "deployment": "tactical-marl",
             "expected": "registry.quantnova.internal/grandmodel/tactical-marl:1.8.2",
             "live": drifted,
         },
-        {
-            "deployment": "prometheus",
-            "expected": "registry.quantnova.internal/grandmodel/prometheus:2.53.0",
-            "live": None,
-        },
     ]
+    # Only what the startup brings up gates it: monitoring's drift is the security check's finding.
     assert [f.id for f in result.findings if f.status is Status.FAIL] == [
+        "deployment:grandmodel/data-handler",
         "deployment:grandmodel/tactical-marl",
-        "deployment:grandmodel-monitoring/prometheus",
     ]
+    assert "deployment:grandmodel-monitoring/prometheus" not in {f.id for f in result.findings}
 
 
 def test_agent_communication_fails_on_an_unreachable_peer_and_warns_on_a_slow_link(config):

@@ -1,0 +1,138 @@
+"""daily_security_check's work on the sandbox, and how it grows with 10x the secrets, bindings and log lines.
+
+Two fresh sandboxes: the seeded one (1x), and one with ten times the TLS secrets and RBAC bindings (made through the
+API with kubectl), ten times the pod log lines (``TRADEOPS_SANDBOX_LOG_LINES``) and ten times the rows (so
+``login_events`` too). In each, every check of the DAG runs (collect and evaluate, as its task does) ``--runs``
+times; the table gives each check's median and the sum, which is the DAG's work (its tasks run in parallel under
+the scheduler, so its wall time is the slowest check plus the scheduler's hand-offs).
+
+Target: linear (10x the objects costs at most 10x) and under 2 minutes at 10x.
+
+    python bench/security_check.py [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
+
+from devstack.stack import start_sandbox  # noqa: E402
+from sandbox.connections import connections_in_environment  # noqa: E402
+from tradeops.config import load_config  # noqa: E402
+
+KUBECTL = str(Path(sys.executable).parent / "kubectl")
+
+
+def certificate(host: str, days: int) -> tuple[str, str]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    key_pem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return cert.public_bytes(pem).decode(), key_pem.decode()
+
+
+def grow(kubeconfig: str, factor: int) -> dict[str, int]:
+    """Add (factor - 1) times the seeded TLS secrets and bindings, through the API."""
+    import base64
+    import json
+
+    env = {**os.environ, "KUBECONFIG": kubeconfig}
+
+    def kubectl(*args: str, stdin: str | None = None) -> str:
+        done = subprocess.run([KUBECTL, "--context", "admin", *args], input=stdin, text=True, capture_output=True,
+                              env=env, check=True)  # fmt: skip
+        return done.stdout
+
+    secrets = json.loads(kubectl("get", "secrets", "-A", "--field-selector=type=kubernetes.io/tls", "-o", "json"))
+    bindings = json.loads(kubectl("get", "rolebindings,clusterrolebindings", "-A", "-o", "json"))
+    docs = []
+    for i in range((factor - 1) * len(secrets["items"])):
+        pem, key = certificate(f"svc{i}.grandmodel.quantnova.com", 60 + i)
+        docs.append({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                     "metadata": {"name": f"bench-{i}-tls", "namespace": "grandmodel"},
+                     "data": {"tls.crt": base64.b64encode(pem.encode()).decode(),
+                              "tls.key": base64.b64encode(key.encode()).decode()}})  # fmt: skip
+    monitoring = {"kind": "ServiceAccount", "name": "monitoring", "namespace": "grandmodel"}
+    for i in range((factor - 1) * len(bindings["items"])):
+        docs.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                     "metadata": {"name": f"bench-view-{i}", "namespace": "grandmodel"},
+                     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+                     "subjects": [monitoring]})  # fmt: skip
+    kubectl("create", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
+    return {"secrets": len(secrets["items"]) * factor, "bindings": len(bindings["items"]) * factor}
+
+
+def measure(factor: int, runs: int) -> tuple[dict[str, float], dict[str, int]]:
+    config = load_config()
+    sys.path.insert(0, str(REPO / "dags"))
+    from daily_security_check import CHECKS
+
+    with tempfile.TemporaryDirectory(prefix="bench-security-") as tmp:
+        state = Path(tmp)
+        rows = str(20_000 * factor)
+        extra = {"TRADEOPS_SANDBOX_LOG_LINES": str(400 * factor)}
+        child, settings = start_sandbox(state, state / "sandbox.log", "--auto-ports", "--rows", rows, extra_env=extra)
+        try:
+            sizes = {"log lines per pod": 400 * factor, "audit_log rows": int(rows)}
+            if factor > 1:
+                sizes |= grow(settings["kubernetes"]["kubeconfig"], factor)
+            times: dict[str, list[float]] = {}
+            with connections_in_environment(settings, config):
+                for _ in range(runs):
+                    for check in CHECKS:
+                        started = time.perf_counter()
+                        check.run(config)
+                        times.setdefault(check.name, []).append(time.perf_counter() - started)
+            return {name: statistics.median(t) for name, t in times.items()}, sizes
+        finally:
+            child.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    base, base_sizes = measure(1, args.runs)
+    big, big_sizes = measure(10, args.runs)
+    print(f"sizes 1x: {base_sizes}\nsizes 10x: {big_sizes}\n")
+    print(f"{'check':<22} {'1x (s)':>8} {'10x (s)':>8} {'ratio':>6}")
+    for name in base:
+        print(f"{name:<22} {base[name]:>8.2f} {big[name]:>8.2f} {big[name] / base[name]:>6.1f}")
+    total, total_big = sum(base.values()), sum(big.values())
+    print(f"{'all checks (sum)':<22} {total:>8.2f} {total_big:>8.2f} {total_big / total:>6.1f}")
+    linear = all(big[n] <= 10 * base[n] for n in base)
+    print(
+        f"\ntarget: linear {'met' if linear else 'MISSED'}; under 2 min at 10x {'met' if total_big < 120 else 'MISSED'}"
+    )
+    return 0 if linear and total_big < 120 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
