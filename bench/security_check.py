@@ -3,8 +3,10 @@
 Two fresh sandboxes: the seeded one (1x), and one with ten times the TLS secrets and RBAC bindings (made through the
 API with kubectl), ten times the pod log lines (``TRADEOPS_SANDBOX_LOG_LINES``) and ten times the rows (so
 ``login_events`` too). In each, every check of the DAG runs (collect and evaluate, as its task does) ``--runs``
-times; the table gives each check's median and the sum, which is the DAG's work (its tasks run in parallel under
-the scheduler, so its wall time is the slowest check plus the scheduler's hand-offs).
+times, then the whole DAG runs ``--runs`` times in-process (``dag.test()``: every task in turn, with a SQLite
+metadata database, findings tracked and incidents opened in the sandbox's state database; a failed check's second
+look is immediate, ``incidents.recheck_after: 0s``, as the pause is the same at any size). The table gives each
+check's median, their sum, and the DAG's median wall time.
 
 Target: linear (10x the objects costs at most 10x) and under 2 minutes at 10x.
 
@@ -25,6 +27,19 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
+HOME = Path(tempfile.mkdtemp(prefix="bench-security-airflow-"))
+CONFIG = HOME / "tradeops.yaml"
+CONFIG.write_text(f'extends: "{REPO / "include" / "config" / "tradeops.yaml"}"\nincidents:\n  recheck_after: 0s\n')
+os.environ.update(  # before Airflow is imported: a private metadata database for dag.test()
+    {
+        "AIRFLOW_HOME": str(HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "TRADEOPS_REPORTS_DIR": str(HOME / "reports"),
+        "TRADEOPS_CONFIG": str(CONFIG),
+    }
+)
 
 from devstack.stack import start_sandbox  # noqa: E402
 from sandbox.connections import connections_in_environment  # noqa: E402
@@ -67,7 +82,9 @@ def grow(kubeconfig: str, factor: int) -> dict[str, int]:
 
     def kubectl(*args: str, stdin: str | None = None) -> str:
         done = subprocess.run([KUBECTL, "--context", "admin", *args], input=stdin, text=True, capture_output=True,
-                              env=env, check=True)  # fmt: skip
+                              env=env)  # fmt: skip
+        if done.returncode:
+            raise RuntimeError(f"kubectl {' '.join(args)}: {done.stderr}")
         return done.stdout
 
     secrets = json.loads(kubectl("get", "secrets", "-A", "--field-selector=type=kubernetes.io/tls", "-o", "json"))
@@ -85,8 +102,27 @@ def grow(kubeconfig: str, factor: int) -> dict[str, int]:
                      "metadata": {"name": f"bench-view-{i}", "namespace": "grandmodel"},
                      "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
                      "subjects": [monitoring]})  # fmt: skip
-    kubectl("create", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
+    kubectl(
+        "create", "--validate=false", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs})
+    )
     return {"secrets": len(secrets["items"]) * factor, "bindings": len(bindings["items"]) * factor}
+
+
+def dag_wall_times(runs: int) -> list[float]:
+    import copy
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = copy.deepcopy(DagBag(dag_folder=str(REPO / "dags")).get_dag("daily_security_check"))
+    dag.deadline = None  # dag.test() cannot run a DAG with deadlines (upstream #73428)
+    for task in dag.tasks:
+        task.retries = 0
+    out = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        dag.test()
+        out.append(time.perf_counter() - started)
+    return out
 
 
 def measure(factor: int, runs: int) -> tuple[dict[str, float], dict[str, int]]:
@@ -110,6 +146,10 @@ def measure(factor: int, runs: int) -> tuple[dict[str, float], dict[str, int]]:
                         started = time.perf_counter()
                         check.run(config)
                         times.setdefault(check.name, []).append(time.perf_counter() - started)
+                from tradeops.incidents import store
+
+                store.migrate(settings["postgres"]["state_dsn"])
+                times["DAG wall time"] = dag_wall_times(runs)
             return {name: statistics.median(t) for name, t in times.items()}, sizes
         finally:
             child.stop()
@@ -119,19 +159,23 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
+    migrated = subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], capture_output=True)
+    assert migrated.returncode == 0, migrated.stderr[-2000:]
     base, base_sizes = measure(1, args.runs)
     big, big_sizes = measure(10, args.runs)
     print(f"sizes 1x: {base_sizes}\nsizes 10x: {big_sizes}\n")
     print(f"{'check':<22} {'1x (s)':>8} {'10x (s)':>8} {'ratio':>6}")
-    for name in base:
+    checks = [name for name in base if name != "DAG wall time"]
+    for name in checks:
         print(f"{name:<22} {base[name]:>8.2f} {big[name]:>8.2f} {big[name] / base[name]:>6.1f}")
-    total, total_big = sum(base.values()), sum(big.values())
+    total, total_big = sum(base[n] for n in checks), sum(big[n] for n in checks)
     print(f"{'all checks (sum)':<22} {total:>8.2f} {total_big:>8.2f} {total_big / total:>6.1f}")
+    wall, wall_big = base["DAG wall time"], big["DAG wall time"]
+    print(f"{'DAG wall time':<22} {wall:>8.2f} {wall_big:>8.2f} {wall_big / wall:>6.1f}")
     linear = all(big[n] <= 10 * base[n] for n in base)
-    print(
-        f"\ntarget: linear {'met' if linear else 'MISSED'}; under 2 min at 10x {'met' if total_big < 120 else 'MISSED'}"
-    )
-    return 0 if linear and total_big < 120 else 1
+    fast = wall_big < 120
+    print(f"\ntarget: linear {'met' if linear else 'MISSED'}; the DAG under 2 min at 10x {'met' if fast else 'MISSED'}")
+    return 0 if linear and fast else 1
 
 
 if __name__ == "__main__":
