@@ -17,7 +17,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from tradeops.changes.operators import AcquireDeploymentLockOperator, holder_of
 from tradeops.config import load_config
-from tradeops.exceptions import KubernetesError
+from tradeops.exceptions import KubernetesConflict, KubernetesError
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -68,6 +68,12 @@ def scale_to_zero(hook: KubernetesApiHook, namespace: str, names: Sequence[str])
     return changed
 
 
+def _desired(deployment: dict[str, Any]) -> tuple[Any, ...]:
+    """What a person or a runbook writes (spec, labels, annotations), not the controllers' status."""
+    metadata = deployment["metadata"]
+    return deployment["spec"], metadata.get("labels"), metadata.get("annotations")
+
+
 def refused_on_server(
     hook: KubernetesApiHook,
     namespace: str,
@@ -91,9 +97,25 @@ def refused_on_server(
             problems.append(f"{name}: {err}")
             return None
 
+    def dry_stop(name: str) -> dict[str, Any] | None:
+        planned = objects[name]
+        if (stop := scale_patch(planned, 0)) is None:
+            return None
+        try:
+            return hook.patch_deployment(namespace, name, stop, dry_run=True)
+        except KubernetesConflict as err:
+            fresh = hook.deployment(namespace, name)
+            if _desired(fresh) != _desired(planned):  # someone changed it after the plan read it: the plan is stale
+                problems.append(f"{name}: {err}")
+                return None
+            # only the controllers' status moved on: the plan stands, asked again from the fresh read
+            return dry_patch(name, scale_patch(fresh, 0))
+        except KubernetesError as err:
+            problems.append(f"{name}: {err}")
+            return None
+
     for name in trading:
-        stop = scale_patch(objects[name], 0)
-        if stop is not None and (result := dry_patch(name, stop)) and result["spec"]["replicas"] != 0:
+        if (result := dry_stop(name)) and result["spec"]["replicas"] != 0:
             problems.append(f"{name}: would run {result['spec']['replicas']} replicas, not 0")
     for target in targets:
         name, obj = target["name"], objects[target["name"]]

@@ -45,6 +45,7 @@ def preserved(admin):
                         "replicas": obj["spec"]["replicas"],
                         "template": obj["spec"]["template"],
                         "paused": obj["spec"].get("paused", False),
+                        "progressDeadlineSeconds": obj["spec"].get("progressDeadlineSeconds", 600),
                         "annotations": obj["metadata"].get("annotations") or {},
                         "ns": namespace,
                     },
@@ -70,6 +71,7 @@ def preserved(admin):
                     {"op": "replace", "path": "/spec/replicas", "value": state["replicas"]},
                     {"op": "replace", "path": "/spec/template", "value": state["template"]},
                     {"op": "add", "path": "/spec/paused", "value": state["paused"]},
+                    {"op": "add", "path": "/spec/progressDeadlineSeconds", "value": state["progressDeadlineSeconds"]},
                     {"op": "add", "path": "/metadata/annotations", "value": state["annotations"]},
                 ],
             )

@@ -152,6 +152,10 @@ def test_the_dry_run_asks_the_api_server_which_stores_nothing_and_refuses_a_stal
     assert refused_on_server(hook, "grandmodel", objects, [target], {}, running) == []
     assert cluster.snapshot() == cluster.before, "dryRun=All stores nothing"
 
+    # Only the controllers' status moved on since the plan's read (an older resourceVersion, the same spec): no refusal.
+    aged = {name: {**obj, "metadata": {**obj["metadata"], "resourceVersion": "1"}} for name, obj in objects.items()}
+    assert refused_on_server(hook, "grandmodel", aged, [target], {}, running) == []
+
     # Someone changes a trading service after the plan read it: its stop, guarded by that read, is refused.
     hook.patch_deployment("grandmodel", running[0], {"metadata": {"annotations": {"tradeops.test/touched": "1"}}})
     [refused] = refused_on_server(hook, "grandmodel", objects, [target], {}, running)
