@@ -37,12 +37,16 @@ class LoginPolicy(_Strict):
 
 
 class GatewayPolicy(_Strict):
-    """The gateway's 401/403 share over the last ``recent``, against its share before: ``spike_factor`` times
-    more, with at least ``min_errors`` of them, is a finding."""
+    """The gateway's 401/403 share over the last ``recent``, against its baseline: the median of its daily shares
+    over the previous ``history_days`` (stored run after run, as the logs rotate), or its share before ``recent``
+    in the same logs while fewer than ``min_history_days`` are stored. ``spike_factor`` times the baseline, with at
+    least ``min_errors`` of them, is a finding."""
 
     recent: PositiveDuration = timedelta(minutes=10)
     spike_factor: float = Field(default=3.0, gt=1)
     min_errors: PositiveInt = 20
+    history_days: PositiveInt = 7
+    min_history_days: PositiveInt = 3
 
 
 class Permission(_Strict):

@@ -366,3 +366,119 @@ def test_a_401_403_spike_against_the_rate_before_it(config):
     assert check.evaluate(log(29), config).status is Status.OK  # under 3x
     assert check.evaluate(log(19, recent_total=30, before_denied=1), config).status is Status.OK  # under 20 errors
     assert check.evaluate(log(30, before_total=0), config).status is Status.OK  # no rate before: nothing to compare
+
+
+def gateway_log(recent_denied, recent_total=400, before_denied=0, before_total=100, history=()):
+    """An access log read at NOW: ``recent_total`` requests in the last minutes, ``before_total`` half an hour
+    earlier, and ``history`` stored days (the denied of 1000 requests each, yesterday first)."""
+    from tradeops.security.gateway import AccessLog, DailyAnswers
+
+    recent = [(NOW - timedelta(minutes=1), 401 if i < recent_denied else 200) for i in range(recent_total)]
+    before = [(NOW - timedelta(minutes=30), 403 if i < before_denied else 200) for i in range(before_total)]
+    days = [DailyAnswers(NOW.date() - timedelta(days=n + 1), 1000, denied) for n, denied in enumerate(history)]
+    return AccessLog(NOW, {"grandmodel/api-gateway": recent + before}, {"grandmodel/api-gateway": days})
+
+
+def test_a_401_403_spike_against_the_median_of_the_previous_days(config):
+    from tradeops.security.gateway import GatewayAuthErrors
+
+    week = (10, 20, 20, 30, 400, 20, 10)  # 1-3 % a day, and one day of 40 %: the median is 2 %
+    # 7 % now is a spike against the days' 2 %, though not against the 30 % earlier in the logs.
+    result = GatewayAuthErrors().evaluate(gateway_log(28, before_denied=30, history=week), config)
+    assert result.status is Status.FAIL
+    (finding,) = result.findings
+    assert finding.message == (
+        "grandmodel/api-gateway: 28 of 400 requests denied (401/403) in the last 10 min, 7.0 % against 2.0 % "
+        "(previous 7 days (median))"
+    )
+    assert {k: finding.details[k] for k in ("baseline", "baseline_pct", "days_of_history", "recent_pct")} == {
+        "baseline": "previous 7 days (median)",
+        "baseline_pct": 2.0,
+        "days_of_history": 7,
+        "recent_pct": 7.0,
+    }
+    assert GatewayAuthErrors().evaluate(gateway_log(23, history=week), config).status is Status.OK  # 5.75 %: < 3x
+    assert GatewayAuthErrors().evaluate(gateway_log(28, history=week[:3]), config).status is Status.FAIL  # 3 days do
+
+
+def test_a_day_at_its_usual_rate_is_ok(config):
+    from tradeops.security.gateway import GatewayAuthErrors
+
+    usual = gateway_log(10, before_denied=1, history=(10, 20, 20, 30, 20, 20, 10))  # 2.5 % against 2 %
+    result = GatewayAuthErrors().evaluate(usual, config)
+    assert result.status is Status.OK
+    assert result.summary == (
+        "401/403 rate within its baseline: grandmodel/api-gateway 2.5 % (baseline 2.0 %, previous 7 days (median))"
+    )
+
+
+def test_with_too_little_history_the_baseline_is_the_rate_earlier_in_the_logs(config):
+    from tradeops.security.gateway import GatewayAuthErrors
+
+    # 7 % against the 2 % of the two stored days would be a spike; against the 10 % earlier in the logs it is not.
+    calm = GatewayAuthErrors().evaluate(gateway_log(28, before_denied=10, history=(20, 20)), config)
+    assert calm.status is Status.OK
+    assert {k: calm.findings[0].details[k] for k in ("baseline", "baseline_pct", "days_of_history")} == {
+        "baseline": "earlier in today's logs",
+        "baseline_pct": 10.0,
+        "days_of_history": 2,
+    }
+    spike = GatewayAuthErrors().evaluate(gateway_log(40, before_denied=2, history=(20, 20)), config)
+    assert spike.status is Status.FAIL and spike.summary.endswith("10.0 % against 2.0 % (earlier in today's logs)")
+
+
+def test_only_the_days_a_pods_log_holds_whole_are_counted():
+    from tradeops.security.gateway import DailyAnswers, whole_days
+
+    def at(day, hour):
+        return datetime(2026, 11, day, hour, tzinfo=UTC)
+
+    # The 27th is the first pod's first day, partly rotated away; the 28th the second's; today is not over.
+    since_the_27th = [(at(27, 15), 200), (at(28, 1), 401), (at(28, 23), 200), (at(29, 12), 200), (NOW, 403)]
+    since_the_28th = [(at(28, 9), 403), (at(29, 8), 403), (at(29, 20), 200)]
+    assert whole_days([since_the_27th, since_the_28th, []], NOW.date()) == [
+        DailyAnswers(at(28, 0).date(), 2, 1),
+        DailyAnswers(at(29, 0).date(), 3, 1),
+    ]
+
+
+def test_collect_stores_the_whole_days_once_and_reads_them_back(airflow_connections, state_dsn, config):
+    """Against the sandbox, whose gateway logs span 8 days: the 7 whole ones before today are stored, a second
+    collect leaves them as they are, and the stored history (not the log) is what comes back."""
+    from tradeops.incidents import store
+    from tradeops.security.gateway import DailyAnswers, GatewayAuthErrors, record_days
+
+    gateway = "grandmodel/api-gateway"
+    today = datetime.now(UTC).date()
+    with store.connect(state_dsn) as conn:
+        conn.execute("DELETE FROM tradeops.gateway_auth_daily WHERE gateway = %s", (gateway,))
+        # Outside the 7 days looked back on: stored, never read back.
+        record_days(conn, gateway, [DailyAnswers(today - timedelta(days=8), 10, 9)])
+
+    def stored():
+        with store.connect(state_dsn) as conn:
+            rows = conn.execute(
+                "SELECT day, requests, denied FROM tradeops.gateway_auth_daily WHERE gateway = %s ORDER BY day",
+                (gateway,),
+            )
+            return [DailyAnswers(r["day"], r["requests"], r["denied"]) for r in rows]
+
+    first = GatewayAuthErrors().collect(config)
+    days = stored()
+    assert [d.day for d in days] == [today - timedelta(days=n) for n in range(8, 0, -1)]
+    assert first.history[gateway] == days[1:]
+    assert all(d.requests > 0 and 0.01 <= d.denied_share <= 0.03 for d in days[1:])
+
+    second = GatewayAuthErrors().collect(config)
+    assert stored() == days and second.history == first.history  # an upsert: nothing counted twice
+
+    with store.connect(state_dsn) as conn:  # a reading that saw less of a day does not replace a fuller one
+        record_days(conn, gateway, [DailyAnswers(days[1].day, 1, 1)])
+    assert stored() == days
+
+    result = GatewayAuthErrors().evaluate(second, config)
+    assert result.status is Status.FAIL
+    assert (result.findings[0].details["baseline"], result.findings[0].details["days_of_history"]) == (
+        "previous 7 days (median)",
+        7,
+    )
