@@ -23,6 +23,7 @@ from sandbox.kubernetes.rbac import ADMIN, User
 from sandbox.kubernetes.resources import by_kind
 from sandbox.kubernetes.store import Store
 from tradeops.config import TradeOpsConfig
+from tradeops.config.model import ContainerResources
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "include" / "kubernetes"
@@ -290,7 +291,8 @@ def _tls_secrets(namespace: str, monitoring: str | None, now: datetime) -> list[
     return out
 
 
-def _deployment(d, namespace: str) -> dict:
+def _deployment(d, namespace: str, resources: ContainerResources | None) -> dict:
+    """``d`` as its chart would deploy it, its container's requests and limits the config's (``resources``)."""
     labels = {"app": d.name, "app.kubernetes.io/part-of": "grandmodel", "tradeops.io/role": d.role}
     return {
         "kind": "Deployment",
@@ -312,7 +314,7 @@ def _deployment(d, namespace: str) -> dict:
                                 "httpGet": {"path": d.health.path, "port": d.health.port},
                                 "periodSeconds": 5,
                             },
-                            "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}},
+                            "resources": resources.manifest() if resources else {},
                         }
                     ],
                 },
@@ -428,7 +430,8 @@ def seed(store: Store, config: TradeOpsConfig) -> dict[str, User]:
         )
 
     for deployment in config.kubernetes.deployments:
-        created = _put(store, _deployment(deployment, deployment.namespace))
+        resources = config.kubernetes.resources_of(deployment)
+        created = _put(store, _deployment(deployment, deployment.namespace, resources))
         _put(store, _service(deployment, deployment.namespace))
         if deployment.name == DRIFTED_IMAGE[0] and deployment.namespace in namespaces:
 

@@ -12,9 +12,9 @@ import re
 from datetime import timedelta
 from typing import Annotated, Literal, cast
 
-from pydantic import Field, PositiveInt, field_validator
+from pydantic import Field, PositiveInt, field_validator, model_validator
 
-from tradeops.config.base import DNS_LABEL, Percent, Severity, _Strict
+from tradeops.config.base import DNS_LABEL, Percent, Quantity, Severity, _Strict, parse_quantity
 from tradeops.config.blue_green import BlueGreen
 from tradeops.config.durations import Duration, PositiveDuration
 from tradeops.config.security import Security
@@ -55,6 +55,30 @@ class HealthEndpoint(_Strict):
     port: int = Field(ge=1, le=65535)
 
 
+class ContainerResources(_Strict):
+    """A container's requests and limits, as Kubernetes quantities (``250m`` or ``0.25`` CPU, ``512Mi`` memory)."""
+
+    requests: dict[Literal["cpu", "memory"], Quantity] = Field(default_factory=dict)
+    limits: dict[Literal["cpu", "memory"], Quantity] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> ContainerResources:
+        for name, request in self.requests.items():
+            limit = self.limits.get(name)
+            if limit is not None and parse_quantity(request) > parse_quantity(limit):
+                raise ValueError(f"requests.{name} {request} is more than limits.{name} {limit}")
+        return self
+
+    def manifest(self) -> dict[str, dict[str, str]]:
+        """The ``resources`` of a container spec."""
+        sections = {"requests": self.requests, "limits": self.limits}
+        return {
+            section: {name: quantity for name, quantity in values.items()}
+            for section, values in sections.items()
+            if values
+        }
+
+
 class Deployment(_Strict):
     name: str = Field(pattern=DNS_LABEL, max_length=63)
     namespace: str
@@ -63,6 +87,9 @@ class Deployment(_Strict):
     container: str | None = Field(default=None, description="container name; defaults to the deployment's name")
     replicas: ReplicaProfile
     health: HealthEndpoint
+    resources: ContainerResources | None = Field(
+        default=None, description="the container's requests and limits; defaults to kubernetes.resources"
+    )
 
     @property
     def container_name(self) -> str:
@@ -76,6 +103,9 @@ class Kubernetes(_Strict):
     trading_deployments: list[str] = Field(
         default=["strategic-marl", "tactical-marl", "execution-engine"],
         description="what 'stop all trading' scales to zero, in this order",
+    )
+    resources: ContainerResources | None = Field(
+        default=None, description="every deployment's container requests and limits, unless it declares its own"
     )
 
     @field_validator("allowed_image_pattern")
@@ -92,6 +122,11 @@ class Kubernetes(_Strict):
             if deployment.name == name:
                 return deployment
         raise KeyError(f"no deployment named {name!r} in the TradeOps config")
+
+    def resources_of(self, deployment: Deployment) -> ContainerResources | None:
+        """The requests and limits declared for ``deployment``'s container: its own, else the section's (None:
+        none declared)."""
+        return deployment.resources or self.resources
 
 
 class Table(_Strict):

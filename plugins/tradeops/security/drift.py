@@ -1,9 +1,13 @@
 """Configuration drift, the way a GitOps tool reports "out of sync": live objects against what is declared.
 
-- Deployments against ``tradeops.yaml``: the image, and the replicas for the time of day (market hours or off
-  hours, on the exchange calendar; either around the open and the close, while the trading day's runbooks scale).
+- Deployments against ``tradeops.yaml``: the image, the replicas for the time of day (market hours or off hours,
+  on the exchange calendar; either around the open and the close, while the trading day's runbooks scale), and the
+  container's requests and limits (cpu, memory; compared as quantities, so ``500m`` is ``0.5``).
 - TradeOps' own RBAC against the committed manifests (``include/kubernetes/tradeops-rbac.yaml``).
 - ConfigMaps against the approved baseline (``security.baseline``: a SHA-256 per key).
+- The platform namespaces' NetworkPolicies against the same baseline (a SHA-256 of each policy's ``spec`` as
+  canonical JSON). ``kubectl get networkpolicies -A -o json | python -m tradeops.security.drift`` prints the
+  ``networkpolicies:`` section to approve.
 
 Each drift names the field, the expected and the live value, and who changed that field last and when, as the API
 server's ``managedFields`` say.
@@ -11,6 +15,7 @@ server's ``managedFields`` say.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -19,14 +24,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tradeops.checks.base import Check, CheckResult, Finding, Status, worst
+from tradeops.config.base import parse_quantity
 
 if TYPE_CHECKING:
     from tradeops.config import TradeOpsConfig
+    from tradeops.config.model import ContainerResources
 
 REPO = Path(__file__).resolve().parents[3]
 RBAC_MANIFEST = REPO / "include" / "kubernetes" / "tradeops-rbac.yaml"
 RBAC_FIELDS = {"Role": ("rules",), "ClusterRole": ("rules",), "RoleBinding": ("roleRef", "subjects")}
 RBAC_FIELDS["ClusterRoleBinding"] = RBAC_FIELDS["RoleBinding"]
+CONTAINERS = ["f:spec", "f:template", "f:spec", "f:containers"]  # where a container's fields are, in managedFields
 EDGE = timedelta(hours=2)  # around the open and the close the startup and shutdown scale: either profile is right
 Manifest = dict[str, Any]
 
@@ -58,6 +66,16 @@ def _key(name: str) -> str:
     return "k:" + json.dumps({"name": name}, separators=(",", ":"))
 
 
+def same_quantity(expected: str | None, live: str | None) -> bool:
+    """Whether two quantities (None: not set) are equal as numbers; one that does not parse equals only itself."""
+    if expected is None or live is None:
+        return expected == live
+    try:
+        return parse_quantity(expected) == parse_quantity(live)
+    except ValueError:
+        return expected == live
+
+
 @dataclass(frozen=True)
 class LiveObjects:
     deployments: list[Manifest]
@@ -66,6 +84,8 @@ class LiveObjects:
     market_hours: bool | None  # None: around the open or the close, when either replica profile is right
     baseline: dict[str, dict[str, str]]  # namespace/name -> key -> sha256
     manifests: list[Manifest]
+    network_policies: list[Manifest] = dataclasses.field(default_factory=list)  # the platform namespaces'
+    policy_baseline: dict[str, str] = dataclasses.field(default_factory=dict)  # namespace/name -> sha256 of spec
 
 
 def profile_at(config: TradeOpsConfig, moment: datetime) -> bool | None:
@@ -82,8 +102,8 @@ def profile_at(config: TradeOpsConfig, moment: datetime) -> bool | None:
 
 
 class ConfigurationDrift(Check[LiveObjects]):
-    """Deployments, TradeOps' RBAC and the ConfigMaps against what is declared (see the module); every difference
-    is a finding naming the field, expected, live, and who last wrote it."""
+    """Deployments, TradeOps' RBAC, the ConfigMaps and the network policies against what is declared (see the
+    module); every difference is a finding naming the field, expected, live, and who last wrote it."""
 
     name = "configuration_drift"
     title = "Configuration drift"
@@ -96,9 +116,12 @@ class ConfigurationDrift(Check[LiveObjects]):
         import yaml
 
         from tradeops.kubernetes.hooks import KubernetesApiHook
+        from tradeops.security.network import platform_namespaces
 
         hook = KubernetesApiHook(config.connections.kubernetes)
         namespaces = [ns.name for ns in config.kubernetes.namespaces]
+        labelled = [ns["metadata"]["name"] for ns in hook.namespaces(config.security.namespace_label)]
+        platform = set(platform_namespaces(config, labelled))
         baseline = yaml.safe_load((REPO / config.security.baseline).read_text()) or {}
         manifests = [doc for doc in yaml.safe_load_all(RBAC_MANIFEST.read_text()) if doc and doc["kind"] in RBAC_FIELDS]
         return LiveObjects(
@@ -108,15 +131,22 @@ class ConfigurationDrift(Check[LiveObjects]):
             profile_at(config, datetime.now(UTC)),
             baseline.get("configmaps") or {},
             manifests,
+            [p for p in hook.network_policies() if p["metadata"]["namespace"] in platform],
+            baseline.get("networkpolicies") or {},
         )
 
     def evaluate(self, data: LiveObjects, config: TradeOpsConfig) -> CheckResult:
-        findings = [*self._deployments(data, config), *self._config_maps(data), *self._rbac(data)]
+        findings = [
+            *self._deployments(data, config),
+            *self._config_maps(data),
+            *self._rbac(data),
+            *self._network_policies(data),
+        ]
         bad = [f for f in findings if f.status is not Status.OK]
         summary = (
             f"{len(bad)} drifted: " + "; ".join(f.message for f in bad)
             if bad
-            else f"{len(findings)} objects as declared (deployments, RBAC, ConfigMaps)"
+            else f"{len(findings)} objects as declared (deployments, RBAC, ConfigMaps, network policies)"
         )
         return self.result(worst(f.status for f in findings), summary, findings=findings)
 
@@ -141,13 +171,17 @@ class ConfigurationDrift(Check[LiveObjects]):
                 message = f"{declared.namespace}/{declared.name}: declared, not in the cluster"
                 out.append(Finding(f"{key}:missing", Status.FAIL, message))
                 continue
-            containers = {c["name"]: c.get("image") for c in obj["spec"]["template"]["spec"]["containers"]}
-            image = containers.get(declared.container_name)
-            path = ["f:spec", "f:template", "f:spec", "f:containers", _key(declared.container_name), "f:image"]
+            containers = {c["name"]: c for c in obj["spec"]["template"]["spec"]["containers"]}
+            container = containers.get(declared.container_name)
+            image = container and container.get("image")
+            path = [*CONTAINERS, _key(declared.container_name), "f:image"]
             if image != declared.image:
                 out.append(self._drift(f"{key}:image", obj, "image", declared.image, image, path))
             else:
                 out.append(Finding(f"{key}:image", Status.OK, f"{declared.name}: {image}"))
+            resources = config.kubernetes.resources_of(declared)
+            if container is not None and resources is not None:
+                out.extend(self._resources(key, obj, container, resources))
             replicas = obj["spec"].get("replicas", 1)
             profile = data.market_hours if declared.role in config.trading_day.scale_roles else None
             wanted = {
@@ -162,6 +196,23 @@ class ConfigurationDrift(Check[LiveObjects]):
                 )
             else:
                 out.append(Finding(f"{key}:replicas", Status.OK, f"{declared.name}: {replicas} replicas"))
+        return out
+
+    def _resources(self, key: str, obj: Manifest, container: Manifest, declared: ContainerResources) -> list[Finding]:
+        """The container's requests and limits (cpu, memory) against the declared ones, one finding per field."""
+        live, wanted = container.get("resources") or {}, declared.manifest()
+        out = []
+        for section in ("requests", "limits"):
+            for resource in ("cpu", "memory"):
+                expected, actual = wanted.get(section, {}).get(resource), (live.get(section) or {}).get(resource)
+                if not same_quantity(expected, actual):
+                    name = f"resources.{section}.{resource}"
+                    path = [*CONTAINERS, _key(container["name"]), "f:resources", f"f:{section}", f"f:{resource}"]
+                    expected, actual = expected or "absent", actual or "absent"
+                    out.append(self._drift(f"{key}:{name}", obj, name, expected, actual, path))
+        if not out:
+            message = f"{obj['metadata']['name']}: requests and limits as declared"
+            out.append(Finding(f"{key}:resources", Status.OK, message))
         return out
 
     def _config_maps(self, data: LiveObjects) -> list[Finding]:
@@ -219,6 +270,38 @@ class ConfigurationDrift(Check[LiveObjects]):
                 out.append(Finding(key, Status.OK, f"{kind} {name}: as committed"))
         return out
 
+    def _network_policies(self, data: LiveObjects) -> list[Finding]:
+        live = {
+            f"{p['metadata']['namespace']}/{p['metadata']['name']}": {**p, "kind": "NetworkPolicy"}
+            for p in data.network_policies
+        }
+        out = []
+        for name in sorted(set(live) | set(data.policy_baseline)):
+            key = f"drift:networkpolicy:{name}"
+            obj, approved = live.get(name), data.policy_baseline.get(name)
+            if obj is None:
+                facts = {"object": f"NetworkPolicy {name}", "field": "spec", "expected": approved, "live": "absent"}
+                message = f"{name}: approved NetworkPolicy missing from the cluster"
+                out.append(Finding(key, Status.FAIL, message, {**facts, "changed_by": None}))
+                continue
+            live_hash = spec_hash(obj)
+            if live_hash == approved:
+                out.append(Finding(key, Status.OK, f"{name}: as approved"))
+            else:
+                # Unlike an unknown ConfigMap's, an unapproved policy fails: policies add up, so it can only open.
+                out.append(self._drift(key, obj, "spec", approved or "absent", live_hash, ["f:spec"]))
+        return out
+
+
+def spec_hash(policy: Manifest) -> str:
+    """The SHA-256 of a NetworkPolicy's ``spec`` as canonical JSON (sorted keys, no spaces): its baseline entry."""
+    return sha256(json.dumps(policy.get("spec") or {}, sort_keys=True, separators=(",", ":")))
+
+
+def policy_baseline(policies: list[Manifest]) -> dict[str, str]:
+    """The ``networkpolicies:`` baseline of ``policies``: namespace/name -> :func:`spec_hash`."""
+    return {f"{p['metadata']['namespace']}/{p['metadata']['name']}": spec_hash(p) for p in policies}
+
 
 def _normal(value: Any) -> Any:
     """Order-insensitive where RBAC is (a list of rules or subjects is a set)."""
@@ -227,3 +310,12 @@ def _normal(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _normal(v) for k, v in value.items()}
     return value
+
+
+if __name__ == "__main__":
+    # kubectl get networkpolicies -A -o json | python -m tradeops.security.drift: the section to approve.
+    import sys
+
+    import yaml
+
+    print(yaml.safe_dump({"networkpolicies": policy_baseline(json.load(sys.stdin)["items"])}, width=200), end="")
