@@ -30,6 +30,9 @@ DEMO_PLAN: list[DemoRun] = [
     # The sandbox plants a problem for each security check (README, "The sandbox"): every check fails, and the report
     # lists each finding as new, with its incident.
     DemoRun("daily_security_check", expect="failed"),
+    # A dry run (picking removals waits for a reviewer): the matrix, the planted inactive user, stale binding and new
+    # binding, the plan in the report, and nothing removed.
+    DemoRun("monthly_access_review", {"dry_run": True}),
     # Outside its Sunday window: forced. The sandbox seeds TLS certificates that expire in 5 days and 3 days ago, so
     # the certificate check fails (and opens an incident) while every other step succeeds.
     DemoRun("weekly_maintenance", {"break_glass_reason": "make demo: run the Sunday window now"}, expect="failed"),

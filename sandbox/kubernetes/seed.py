@@ -38,11 +38,19 @@ CERTIFICATES = [
     ("prometheus-tls", "grandmodel-monitoring", 90),
 ]
 
+ESTABLISHED = timedelta(days=200)
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
 
 def _put(store: Store, obj: dict) -> dict:
     group = obj["apiVersion"].rpartition("/")[0]
     rtype = by_kind(group, obj["kind"])
     obj.setdefault("metadata", {})
+    if group == "rbac.authorization.k8s.io":  # the platform's access has been in place for months
+        obj["metadata"].setdefault("creationTimestamp", _rfc3339(datetime.now(UTC) - ESTABLISHED))
     if rtype.kind in objects.WORKLOADS:
         obj["metadata"]["generation"] = 1
     objects.apply_defaults(rtype, obj)
@@ -103,6 +111,10 @@ def _binding(kind: str, name: str, role_kind: str, role: str, subjects: list[dic
 
 def _sa(name: str, namespace: str) -> dict:
     return {"kind": "ServiceAccount", "name": name, "namespace": namespace}
+
+
+def _user(name: str) -> dict:
+    return {"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": name}
 
 
 READ = ["get", "list", "watch"]
@@ -522,6 +534,19 @@ def seed(store: Store, config: TradeOpsConfig) -> dict[str, User]:
             [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "viewer"}],
         ),
     )
+    # For monthly_access_review: user39 (a platform user who never logged in) still holds edit; a binding left behind
+    # by a reporting job whose role and service account are gone; and user05 given view six days ago (added since
+    # last month). Every other binding has been there for months.
+    _put(store, _binding("RoleBinding", "user39-edit", "ClusterRole", "edit", [_user("user39")], platform))
+    _put(
+        store,
+        _binding(
+            "RoleBinding", "legacy-reporter", "Role", "legacy-reporter", [_sa("legacy-reporter", platform)], platform
+        ),
+    )
+    recent = _binding("RoleBinding", "user05-view", "ClusterRole", "view", [_user("user05")], platform)
+    recent["metadata"]["creationTimestamp"] = _rfc3339(now - timedelta(days=6))
+    _put(store, recent)
     load_manifests(store)  # TradeOps' own service account and least-privilege role
 
     return {

@@ -213,6 +213,7 @@ RESOURCES = {
     "service": ("", "services"),
     "config_map": ("", "configmaps"),
     "ingress": ("networking.k8s.io", "ingresses"),
+    "role_binding": ("rbac.authorization.k8s.io", "rolebindings"),
 }
 CLUSTER_CALLS = {  # the security check's cluster-wide reads
     "list_namespace": ("list", "", "namespaces"),
@@ -222,6 +223,8 @@ CLUSTER_CALLS = {  # the security check's cluster-wide reads
     "list_cluster_role": ("list", "rbac.authorization.k8s.io", "clusterroles"),
     "list_cluster_role_binding": ("list", "rbac.authorization.k8s.io", "clusterrolebindings"),
     "create_subject_access_review": ("create", "authorization.k8s.io", "subjectaccessreviews"),
+    "list_service_account_for_all_namespaces": ("list", "", "serviceaccounts"),
+    "delete_cluster_role_binding": ("delete", "rbac.authorization.k8s.io", "clusterrolebindings"),
 }
 
 
@@ -250,8 +253,10 @@ def test_the_rbac_manifest_allows_every_call_the_code_makes(rbac):
     assert {("patch", "apps", "deployments"), ("list", "", "secrets")} <= namespaced  # the scan found the calls
     assert len(cluster) == len(CLUSTER_CALLS)
     operator, reader = _role(rbac, "tradeops-operator"), _role(rbac, "tradeops-security-reader")
-    assert sorted(call for call in namespaced if not allowed(operator, *call)) == []
-    assert sorted(call for call in cluster if not allowed(reader, *call)) == []
+    remover = _role(rbac, "tradeops-access-remover")  # bound cluster-wide: the access review's deletes
+    assert sorted(call for call in namespaced if not (allowed(operator, *call) or allowed(remover, *call))) == []
+    assert sorted(call for call in cluster if not (allowed(reader, *call) or allowed(remover, *call))) == []
+    assert {verb for rule in remover["rules"] for verb in rule["verbs"]} == {"delete"}, "takes access, never gives"
 
 
 def test_backups_and_reports_are_on_a_volume_every_worker_shares(values):

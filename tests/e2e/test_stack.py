@@ -45,6 +45,13 @@ def test_every_dag_runs_to_its_planned_state_under_the_real_scheduler(stack):
     assert security.tasks == {"failed": 7, "success": 2}
     found = stack.client.xcom("daily_security_check", security.run_id, "track_findings")
     assert {"tls:grandmodel/legacy-admin-tls", "login:spray:185.220.101.47"} <= set(found["new"] + found["still open"])
+    access = next(o for o in outcomes if o.dag_id == "monthly_access_review")
+    assert access.tasks == {"success": 1, "skipped": 2}  # a dry run: reviewed, nothing asked, nothing removed
+    review = stack.client.xcom("monthly_access_review", access.run_id, "review")
+    assert {r["id"] for r in review["removals"]} == {
+        "RoleBinding/grandmodel/user39-edit",
+        "RoleBinding/grandmodel/legacy-reporter",
+    }
     reports = {r.stem for r in (stack.airflow.reports_dir / "daily_health_check").glob("*.json")}
     assert health.run_id.replace(":", "_").replace("+", "_") in reports  # one per run (other tests run it too)
 

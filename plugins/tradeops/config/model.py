@@ -14,6 +14,7 @@ from typing import Annotated, Literal, cast
 
 from pydantic import Field, PositiveInt, field_validator, model_validator
 
+from tradeops.config.access import AccessReview
 from tradeops.config.base import DNS_LABEL, Percent, Quantity, Severity, _Strict, parse_quantity
 from tradeops.config.blue_green import BlueGreen
 from tradeops.config.durations import Duration, PositiveDuration
@@ -411,3 +412,4 @@ class TradeOpsConfig(_Strict):
     reports: Reports = Reports()
     blue_green: BlueGreen = BlueGreen()
     security: Security = Security()
+    access_review: AccessReview = AccessReview()

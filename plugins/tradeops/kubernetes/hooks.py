@@ -274,6 +274,32 @@ class KubernetesApiHook(BaseHook):
             ],
         }
 
+    def service_accounts(self) -> list[Manifest]:
+        """Every namespace's service accounts."""
+        core = self.core
+        return self.call("list", "serviceaccounts", None, "", core.list_service_account_for_all_namespaces)["items"]
+
+    def delete_binding(self, kind: str, namespace: str | None, name: str, resource_version: str) -> None:
+        """Delete a RoleBinding (``namespace``) or ClusterRoleBinding, only if it is still at ``resource_version``
+        (a 409 Conflict otherwise: someone changed it since it was read)."""
+        from kubernetes import client
+
+        api = client.RbacAuthorizationV1Api(self.api_client)
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"resourceVersion": resource_version}}
+        if kind == "RoleBinding" and namespace:
+            self.call(
+                "delete",
+                "rolebindings",
+                name,
+                namespace,
+                api.delete_namespaced_role_binding,
+                name,
+                namespace,
+                body=body,
+            )
+        else:
+            self.call("delete", "clusterrolebindings", name, "", api.delete_cluster_role_binding, name, body=body)
+
     def can(self, user: str, groups: list[str], namespace: str, verb: str, resource: str, group: str = "") -> bool:
         """Whether the API server allows ``user`` to ``verb`` ``resource`` in ``namespace`` (SubjectAccessReview)."""
         from kubernetes import client

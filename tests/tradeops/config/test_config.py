@@ -161,6 +161,7 @@ def test_deadline_tiers(tmp_path):
     data = copy.deepcopy(GOOD)
     data["deadlines"]["daily_health_check"].append({"name": "late", "by": {"anchor": "open"}})
     data["deadlines"]["monthly_access_review"] = [{"name": "late", "by": {"anchor": "close", "offset": "3h"}}]
+    data["schedules"].pop("monthly_access_review")
     with pytest.raises(ConfigError) as err:
         load_config(write(tmp_path, data, "second.yaml"))
     assert "deadlines.daily_health_check[2].name: duplicate deadline tier 'late'" in str(err.value)
