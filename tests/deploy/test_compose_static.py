@@ -51,14 +51,27 @@ def example_env() -> dict[str, str]:
 def compose() -> dict:
     """The compose file as docker-compose resolves it (anchors merged, variables substituted); plain YAML without
     docker-compose on the machine."""
-    if shutil.which("docker-compose") is None:
-        return yaml.safe_load(COMPOSE.read_text())
     env = {**os.environ, **example_env()}
+    if shutil.which("docker-compose") is None:
+        return yaml.safe_load(interpolate(COMPOSE.read_text(), env))
     done = subprocess.run(
         ["docker-compose", "-f", str(COMPOSE), "config"], env=env, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
     return yaml.safe_load(done.stdout)
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """Compose's variable forms: ``${VAR}``, ``${VAR:-default}`` and ``${VAR:?error}`` (a missing VAR fails)."""
+
+    def value(match: re.Match) -> str:
+        name, form, rest = match["name"], match["form"], match["rest"]
+        if env.get(name):
+            return env[name]
+        assert form != ":?", f"{name} is required: {rest}"
+        return rest if form == ":-" else ""
+
+    return re.sub(r"\$\{(?P<name>[A-Z0-9_]+)(?:(?P<form>:[-?])(?P<rest>[^}]*))?\}", value, text)
 
 
 def environment(service: dict) -> dict[str, str]:

@@ -180,15 +180,24 @@ def _role(rbac, name: str) -> dict:
 
 def test_the_rbac_manifest_is_least_privilege(rbac):
     cluster_wide = [doc for doc in rbac if doc["kind"] == "ClusterRoleBinding"]
-    # The operator's role is granted per namespace; only the security check's read-only role is cluster-wide.
-    assert [doc["roleRef"]["name"] for doc in cluster_wide] == ["tradeops-security-reader"]
+    # The operator's role is granted per namespace; cluster-wide only the security check's read-only role and the
+    # access review's delete-only one.
+    assert [doc["roleRef"]["name"] for doc in cluster_wide] == ["tradeops-security-reader", "tradeops-access-remover"]
     for doc in rbac:
         if doc["kind"] == "RoleBinding":
             assert doc["roleRef"]["name"] not in {"cluster-admin", "admin", "edit"}
     assert {doc["metadata"]["name"] for doc in rbac if doc["kind"] == "ClusterRole"} == {
         "tradeops-operator",
         "tradeops-security-reader",
+        "tradeops-access-remover",
     }
+    assert _role(rbac, "tradeops-access-remover")["rules"] == [
+        {
+            "apiGroups": ["rbac.authorization.k8s.io"],
+            "resources": ["rolebindings", "clusterrolebindings"],
+            "verbs": ["delete"],
+        }
+    ]
     for rule in _role(rbac, "tradeops-operator")["rules"]:
         assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
         assert not set(rule["verbs"]) & {"escalate", "bind", "impersonate", "deletecollection"}

@@ -73,11 +73,7 @@ class ContainerResources(_Strict):
     def manifest(self) -> dict[str, dict[str, str]]:
         """The ``resources`` of a container spec."""
         sections = {"requests": self.requests, "limits": self.limits}
-        return {
-            section: {name: quantity for name, quantity in values.items()}
-            for section, values in sections.items()
-            if values
-        }
+        return {section: dict(values.items()) for section, values in sections.items() if values}
 
 
 class Deployment(_Strict):

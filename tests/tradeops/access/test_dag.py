@@ -66,26 +66,18 @@ def test_after_a_stored_review_the_next_says_who_gained_and_who_lost_what(
 
     hook = KubernetesApiHook(k8s_connection("admin"))
     namespaces = platform_namespaces(config, [ns["metadata"]["name"] for ns in hook.namespaces(LABEL)])
+    kubectl.ok("-n", "grandmodel", "create", "rolebinding", "user13-view", "--clusterrole=view", "--user=user13")
     access_store.save_snapshot(state_dsn, "last-month", datetime.now(UTC), access_matrix(hook.rbac(), namespaces))
+    kubectl.ok("-n", "grandmodel", "delete", "rolebinding", "user13-view")
     kubectl.ok("-n", "grandmodel", "create", "rolebinding", "user12-edit", "--clusterrole=edit", "--user=user12")
-    kubectl.ok("-n", "grandmodel", "delete", "rolebinding", "monitoring-view")
     try:
         review = review_of(access_dag.test(run_conf={"dry_run": True}))
     finally:
         kubectl.ok("-n", "grandmodel", "delete", "rolebinding", "user12-edit")
-        kubectl.ok(
-            "-n",
-            "grandmodel",
-            "create",
-            "rolebinding",
-            "monitoring-view",
-            "--clusterrole=view",
-            "--serviceaccount=grandmodel:monitoring",
-        )
     assert review["since"].startswith("the review of ")
     assert [(e["subject"], e["binding"]) for e in review["gained"]] == [
         ("User:user12", "RoleBinding/grandmodel/user12-edit")
     ]
     assert [(e["subject"], e["binding"]) for e in review["lost"]] == [
-        ("ServiceAccount:grandmodel/monitoring", "RoleBinding/grandmodel/monitoring-view")
+        ("User:user13", "RoleBinding/grandmodel/user13-view")
     ]

@@ -264,12 +264,15 @@ def test_the_last_writer_of_a_field_is_the_newest_manager_that_owns_it():
     assert last_writer(obj, ["f:spec", "f:replicas"]) is None
 
 
-def deployment(d, image=None, replicas=None):
+def deployment(d, image=None, replicas=None, config=None):
+    container = {"name": d.container_name, "image": image or d.image}
+    if config is not None:  # as the API server returns it: with the declared resources
+        container["resources"] = config.kubernetes.resources_of(d).manifest()
     return {
         "metadata": {"name": d.name, "namespace": d.namespace},
         "spec": {
             "replicas": d.replicas.off_hours if replicas is None else replicas,
-            "template": {"spec": {"containers": [{"name": d.container_name, "image": image or d.image}]}},
+            "template": {"spec": {"containers": [container]}},
         },
     }
 
@@ -279,7 +282,10 @@ def deployment(d, image=None, replicas=None):
 )
 def test_replicas_follow_the_time_of_day(config, market_hours, replicas, drifted):
     tactical = config.kubernetes.deployment("tactical-marl")  # market hours 3, off hours 1
-    live = [deployment(d, replicas=replicas if d is tactical else None) for d in config.kubernetes.deployments]
+    live = [
+        deployment(d, replicas=replicas if d is tactical else None, config=config)
+        for d in config.kubernetes.deployments
+    ]
     data = LiveObjects(live, [], {}, market_hours, {}, [])
     found = {f.id for f in ConfigurationDrift().evaluate(data, config).findings if f.status is Status.FAIL}
     others = {f for f in found if "tactical-marl" not in f and market_hours}
