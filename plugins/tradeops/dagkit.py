@@ -119,25 +119,23 @@ def apply_runbook_failure_policy(dag: DAG, config: TradeOpsConfig) -> None:
     task's worker, which holds the state database's connection (a DAG-level one would run in the dag-processor).
 
     Left out, because their failure is already an incident of its own: the tasks of ``critical_tasks`` (one
-    incident per run, at their severity), the tasks a :class:`ReportCheckIncidentsOperator` reports on (each failed
-    check, or backup, is its check incident at ``check_severity``) or a ``TrackFindingsOperator`` tracks (each
-    failed finding is its own incident) and the run verdict (:class:`RunVerdictOperator`
-    only restates the failures of the tasks before it). A :class:`HealthSummaryOperator` gets the callback with its
-    checks as ``verdict_on``: failing because checks failed opens nothing, failing in any other way does.
+    incident per run, at their severity), the tasks a :class:`~tradeops.checks.operators.CheckReporter` reports on
+    (each failed check, or backup, is its check incident; each failed security finding its own), and the run
+    verdict (:class:`RunVerdictOperator` only restates the failures of the tasks before it). A
+    :class:`HealthSummaryOperator` gets the callback with its checks as ``verdict_on``: failing because checks
+    failed opens nothing, failing in any other way does.
 
     Call it once every task exists, the verdict included.
     """
-    from tradeops.checks.operators import HealthSummaryOperator, RunVerdictOperator
+    from tradeops.checks.operators import CheckReporter, HealthSummaryOperator, RunVerdictOperator
     from tradeops.incidents.callbacks import OpenRunbookIncidentOnFailure
-    from tradeops.incidents.operators import ReportCheckIncidentsOperator
-    from tradeops.security.operators import TrackFindingsOperator
 
     severity = config.incidents.runbook_failure.severity_for(dag.dag_id)
     if severity is None:
         return
     reported_elsewhere = set(config.incidents.critical_tasks.get(dag.dag_id, {}))
     for task in dag.tasks:
-        if isinstance(task, ReportCheckIncidentsOperator | TrackFindingsOperator):
+        if isinstance(task, CheckReporter):
             reported_elsewhere.update(task.check_task_ids)
     for task in dag.tasks:
         if task.task_id in reported_elsewhere or isinstance(task, RunVerdictOperator):

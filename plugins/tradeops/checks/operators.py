@@ -16,8 +16,29 @@ from tradeops.exceptions import CheckFailed
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from tradeops.incidents.operators import ReportCheckIncidentsOperator
     from tradeops.incidents.service import IncidentService
+
+
+class CheckReporter(BaseOperator):
+    """A task that turns the results of a DAG's check tasks into incidents, after them whatever their states
+    (``all_done``). The DAG kit leaves those check tasks out of the runbook-failure page: each failure is already
+    an incident of its own. With ``reports_each_check``, a check task also reports its own confirmed failure at once.
+
+    :param check_task_ids: the check tasks (:class:`CheckOperator`) whose results it reports.
+    """
+
+    reports_each_check = False
+
+    def __init__(self, *, check_task_ids: Sequence[str], **kwargs: Any) -> None:
+        kwargs.setdefault("trigger_rule", "all_done")
+        super().__init__(**kwargs)
+        self.check_task_ids = list(check_task_ids)
+
+    @cached_property
+    def incidents(self) -> IncidentService:
+        from tradeops.incidents.service import IncidentService
+
+        return IncidentService()
 
 
 class CheckOperator(BaseOperator):
@@ -69,17 +90,15 @@ class CheckOperator(BaseOperator):
             raise CheckFailed(message) from look.error
         return result.to_dict()
 
-    def reporter(self) -> ReportCheckIncidentsOperator | None:
-        """The task of this DAG that reports this check's incidents, if any (its ``check_task_ids`` name it)."""
-        from tradeops.incidents.operators import ReportCheckIncidentsOperator
-
+    def reporter(self) -> CheckReporter | None:
+        """The task of this DAG that reports this check's incident, if any (its ``check_task_ids`` name it)."""
         if not self.has_dag():
             return None
         return next(
             (
                 task
                 for task in self.dag.tasks
-                if isinstance(task, ReportCheckIncidentsOperator) and self.task_id in task.check_task_ids
+                if isinstance(task, CheckReporter) and task.reports_each_check and self.task_id in task.check_task_ids
             ),
             None,
         )

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from tradeops.checks.operators import CheckReporter
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -101,7 +103,7 @@ class TaskDeadlineWatchOperator(BaseOperator):
         return event
 
 
-class ReportCheckIncidentsOperator(BaseOperator):
+class ReportCheckIncidentsOperator(CheckReporter):
     """Open (or add an occurrence to) one incident per failed check, at the check task's severity in the config's
     ``incidents.check_severity`` (else P3), except that checks which could not reach a shared dependency (the
     platform API, the database, ...) are held back under one incident for it; resolve the incident of a check
@@ -120,17 +122,7 @@ class ReportCheckIncidentsOperator(BaseOperator):
     """
 
     ui_color = "#fde2e2"
-
-    def __init__(self, *, check_task_ids: Sequence[str], **kwargs: Any) -> None:
-        kwargs.setdefault("trigger_rule", "all_done")
-        super().__init__(**kwargs)
-        self.check_task_ids = list(check_task_ids)
-
-    @cached_property
-    def incidents(self) -> IncidentService:
-        from tradeops.incidents.service import IncidentService
-
-        return IncidentService()
+    reports_each_check = True
 
     def execute(self, context: Context) -> dict[str, list[int]]:
         from tradeops.checks.base import RESULT_KEY, CheckResult

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from tradeops.checks.operators import HealthSummaryOperator
+from tradeops.checks.operators import CheckReporter, HealthSummaryOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from tradeops.incidents.service import IncidentService
 
 TRACKED_KEY = "tracked_findings"
 
 
-class TrackFindingsOperator(BaseOperator):
+class TrackFindingsOperator(CheckReporter):
     """Compare this run's findings with the open ones of earlier runs: each is new, still open or fixed
     (``tradeops.security_findings``). Every failed finding is one incident (``security:<finding id>``, opened or
     one more occurrence; critical ones at ``security.critical_severity``, the rest at ``high_severity``), and the
@@ -31,17 +27,6 @@ class TrackFindingsOperator(BaseOperator):
     """
 
     ui_color = "#fde2e2"
-
-    def __init__(self, *, check_task_ids: Sequence[str], **kwargs: Any) -> None:
-        kwargs.setdefault("trigger_rule", "all_done")
-        super().__init__(**kwargs)
-        self.check_task_ids = list(check_task_ids)
-
-    @cached_property
-    def incidents(self) -> IncidentService:
-        from tradeops.incidents.service import IncidentService
-
-        return IncidentService()
 
     def execute(self, context: Context) -> dict[str, list[str]]:
         from tradeops.checks.base import RESULT_KEY, CheckResult
