@@ -55,8 +55,7 @@ class ReviewAccessOperator(_WithIncidents, BaseOperator):
         config, ti = load_config(), context["ti"]
         policy, dry_run = config.access_review, self.dry_run_flag in (True, "True", "true")
         hook = KubernetesApiHook(config.connections.kubernetes)
-        labelled = [ns["metadata"]["name"] for ns in hook.namespaces(config.security.namespace_label)]
-        namespaces = platform_namespaces(config, labelled)
+        namespaces = platform_namespaces(config, hook)
         rbac = hook.rbac()
         accounts = {f"{sa['metadata']['namespace']}/{sa['metadata']['name']}" for sa in hook.service_accounts()}
         users = store.user_activity(postgres_dsn(config.connections.platform_db), f"tradeops:{ti.dag_id}")

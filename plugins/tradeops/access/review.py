@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from tradeops.security.privileges import _binding_id, _rules_of, _subject_id
+from tradeops.security.privileges import binding_name, role_rules, subject_name
 
 Manifest = dict[str, Any]
 CLUSTER_WIDE = "*"
@@ -69,7 +69,7 @@ def platform_bindings(rbac: dict[str, list[Manifest]], namespaces: Iterable[str]
         if b["metadata"].get("namespace") in platform and not _is_system(b)
     ]
     out += [{**b, "kind": "ClusterRoleBinding"} for b in rbac.get("ClusterRoleBinding", []) if not _is_system(b)]
-    return sorted(out, key=_binding_id)
+    return sorted(out, key=binding_name)
 
 
 def _role_exists(rbac: dict[str, list[Manifest]], ref: dict, namespace: str | None) -> bool:
@@ -87,13 +87,13 @@ def access_matrix(rbac: dict[str, list[Manifest]], namespaces: Iterable[str]) ->
     for binding in platform_bindings(rbac, namespaces):
         namespace = binding["metadata"].get("namespace")
         ref = binding.get("roleRef") or {}
-        verbs = sorted({verb for rule in _rules_of(rbac, ref, namespace) for verb in rule.get("verbs") or []})
+        verbs = sorted({verb for rule in role_rules(rbac, ref, namespace) for verb in rule.get("verbs") or []})
         for subject in binding.get("subjects") or []:
             entries.append(
                 Entry(
-                    _subject_id(subject, namespace),
+                    subject_name(subject, namespace),
                     namespace or CLUSTER_WIDE,
-                    _binding_id(binding),
+                    binding_name(binding),
                     f"{ref.get('kind')}/{ref.get('name')}",
                     tuple(verbs),
                 )
@@ -114,7 +114,7 @@ def diff(previous: list[Entry], current: list[Entry]) -> dict[str, list[Entry]]:
 def recently_created(bindings: list[Manifest], since: datetime) -> list[str]:
     """Bindings created after ``since`` (what "added since last month" means before a first snapshot exists)."""
     return [
-        _binding_id(b)
+        binding_name(b)
         for b in bindings
         if (created := b["metadata"].get("creationTimestamp"))
         and datetime.fromisoformat(created.replace("Z", "+00:00")) > since
@@ -155,7 +155,7 @@ def plan_removals(
     removals, by_hand = [], []
     for binding in platform_bindings(rbac, namespaces):
         meta, namespace = binding["metadata"], binding["metadata"].get("namespace")
-        subjects = [_subject_id(s, namespace) for s in binding.get("subjects") or []]
+        subjects = [subject_name(s, namespace) for s in binding.get("subjects") or []]
         users = [s.split(":", 1)[1] for s in subjects if s.startswith("User:")]
         gone = [s for s in subjects if s.startswith("ServiceAccount:") and s.split(":", 1)[1] not in service_accounts]
         if not _role_exists(rbac, binding.get("roleRef") or {}, namespace):
@@ -167,11 +167,11 @@ def plan_removals(
         else:
             stuck = [u for u in users if u in inactive]
             if stuck:
-                by_hand.append(f"{_binding_id(binding)}: remove {', '.join(stuck)} by hand (it names others too)")
+                by_hand.append(f"{binding_name(binding)}: remove {', '.join(stuck)} by hand (it names others too)")
             continue
         removals.append(
             Removal(
-                _binding_id(binding),
+                binding_name(binding),
                 binding["kind"],
                 namespace,
                 meta["name"],

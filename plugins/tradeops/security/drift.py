@@ -120,8 +120,7 @@ class ConfigurationDrift(Check[LiveObjects]):
 
         hook = KubernetesApiHook(config.connections.kubernetes)
         namespaces = [ns.name for ns in config.kubernetes.namespaces]
-        labelled = [ns["metadata"]["name"] for ns in hook.namespaces(config.security.namespace_label)]
-        platform = set(platform_namespaces(config, labelled))
+        platform = set(platform_namespaces(config, hook))
         baseline = yaml.safe_load((REPO / config.security.baseline).read_text()) or {}
         manifests = [doc for doc in yaml.safe_load_all(RBAC_MANIFEST.read_text()) if doc and doc["kind"] in RBAC_FIELDS]
         return LiveObjects(

@@ -10,13 +10,16 @@ from tradeops.checks.base import Check, CheckResult, Finding, Status, worst
 
 if TYPE_CHECKING:
     from tradeops.config import TradeOpsConfig
+    from tradeops.kubernetes.hooks import KubernetesApiHook
 
 Manifest = dict[str, Any]
 OPEN_CIDRS = {"0.0.0.0/0", "::/0"}
 
 
-def platform_namespaces(config: TradeOpsConfig, labelled: list[str]) -> list[str]:
-    """The config's namespaces, then those labelled ``security.namespace_label`` (made outside the config)."""
+def platform_namespaces(config: TradeOpsConfig, hook: KubernetesApiHook) -> list[str]:
+    """The config's namespaces, then those the cluster labels ``security.namespace_label`` (made outside the
+    config)."""
+    labelled = [ns["metadata"]["name"] for ns in hook.namespaces(config.security.namespace_label)]
     return list(dict.fromkeys([ns.name for ns in config.kubernetes.namespaces] + sorted(labelled)))
 
 
@@ -80,7 +83,6 @@ class NetworkPolicies(Check[NetworkState]):
         from tradeops.kubernetes.hooks import KubernetesApiHook
 
         hook = KubernetesApiHook(config.connections.kubernetes)
-        labelled = [ns["metadata"]["name"] for ns in hook.namespaces(config.security.namespace_label)]
         trading = set(config.kubernetes.trading_deployments)
         pods = {}
         for namespace in {d.namespace for d in config.kubernetes.deployments if d.name in trading}:
@@ -88,7 +90,7 @@ class NetworkPolicies(Check[NetworkState]):
                 if deployment["metadata"]["name"] in trading:
                     labels = deployment["spec"]["template"].get("metadata", {}).get("labels") or {}
                     pods[f"{namespace}/{deployment['metadata']['name']}"] = labels
-        return NetworkState(platform_namespaces(config, labelled), hook.network_policies(), pods)
+        return NetworkState(platform_namespaces(config, hook), hook.network_policies(), pods)
 
     def evaluate(self, data: NetworkState, config: TradeOpsConfig) -> CheckResult:
         exempt = {ns.name for ns in config.kubernetes.namespaces if not ns.default_deny_required}

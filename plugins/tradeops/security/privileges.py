@@ -26,20 +26,24 @@ PROBES = [
 ]
 
 
-def _subject_id(subject: dict, binding_namespace: str | None) -> str:
+def subject_name(subject: dict, binding_namespace: str | None) -> str:
+    """``ServiceAccount:<namespace>/<name>`` (a binding's own namespace when the subject has none), or
+    ``<kind>:<name>``."""
     if subject.get("kind") == "ServiceAccount":
         return f"ServiceAccount:{subject.get('namespace') or binding_namespace}/{subject['name']}"
     return f"{subject.get('kind')}:{subject['name']}"
 
 
-def _binding_id(binding: Manifest) -> str:
+def binding_name(binding: Manifest) -> str:
+    """``<kind>/[<namespace>/]<name>``: a binding's id in findings and reports."""
     meta = binding["metadata"]
     return (
         f"{binding.get('kind', 'RoleBinding')}/{meta['namespace'] + '/' if meta.get('namespace') else ''}{meta['name']}"
     )
 
 
-def _rules_of(rbac: dict[str, list[Manifest]], ref: dict, namespace: str | None) -> list[dict]:
+def role_rules(rbac: dict[str, list[Manifest]], ref: dict, namespace: str | None) -> list[dict]:
+    """The rules of the Role (in ``namespace``) or ClusterRole a binding's ``roleRef`` names; none when it is gone."""
     kind = "Role" if ref.get("kind") == "Role" else "ClusterRole"
     for role in rbac.get(kind, []):
         if role["metadata"]["name"] == ref["name"] and (
@@ -95,16 +99,16 @@ def grants_by_service_account(state: AccessState) -> dict[str, dict[Grant, str]]
             namespace = binding["metadata"].get("namespace")
             if kind == "RoleBinding" and namespace not in platform:
                 continue
-            rules = _rules_of(state.rbac, binding.get("roleRef") or {}, namespace)
+            rules = role_rules(state.rbac, binding.get("roleRef") or {}, namespace)
             for subject in binding.get("subjects") or []:
-                subject_id = _subject_id(subject, namespace)
+                subject_id = subject_name(subject, namespace)
                 if not subject_id.startswith("ServiceAccount:"):
                     continue
                 account = subject_id.split(":", 1)[1]
                 if account.split("/", 1)[0] not in platform:
                     continue
                 for grant in _expand(rules, namespace or "*"):
-                    out.setdefault(account, {}).setdefault(grant, _binding_id({**binding, "kind": kind}))
+                    out.setdefault(account, {}).setdefault(grant, binding_name({**binding, "kind": kind}))
     return out
 
 
@@ -114,7 +118,7 @@ def allowed_grants(account: str, policy: ServiceAccountPolicy | None, rbac: dict
     namespace = account.split("/", 1)[0]
     rules = [{"apiGroups": p.api_groups, "resources": p.resources, "verbs": p.verbs} for p in policy.rules]
     for role in policy.cluster_roles:
-        rules += _rules_of(rbac, {"kind": "ClusterRole", "name": role}, None)
+        rules += role_rules(rbac, {"kind": "ClusterRole", "name": role}, None)
     return _expand(rules, namespace)
 
 
@@ -134,8 +138,7 @@ class Privileges(Check[AccessState]):
         from tradeops.kubernetes.hooks import KubernetesApiHook
 
         hook = KubernetesApiHook(config.connections.kubernetes)
-        labelled = [ns["metadata"]["name"] for ns in hook.namespaces(config.security.namespace_label)]
-        namespaces = platform_namespaces(config, labelled)
+        namespaces = platform_namespaces(config, hook)
         rbac = hook.rbac()
         state = AccessState(namespaces, rbac, {})
         accounts = set(config.security.service_accounts) | set(grants_by_service_account(state))
@@ -158,7 +161,7 @@ class Privileges(Check[AccessState]):
                 ref = binding.get("roleRef") or {}
                 if ref.get("kind") != "ClusterRole" or ref.get("name") != "cluster-admin":
                     continue
-                binding_id = _binding_id({**binding, "kind": kind})
+                binding_id = binding_name({**binding, "kind": kind})
                 namespace = binding["metadata"].get("namespace")
                 for subject in binding.get("subjects") or []:
                     sub_ns = subject.get("namespace") or (
@@ -166,7 +169,7 @@ class Privileges(Check[AccessState]):
                     )
                     if (subject.get("kind"), subject["name"], sub_ns) in allowed_admins:
                         continue
-                    who = _subject_id(subject, namespace)
+                    who = subject_name(subject, namespace)
                     findings.append(
                         Finding(
                             f"rbac:cluster-admin:{binding_id}:{who}",

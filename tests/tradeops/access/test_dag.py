@@ -13,7 +13,6 @@ from tradeops.access import store as access_store
 from tradeops.access.review import access_matrix
 from tradeops.security.network import platform_namespaces
 
-LABEL = "app.kubernetes.io/part-of=grandmodel"
 PLANTED_REMOVALS = {
     "RoleBinding/grandmodel/user39-edit": "User user39: no activity ever recorded",
     "RoleBinding/grandmodel/legacy-reporter": "stale: Role legacy-reporter no longer exists",
@@ -65,7 +64,7 @@ def test_after_a_stored_review_the_next_says_who_gained_and_who_lost_what(
     from tradeops.kubernetes.hooks import KubernetesApiHook
 
     hook = KubernetesApiHook(k8s_connection("admin"))
-    namespaces = platform_namespaces(config, [ns["metadata"]["name"] for ns in hook.namespaces(LABEL)])
+    namespaces = platform_namespaces(config, hook)
     kubectl.ok("-n", "grandmodel", "create", "rolebinding", "user13-view", "--clusterrole=view", "--user=user13")
     access_store.save_snapshot(state_dsn, "last-month", datetime.now(UTC), access_matrix(hook.rbac(), namespaces))
     kubectl.ok("-n", "grandmodel", "delete", "rolebinding", "user13-view")
