@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,34 +42,10 @@ os.environ.update(  # before Airflow is imported: a private metadata database fo
 
 from devstack.stack import start_sandbox  # noqa: E402
 from sandbox.connections import connections_in_environment  # noqa: E402
+from sandbox.kubernetes.tls import self_signed_certificate  # noqa: E402
 from tradeops.config import load_config  # noqa: E402
 
 KUBECTL = str(Path(sys.executable).parent / "kubectl")
-
-
-def certificate(host: str, days: int) -> tuple[str, str]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    key_pem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    return cert.public_bytes(pem).decode(), key_pem.decode()
 
 
 def grow(kubeconfig: str, factor: int) -> dict[str, int]:
@@ -91,7 +66,7 @@ def grow(kubeconfig: str, factor: int) -> dict[str, int]:
     bindings = json.loads(kubectl("get", "rolebindings,clusterrolebindings", "-A", "-o", "json"))
     docs = []
     for i in range((factor - 1) * len(secrets["items"])):
-        pem, key = certificate(f"svc{i}.grandmodel.quantnova.com", 60 + i)
+        pem, key = self_signed_certificate(f"svc{i}.grandmodel.quantnova.com", 60 + i, valid_for=1)
         docs.append({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
                      "metadata": {"name": f"bench-{i}-tls", "namespace": "grandmodel"},
                      "data": {"tls.crt": base64.b64encode(pem.encode()).decode(),

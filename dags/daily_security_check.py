@@ -36,24 +36,8 @@ from datetime import timedelta
 
 from tradeops.checks.operators import CheckOperator
 from tradeops.dagkit import scheduled_dag
-from tradeops.security.certificates import TlsCertificates
-from tradeops.security.drift import ConfigurationDrift
-from tradeops.security.gateway import GatewayAuthErrors
-from tradeops.security.logins import FailedLogins
-from tradeops.security.network import NetworkPolicies
 from tradeops.security.operators import SecurityReportOperator, TrackFindingsOperator
-from tradeops.security.privileges import Privileges
-from tradeops.security.vulnerabilities import VulnerabilityScan
-
-CHECKS = (
-    TlsCertificates(),
-    NetworkPolicies(),
-    Privileges(),
-    FailedLogins(),
-    GatewayAuthErrors(),
-    ConfigurationDrift(),
-    VulnerabilityScan(),
-)
+from tradeops.security.suite import CHECKS
 
 with scheduled_dag(
     "daily_security_check",

@@ -72,3 +72,30 @@ def make_serving_certificate(folder: Path, hosts: list[str]) -> dict[str, Path]:
     )
     paths["key"].chmod(0o600)
     return paths
+
+
+def self_signed_certificate(host: str, days: float, *, valid_for: float = 60) -> tuple[str, str]:
+    """A certificate for ``host`` that expires in ``days`` (issued ``valid_for`` days before now), and its key, both
+    PEM: what a person hands to ``kubectl create secret tls`` (the tests' and the benchmark's new secrets)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=valid_for))
+        .not_valid_after(now + timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    key_pem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return cert.public_bytes(pem).decode(), key_pem.decode()

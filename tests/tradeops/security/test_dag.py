@@ -10,11 +10,12 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 import requests
 
+from sandbox.kubernetes.tls import self_signed_certificate
 from tests.dagtest import runnable
 from tradeops.incidents import store
 from tradeops.incidents.service import IncidentService
@@ -136,33 +137,6 @@ def test_every_planted_problem_is_found_at_its_severity_and_nothing_else(securit
     assert all(again[i]["incident_id"] == incidents[incident_key(i)].id for i in failed)
 
 
-def _tls_secret_expiring_in(days: int, host: str) -> tuple[str, str]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=60))
-        .not_valid_after(now + timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return pem, key_pem
-
-
 NEW_PROBLEMS = {
     "rbac:cluster-admin:ClusterRoleBinding/contractor-admin:User:contractor@quantnova.com",
     "netpol:default-deny:grandmodel-research",
@@ -176,7 +150,7 @@ def test_problems_made_with_kubectl_are_new_then_fixed_with_their_incidents(
 ):
     tracked(security_dag.test())  # the seeded problems, now known
     declared = config.kubernetes.deployment("risk-management").image
-    pem, key_pem = _tls_secret_expiring_in(3, "risk-ui.grandmodel.quantnova.com")
+    pem, key_pem = self_signed_certificate("risk-ui.grandmodel.quantnova.com", 3)
     (tmp_path / "tls.crt").write_text(pem)
     (tmp_path / "tls.key").write_text(key_pem)
     kubectl.ok("create", "clusterrolebinding", "contractor-admin", "--clusterrole=cluster-admin",

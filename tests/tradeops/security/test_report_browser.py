@@ -14,25 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.browser import Browser, require_chromium
-from tradeops.security.certificates import TlsCertificates
-from tradeops.security.drift import ConfigurationDrift
 from tradeops.security.findings import classify
-from tradeops.security.gateway import GatewayAuthErrors
-from tradeops.security.logins import FailedLogins
-from tradeops.security.network import NetworkPolicies
-from tradeops.security.privileges import Privileges
 from tradeops.security.report import render
-from tradeops.security.vulnerabilities import VulnerabilityScan
-
-CHECKS = (
-    TlsCertificates(),
-    NetworkPolicies(),
-    Privileges(),
-    FailedLogins(),
-    GatewayAuthErrors(),
-    ConfigurationDrift(),
-    VulnerabilityScan(),
-)
+from tradeops.security.suite import CHECKS
 
 REPO = Path(__file__).resolve().parents[3]
 
