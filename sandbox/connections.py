@@ -53,6 +53,11 @@ def airflow_connections(settings: dict, config: TradeOpsConfig) -> dict[str, dic
         ids.slack_webhook: {"conn_type": "slackwebhook", "password": settings["slack"]["webhook_url"]},
         ids.platform_api: _http(settings["platform_api"]["url"], password=secrets["platform_api_token"]),
         ids.alertmanager: _http(settings["alertmanager"]["url"]),
+        ids.alertmanager_webhook: {
+            "conn_type": "generic",
+            "login": "alertmanager",
+            "password": secrets["alertmanager_webhook_token"],
+        },
         ids.platform_db: _postgres(settings["postgres"]["platform_dsn"]),
         ids.redis: _redis(settings["redis"]["url"]),
         ids.slack_api: {

@@ -79,6 +79,7 @@ class Secrets:
     slack_bot_token: str = field(default_factory=lambda: "xoxb-sandbox-" + secrets.token_hex(12))
     slack_webhook_secret: str = field(default_factory=lambda: secrets.token_hex(12))
     slack_signing_secret: str = field(default_factory=lambda: secrets.token_hex(16))
+    alertmanager_webhook_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     redis_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     tradeops_db_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     platform_app_db_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
@@ -105,7 +106,7 @@ def http_services(sandbox: Sandbox) -> dict[str, Callable[[], object]]:
         "platform_api": lambda: platform_api.create_app(
             platform_api.PlatformState(cfg, s["postgres"]["platform_app_dsn"], sec.platform_api_token)
         ),
-        "alertmanager": lambda: alertmanager.create_app(alertmanager.AlertStore()),
+        "alertmanager": lambda: alertmanager.create_app(alertmanager.AlertStore(sec.alertmanager_webhook_token)),
         "slack": lambda: slack.create_app(
             slack.SlackState(
                 sec.slack_bot_token,
@@ -260,6 +261,7 @@ class Sandbox:
                 "platform_api_token": sec.platform_api_token,
                 "slack_bot_token": sec.slack_bot_token,
                 "slack_signing_secret": sec.slack_signing_secret,
+                "alertmanager_webhook_token": sec.alertmanager_webhook_token,
             },
         }
         self.settings["datastores_ready_s"] = round(time.monotonic() - started, 2)

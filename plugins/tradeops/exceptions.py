@@ -73,6 +73,10 @@ class MalformedSlackRequest(TradeOpsError, ValueError):
     """A correctly signed request to the Slack endpoint that is not a Slack interaction (answered 400)."""
 
 
+class MalformedAlertmanagerRequest(TradeOpsError, ValueError):
+    """An authorized request to the Alertmanager webhook that is not a notification it knows (answered 400)."""
+
+
 class DatabaseError(TradeOpsError):
     """A database-care step that cannot complete."""
 

@@ -147,7 +147,12 @@ def fake_sandbox_settings() -> dict:
     return {
         "postgres": {"state_dsn": pg, "platform_dsn": pg},
         "redis": {"url": "redis://redis:6379/1"},
-        "secrets": {"slack_signing_secret": "s", "platform_api_token": "t", "slack_bot_token": "b"},
+        "secrets": {
+            "slack_signing_secret": "s",
+            "platform_api_token": "t",
+            "slack_bot_token": "b",
+            "alertmanager_webhook_token": "w",
+        },
         "slack": {"webhook_url": "http://sandbox:1/hook", "api_url": "http://sandbox:1/api/"},
         "platform_api": url,
         "alertmanager": url,

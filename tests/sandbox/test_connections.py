@@ -16,6 +16,7 @@ def test_one_connection_per_configured_id(sandbox_settings, config):
         ids.slack_webhook,
         ids.platform_api,
         ids.alertmanager,
+        ids.alertmanager_webhook,
         ids.platform_db,
         ids.redis,
         ids.slack_api,

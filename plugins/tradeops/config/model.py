@@ -15,6 +15,7 @@ from typing import Annotated, Literal, cast
 from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from tradeops.config.access import AccessReview
+from tradeops.config.alerts import AlertIntake
 from tradeops.config.base import DNS_LABEL, Percent, Quantity, Severity, _Strict, parse_quantity
 from tradeops.config.blue_green import BlueGreen
 from tradeops.config.durations import Duration, PositiveDuration
@@ -34,6 +35,7 @@ class Connections(_Strict):
     slack_webhook: str = "tradeops_slack_webhook"
     platform_api: str = "tradeops_platform_api"
     alertmanager: str = "tradeops_alertmanager"
+    alertmanager_webhook: str = "tradeops_alertmanager_webhook"
     platform_db: str = "tradeops_platform_db"
     redis: str = "tradeops_redis"
     slack_api: str = "tradeops_slack_api"
@@ -409,3 +411,4 @@ class TradeOpsConfig(_Strict):
     blue_green: BlueGreen = BlueGreen()
     security: Security = Security()
     access_review: AccessReview = AccessReview()
+    alerts: AlertIntake = AlertIntake()

@@ -5,6 +5,9 @@
   than five minutes old; otherwise 401 and nothing changes. A signed request that is not a Slack interaction (no
   single ``payload`` form field, a payload that is not a JSON object with a list of ``actions``) gets 400 and
   changes nothing either.
+- ``POST /tradeops/alertmanager/webhook``: Alertmanager's webhook receiver (:mod:`tradeops.incidents.alerts`). The
+  ``Authorization`` header must carry the ``connections.alertmanager_webhook`` credential (Bearer, or Basic with its
+  login); otherwise 401 and nothing changes. An authorized body that is not a version 4 notification gets 400.
 - ``GET /tradeops/incidents``: the incidents page and its actions (acknowledge, resolve, silence, end a silence), for
   logged-in Airflow users: :mod:`tradeops.incidents.page`. ``/tradeops/incidents.json`` and
   ``/tradeops/incidents/{id}.json`` give incidents and timelines as JSON.
@@ -25,7 +28,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from tradeops.exceptions import MalformedSlackRequest
+from tradeops.exceptions import MalformedAlertmanagerRequest, MalformedSlackRequest
 from tradeops.incidents.messages import ACK, RESOLVE
 
 MAX_SKEW_S = 300
@@ -93,6 +96,22 @@ def _signing_secret() -> str:
     return BaseHook.get_connection(load_config().connections.slack_signing).password or ""
 
 
+def _webhook_credential() -> tuple[str | None, str | None]:
+    from airflow.sdk import BaseHook
+
+    from tradeops.config import load_config
+
+    connection = BaseHook.get_connection(load_config().connections.alertmanager_webhook)
+    return connection.login, connection.password
+
+
+def _receive_alerts(body: bytes) -> dict[str, Any]:
+    from tradeops.incidents.alerts import parse_notification, receive
+    from tradeops.incidents.service import IncidentService
+
+    return {"ok": True, "results": receive(parse_notification(body), IncidentService())}
+
+
 def _handle_actions(interaction: SlackInteraction) -> list[dict[str, Any]]:
     from tradeops.exceptions import IncidentError
     from tradeops.incidents.service import IncidentService
@@ -139,6 +158,22 @@ def create_app() -> FastAPI:
         except MalformedSlackRequest as err:
             return JSONResponse({"ok": False, "error": str(err)}, status_code=400)
         return {"ok": True, "results": await run_in_threadpool(_handle_actions, interaction)}
+
+    @app.post("/alertmanager/webhook")
+    async def alertmanager_webhook(request: Request):
+        from tradeops.incidents.alerts import authorized
+
+        try:
+            login, credential = await run_in_threadpool(_webhook_credential)
+        except Exception:  # no such connection: nobody is authorized
+            login, credential = None, None
+        if not authorized(request.headers.get("authorization"), login, credential):
+            return JSONResponse({"ok": False, "error": "unauthorized"}, status_code=401)
+        body = await request.body()
+        try:
+            return await run_in_threadpool(_receive_alerts, body)
+        except MalformedAlertmanagerRequest as err:
+            return JSONResponse({"ok": False, "error": str(err)}, status_code=400)
 
     app.include_router(page_router(get_user))
 

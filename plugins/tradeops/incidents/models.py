@@ -28,6 +28,7 @@ class IncidentSource(StrEnum):
     TASK_FAILURE = "task_failure"
     CHECK = "check"
     MANUAL = "manual"
+    ALERT = "alert"
 
 
 class EventKind(StrEnum):
@@ -47,6 +48,7 @@ class EventKind(StrEnum):
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
     HELD_BACK = "held_back"  # a check's incident held back because its dependency is down (on the dependency's)
+    ALERT_RESOLVED = "alert_resolved"  # its alert resolved; the incident stays open (a person acknowledged it)
 
 
 class OutboxKind(StrEnum):

@@ -128,6 +128,8 @@ def describe(event: IncidentEvent, level_names: Mapping[int, str] | None = None)
     if kind in (EventKind.ACKNOWLEDGED, EventKind.RESOLVED):
         note = str(d.get("note") or "")
         return kind.value.capitalize(), f"note: {note}" if note else "", "person"
+    if kind is EventKind.ALERT_RESOLVED:
+        return "Alert resolved", f"at {_when(d.get('ended_at'))}; left open: acknowledged, a person resolves it", ""
     if kind is EventKind.HELD_BACK:
         text = f"{d.get('check', '?')} ({d.get('dag_id', '?')}): {d.get('summary', '')}"
         return "Check held back", text, ""

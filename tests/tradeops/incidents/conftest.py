@@ -3,13 +3,18 @@ seconds-scale escalation policy."""
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 
 import pytest
+import uvicorn
 
 from devstack.stack import DEMO_CONFIG
+from sandbox.launcher import free_port
 from tradeops.config import load_config
 from tradeops.incidents import store
+from tradeops.incidents.app import create_app
 from tradeops.incidents.service import IncidentService
 
 
@@ -51,3 +56,19 @@ def _resolve_what_the_test_left_open(request):
                 "resolved_by = 'tests (cleanup)' WHERE status <> 'resolved'"
             )
             conn.execute("UPDATE tradeops.outbox SET delivered_at = now() WHERE delivered_at IS NULL")
+
+
+@pytest.fixture(scope="module")
+def app_url(airflow_connections):
+    """The TradeOps app served over real HTTP, as the api-server mounts it."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "the app did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)

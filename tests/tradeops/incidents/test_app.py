@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import threading
 import time
 from types import SimpleNamespace
 from urllib.parse import urlencode
 
 import pytest
-import uvicorn
 
-from sandbox.launcher import free_port
 from tradeops.incidents import store
 from tradeops.incidents.app import create_app, signature_ok
 from tradeops.incidents.models import NewIncident
@@ -77,22 +74,6 @@ def test_signature_checks(case):
     elif case == "no secret configured":
         secret = ""
     assert signature_ok(secret, stamp, signature, body, now=now) is (case == "good")
-
-
-@pytest.fixture(scope="module")
-def app_url(airflow_connections):
-    """The TradeOps app served over real HTTP, as the api-server mounts it."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the app did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 @pytest.fixture
