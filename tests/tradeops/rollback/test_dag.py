@@ -140,7 +140,7 @@ def test_a_dry_run_changes_nothing_object_by_object_and_returns_the_plan(rollbac
 
 
 def test_the_dry_run_asks_the_api_server_which_stores_nothing_and_refuses_a_stale_plan(cluster, config):
-    from tradeops.rollback.operators import refused_on_server
+    from tradeops.rollback.cluster import refused_on_server
     from tradeops.rollback.plans import rollback_target
 
     hook = cluster.hook
