@@ -1,0 +1,90 @@
+"""Alert intake on the real api-server (the plugin's app) with the stack's sandbox Alertmanager delivering to it: a
+critical alert is a P1 incident paged in Slack within seconds of being posted; the same notification delivered again
+changes nothing; the alert's resolution resolves the incident; a bad credential is refused by the api-server's
+TradeOps app with 401."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+import requests
+from psycopg.rows import dict_row
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def alertmanager(stack):
+    base = stack.settings["alertmanager"]["url"]
+    url = f"{stack.client.url}/tradeops/alertmanager/webhook"
+    requests.put(base + "/_sandbox/receiver", json={"url": url, "repeat": 2}, timeout=5).raise_for_status()
+    yield base
+    requests.put(base + "/_sandbox/receiver", json={"url": "http://127.0.0.1:9/none"}, timeout=5)
+    with psycopg.connect(stack.settings["postgres"]["state_dsn"]) as state:  # no P1 escalating through later tests
+        state.execute(
+            "UPDATE tradeops.incidents SET status = 'resolved', resolved_at = now(), resolved_by = 'tests (cleanup)' "
+            "WHERE source = 'alert' AND status <> 'resolved'"
+        )
+
+
+def incident_of(stack, alertname: str) -> dict | None:
+    with psycopg.connect(stack.settings["postgres"]["state_dsn"], row_factory=dict_row) as conn:
+        return conn.execute(
+            "SELECT * FROM tradeops.incidents WHERE details->'labels'->>'alertname' = %s", (alertname,)
+        ).fetchone()
+
+
+def delivered(alertmanager: str, alertname: str) -> list[dict]:
+    """The sandbox Alertmanager's notifications of ``alertname``'s group that the app answered with success."""
+    notifications = requests.get(alertmanager + "/_sandbox/notifications", timeout=5).json()
+    return [n for n in notifications if n["groupKey"].endswith(f'"{alertname}"}}') and n["delivered"]]
+
+
+def wait_for(what, timeout: float = 30, every: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if found := what():
+            return found
+        time.sleep(every)
+    raise TimeoutError(f"nothing after {timeout}s")
+
+
+def test_a_critical_alert_is_paged_as_p1_within_seconds_once_and_resolves_with_its_alert(stack, alertmanager):
+    name = f"ExecutionEngineDown{uuid.uuid4().hex[:6]}"
+    labels = {"alertname": name, "severity": "critical", "service": "execution-engine"}
+    posted = time.monotonic()
+    alert = {"labels": labels, "annotations": {"summary": "execution engine not answering"}}
+    requests.post(alertmanager + "/api/v2/alerts", json=[alert], timeout=5).raise_for_status()
+
+    incident = wait_for(lambda: incident_of(stack, name))
+    page = wait_for(
+        lambda: [m for m in stack.sandbox.slack_messages("#trading-alerts") if f"#{incident['id']} " in m["text"]]
+    )
+    paged_after = time.monotonic() - posted
+    assert paged_after < 5, f"paged {paged_after:.2f}s after the alert was posted"
+    assert incident["severity"] == "P1" and incident["source"] == "alert"
+    assert "[P1]" in page[0]["text"] and name in page[0]["text"]
+
+    wait_for(lambda: len(delivered(alertmanager, name)) >= 2)  # the notification and its repeat both answered 200
+    assert incident_of(stack, name)["occurrences"] == 1, "the repeated notification changed nothing"
+
+    resolved = {**alert, "endsAt": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
+    requests.post(alertmanager + "/api/v2/alerts", json=[resolved], timeout=5).raise_for_status()
+    done = wait_for(lambda: (row := incident_of(stack, name)) and row["status"] == "resolved" and row)
+    assert done["resolved_by"] == "Alertmanager"
+    _, timeline = stack.client.incident(done["id"])
+    assert [(e["kind"], e["actor"]) for e in timeline if e["kind"] in ("opened", "resolved")] == [
+        ("opened", "Alertmanager"),
+        ("resolved", "Alertmanager"),
+    ]
+
+
+def test_a_bad_credential_is_refused_by_the_api_servers_app(stack):
+    body = {"version": "4", "groupKey": "g", "status": "firing", "alerts": []}
+    url = f"{stack.client.url}/tradeops/alertmanager/webhook"
+    for headers in ({}, {"Authorization": "Bearer not-the-token"}):
+        assert requests.post(url, json=body, headers=headers, timeout=10).status_code == 401
