@@ -10,7 +10,8 @@
   login); otherwise 401 and nothing changes. An authorized body that is not a version 4 notification gets 400.
 - ``GET /tradeops/incidents``: the incidents page and its actions (acknowledge, resolve, silence, end a silence), for
   logged-in Airflow users: :mod:`tradeops.incidents.page`. ``/tradeops/incidents.json`` and
-  ``/tradeops/incidents/{id}.json`` give incidents and timelines as JSON.
+  ``/tradeops/incidents/{id}.json`` give incidents and timelines as JSON; ``/tradeops/incidents/{id}/report`` (and
+  ``.../report.md``) is an incident's report (:mod:`tradeops.incidents.report`).
 """
 
 from __future__ import annotations
@@ -141,6 +142,7 @@ def create_app() -> FastAPI:
     from airflow.api_fastapi.core_api.security import get_user
 
     from tradeops.incidents.page import router as page_router
+    from tradeops.incidents.report import router as report_router
 
     app = FastAPI(title="TradeOps", docs_url=None, redoc_url=None)
     logged_in = Depends(get_user)
@@ -176,6 +178,7 @@ def create_app() -> FastAPI:
             return JSONResponse({"ok": False, "error": str(err)}, status_code=400)
 
     app.include_router(page_router(get_user))
+    app.include_router(report_router(get_user))
 
     @app.get("/incidents.json")
     def incidents_json(limit: int = 50, user: Any = logged_in):
