@@ -25,7 +25,7 @@ def matrix_csv(entries: list[dict[str, Any]]) -> str:
 def render(platform: str, review: dict[str, Any], *, run_id: str, run_url: str, generated_at: datetime) -> str:
     import jinja2
 
-    from tradeops.reporting.operators import TEMPLATES
+    from tradeops.reporting.files import TEMPLATES
 
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined

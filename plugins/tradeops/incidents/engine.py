@@ -150,10 +150,9 @@ class EscalationEngine:
         verb = {EventKind.ACKNOWLEDGED: ":eyes: Acknowledged", EventKind.RESOLVED: ":white_check_mark: Resolved"}[kind]
         text = f"{verb} by {actor}: {messages.headline(incident)}"
         if kind is EventKind.RESOLVED:
-            from tradeops.incidents.report import report_path
-            from tradeops.reporting.links import airflow_base_url
+            from tradeops.reporting.links import incident_report_url
 
-            text += f"\nReport: <{airflow_base_url()}{report_path(incident.id)}|incident #{incident.id} report>"
+            text += f"\nReport: <{incident_report_url(incident.id)}|incident #{incident.id} report>"
         store.enqueue(conn, incident.id, OutboxKind.THREAD_REPLY, "", text, in_thread=True, level=incident.level)
         store.enqueue(
             conn,

@@ -17,7 +17,6 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -30,12 +29,12 @@ from tradeops.exceptions import IncidentError
 from tradeops.incidents import csrf
 from tradeops.incidents.models import CRITICAL_SEVERITIES, SEVERITIES, SILENCE_TARGET, Incident
 from tradeops.incidents.timeline import TimelineEntry, duration, timeline
+from tradeops.reporting.files import TEMPLATES
 from tradeops.reporting.links import IncidentLinks, incident_links
 
 if TYPE_CHECKING:
     from tradeops.incidents.service import IncidentService
 
-TEMPLATES = Path(__file__).resolve().parents[3] / "include" / "templates"
 STATUSES = {
     "": None,
     "active": ["open", "acknowledged"],

@@ -18,11 +18,6 @@ if TYPE_CHECKING:
     from tradeops.incidents.models import Incident, IncidentEvent
 
 
-def report_path(incident_id: int) -> str:
-    """The report's path under the api-server (the app is mounted at ``/tradeops``)."""
-    return f"/tradeops/incidents/{incident_id}/report"
-
-
 def facts(incident: Incident, events: list[IncidentEvent], config: TradeOpsConfig) -> dict[str, Any]:
     """Everything the report shows, from the incident's row and its audit trail."""
     level_names = {level.level: level.name for level in config.escalation.levels}
@@ -57,7 +52,7 @@ def render(kind: str, data: dict[str, Any]) -> str:
     """``kind`` is ``html`` or ``md``."""
     import jinja2
 
-    from tradeops.reporting.operators import TEMPLATES
+    from tradeops.reporting.files import TEMPLATES
 
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),

@@ -11,6 +11,8 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+TEMPLATES = Path(__file__).resolve().parents[3] / "include" / "templates"  # the reports' and pages' Jinja2 templates
+
 
 def reports_dir() -> Path:
     default = Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "reports"

@@ -17,6 +17,11 @@ def airflow_base_url() -> str:
     return conf.get("api", "base_url", fallback="http://localhost:8080/").rstrip("/")
 
 
+def incident_report_url(incident_id: int) -> str:
+    """An incident's report, served by the TradeOps app on the api-server (:mod:`tradeops.incidents.report`)."""
+    return f"{airflow_base_url()}/tradeops/incidents/{incident_id}/report"
+
+
 def _part(value: str) -> str:
     """One path segment: everything escaped, ``/`` included (a run id may hold one under a custom run-id pattern)."""
     return quote(value, safe="")

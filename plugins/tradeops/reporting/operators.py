@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from tradeops.reporting.files import TEMPLATES
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -16,7 +18,6 @@ if TYPE_CHECKING:
     from tradeops.incidents.service import IncidentService
     from tradeops.reporting.daily_ops import DayReport, Recommendation
 
-TEMPLATES = Path(__file__).resolve().parents[3] / "include" / "templates"
 FOLDER = "daily_ops_report"
 SEVERITY_TONES = {"P1": "bad", "security": "bad", "P2": "warn", "P3": "neutral", "P4": "neutral"}
 

@@ -44,7 +44,7 @@ def render(
 ) -> str:
     import jinja2
 
-    from tradeops.reporting.operators import TEMPLATES
+    from tradeops.reporting.files import TEMPLATES
 
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
