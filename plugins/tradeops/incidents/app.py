@@ -10,8 +10,10 @@
   login); otherwise 401 and nothing changes. An authorized body that is not a version 4 notification gets 400.
 - ``GET /tradeops/incidents``: the incidents page and its actions (acknowledge, resolve, silence, end a silence), for
   logged-in Airflow users: :mod:`tradeops.incidents.page`. ``/tradeops/incidents.json`` and
-  ``/tradeops/incidents/{id}.json`` give incidents and timelines as JSON; ``/tradeops/incidents/{id}/report`` (and
-  ``.../report.md``) is an incident's report (:mod:`tradeops.incidents.report`).
+  ``/tradeops/incidents/{id}.json`` give incidents and timelines as JSON, ``/tradeops/incidents/response-times.json``
+  the MTTA and MTTR per severity and week (:mod:`tradeops.incidents.response_times`);
+  ``/tradeops/incidents/{id}/report`` (and ``.../report.md``) is an incident's report
+  (:mod:`tradeops.incidents.report`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import hmac
 import json
 import time
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -186,6 +189,13 @@ def create_app() -> FastAPI:
 
         recent = IncidentService().recent(min(max(limit, 1), 500))
         return _json({"incidents": [asdict(incident) for incident in recent]})
+
+    @app.get("/incidents/response-times.json")  # before the route of an incident's number, which would take it
+    def response_times_json(user: Any = logged_in):
+        from tradeops.incidents.service import IncidentService
+
+        measured = IncidentService().response_times(datetime.now(UTC))
+        return _json({"weeks": measured.weeks, "response_times": [asdict(cell) for cell in measured.cells]})
 
     @app.get("/incidents/{incident_id}.json")
     def incident_json(incident_id: int, user: Any = logged_in):

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 SEVERITIES = ("P1", "P2", "P3", "P4", "security")
+SEVERITY_ORDER = ("P1", "security", "P2", "P3", "P4")  # most severe first
 CRITICAL_SEVERITIES = ("P1", "security")  # a silence mutes these only when confirmed for them
 # What a silence targets: one incident (#42, its dedup key) or a dedup-key prefix (literal), in every form and page.
 SILENCE_TARGET = r"^(#[1-9][0-9]{0,17}|[a-z0-9_:.\-]{1,200})$"

@@ -2,7 +2,9 @@
 
 The page lists incidents newest first (filters: status, severity, DAG), each with its links (DAG run, task log,
 Slack thread, runbook step), its timeline in words and, while active, forms to acknowledge, resolve or silence it;
-then the silences in effect (end one now) and a form for a new one, with a preview of what it would mute.
+then the silences in effect (end one now) and a form for a new one, with a preview of what it would mute; last,
+the mean and median times to acknowledge and to resolve per severity over the last eight weeks
+(:mod:`tradeops.incidents.response_times`).
 
 The actions are POSTs to this app (``/incidents/{id}/acknowledge``, ``/incidents/{id}/resolve``, ``/silences``,
 ``/silences/{id}/end``), for Airflow's logged-in users (the auth manager's JWT; a cookie, for a browser). The actor
@@ -28,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from tradeops.exceptions import IncidentError
 from tradeops.incidents import csrf
 from tradeops.incidents.models import CRITICAL_SEVERITIES, SEVERITIES, SILENCE_TARGET, Incident
+from tradeops.incidents.response_times import readable_duration
 from tradeops.incidents.timeline import TimelineEntry, duration, timeline
 from tradeops.reporting.files import TEMPLATES
 from tradeops.reporting.links import IncidentLinks, incident_links
@@ -215,6 +218,8 @@ class Page:
             counts={s: sum(1 for i in active if i.status == s) for s in ("open", "acknowledged")},
             silences=incidents.active_silences(),
             remaining=lambda until: duration(until - now),
+            response_times=incidents.response_times(now),
+            took=readable_duration,
             max_minutes=incidents.config.incidents.max_silence_minutes,
             preview=self._preview(incidents, preview) if preview else None,
             notice=notice,

@@ -20,9 +20,10 @@ from tradeops.checks.base import CheckResult, Status
 from tradeops.config import TradeOpsConfig, load_config
 from tradeops.config.model import RunbookDag
 from tradeops.exceptions import IncidentError
-from tradeops.incidents import silences, store
+from tradeops.incidents import response_times, silences, store
 from tradeops.incidents.engine import EscalationEngine
 from tradeops.incidents.models import (
+    SEVERITY_ORDER,
     EventKind,
     Incident,
     IncidentEvent,
@@ -33,6 +34,7 @@ from tradeops.incidents.models import (
     SilencePreview,
 )
 from tradeops.incidents.outbox import SlackOutbox
+from tradeops.incidents.response_times import ResponseTimes
 
 log = logging.getLogger("airflow.task.tradeops.incidents")
 
@@ -50,9 +52,6 @@ def runbook_key(dag_id: str) -> str:
 def dependency_key(dependency: str) -> str:
     """The dedup key of a shared dependency's outage: one for every DAG and check behind it."""
     return f"dependency:{dependency}"
-
-
-SEVERITY_ORDER = ("P1", "security", "P2", "P3", "P4")  # most severe first
 
 
 class IncidentService:
@@ -196,6 +195,11 @@ class IncidentService:
     def timelines(self, incident_ids: list[int]) -> dict[int, list[IncidentEvent]]:
         with store.connect(self.dsn) as conn:
             return store.timelines(conn, incident_ids)
+
+    def response_times(self, now: datetime) -> ResponseTimes:
+        """MTTA and MTTR per severity and week, over the last eight weeks up to ``now``'s."""
+        with store.connect(self.dsn) as conn:
+            return response_times.weekly(conn, now)
 
     def active_by_key(self, dedup_keys: list[str]) -> dict[str, Incident]:
         """The active incident of each of these dedup keys that has one."""

@@ -3,9 +3,11 @@ seconds-scale escalation policy."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import uuid
+from datetime import datetime, timedelta
 
 import pytest
 import uvicorn
@@ -32,6 +34,46 @@ def incidents(demo_config, state_dsn, airflow_connections) -> IncidentService:
 def key() -> str:
     """A dedup key of this test's own (tests share one database)."""
     return f"test:{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def past_incidents(state_dsn):
+    """``add(severity, opened_at, acknowledged_after=None, resolved_after=None)``: an incident of the past as the state
+    database holds it (a row, without its audit trail or any page), for the response times; deleted after the test."""
+    prefix = f"test-past:{uuid.uuid4().hex[:12]}:"
+    numbers = itertools.count(1)
+
+    def add(
+        severity: str,
+        opened_at: datetime,
+        acknowledged_after: timedelta | None = None,
+        resolved_after: timedelta | None = None,
+    ) -> int:
+        acknowledged = opened_at + acknowledged_after if acknowledged_after is not None else None
+        resolved = opened_at + resolved_after if resolved_after is not None else None
+        with store.connect(state_dsn) as conn:
+            row = conn.execute(
+                "INSERT INTO tradeops.incidents (dedup_key, source, severity, title, status, opened_at, "
+                "escalation_anchor, last_seen_at, acknowledged_at, acknowledged_by, resolved_at, resolved_by) "
+                "VALUES (%s, 'manual', %s, 'an incident of the past', %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                (
+                    f"{prefix}{next(numbers)}",
+                    severity,
+                    "resolved" if resolved else "acknowledged" if acknowledged else "open",
+                    opened_at,
+                    opened_at,
+                    opened_at,
+                    acknowledged,
+                    "oncall-alice" if acknowledged else None,
+                    resolved,
+                    "oncall-alice" if resolved else None,
+                ),
+            ).fetchone()
+        return row["id"]
+
+    yield add
+    with store.connect(state_dsn) as conn:
+        conn.execute("DELETE FROM tradeops.incidents WHERE starts_with(dedup_key, %s)", (prefix,))
 
 
 @pytest.fixture

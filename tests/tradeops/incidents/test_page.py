@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -14,6 +14,7 @@ import pytest
 from tradeops.incidents import store
 from tradeops.incidents.app import create_app
 from tradeops.incidents.models import NewIncident
+from tradeops.incidents.response_times import weeks_up_to
 from tradeops.reporting.links import airflow_base_url
 
 USER = "oncall-alice"
@@ -257,6 +258,65 @@ def test_silence_preview_set_list_and_end_from_the_page(incidents, key, dag, cli
     with store.connect(incidents.dsn) as conn:
         ended = conn.execute("SELECT ended_by FROM tradeops.silences WHERE id = %s", (made.id,)).fetchone()
     assert ended["ended_by"] == USER
+
+
+def response_time_cell(html: str, severity: str, week) -> tuple[str, str]:
+    """The text of the response-times table's cell of this severity and week, and its title."""
+    row = html[html.index(f'<tr data-severity="{severity}">') :]
+    found = re.search(rf'<td data-week="{week}"(?: title="([^"]*)")?[^>]*>(.*?)</td>', row[: row.index("</tr>")], re.S)
+    assert found, f"no cell for {severity} in the week of {week}"
+    return " ".join(re.sub(r"<[^>]+>", " ", found.group(2)).split()), found.group(1) or ""
+
+
+def test_the_page_shows_mtta_and_mttr_per_severity_and_week(past_incidents, client):
+    weeks = weeks_up_to(datetime.now(UTC))
+    week = weeks[-4]  # three weeks ago: the other tests' incidents are of this week
+    tuesday = datetime.combine(week + timedelta(days=1), time(9), UTC)
+    for acknowledged, resolved in ((60, 1200), (120, 1500), (360, 4860)):
+        past_incidents("P4", tuesday, timedelta(seconds=acknowledged), timedelta(seconds=resolved))
+    past_incidents("P4", tuesday + timedelta(days=5), None, None)  # still open
+    past_incidents("security", tuesday, timedelta(seconds=45))  # acknowledged, not resolved
+
+    html = client.get("/incidents").text
+
+    section = html[html.index('<section id="response-times">') :]
+    week_heading = r'<th title="the ISO week of Monday ([\d-]+)">week (\d+)<br><span class="muted">(\w+ \d+)<'
+    headings = re.findall(week_heading, section)
+    assert headings == [(str(w), str(w.isocalendar().week), w.strftime("%b %d")) for w in weeks], "oldest first"
+    assert section.count('<td class="legend"><div>MTTA</div><div>MTTR</div><div>n</div></td>') == 5
+    assert response_time_cell(html, "P4", week) == (
+        "3m (2m) 42m (25m) 4",
+        "4 opened, 3 acknowledged, 3 resolved",
+    )
+    assert response_time_cell(html, "security", week) == (
+        "45s (45s) – 1",
+        "1 opened, 1 acknowledged, 0 resolved",
+    )
+    assert response_time_cell(html, "P3", week) == ("–", ""), "no incident"
+    assert re.findall(r'<tr data-severity="([^"]+)">', section) == ["P1", "security", "P2", "P3", "P4"]
+
+
+def test_the_response_times_as_json_for_tools(past_incidents, client):
+    weeks = weeks_up_to(datetime.now(UTC))
+    past_incidents("P4", datetime.combine(weeks[-4], time(9), UTC), timedelta(seconds=60), timedelta(seconds=1200))
+
+    body = client.get("/incidents/response-times.json").json()
+
+    assert body["weeks"] == [str(week) for week in weeks]
+    assert [cell for cell in body["response_times"] if (cell["severity"], cell["week"]) == ("P4", str(weeks[-4]))] == [
+        {
+            "severity": "P4",
+            "week": str(weeks[-4]),
+            "opened": 1,
+            "acknowledged": 1,
+            "mtta": 60.0,
+            "mtta_median": 60.0,
+            "resolved": 1,
+            "mttr": 1200.0,
+            "mttr_median": 1200.0,
+        }
+    ]
+    assert make_client(user=None).get("/incidents/response-times.json").status_code in (401, 403)
 
 
 BAD_INPUT = [

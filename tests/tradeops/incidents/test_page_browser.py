@@ -8,6 +8,8 @@ sandbox, so the page holds only its scene)."""
 from __future__ import annotations
 
 import os
+import random
+import re
 import shutil
 import threading
 import time
@@ -24,6 +26,7 @@ from sandbox.launcher import free_port
 from tests.browser import Browser, require_chromium
 from tradeops.incidents.app import create_app
 from tradeops.incidents.models import NewIncident
+from tradeops.incidents.response_times import weeks_up_to
 
 USER = "oncall-alice"
 REPO = Path(__file__).resolve().parents[3]
@@ -135,9 +138,36 @@ def ends_with_the_test(incidents):
         incidents.end_silence(silence.id, "tests (cleanup)")
 
 
-def test_the_page_as_an_engineer_sees_it(incidents, page_url, browser, run_dir, ends_with_the_test):
+TYPICAL_MINUTES = {  # severity: (incidents a week, minutes to acknowledge, minutes to resolve), roughly
+    "P1": ((0, 2), 3, 45),
+    "security": ((0, 1), 5, 120),
+    "P2": ((1, 4), 12, 150),
+    "P3": ((1, 5), 45, 600),
+    "P4": ((0, 3), 240, 1800),
+}
+
+
+def seven_weeks_before(now: datetime, past_incidents) -> set[tuple[str, str]]:
+    """Resolved incidents in each of the seven weeks before this one (the same every run); the severities and weeks
+    that have some."""
+    chance = random.Random(17)
+    filled = set()
+    for week in weeks_up_to(now)[:-1]:
+        monday = datetime.combine(week, datetime.min.time(), UTC)
+        for severity, ((fewest, most), to_acknowledge, to_resolve) in TYPICAL_MINUTES.items():
+            for _ in range(chance.randint(fewest, most)):
+                acknowledged = timedelta(minutes=to_acknowledge * chance.uniform(0.3, 2.5))
+                resolved = acknowledged + timedelta(minutes=to_resolve * chance.uniform(0.5, 2))
+                opened = monday + timedelta(minutes=chance.randrange(7 * 24 * 60))
+                past_incidents(severity, min(opened, now - resolved), acknowledged, resolved)
+                filled.add((severity, str(week)))
+    return filled
+
+
+def test_the_page_as_an_engineer_sees_it(incidents, page_url, browser, run_dir, ends_with_the_test, past_incidents):
     """A scene: a P1 failure escalated to L2, a security alert, an acknowledged P2, a silenced P4, a resolved P3,
-    and the silence; then the screenshot (after acknowledging the P2 with a click, so the notice shows)."""
+    the silence and seven weeks of response times; then the screenshot (after acknowledging the P2 with a click, so
+    the notice shows)."""
     run = "scheduled__2026-11-30T07:30:00+00:00"
 
     def open_one(key, severity, title, summary, dag_id=None, task_id=None, source="check"):
@@ -179,6 +209,8 @@ def test_the_page_as_an_engineer_sees_it(incidents, page_url, browser, run_dir, 
     incidents.engine.process_due()  # the demo policy's L2: P1 after 10 s (security 5 s, P2 8 s)
     incidents.outbox.deliver()
 
+    history = seven_weeks_before(datetime.now(UTC), past_incidents)
+
     browser.goto(f"{page_url}/incidents?limit=5")
     browser.type(f"#incident-{acknowledged.id} form.acknowledge input[name=note]", "renewing the gateway cert")
     browser.click(f"#incident-{acknowledged.id} form.acknowledge button", navigates=True)
@@ -187,6 +219,14 @@ def test_the_page_as_an_engineer_sees_it(incidents, page_url, browser, run_dir, 
     assert shown == [f"incident-{i.id}" for i in (failed, security, acknowledged, silenced, resolved)]
     assert browser.text(f"#silence-{silence.id}").startswith(f"{silence.id}\tcheck:daily_ops_report:")
     assert "Escalated to L2 (Operations manager)" in browser.text(f"#incident-{failed.id} .timeline")
+    this_week = str(weeks_up_to(datetime.now(UTC))[-1])
+    cells = browser.evaluate(
+        "[...document.querySelectorAll('#response-times td[data-week]')].filter(td => !td.classList.contains('none'))"
+        ".map(td => [td.parentElement.dataset.severity, td.dataset.week, td.innerText])"
+    )
+    assert {(severity, week) for severity, week, _text in cells if week != this_week} == history
+    [p3_now] = [text for severity, week, text in cells if (severity, week) == ("P3", this_week)]  # resolved at once
+    assert re.match(r"\d+s \(\d+s\)\n\d+s \(\d+s\)\n\d+", p3_now), p3_now
 
     shot = run_dir("screenshots") / "incidents-page.png"
     browser.screenshot(shot)
