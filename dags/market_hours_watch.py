@@ -25,7 +25,10 @@ past yesterday's close) counts as breached: it is resolved as soon as its metric
 
 Manual runs: with `minutes` = 0 (the default) the run watches until the close of the session that is open, and ends
 at once, successfully, saying the market is closed when none is. **Drill/test mode**: `minutes` > 0 watches that many
-minutes from now, whatever the market (CI and `make demo` run at any hour, weekends included).
+minutes from now, whatever the market (CI and `make demo` run at any hour, weekends included). Two runs may watch at
+once, so a drill started during a session runs beside the session's watch instead of queueing until the close: both
+read the same metrics and open and resolve incidents through the one deduplicating function, so a breach still pages
+once.
 
 Deadline (`deadlines.market_hours_watch`): a watch still running 15 minutes after the close opens a P2 incident.
 """
@@ -43,6 +46,7 @@ with scheduled_dag(
     description="The market-hours rules over the platform's metrics, open to close, in the triggerer",
     tags=["trading-day", "monitoring"],
     doc_md=__doc__,
+    max_active_runs=2,  # the session's watch and a drill beside it (above)
     params={
         "minutes": Param(
             0,

@@ -52,6 +52,14 @@ class AirflowClient:
     def set_paused(self, dag_id: str, paused: bool) -> None:
         self._call("PATCH", f"/dags/{quote(dag_id)}", json={"is_paused": paused})
 
+    def pause_scheduled(self, keep: set[str]) -> list[str]:
+        """Pause every unpaused DAG the scheduler would start by itself (it has a next run), except ``keep``."""
+        dags = self._call("GET", "/dags", params={"limit": 1000, "paused": False})["dags"]
+        paused = [d["dag_id"] for d in dags if d["next_dagrun_run_after"] and d["dag_id"] not in keep]
+        for dag_id in paused:
+            self.set_paused(dag_id, True)
+        return paused
+
     def event_logs(self, dag_id: str, event: str) -> list[dict]:
         """Airflow's audit log of ``event`` for a DAG (``patch_dag``: paused or unpaused through the API or UI)."""
         return self._call("GET", "/eventLogs", params={"dag_id": dag_id, "event": event})["event_logs"]
@@ -174,6 +182,13 @@ class SandboxClient:
         """Where the sandbox's Slack app sends button clicks (Slack's "Interactivity request URL")."""
         requests.put(
             f"{self.settings['slack']['url']}/_sandbox/interactivity", json={"request_url": request_url}, timeout=10
+        ).raise_for_status()
+
+    def set_alert_receiver(self, url: str, repeat: int = 1) -> None:
+        """Where the sandbox's Alertmanager delivers its webhooks (a receiver's ``webhook_config.url``); ``repeat``
+        sends each notification that many times, as a retry after a lost answer would."""
+        requests.put(
+            f"{self.settings['alertmanager']['url']}/_sandbox/receiver", json={"url": url, "repeat": repeat}, timeout=10
         ).raise_for_status()
 
     def click(self, message: dict, action_id: str, user: str = "oncall", sign: bool = True) -> dict:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from devstack.drill import ENGINE_DAG
 from devstack.stack import DEMO_CONFIG, LocalStack
 
 PROBE_DAGS = sorted((Path(__file__).parent / "dags").glob("*.py"))
@@ -29,6 +30,16 @@ def stack(run_dir):
         },
     ) as running:
         yield running
+
+
+@pytest.fixture(scope="module", autouse=True)
+def scheduled_dags_paused_after_each_module(stack):
+    """The stack runs for the whole session on the real clock: a scheduled DAG a module unpaused and left so would
+    start its real run when its event comes, in the middle of a later module's tests (the session's open starts a
+    watch that lasts until the close). Each module unpauses what it runs; the escalation engine is never touched (a
+    test checks that nobody did)."""
+    yield
+    stack.client.pause_scheduled(keep={ENGINE_DAG})
 
 
 def _watch_task(stack, dag_id, run_id, task_id, timeout):

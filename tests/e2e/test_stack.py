@@ -92,6 +92,7 @@ def test_the_maintenance_runs_are_planned_at_2am_new_york_time(stack, config, da
 
 
 def test_the_database_maintenance_run_gets_its_clock_and_session_anchored_deadlines(stack, config):
+    stack.client.set_paused("daily_db_maintenance", False)
     run_id = stack.client.trigger("daily_db_maintenance")
     run_after = parse(stack.client.dag_run("daily_db_maintenance", run_id)["run_after"])
     expected = sorted(
@@ -108,6 +109,7 @@ def test_each_run_gets_its_market_anchored_deadlines_and_success_prunes_them(sta
     def deadlines(run_id):
         return stack.client.deadlines("daily_health_check", run_id)
 
+    stack.client.set_paused("daily_health_check", False)
     run_id = stack.client.trigger("daily_health_check")
     created = deadlines(run_id)
     run = stack.client.dag_run("daily_health_check", run_id)

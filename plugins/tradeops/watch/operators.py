@@ -197,6 +197,12 @@ class MarketHoursWatchOperator(BaseOperator):
         if active is None:
             self.log.info("%s: %s (no active incident to resolve)", key, note)
             return False
-        self.incidents.resolve(active.id, actor="market_hours_watch", note=note)
+        from tradeops.exceptions import IncidentError
+
+        try:
+            self.incidents.resolve(active.id, actor="market_hours_watch", note=note)
+        except IncidentError as refused:  # resolved meanwhile (by a watch beside this one, or a person)
+            self.log.info("%s: %s (%s)", key, note, refused)
+            return False
         self.log.info("%s: incident #%s resolved: %s", key, active.id, note)
         return True

@@ -139,3 +139,20 @@ def test_a_blind_watch_opens_its_incident_and_resolves_it_when_it_sees_again(inc
         resume(operator, again.value, {"status": "changed", "states": {}, "transitions": []})
     assert seeing.value.trigger.blind is False
     assert BLIND_KEY not in incidents.active_by_key([BLIND_KEY])
+
+
+def test_two_watches_reading_the_clear_at_once_resolve_the_incident_once_and_neither_fails(incidents):
+    """A drill beside the session's watch: both see the same clear; whichever resolves second finds it resolved."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tradeops.incidents.models import IncidentSource, NewIncident
+
+    key = watch_key("error_rate")
+    watches = [watch(minutes=5), watch(minutes=5)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for _ in range(10):
+            new = NewIncident(dedup_key=key, source=IncidentSource.CHECK, severity="P3", title="t", summary="s")
+            opened = incidents.open(new, deliver=False)
+            outcomes = list(pool.map(lambda w: w._resolve(key, "back under"), watches))
+            assert sorted(outcomes) == [False, True], outcomes
+            assert incidents.get(opened.incident.id).status == "resolved"
