@@ -136,8 +136,14 @@ class LocalStack:
             self.airflow.wait_workers()
         # The Slack app's buttons post to the TradeOps app on the api-server, as a real Slack app's would.
         self.sandbox.set_interactivity(f"{self.airflow.url}/tradeops/slack/actions")
+        # Alertmanager's receiver is the TradeOps app's webhook, as a production alertmanager.yml names it.
+        self.sandbox.set_alert_receiver(self.alert_webhook_url)
         self.log(f"  Airflow healthy at {self.airflow.url} ({time.monotonic() - started:.1f}s since start)")
         return self
+
+    @property
+    def alert_webhook_url(self) -> str:
+        return f"{self.airflow.url}/tradeops/alertmanager/webhook"
 
     def _child_started(self, pid: int) -> None:
         self.memory.roots.append(pid)

@@ -20,14 +20,14 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def alertmanager(stack):
-    """The stack's Alertmanager notifying the api-server's TradeOps app. Afterwards no alert of the test fires (the
-    daily health check's alerts check would fail on it) and no incident of it pages on through later tests."""
+    """The stack's Alertmanager notifying the api-server's TradeOps app (the stack's default receiver), each
+    notification twice. Afterwards no alert of the test fires (the daily health check's alerts check would fail on
+    it) and no incident of it pages on through later tests."""
     base = stack.settings["alertmanager"]["url"]
-    url = f"{stack.client.url}/tradeops/alertmanager/webhook"
-    requests.put(base + "/_sandbox/receiver", json={"url": url, "repeat": 2}, timeout=5).raise_for_status()
+    stack.sandbox.set_alert_receiver(stack.alert_webhook_url, repeat=2)
     posted: list[dict] = []
     yield types.SimpleNamespace(url=base, posted=posted)
-    requests.put(base + "/_sandbox/receiver", json={"url": "http://127.0.0.1:9/none"}, timeout=5)
+    stack.sandbox.set_alert_receiver(stack.alert_webhook_url)
     ended = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     requests.post(base + "/api/v2/alerts", json=[{**a, "endsAt": ended} for a in posted], timeout=5)
     with psycopg.connect(stack.settings["postgres"]["state_dsn"]) as state:  # no P1 escalating through later tests
