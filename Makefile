@@ -19,8 +19,9 @@ up: $(RUNTIME_STAMP)  ## same stack, kept running (Airflow UI on http://127.0.0.
 up-celery: $(RUNTIME_STAMP)  ## the same stack on the CeleryExecutor: two workers with their queues (Redis broker)
 	$(PY) -m devstack up --celery $(DEVSTACK_ARGS)
 
+# Two workers: one runs the tests that start a whole Airflow stack, one after another; the other the rest.
 test: $(TEST_STAMP)  ## the whole test suite (unit, integration against the sandbox, end to end)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 LINTED := plugins dags tests sandbox devstack bench
 lint: $(TEST_STAMP)  ## ruff (lint, import order, format) and mypy (types of the library and the DAGs)

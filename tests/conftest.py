@@ -32,6 +32,15 @@ from sandbox.connections import connections_in_environment  # noqa: E402
 from tradeops.config import load_config  # noqa: E402
 
 SANDBOX_SERVICES = ("platform_api", "alertmanager", "slack", "kubernetes")
+STACK_TESTS = ("e2e", "devstack")  # the folders whose tests start a whole Airflow stack
+
+
+def pytest_collection_modifyitems(config, items):
+    """`make test` runs two xdist workers (``--dist loadgroup``): the tests that start a whole Airflow stack run one
+    after another on one worker while the other takes the rest, so two stacks never compete for the two cores."""
+    for item in items:
+        if item.path.relative_to(REPO / "tests").parts[0] in STACK_TESTS:
+            item.add_marker(pytest.mark.xdist_group("stack"))
 
 
 def _run_dir(name: str) -> Path:
