@@ -4,30 +4,22 @@ the loop), apply exactly those, each recorded with who approved it."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from tradeops.incidents.mixins import WithIncidentService
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from tradeops.incidents.service import IncidentService
 
 NOTHING = "Remove nothing"
 
 
-class _WithIncidents:
-    @cached_property
-    def incidents(self) -> IncidentService:
-        from tradeops.incidents.service import IncidentService
-
-        return IncidentService()
-
-
-class ReviewAccessOperator(_WithIncidents, BaseOperator):
+class ReviewAccessOperator(WithIncidentService, BaseOperator):
     """Read who can do what in the platform's namespaces (bindings, the roles they grant, service accounts) and the
     platform users' activity (successful logins, audited actions); diff the access matrix against the last review's
     snapshot (or, before any, the bindings created within ``access_review.added_within``); plan the removals of
@@ -148,7 +140,7 @@ class PickRemovalsOperator(HITLOperator):
         return super().execute_complete(context, event)
 
 
-class ApplyRemovalsOperator(_WithIncidents, BaseOperator):
+class ApplyRemovalsOperator(WithIncidentService, BaseOperator):
     """Delete exactly the bindings the reviewer picked, each only if unchanged since the review read it (a
     resourceVersion precondition), and record each (``tradeops.access_removals``: binding, reason, the
     authenticated user who approved, outcome). A retry applies nothing twice. Posts what was removed.

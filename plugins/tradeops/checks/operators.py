@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -12,14 +11,13 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from tradeops.checks.base import RESULT_KEY, Check, CheckResult, Status, worst
 from tradeops.exceptions import CheckFailed
+from tradeops.incidents.mixins import WithIncidentService
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from tradeops.incidents.service import IncidentService
 
-
-class CheckReporter(BaseOperator):
+class CheckReporter(WithIncidentService, BaseOperator):
     """A task that turns the results of a DAG's check tasks into incidents, after them whatever their states
     (``all_done``). The DAG kit leaves those check tasks out of the runbook-failure page: each failure is already
     an incident of its own. With ``reports_each_check``, a check task also reports its own confirmed failure at once.
@@ -34,14 +32,8 @@ class CheckReporter(BaseOperator):
         super().__init__(**kwargs)
         self.check_task_ids = list(check_task_ids)
 
-    @cached_property
-    def incidents(self) -> IncidentService:
-        from tradeops.incidents.service import IncidentService
 
-        return IncidentService()
-
-
-class CheckOperator(BaseOperator):
+class CheckOperator(WithIncidentService, BaseOperator):
     """Run one :class:`~tradeops.checks.base.Check` as a task.
 
     A failure counts only when a second look after ``incidents.recheck_after`` confirms it
@@ -64,12 +56,6 @@ class CheckOperator(BaseOperator):
         if not isinstance(check, Check):  # refused when the DAG is parsed, not when the task runs
             raise TypeError(f"check must be a Check, got {check!r}")
         self.check = check
-
-    @cached_property
-    def incidents(self) -> IncidentService:
-        from tradeops.incidents.service import IncidentService
-
-        return IncidentService()
 
     def execute(self, context: Context) -> dict[str, Any]:
         from tradeops.config import load_config
@@ -127,7 +113,7 @@ class CheckOperator(BaseOperator):
         )
 
 
-class HealthSummaryOperator(BaseOperator):
+class HealthSummaryOperator(WithIncidentService, BaseOperator):
     """Collect the checks' results, write a JSON report, send one Slack summary, then give the verdict.
 
     Runs whatever the checks' states (``all_done``). Fails when any check failed, so the DAG run is red exactly when
@@ -157,12 +143,6 @@ class HealthSummaryOperator(BaseOperator):
         self.check_task_ids = list(check_task_ids)
         self.channel = channel
         self.title = title
-
-    @cached_property
-    def incidents(self) -> IncidentService:
-        from tradeops.incidents.service import IncidentService
-
-        return IncidentService()
 
     def _missing(self, task_id: str) -> CheckResult:
         """The result of a check task that ended before reporting, under its check's title."""

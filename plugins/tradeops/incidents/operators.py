@@ -5,18 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from tradeops.checks.operators import CheckReporter
+from tradeops.incidents.mixins import WithIncidentService
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-    from tradeops.incidents.service import IncidentService
 
 
 class EscalationEngineOperator(BaseOperator):
@@ -148,7 +146,7 @@ def triggering_user(context: Context) -> str:
     return user
 
 
-class PersonActionOperator(BaseOperator):
+class PersonActionOperator(WithIncidentService, BaseOperator):
     """Base of what a person does to incidents from a form. The actor recorded in the audit trail is the
     authenticated user who triggered the run, never a typed name; an action that cannot be done (unknown incident,
     wrong status) fails the task with the reason, without retries.
@@ -162,12 +160,6 @@ class PersonActionOperator(BaseOperator):
     def __init__(self, *, note: str = "", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.note = note
-
-    @cached_property
-    def incidents(self) -> IncidentService:
-        from tradeops.incidents.service import IncidentService
-
-        return IncidentService()
 
     def execute(self, context: Context) -> dict[str, Any]:
         from tradeops.exceptions import IncidentError

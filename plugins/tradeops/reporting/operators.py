@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from tradeops.reporting.files import TEMPLATES
+from tradeops.incidents.mixins import WithIncidentService
+from tradeops.reporting.files import templates
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from tradeops.config import TradeOpsConfig
-    from tradeops.incidents.service import IncidentService
     from tradeops.reporting.daily_ops import DayReport, Recommendation
 
 FOLDER = "daily_ops_report"
@@ -89,12 +88,9 @@ def render_report(
     """The report as one HTML document: inline CSS and SVG, no script, nothing fetched."""
     from zoneinfo import ZoneInfo
 
-    import jinja2
     from markupsafe import Markup
 
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
-    )
+    environment = templates()
     zone = ZoneInfo(tz)
     return environment.get_template("daily_ops_report.html").render(
         day=day,
@@ -154,7 +150,7 @@ def slack_summary(day: DayReport, recs: list[Recommendation], path: Path, run_li
     return "\n".join(lines)
 
 
-class DailyOpsReportOperator(BaseOperator):
+class DailyOpsReportOperator(WithIncidentService, BaseOperator):
     """Write the daily operations report of the session the run closes out (``current_or_previous(run_after)``) as
     one self-contained HTML file under ``reports_dir()/daily_ops_report/<session date>.html``, prune reports older
     than ``reports.keep_days``, and post one summary to Slack (dedup key ``ops-report:<session date>``: a re-run
@@ -168,12 +164,6 @@ class DailyOpsReportOperator(BaseOperator):
     def __init__(self, *, channel: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.channel = channel
-
-    @cached_property
-    def incidents(self) -> IncidentService:
-        from tradeops.incidents.service import IncidentService
-
-        return IncidentService()
 
     def execute(self, context: Context) -> dict[str, Any]:
         from tradeops.calendar.sessions import sessions_for

@@ -8,7 +8,6 @@ No shell and no string-built commands: objects are read and patched through the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
@@ -17,12 +16,12 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from tradeops.changes.operators import AcquireDeploymentLockOperator, holder_of
 from tradeops.config import load_config
+from tradeops.incidents.mixins import WithIncidentService
 from tradeops.rollback.cluster import refused_on_server, scale_to_zero
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from tradeops.incidents.service import IncidentService
     from tradeops.kubernetes.hooks import KubernetesApiHook
 
 ROLLBACK_DAG = "emergency_rollback"
@@ -184,7 +183,7 @@ class RollBackImagesOperator(BaseOperator):
         return results
 
 
-class RollbackReportOperator(BaseOperator):
+class RollbackReportOperator(WithIncidentService, BaseOperator):
     """Whatever happened (``all_done``): the outcome in one Slack message (through the incidents' outbox, key
     ``rollback:<dag_id>:<run_id>``: a retry sends nothing twice) with the versions before and after, who triggered
     it and why, and an incident: P1 when a step after the stop failed (then the trading services are scaled to 0
@@ -204,12 +203,6 @@ class RollbackReportOperator(BaseOperator):
         self.reason = reason
         self.target = target
         self.incident_id = incident_id
-
-    @cached_property
-    def incidents(self) -> IncidentService:
-        from tradeops.incidents.service import IncidentService
-
-        return IncidentService()
 
     def execute(self, context: Context) -> dict[str, Any]:
         from tradeops.incidents.models import IncidentSource, NewIncident

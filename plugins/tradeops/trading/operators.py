@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -19,6 +18,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from tradeops.checks.base import RESULT_KEY, CheckResult, Status
 from tradeops.checks.operators import CheckOperator
+from tradeops.incidents.mixins import WithIncidentService
 from tradeops.incidents.operators import ReportCheckIncidentsOperator
 from tradeops.trading.checks import TradingSession
 
@@ -185,7 +185,7 @@ class SetMonitoringModeOperator(BaseOperator):
         return {"mode": now, "previous": answer["previous"], "changed": answer["changed"]}
 
 
-class StartupChecklistOperator(BaseOperator):
+class StartupChecklistOperator(WithIncidentService, BaseOperator):
     """The start-up checklist to Slack, whatever happened (``all_done``): each item with its result, headed
     "startup complete" only when every item passed, else "startup FAILED — trading not started". Sent through the
     incidents' outbox under one key per session and outcome (``startup:<session>``, or
@@ -207,12 +207,6 @@ class StartupChecklistOperator(BaseOperator):
         super().__init__(**kwargs)
         self.items = dict(items)
         self.channel = channel
-
-    @cached_property
-    def incidents(self) -> IncidentService:
-        from tradeops.incidents.service import IncidentService
-
-        return IncidentService()
 
     def item_result(self, ti: Any, task_id: str, state: str | None) -> tuple[Status | None, str]:
         """An item's status (None: it never ran) and one line: a check's own summary, else the task's state."""

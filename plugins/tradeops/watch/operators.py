@@ -11,15 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from tradeops.incidents.mixins import WithIncidentService
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from tradeops.incidents.service import IncidentService
 
 BLIND_KEY = "watch:metrics_unavailable"
 BLIND_AFTER = timedelta(minutes=2)
@@ -30,7 +30,7 @@ def watch_key(rule: str) -> str:
     return f"watch:{rule}"
 
 
-class MarketHoursWatchOperator(BaseOperator):
+class MarketHoursWatchOperator(WithIncidentService, BaseOperator):
     """Watch the platform's metrics against ``market_watch.rules`` until the session's close (or for ``minutes``).
 
     :param minutes: drill/test mode: when above 0, watch that many minutes from now, whatever the market; 0 (the
@@ -58,12 +58,6 @@ class MarketHoursWatchOperator(BaseOperator):
         self.minutes = minutes
         self.platform_conn_id = platform_conn_id
         self.poll_every = poll_every
-
-    @cached_property
-    def incidents(self) -> IncidentService:
-        from tradeops.incidents.service import IncidentService
-
-        return IncidentService()
 
     def execute(self, context: Context) -> Any:
         from tradeops.calendar.sessions import sessions_for
