@@ -23,13 +23,8 @@ def matrix_csv(entries: list[dict[str, Any]]) -> str:
 
 
 def render(platform: str, review: dict[str, Any], *, run_id: str, run_url: str, generated_at: datetime) -> str:
-    import jinja2
+    from tradeops.reporting.files import templates
 
-    from tradeops.reporting.files import TEMPLATES
-
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
-    )
     namespaces = sorted({e["namespace"] for e in review["entries"]}, key=lambda n: (n == "*", n))
     cells: dict[str, dict[str, set[str]]] = {}
     for e in review["entries"]:
@@ -38,14 +33,18 @@ def render(platform: str, review: dict[str, Any], *, run_id: str, run_url: str, 
         (subject, [" ".join(sorted(by_ns.get(ns, set()))) for ns in namespaces])
         for subject, by_ns in sorted(cells.items())
     ]
-    return environment.get_template("access_review.html").render(
-        platform=platform,
-        review=review,
-        namespaces=namespaces,
-        matrix=matrix,
-        run_id=run_id,
-        run_url=run_url,
-        generated_at=generated_at.strftime("%Y-%m-%d %H:%M UTC"),
+    return (
+        templates()
+        .get_template("access_review.html")
+        .render(
+            platform=platform,
+            review=review,
+            namespaces=namespaces,
+            matrix=matrix,
+            run_id=run_id,
+            run_url=run_url,
+            generated_at=generated_at.strftime("%Y-%m-%d %H:%M UTC"),
+        )
     )
 
 

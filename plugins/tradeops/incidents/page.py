@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-import jinja2
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -32,7 +31,7 @@ from tradeops.incidents import csrf
 from tradeops.incidents.models import CRITICAL_SEVERITIES, SEVERITIES, SILENCE_TARGET, Incident
 from tradeops.incidents.response_times import readable_duration
 from tradeops.incidents.timeline import TimelineEntry, duration, timeline
-from tradeops.reporting.files import TEMPLATES
+from tradeops.reporting.files import templates
 from tradeops.reporting.links import IncidentLinks, incident_links
 
 if TYPE_CHECKING:
@@ -165,9 +164,7 @@ class Page:
     """Reads what the page shows and renders it (blocking: called in a thread)."""
 
     def __init__(self) -> None:
-        self.environment = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
-        )
+        self.environment = templates()
 
     def render(
         self,

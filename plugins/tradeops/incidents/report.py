@@ -52,15 +52,9 @@ def render(kind: str, data: dict[str, Any]) -> str:
     """``kind`` is ``html`` or ``md``."""
     import jinja2
 
-    from tradeops.reporting.files import TEMPLATES
+    from tradeops.reporting.files import templates
 
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=jinja2.select_autoescape(["html"]),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    environment = templates(autoescape=jinja2.select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
     environment.filters["utc"] = lambda moment: moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"
     return environment.get_template(f"incident_report.{kind}").render(**data)
 

@@ -9,9 +9,21 @@ import os
 import re
 import tarfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 TEMPLATES = Path(__file__).resolve().parents[3] / "include" / "templates"  # the reports' and pages' Jinja2 templates
+
+if TYPE_CHECKING:
+    import jinja2
+
+
+def templates(**options: Any) -> jinja2.Environment:
+    """The reports' and pages' templates: HTML-escaped, and an undefined name is an error, never an empty string.
+    ``options`` are more (or other) ``jinja2.Environment`` options."""
+    import jinja2
+
+    settings: dict[str, Any] = {"autoescape": True, "undefined": jinja2.StrictUndefined, **options}
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), **settings)
 
 
 def reports_dir() -> Path:

@@ -42,23 +42,22 @@ def render(
     run_url: str,
     generated_at: datetime,
 ) -> str:
-    import jinja2
+    from tradeops.reporting.files import templates
 
-    from tradeops.reporting.files import TEMPLATES
-
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
-    )
     tracked = tracked or []
-    return environment.get_template("security_report.html").render(
-        platform=config.platform.name,
-        results=results,
-        tracked=_sorted(tracked),
-        counts=counts(tracked),
-        tracking_missing=not tracked and any(r.findings for r in results),
-        run_id=run_id,
-        run_url=run_url,
-        generated_at=generated_at.strftime("%Y-%m-%d %H:%M UTC"),
+    return (
+        templates()
+        .get_template("security_report.html")
+        .render(
+            platform=config.platform.name,
+            results=results,
+            tracked=_sorted(tracked),
+            counts=counts(tracked),
+            tracking_missing=not tracked and any(r.findings for r in results),
+            run_id=run_id,
+            run_url=run_url,
+            generated_at=generated_at.strftime("%Y-%m-%d %H:%M UTC"),
+        )
     )
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -53,23 +52,6 @@ CHECKS = [
 def security_dag(dagbag, airflow_db, airflow_connections, reports, recheck_after, replicas_for_now):
     recheck_after("0s")  # a failed check looks again at once (the pause is tested in tests/tradeops/checks)
     return runnable(dagbag, "daily_security_check")
-
-
-@pytest.fixture
-def replicas_for_now(config, kubectl):
-    """The sandbox seeds off-hours replicas; when the test runs in market hours, the scaled deployments are brought
-    to their market-hours count first, as pre_market_startup would have, so replicas are as declared at any hour."""
-    from tradeops.security.drift import profile_at
-
-    scaled = [d for d in config.kubernetes.deployments if d.role in config.trading_day.scale_roles]
-    if profile_at(config, datetime.now(UTC)) is not True:
-        yield
-        return
-    for d in scaled:
-        kubectl.ok("-n", d.namespace, "scale", f"deployment/{d.name}", f"--replicas={d.replicas.market_hours}")
-    yield
-    for d in scaled:
-        kubectl.ok("-n", d.namespace, "scale", f"deployment/{d.name}", f"--replicas={d.replicas.off_hours}")
 
 
 @pytest.fixture

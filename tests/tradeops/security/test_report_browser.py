@@ -29,7 +29,7 @@ def browser(tmp_path):
 
 
 def test_the_report_shows_the_summary_first_and_every_finding_with_its_state(
-    browser, airflow_connections, config, tmp_path, run_dir
+    browser, airflow_connections, config, tmp_path, run_dir, replicas_for_now
 ):
     results = {check.name: check.run(config) for check in CHECKS}
     now = datetime.now(UTC)
