@@ -21,7 +21,7 @@ up-celery: $(RUNTIME_STAMP)  ## the same stack on the CeleryExecutor: two worker
 
 # Two workers: one runs the tests that start a whole Airflow stack, one after another; the other the rest.
 test: $(TEST_STAMP)  ## the whole test suite (unit, integration against the sandbox, end to end)
-	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 LINTED := plugins dags tests sandbox devstack bench
 lint: $(TEST_STAMP)  ## ruff (lint, import order, format) and mypy (types of the library and the DAGs)
