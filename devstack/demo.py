@@ -64,7 +64,8 @@ DEMO_PLAN: list[DemoRun] = [
     ),
 ]
 
-DRILL_DAGS = (ENGINE_DAG, DRILL_DAG, *ACTION_DAGS)  # run by the escalation drill and the forms tour, after the plan
+RESPONSE_DAG = "incident_response"  # a dry run on the forms tour's incident (it needs one that exists and is open)
+DRILL_DAGS = (ENGINE_DAG, DRILL_DAG, *ACTION_DAGS, RESPONSE_DAG)  # run by the drill and the forms tour, after the plan
 RUN_TIMEOUT_S = 600
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -180,12 +181,33 @@ def forms_tour(drill: Drill) -> tuple[bool, list[str]]:
     lines.append(f"    incident_open: #{number} opened by {run['triggering_user_name']}")
     silence_id = None
     for dag_id, conf in steps:
+        if dag_id == "incident_resolve":  # the response runbook needs the incident open
+            ok, line = response_dry_run(drill, number)
+            lines.append(line)
+            if not ok:
+                return False, lines
         run, result = drill.run_form(dag_id, conf or {"silence_id": silence_id})
         lines.append(f"    {dag_id}: run {run['state']} by {run['triggering_user_name']}")
         if run["state"] != "success" or result is None:
             return False, lines
         silence_id = result.get("silence_id", silence_id)
     return True, lines
+
+
+def response_dry_run(drill: Drill, incident_id: int, timeout: float = RUN_TIMEOUT_S) -> tuple[bool, str]:
+    """``incident_response`` as a dry run on the tour's open incident: diagnostics, the thread update and the plan,
+    nothing changed (the approval and the destructive steps are skipped). Whether it ran as expected, and a line."""
+    client = drill.client
+    client.wait_for_dags({RESPONSE_DAG})
+    client.set_paused(RESPONSE_DAG, False)
+    conf = {"incident_id": incident_id, "type": "critical", "dry_run": True, "reason": "make demo: plan a response"}
+    run_id = client.trigger(RESPONSE_DAG, conf)
+    run = client.wait_for_run(RESPONSE_DAG, run_id, timeout=timeout)
+    report = client.xcom(RESPONSE_DAG, run_id, "report") if run["state"] == "success" else None
+    outcome = (report or {}).get("outcome", "no report")
+    ok = run["state"] == "success" and outcome.startswith("dry run")
+    changes = len((report or {}).get("plan", []))
+    return ok, f"    {RESPONSE_DAG}: run {run['state']} by {run['triggering_user_name']}: {outcome} ({changes} planned)"
 
 
 def _duration(run: dict) -> float | None:

@@ -256,6 +256,7 @@ def manual_dag(
     retry_delay: timedelta = timedelta(seconds=30),
     deadlines: Sequence[RunDeadline] = (),
     default_args: Mapping[str, Any] | None = None,
+    page_on_failure: bool = False,
     **overrides: Any,
 ) -> Iterator[DAG]:
     """A runbook people trigger, with a form: ``with manual_dag("db_restore", params={...}) as dag:``.
@@ -272,6 +273,8 @@ def manual_dag(
     :param retry_delay: the delay between retries.
     :param deadlines: deadlines counted from when the run was queued, each opening an incident when missed.
     :param default_args: more default arguments for every task.
+    :param page_on_failure: a failed task opens the runbook's incident (:func:`apply_runbook_failure_policy`, as
+        every scheduled DAG does); off by default: most manual DAGs are a person's action, whose failure they see.
     :param overrides: any other ``DAG`` argument.
     """
     with DAG(
@@ -289,6 +292,10 @@ def manual_dag(
         **overrides,
     ) as dag:
         yield dag
+        if page_on_failure:
+            from tradeops.config import load_config
+
+            apply_runbook_failure_policy(dag, load_config())
         assign_queues(dag)
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from tradeops.incidents import messages, store
 from tradeops.incidents.models import EventKind, Incident, IncidentStatus, OutboxKind
 from tradeops.incidents.policy import Action, ActionKind, EscalationPolicy, IncidentState
+from tradeops.incidents.runbook import war_room_name
 
 if TYPE_CHECKING:
     from tradeops.config import TradeOpsConfig
@@ -122,7 +123,7 @@ class EscalationEngine:
             for channel in channels[1:]:
                 store.enqueue(conn, incident.id, OutboxKind.ESCALATION, channel, headline, blocks, level=1)
             if self.policy.severity(incident.severity).war_room:
-                war_room = f"{self.config.slack.war_room_prefix}{now:%Y%m%d}-{incident.id}"
+                war_room = war_room_name(self.config.slack.war_room_prefix, now, incident.id)
                 store.enqueue(
                     conn, incident.id, OutboxKind.WAR_ROOM, war_room, f"War room for {headline}", blocks, level=1
                 )

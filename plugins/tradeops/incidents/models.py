@@ -50,6 +50,7 @@ class EventKind(StrEnum):
     RESOLVED = "resolved"
     HELD_BACK = "held_back"  # a check's incident held back because its dependency is down (on the dependency's)
     ALERT_RESOLVED = "alert_resolved"  # its alert resolved; the incident stays open (a person acknowledged it)
+    RUNBOOK_STEP = "runbook_step"  # a step of a response runbook (incident_response): what it did, by whom
 
 
 class OutboxKind(StrEnum):

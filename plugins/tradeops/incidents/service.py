@@ -20,7 +20,7 @@ from tradeops.checks.base import CheckResult, Status
 from tradeops.config import TradeOpsConfig, load_config
 from tradeops.config.model import RunbookDag
 from tradeops.exceptions import IncidentError
-from tradeops.incidents import response_times, silences, store
+from tradeops.incidents import response_times, runbook, silences, store
 from tradeops.incidents.engine import EscalationEngine
 from tradeops.incidents.models import (
     SEVERITY_ORDER,
@@ -163,6 +163,28 @@ class IncidentService:
         with store.connect(self.dsn) as conn:
             state = store.outbox_message_state(conn, dedup_key)
         return bool(state and state["delivered_at"])
+
+    # --- response runbooks -------------------------------------------------------------------------------------
+
+    def record_step(self, incident_id: int, actor: str, step: str, detail: dict[str, Any] | None = None) -> None:
+        """Write a response runbook's step on the incident's audit trail: what (``step``, ``detail``), who, now."""
+        with store.connect(self.dsn) as conn:
+            runbook.record_step(conn, incident_id, actor, step, detail or {})
+
+    def runbook_update(self, incident_id: int, text: str) -> bool:
+        """Post ``text`` in the incident's thread through the outbox, asking for its war room first when its
+        severity has one (P1) and it has none yet; then try to deliver. Whether a war room was asked for."""
+        now = datetime.now(UTC)
+        with store.connect(self.dsn) as conn, conn.transaction():
+            incident = store.get(conn, incident_id, lock=True)
+            wanted = self.engine.policy.severity(incident.severity).war_room
+            room = runbook.war_room_name(self.config.slack.war_room_prefix, now, incident.id) if wanted else None
+            asked = runbook.queue_update(conn, incident, text, war_room=room, blocks=self.engine.root_blocks(incident))
+        try:
+            self.outbox.deliver()
+        except Exception:  # Slack down: the messages stay queued and the escalation engine delivers them later
+            log.warning("Delivering the outbox failed; the update of #%s stays queued", incident_id, exc_info=True)
+        return asked
 
     # --- reading ----------------------------------------------------------------------------------------------
 

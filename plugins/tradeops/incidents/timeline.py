@@ -130,6 +130,11 @@ def describe(event: IncidentEvent, level_names: Mapping[int, str] | None = None)
         return kind.value.capitalize(), f"note: {note}" if note else "", "person"
     if kind is EventKind.ALERT_RESOLVED:
         return "Alert resolved", f"at {_when(d.get('ended_at'))}; left open: acknowledged, a person resolves it", ""
+    if kind is EventKind.RUNBOOK_STEP:
+        step = str(d.get("step", "step")).replace("_", " ")
+        rest = _rest({key: value for key, value in d.items() if key not in ("step", "summary")})
+        text = "; ".join(part for part in (str(d.get("summary") or ""), rest) if part)
+        return f"Runbook: {step}", text, "warn" if d.get("failed") else "person"
     if kind is EventKind.HELD_BACK:
         text = f"{d.get('check', '?')} ({d.get('dag_id', '?')}): {d.get('summary', '')}"
         return "Check held back", text, ""

@@ -303,7 +303,7 @@ class CollectDiagnosticsOperator(_KubernetesOperator):
     """Collect the last ``tail_lines`` log lines of every container of every pod of the given deployments, plus the
     namespace's recent events, into one ``.tar.gz`` under the reports folder. Sizes are bounded: at most
     ``max_bytes_per_container`` per log and ``max_total_bytes`` in all (what is cut is marked in the manifest).
-    Returns ``{archive, files, bytes, truncated, errors}``.
+    Returns ``{archive, files, bytes, sha256, truncated, errors}`` (``sha256``: of the written ``.tar.gz``).
 
     :param deployments: the deployments whose pods' logs to collect, by their name in the config. (templated)
     :param tail_lines: the last lines of each container's log to collect.
@@ -335,7 +335,7 @@ class CollectDiagnosticsOperator(_KubernetesOperator):
     def execute(self, context: Context) -> dict:
         from tradeops.exceptions import KubernetesError
         from tradeops.kubernetes.diagnostics import DiagnosticsBundle
-        from tradeops.reporting.files import write_archive
+        from tradeops.reporting.files import sha256_of, write_archive
 
         config = load_config()
         _check_names(config, self.deployments)
@@ -374,5 +374,5 @@ class CollectDiagnosticsOperator(_KubernetesOperator):
         total = sum(len(data) for data in files.values())
         cut = " (truncated)" if bundle.truncated else ""
         self.log.info("Diagnostics: %d files, %d bytes (uncompressed) in %s%s", len(files), total, archive, cut)
-        written = {"archive": str(archive), "files": len(files), "bytes": total}
+        written = {"archive": str(archive), "files": len(files), "bytes": total, "sha256": sha256_of(archive)}
         return {**written, "truncated": bundle.truncated, "errors": bundle.errors}

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -51,6 +52,15 @@ def write_archive(folder: str, name: str, files: dict[str, bytes]) -> Path:
             tar.addfile(info, io.BytesIO(data))
     tmp.replace(path)
     return path
+
+
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of the file's bytes, hex: what ``sha256sum`` prints for it."""
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _report_path(folder: str, name: str, suffix: str) -> Path:

@@ -1,0 +1,74 @@
+"""``incident_response``'s last step, whatever happened: the outcome on the incident and one summary in Slack."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from tradeops.config import load_config
+from tradeops.incident_response.operators import CHECK_TASK, PLAN_TASK, RunbookStep
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+STEPS = (CHECK_TASK, "collect_diagnostics", "notify", PLAN_TASK, "approve", "lock")
+ACTIONS = ("stop_trading", "close_positions", "isolate_gateway")
+
+
+def outcome(states: Mapping[str, str | None], dry_run: bool | None) -> str:
+    """The run's outcome in words, from its tasks' states (pure)."""
+    if states.get(CHECK_TASK) != "success":
+        return "REFUSED, nothing done"
+    failed = [step for step in (*STEPS, *ACTIONS) if states.get(step) == "failed"]
+    if failed:
+        done = [step for step in ACTIONS if states.get(step) == "success"]
+        return f"FAILED at {', '.join(failed)}" + (f" (done before: {', '.join(done)})" if done else "")
+    if dry_run:
+        return "dry run: plan listed, nothing changed"
+    if any(states.get(step) == "skipped" for step in ("lock", *ACTIONS)):
+        return "not approved (rejected or timed out): nothing changed"
+    return "done: trading stopped, positions closed, gateway isolated"
+
+
+class ResponseReportOperator(RunbookStep, BaseOperator):
+    """Whatever happened (``all_done``): the outcome recorded on the incident and one summary (the plan, what was
+    done, who, why) through the outbox (key ``incident_response:<dag_id>:<run_id>``: a retry sends nothing twice).
+    A refusal (no such incident, or resolved) records nothing on it. Returns ``{outcome, plan}``.
+
+    :param incident_id: the incident. (templated)
+    :param reason: why the runbook was started. (templated)
+    """
+
+    template_fields: Sequence[str] = ("incident_id", "reason")
+
+    def __init__(self, *, incident_id: int | str, reason: str, **kwargs: Any) -> None:
+        kwargs.setdefault("trigger_rule", "all_done")
+        super().__init__(**kwargs)
+        self.incident_id = incident_id
+        self.reason = reason
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from tradeops.incidents.operators import triggering_user
+
+        ti = context["ti"]
+        states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+        started = ti.xcom_pull(task_ids=CHECK_TASK) or {}
+        planned = ti.xcom_pull(task_ids=PLAN_TASK) or {}
+        result = outcome(states, started.get("dry_run"))
+        user, config = triggering_user(context), load_config()
+        lines = [
+            f"*Incident response #{self.incident_id} ({started.get('type', '?')}): {result}*",
+            f"By {user}: {self.reason}",
+        ]
+        if planned:
+            lines.append(("Plan (not applied):\n" if planned["dry_run"] else "Plan:\n") + planned["text"])
+        text = "\n".join(lines)
+        self.log.info("%s", text)
+        if started:
+            failed = result.startswith("FAILED")
+            self.record(context, "outcome", {"summary": result, "failed": failed, "plan": planned.get("plan", [])})
+        channel = config.slack.channels["alerts" if result.startswith(("FAILED", "REFUSED")) else "ops"]
+        self.incidents.send_report(f"incident_response:{ti.dag_id}:{ti.run_id}", channel, text)
+        return {"outcome": result, "plan": planned.get("plan", [])}

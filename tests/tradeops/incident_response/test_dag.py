@@ -1,0 +1,88 @@
+"""incident_response run in-process (``dag.test()``, triggered as ``dag_test``) with its real operators against the
+sandbox's Kubernetes API, platform API, state database and Slack: a dry run collects the diagnostics (the archive's
+SHA-256 verifies against the file), posts in the incident's thread through the outbox, lists the plan and changes
+nothing (replicas and the gateway Service read with the real kubectl, positions in the platform's database), every
+step on the incident's timeline by the triggering user; a resolved incident is refused with nothing done."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.dagtest import runnable, states
+
+DAG = "incident_response"
+FORM = {"type": "critical", "reason": "tests: every fill rejected"}
+
+
+def xcom(run, task_id: str):
+    value = run.get_task_instance(task_id).xcom_pull(task_ids=task_id)
+    return json.loads(value) if isinstance(value, str) else value
+
+
+@pytest.fixture
+def response(dagbag, airflow_db, airflow_connections, sandbox, sandbox_settings, cluster, book, tmp_path, monkeypatch):
+    monkeypatch.setenv("TRADEOPS_REPORTS_DIR", str(tmp_path))
+    requests.delete(sandbox_settings["slack"]["url"] + "/_sandbox/messages", timeout=5)
+    return runnable(dagbag, DAG)
+
+
+def steps_of(service, incident_id: int) -> list[dict]:
+    return [{"by": e.actor, **e.detail} for e in service.timeline(incident_id) if e.kind.value == "runbook_step"]
+
+
+def test_a_dry_run_collects_notifies_lists_the_plan_and_changes_nothing(response, incident, cluster, book, sandbox):
+    opened = incident("P1")
+    run = response.test(run_conf={**FORM, "incident_id": opened.id, "dry_run": True})
+
+    assert run.state == "success", states(run)
+    assert cluster.snapshot() == cluster.before, "replicas and the gateway Service unchanged (kubectl)"
+    assert book.read() == book.before, "no position closed"
+    ended = states(run)
+    assert ended["approve"] == "skipped" and ended["lock"] == "skipped"
+    assert {ended[t] for t in ("stop_trading", "close_positions", "isolate_gateway")} == {"skipped"}
+    planned = xcom(run, "plan")
+    assert planned["dry_run"] is True
+    scaled = {c["target"]: c["before"] for c in planned["plan"] if c["action"] == "scale"}
+    assert scaled == {name: count for name, count in cluster.before["replicas"].items() if count}
+    closed = {c["target"]: float(c["before"]) for c in planned["plan"] if c["action"] == "close"}
+    assert closed == book.before
+    isolate = [c for c in planned["plan"] if c["action"] == "isolate"]
+    assert isolate == [
+        {"action": "isolate", "target": "api-gateway", "before": cluster.before["gateway"], "after": "ClusterIP"}
+    ]
+    assert xcom(run, "report")["outcome"] == "dry run: plan listed, nothing changed"
+
+    diagnostics = xcom(run, "collect_diagnostics")
+    archive = Path(diagnostics["archive"])
+    assert hashlib.sha256(archive.read_bytes()).hexdigest() == diagnostics["sha256"]
+    with tarfile.open(archive) as tar:
+        assert "manifest.json" in tar.getnames()
+
+    trail = steps_of(incident.service, opened.id)
+    assert [s["step"] for s in trail] == ["started", "diagnostics", "notified", "plan", "outcome"]
+    assert {s["by"] for s in trail} == {"dag_test"} and {s["run_id"] for s in trail} == {run.run_id}
+    assert trail[0]["dry_run"] is True and trail[0]["type"] == "critical"
+    assert trail[1]["sha256"] == diagnostics["sha256"] and trail[1]["archive"] == str(archive)
+    texts = [m["text"] for m in sandbox.slack_messages()]
+    assert any(t.startswith("*Incident response (critical)* started by dag_test") for t in texts)
+    assert any(t.startswith(f"*Incident response #{opened.id} (critical): dry run") for t in texts)
+
+
+def test_a_resolved_incident_is_refused_and_nothing_is_done(response, incident, cluster, book):
+    opened = incident("P2")
+    incident.service.resolve(opened.id, "tests", "fixed already")
+    run = response.test(run_conf={**FORM, "incident_id": opened.id, "dry_run": False})
+
+    assert run.state == "failed"
+    ended = states(run)
+    assert ended["check_incident"] == "failed" and ended["report"] == "success" and ended["verdict"] == "failed"
+    assert ended["stop_trading"] == "upstream_failed"
+    assert xcom(run, "report")["outcome"] == "REFUSED, nothing done"
+    assert cluster.snapshot() == cluster.before and book.read() == book.before
+    assert steps_of(incident.service, opened.id) == []
