@@ -28,8 +28,8 @@ exists):
 | `release_lock` | always: gives back this run's leases | - |
 | `verdict` | fails the run when any step failed | - |
 
-1. A failed step fails the run (the verdict) and opens the runbook's incident (`runbook:incident_response`, the
-   config's `incidents.runbook_failure` severity): a broken response pages.
+1. A failed step fails the run (the verdict) and opens the runbook's incident (`runbook:incident_response`, P1 in
+   the config's `incidents.runbook_failure`): a broken response pages. A refusal is not retried.
 2. Assigned to no one in particular (anyone allowed to trigger it may answer, in the UI or through the REST API).
    Unanswered for 15 minutes, it counts as rejected: nothing changes and the report says "not approved".
 3. Taken after the approval, so a person's hesitation does not hold other runbooks off the deployments.
@@ -90,7 +90,6 @@ with manual_dag(
         response_type="{{ params.type }}",
         dry_run="{{ params.dry_run }}",
         reason="{{ params.reason }}",
-        retries=0,
     )
     diagnostics = RunbookDiagnosticsOperator(
         task_id="collect_diagnostics", incident_id=INCIDENT, deployments=[*TRADING, GATEWAY], tail_lines=500

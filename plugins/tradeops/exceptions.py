@@ -29,6 +29,12 @@ class PagedFailure(TradeOpsError):
     runbook-failure policy opens nothing more for it. Raised together with ``AirflowFailException`` (no retry)."""
 
 
+class RunbookRefused(TradeOpsError):
+    """A runbook refused its input before doing anything (an incident that does not exist or is resolved): the person
+    who triggered it sees why in the failed run, and the runbook-failure policy opens nothing for it. Raised together
+    with ``AirflowFailException`` (no retry)."""
+
+
 class CheckFailed(TradeOpsError):
     """A check ran and found a problem, or could not check at all. Retried: the next try checks again."""
 

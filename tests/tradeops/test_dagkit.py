@@ -11,7 +11,7 @@ from airflow.sdk import Param, TaskGroup
 from tradeops.calendar.timetable import ExchangeSessionTimetable
 from tradeops.checks.operators import CheckOperator, HealthSummaryOperator, RunVerdictOperator
 from tradeops.config.model import RunbookDag, RunbookFailure
-from tradeops.dagkit import RunDeadline, manual_dag, scheduled_dag, window_group
+from tradeops.dagkit import RunDeadline, add_run_verdict, manual_dag, scheduled_dag, window_group
 from tradeops.incidents.callbacks import OpenIncidentOnFailure, OpenRunbookIncidentOnFailure
 from tradeops.incidents.operators import ReportCheckIncidentsOperator, TaskDeadlineWatchOperator
 from tradeops.kubernetes.checks import CertificateExpiry
@@ -107,6 +107,18 @@ def test_a_manual_dag_has_its_form_one_run_at_a_time_and_deadlines_from_queueing
     with manual_dag("quiet", owner="o", description="d", doc_md="x") as quiet:
         EmptyOperator(task_id="step")
     assert quiet.deadline is None
+
+
+def test_a_manual_dag_pages_on_a_failed_task_only_when_asked():
+    with manual_dag("runbook", owner="o", description="d", doc_md="x", page_on_failure=True) as paging:
+        step = EmptyOperator(task_id="step")
+        add_run_verdict(paging)
+    [callback] = [c for c in step.on_failure_callback if isinstance(c, OpenRunbookIncidentOnFailure)]
+    assert callback.severity == "P2"  # incidents.runbook_failure's default
+    assert not paging.get_task("verdict").on_failure_callback, "the verdict only restates the failures before it"
+    with manual_dag("quiet", owner="o", description="d", doc_md="x") as quiet:
+        EmptyOperator(task_id="step")
+    assert not quiet.get_task("step").on_failure_callback, "a person's action: they see its failure themselves"
 
 
 def test_a_window_group_guards_its_tasks_nested_groups_included_and_keeps_their_ids():
@@ -217,8 +229,10 @@ def test_the_suites_runbooks_page_when_they_fail(dagbag, config):
     health = dags["daily_health_check"]
     [summary] = runbook_callbacks(health.get_task("summary"))
     assert summary.verdict_on == tuple(health.get_task("report_incidents").check_task_ids)
+    [response] = runbook_callbacks(dags["incident_response"].get_task("check_incident"))
+    assert response.severity == "P1"  # a manual runbook built with page_on_failure=True
     for dag in dags.values():
-        if "manual" in dag.tags:
+        if "manual" in dag.tags and dag.dag_id != "incident_response":
             assert not any(runbook_callbacks(task) for task in dag.tasks), dag.dag_id
         else:  # the config can name every scheduled DAG (and refuses any other id)
             assert dag.dag_id in get_args(RunbookDag), f"add {dag.dag_id} to RunbookDag in config/model.py"

@@ -352,7 +352,8 @@ class TaskDeadline(_Strict):
     severity: Severity = "P2"
 
 
-RunbookDag = Literal[ScheduledDag, "incident_escalation_engine"]  # every DAG dagkit.scheduled_dag builds
+# every DAG dagkit.scheduled_dag builds, and the manual ones built with manual_dag(page_on_failure=True)
+RunbookDag = Literal[ScheduledDag, "incident_escalation_engine", "incident_response"]
 OPT_OUT = "opt_out"
 
 

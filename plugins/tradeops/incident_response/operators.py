@@ -11,6 +11,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from tradeops.config import load_config
+from tradeops.exceptions import RunbookRefused
 from tradeops.incidents.mixins import WithIncidentService
 from tradeops.kubernetes.operators import CollectDiagnosticsOperator
 
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
 CHECK_TASK = "check_incident"
 DIAGNOSTICS_TASK = "collect_diagnostics"
 PLAN_TASK = "plan"
+
+
+class Refused(RunbookRefused, AirflowFailException):
+    """The incident does not exist or is resolved: nothing done, not retried, and no runbook incident opened."""
 
 
 def flag(value: bool | str) -> bool:
@@ -42,9 +47,9 @@ class RunbookStep(WithIncidentService):
 
 
 class CheckIncidentOperator(RunbookStep, BaseOperator):
-    """The incident exists and is not resolved (otherwise the task fails with the reason, not retried); records
-    "runbook started" with its type, dry run or not, and by whom. Returns ``{incident_id, severity, title, type,
-    dry_run, by}``.
+    """The incident exists and is not resolved (otherwise the task fails with the reason, not retried, and pages no
+    one: a person's input, they see the failed run); records "runbook started" with its type, dry run or not, and
+    by whom. Returns ``{incident_id, severity, title, type, dry_run, by}``.
 
     :param incident_id: the incident. (templated)
     :param response_type: the runbook's type (``critical`` or ``system_failure``). (templated)
@@ -72,9 +77,9 @@ class CheckIncidentOperator(RunbookStep, BaseOperator):
         try:
             incident = self.incidents.get(int(self.incident_id))
         except IncidentError as err:
-            raise AirflowFailException(f"nothing done: {err}") from None
+            raise Refused(f"nothing done: {err}") from None
         if incident.status is IncidentStatus.RESOLVED:
-            raise AirflowFailException(
+            raise Refused(
                 f"nothing done: incident #{incident.id} was resolved by {incident.resolved_by}; open a new one"
             )
         dry_run = flag(self.dry_run_flag)

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from tradeops.exceptions import PagedFailure
+from tradeops.exceptions import PagedFailure, RunbookRefused
 
 if TYPE_CHECKING:
     from tradeops.incidents.models import Opened
@@ -91,6 +91,9 @@ class OpenRunbookIncidentOnFailure:
         try:
             if isinstance(error, PagedFailure):
                 log.info("%s failed and paged for itself: its own incident says it already", ti.task_id)
+                return
+            if isinstance(error, RunbookRefused):
+                log.info("%s refused its input and did nothing: nothing to page", ti.task_id)
                 return
             if self.is_verdict_on_failed_checks(ti, error):
                 log.info("%s failed as the verdict on failed checks: their incidents say it already", ti.task_id)

@@ -86,3 +86,4 @@ def test_a_resolved_incident_is_refused_and_nothing_is_done(response, incident, 
     assert xcom(run, "report")["outcome"] == "REFUSED, nothing done"
     assert cluster.snapshot() == cluster.before and book.read() == book.before
     assert steps_of(incident.service, opened.id) == []
+    assert incident.service.active_by_key(["runbook:incident_response"]) == {}, "a refusal pages no one"
