@@ -36,19 +36,30 @@ STACK_TESTS = ("e2e", "devstack")  # the folders whose tests start a whole Airfl
 
 
 def pytest_xdist_make_scheduler(config, log):
-    """`make test` runs two xdist workers: every test that starts a whole Airflow stack is one unit of work, so they
-    run one after another on one worker while the other takes the rest, module by module; two stacks never compete
-    for the two cores. (A scheduler, not ``xdist_group`` marks: xdist 3.8 cannot rename pytest 9's node ids.)"""
+    """`make test` runs two xdist workers: one runs the tests that start a whole Airflow stack (tests/e2e,
+    tests/devstack), the other everything else, each part in the order a single process would run it, so two stacks
+    never compete for the two cores and no test meets an order it was never run in. (A scheduler, not ``xdist_group``
+    marks: xdist 3.8 cannot rename pytest 9's node ids.)"""
     from xdist.scheduler import LoadScopeScheduling
 
-    class StackTestsOnOneWorker(LoadScopeScheduling):
+    class StackTestsBesideTheRest(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            parts = nodeid.split("/")
-            if len(parts) > 2 and parts[0] == "tests" and parts[1] in STACK_TESTS:
-                return "stack"
-            return super()._split_scope(nodeid)
+            return "stack" if _is_stack_test(nodeid) else "rest"
 
-    return StackTestsOnOneWorker(config, log)
+    return StackTestsBesideTheRest(config, log)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Under xdist the worker of everything else yields the CPU to the stack's worker (before its first fixture, so
+    its sandbox's servers inherit it): the end-to-end tests keep the timing they have when run alone."""
+    if os.environ.get("PYTEST_XDIST_WORKER") and not _is_stack_test(item.nodeid) and os.nice(0) == 0:
+        os.nice(10)
+
+
+def _is_stack_test(nodeid: str) -> bool:
+    parts = nodeid.split("/")
+    return len(parts) > 2 and parts[0] == "tests" and parts[1] in STACK_TESTS
 
 
 def _run_dir(name: str) -> Path:
