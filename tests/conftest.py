@@ -35,6 +35,7 @@ SANDBOX_SERVICES = ("platform_api", "alertmanager", "slack", "kubernetes")
 STACK_TESTS = ("e2e", "devstack")  # the folders whose tests start a whole Airflow stack
 
 
+@pytest.hookimpl(optionalhook=True)  # the hook exists only with xdist loaded (`-p no:xdist` runs without it)
 def pytest_xdist_make_scheduler(config, log):
     """`make test` runs two xdist workers: one runs the tests that start a whole Airflow stack (tests/e2e,
     tests/devstack), the other everything else, each part in the order a single process would run it, so two stacks

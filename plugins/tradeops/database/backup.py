@@ -14,7 +14,6 @@ backup. Passwords go to the tools through ``PGPASSWORD`` in their environment, n
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import os
@@ -34,6 +33,7 @@ from psycopg.rows import DictRow, dict_row
 
 from tradeops.config.model import Backup
 from tradeops.exceptions import BackupError
+from tradeops.reporting.files import sha256_of
 
 log = logging.getLogger("airflow.task.tradeops.database")
 MANIFEST = "manifest.json"
@@ -106,17 +106,9 @@ def _run(args: list[str], env: dict[str, str], what: str) -> subprocess.Complete
     return result
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _files(folder: Path) -> dict[str, dict]:
     return {
-        str(p.relative_to(folder)): {"sha256": _sha256(p), "bytes": p.stat().st_size}
+        str(p.relative_to(folder)): {"sha256": sha256_of(p), "bytes": p.stat().st_size}
         for p in sorted(folder.rglob("*"))
         if p.is_file() and p.name != MANIFEST
     }
