@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -215,14 +216,9 @@ class ConfigurationDrift(Check[LiveObjects]):
         return out
 
     def _config_maps(self, data: LiveObjects) -> list[Finding]:
-        live = {
-            f"{c['metadata']['namespace']}/{c['metadata']['name']}": {**c, "kind": "ConfigMap"}
-            for c in data.config_maps
-        }
         out = []
-        for name in sorted(set(live) | set(data.baseline)):
+        for name, obj, approved in _side_by_side(data.config_maps, "ConfigMap", data.baseline):
             key = f"drift:configmap:{name}"
-            obj, approved = live.get(name), data.baseline.get(name)
             if obj is None:
                 out.append(Finding(key, Status.FAIL, f"{name}: approved ConfigMap missing from the cluster"))
                 continue
@@ -270,14 +266,9 @@ class ConfigurationDrift(Check[LiveObjects]):
         return out
 
     def _network_policies(self, data: LiveObjects) -> list[Finding]:
-        live = {
-            f"{p['metadata']['namespace']}/{p['metadata']['name']}": {**p, "kind": "NetworkPolicy"}
-            for p in data.network_policies
-        }
         out = []
-        for name in sorted(set(live) | set(data.policy_baseline)):
+        for name, obj, approved in _side_by_side(data.network_policies, "NetworkPolicy", data.policy_baseline):
             key = f"drift:networkpolicy:{name}"
-            obj, approved = live.get(name), data.policy_baseline.get(name)
             if obj is None:
                 facts = {"object": f"NetworkPolicy {name}", "field": "spec", "expected": approved, "live": "absent"}
                 message = f"{name}: approved NetworkPolicy missing from the cluster"
@@ -290,6 +281,13 @@ class ConfigurationDrift(Check[LiveObjects]):
                 # Unlike an unknown ConfigMap's, an unapproved policy fails: policies add up, so it can only open.
                 out.append(self._drift(key, obj, "spec", approved or "absent", live_hash, ["f:spec"]))
         return out
+
+
+def _side_by_side(objects: list[Manifest], kind: str, baseline: dict[str, Any]) -> Iterator[tuple[str, Any, Any]]:
+    """``(namespace/name, live object or None, baseline entry or None)`` for every object in either, by name."""
+    live = {f"{o['metadata']['namespace']}/{o['metadata']['name']}": {**o, "kind": kind} for o in objects}
+    for name in sorted(set(live) | set(baseline)):
+        yield name, live.get(name), baseline.get(name)
 
 
 def spec_hash(policy: Manifest) -> str:
