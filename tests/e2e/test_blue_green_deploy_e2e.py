@@ -10,10 +10,10 @@ back afterwards."""
 from __future__ import annotations
 
 import time
-from urllib.parse import quote
 
 import pytest
 
+from tests.e2e.hitl import answer
 from tradeops.config import load_config
 
 pytestmark = pytest.mark.e2e
@@ -83,32 +83,6 @@ def wait_for_task(stack, run_id: str, task_id: str, wanted: set[str], timeout: f
     raise TimeoutError(f"{task_id} never reached {wanted}: {states}\n{logs}")
 
 
-def parked(stack, run_id: str, timeout: float = 120) -> None:
-    """Wait until the scheduler has handled the exit of the worker that parked the approval. Airflow 3.3 races
-    there: an answer that resumes the task before the scheduler reads that exit (same task key, same try) gets the
-    resumed task taken for one killed externally (up_for_retry; the retry asks again). A person never answers
-    within that second; a test must wait for it."""
-    log = stack.airflow.home / "logs" / "scheduler.log"
-    seen = f"TaskInstance Finished: dag_id={DAG}, task_id=approve, run_id={run_id},"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(seen in line and "state=awaiting_input" in line for line in log.read_text().splitlines()):
-            return
-        time.sleep(0.5)
-    raise TimeoutError(f"the scheduler never saw the approval of {run_id} parked")
-
-
-def answer(stack, run_id: str, option: str) -> None:
-    wait_for_task(stack, run_id, "approve", {"awaiting_input"})
-    parked(stack, run_id)
-    response = stack.client.session.patch(
-        f"{stack.client.url}/api/v2/dags/{DAG}/dagRuns/{quote(run_id)}/taskInstances/approve/-1/hitlDetails",
-        json={"chosen_options": [option], "params_input": {}},
-        timeout=30,
-    )
-    assert response.status_code == 200, response.text[:300]
-
-
 def test_a_dry_run_plans_object_by_object_and_changes_nothing(stack, kubectl):
     before = cluster(kubectl)
     blue = kubectl.json("get", "deployment", SERVICE)
@@ -137,7 +111,7 @@ def test_approved_green_is_switched_to_soaked_and_becomes_blue(stack, kubectl):
     green = kubectl.json("get", "deployment", f"{SERVICE}-green")
     assert green["spec"]["template"]["spec"]["containers"][0]["image"] == f"{REPOSITORY}:2.3.0"
     assert green["status"]["readyReplicas"] == green["spec"]["replicas"] == before["replicas"]
-    answer(stack, run_id, "Approve")
+    answer(stack, DAG, run_id, "approve", ["Approve"])
     soaking = wait_for_task(stack, run_id, "soak", {"up_for_reschedule", "running", "success"})
     if soaking != "success":  # a loaded machine may only see the soak done: promote and retire take seconds more
         assert cluster(kubectl)["selector"]["color"] == "green"  # green serves during the soak
@@ -158,7 +132,7 @@ def test_approved_green_is_switched_to_soaked_and_becomes_blue(stack, kubectl):
 def test_a_rejected_switch_changes_nothing_and_deletes_green(stack, kubectl):
     before = cluster(kubectl)
     run_id = deploy(stack, "2.4.0")
-    answer(stack, run_id, "Reject")
+    answer(stack, DAG, run_id, "approve", ["Reject"])
     run, states = ended(stack, run_id, timeout=300)
     assert run["state"] == "success", failure_logs(stack, run_id, states)
     assert states["switch"] == states["soak"] == states["retire_green"] == "skipped"
@@ -188,7 +162,7 @@ def test_green_failing_during_the_soak_is_switched_back_automatically(stack, kub
     # reported unhealthy from now on fails green at the soak's first look, however short the soak is.
     stack.sandbox.set_faults("platform_api", unhealthy=[SERVICE])
     try:
-        answer(stack, run_id, "Approve")
+        answer(stack, DAG, run_id, "approve", ["Approve"])
         run = stack.client.wait_for_run(DAG, run_id, timeout=300)
     finally:
         stack.sandbox.clear_faults("platform_api")

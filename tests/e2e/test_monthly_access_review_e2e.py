@@ -5,13 +5,13 @@ authenticated user who answered; the stale binding, not picked, stays."""
 
 from __future__ import annotations
 
-import time
 from urllib.parse import quote
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from tests.e2e.hitl import answer, parked
 from tradeops.access.operators import NOTHING
 
 pytestmark = pytest.mark.e2e
@@ -34,29 +34,6 @@ def bindings(kubectl) -> set[str]:
     return {b["metadata"]["name"] for b in kubectl.json("get", "rolebindings", "-n", "grandmodel")["items"]}
 
 
-def parked(stack, run_id: str, timeout: float = 180) -> None:
-    """Wait for the scheduler to read the exit of the worker that parked the question (see the blue-green e2e:
-    an answer before that is taken for a task killed externally)."""
-    log = stack.airflow.home / "logs" / "scheduler.log"
-    seen = f"TaskInstance Finished: dag_id={DAG}, task_id={TASK}, run_id={run_id},"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(seen in line and "state=awaiting_input" in line for line in log.read_text().splitlines()):
-            return
-        time.sleep(0.5)
-    raise TimeoutError(f"{TASK} of {run_id} never parked: {stack.client.task_states(DAG, run_id)}")
-
-
-def answer(stack, run_id: str, options: list[str]) -> None:
-    parked(stack, run_id)
-    response = stack.client.session.patch(
-        f"{stack.client.url}/api/v2/dags/{DAG}/dagRuns/{quote(run_id)}/taskInstances/{TASK}/-1/hitlDetails",
-        json={"chosen_options": options, "params_input": {}},
-        timeout=30,
-    )
-    assert response.status_code == 200, response.text[:300]
-
-
 def finished(stack, run_id: str) -> tuple[dict, dict[str, str]]:
     run = stack.client.wait_for_run(DAG, run_id, timeout=240)
     return run, stack.client.task_states(DAG, run_id)
@@ -72,7 +49,7 @@ def removals(stack, run_id: str) -> list[dict]:
 def test_remove_nothing_leaves_every_binding(stack, kubectl):
     before = bindings(kubectl)
     run_id = stack.client.trigger(DAG, {"dry_run": False})
-    answer(stack, run_id, [NOTHING])
+    answer(stack, DAG, run_id, TASK, [NOTHING])
     run, states = finished(stack, run_id)
     assert run["state"] == "success", states
     assert states == {"review": "success", "pick_removals": "success", "apply_removals": "success"}
@@ -81,11 +58,11 @@ def test_remove_nothing_leaves_every_binding(stack, kubectl):
 
 def test_only_the_picked_removal_is_applied_and_recorded_with_who_approved_it(stack, kubectl):
     run_id = stack.client.trigger(DAG, {"dry_run": False})
-    parked(stack, run_id)
+    parked(stack, DAG, run_id, TASK)
     review = stack.client.xcom(DAG, run_id, "review")
     labels = {r["id"]: r["label"] for r in review["removals"]}
     assert set(labels) == {PICKED, "RoleBinding/grandmodel/legacy-reporter"}
-    answer(stack, run_id, [labels[PICKED]])
+    answer(stack, DAG, run_id, TASK, [labels[PICKED]])
     run, states = finished(stack, run_id)
     assert run["state"] == "success", states
 

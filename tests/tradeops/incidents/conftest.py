@@ -4,16 +4,13 @@ seconds-scale escalation policy."""
 from __future__ import annotations
 
 import itertools
-import threading
-import time
 import uuid
 from datetime import datetime, timedelta
 
 import pytest
-import uvicorn
 
 from devstack.stack import DEMO_CONFIG
-from sandbox.launcher import free_port
+from tests.serving import served
 from tradeops.config import load_config
 from tradeops.incidents import store
 from tradeops.incidents.app import create_app
@@ -103,14 +100,5 @@ def _resolve_what_the_test_left_open(request):
 @pytest.fixture(scope="module")
 def app_url(airflow_connections):
     """The TradeOps app served over real HTTP, as the api-server mounts it."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the app did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served(create_app()) as url:
+        yield url

@@ -20,10 +20,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import uvicorn
 
 from sandbox.launcher import free_port
 from tests.browser import Browser, require_chromium
+from tests.serving import served
 from tradeops.incidents.app import create_app
 from tradeops.incidents.models import NewIncident
 from tradeops.incidents.response_times import weeks_up_to
@@ -39,17 +39,8 @@ def page_url(airflow_connections):
 
     app = create_app()
     app.dependency_overrides[get_user] = lambda: SimpleNamespace(get_name=lambda: USER)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the app did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served(app) as url:
+        yield url
 
 
 @pytest.fixture
