@@ -64,7 +64,7 @@ from tradeops.rollback.sensors import WaitRollbackRolloutsSensor
 
 CONFIG = load_config()
 NAMESPACE = platform_namespace(CONFIG)
-TRADING = [name for name in trading_services(CONFIG) if CONFIG.kubernetes.deployment(name).namespace == NAMESPACE]
+TRADING = trading_services(CONFIG, namespace=NAMESPACE)
 
 with manual_dag(
     "emergency_rollback",

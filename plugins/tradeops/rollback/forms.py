@@ -31,9 +31,14 @@ def rollback_choices(config: TradeOpsConfig) -> list[str]:
     return [d.name for d in config.kubernetes.deployments if d.namespace == platform_namespace(config)]
 
 
-def trading_services(config: TradeOpsConfig) -> list[str]:
-    """The deployments that trade (roles ``trading_day.scale_roles``): stopped first, restored last."""
-    return [d.name for d in config.kubernetes.deployments if d.role in config.trading_day.scale_roles]
+def trading_services(config: TradeOpsConfig, namespace: str | None = None) -> list[str]:
+    """The deployments that trade (roles ``trading_day.scale_roles``): stopped first, restored last; only those of
+    ``namespace`` when given."""
+    return [
+        d.name
+        for d in config.kubernetes.deployments
+        if d.role in config.trading_day.scale_roles and namespace in (None, d.namespace)
+    ]
 
 
 def rollback_form(config: TradeOpsConfig) -> dict[str, Param]:

@@ -9,7 +9,7 @@ import pytest
 from tradeops.changes.plans import PlannedChange, plan_from_xcom, render_plan
 from tradeops.kubernetes.patches import SAVED_REPLICAS
 from tradeops.kubernetes.rollout import REVISION
-from tradeops.rollback.forms import tag_pattern
+from tradeops.rollback.forms import tag_pattern, trading_services
 from tradeops.rollback.plans import RollbackRefused, image_at, rollback_plan, rollback_target, state_of
 
 ALLOWED = r"^registry\.quantnova\.internal/grandmodel/[a-z0-9-]+:[0-9]+\.[0-9]+\.[0-9]+$"
@@ -128,3 +128,14 @@ def test_the_plan_stops_then_rolls_back_then_restores_object_by_object():
     assert table[0] == "| object | field | from | to |"
     assert table[3] == f"| Deployment/grandmodel/tactical-marl | image[tactical-marl] | {REPO}:1.8.2 | {REPO}:1.8.1 |"
     assert render_plan([]) == "No changes."
+
+
+def test_trading_services_are_the_scale_roles_deployments_and_only_a_namespace_s_when_asked(config):
+    trading = trading_services(config)
+    roles = config.trading_day.scale_roles
+    assert trading and all(config.kubernetes.deployment(name).role in roles for name in trading)
+    namespace = config.kubernetes.deployment(trading[0]).namespace
+    assert trading_services(config, namespace=namespace) == [
+        name for name in trading if config.kubernetes.deployment(name).namespace == namespace
+    ]
+    assert trading_services(config, namespace="no-such-namespace") == []
