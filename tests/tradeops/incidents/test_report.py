@@ -53,6 +53,8 @@ def resolved(incidents, key, state_dsn):
             "resolved_at = opened_at + interval '10 minutes' WHERE id = %s",
             (incident.id,),
         )
+        conn.execute("UPDATE tradeops.incident_reports SET written_at = NULL WHERE incident_id = %s", (incident.id,))
+    assert incidents.write_report(incident.id)  # its files as of those times
     return incidents.get(incident.id)
 
 
@@ -102,7 +104,7 @@ def test_the_report_reads_well_in_a_browser(incidents, resolved, browser, tmp_pa
     browser.goto(path.as_uri())
     assert browser.evaluate("performance.getEntriesByType('resource').length") == 0  # nothing fetched
     order = browser.evaluate("[...document.querySelectorAll('section')].map(s => s.id)")
-    assert order == ["summary", "raised-by", "timeline", "actions", "lessons"]
+    assert order == ["summary", "raised-by", "timeline", "runbook", "actions", "lessons"]
     tiles = browser.evaluate(
         "Object.fromEntries([...document.querySelectorAll('.tile')].map(t => "
         "[t.querySelector('.label').textContent, t.querySelector('.value').textContent]))"
