@@ -10,7 +10,7 @@ the same transaction, after both files are in place: a crash in between leaves i
 (each file is replaced atomically). An incident resolved again (reopened) is due again and its files are replaced.
 Failed writes are retried later and later (15 s more each time, at most every 15 min), the last error kept.
 
-Incident reports are postmortem material: never pruned (``reports.keep_days`` prunes the other kinds).
+Incident reports are postmortem material: never pruned automatically (``reports.keep_days`` is for the other kinds).
 """
 
 from __future__ import annotations
