@@ -2,7 +2,7 @@
 writes ``reports_dir()/incidents/incident-<id>.md`` and ``.html``, their timeline the audit trail (every event, in
 order, with who), every runbook step with its result, the alert that raised it, and no secret; a write that fails
 leaves the resolve done and the report due, and the escalation engine's trigger writes it later; an incident
-resolved again gets its files replaced; the app serves the files once written."""
+resolved again gets its files replaced; the app serves the files once written; a check's report names the check."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 from tests.tradeops.incidents.test_report import client
 from tradeops.incidents import report_files, store, triggers
 from tradeops.incidents.models import EventKind, IncidentStatus, NewIncident
+from tradeops.incidents.report import redact
 from tradeops.incidents.timeline import describe
 from tradeops.incidents.triggers import EscalationEngineTrigger
 
@@ -244,3 +245,40 @@ def test_the_app_serves_the_written_files_and_renders_an_unresolved_incident(
         client().get(f"/incidents/{alert_incident.id}/report").text
         == (reports / f"incident-{alert_incident.id}.html").read_text()
     )
+
+
+def test_a_check_s_report_names_the_check(incidents, key, reports):
+    check = f"tls_certificates_{key[-6:]}"
+    opened = incidents.check_failed(
+        dag_id="daily_health_check",
+        run_id="scheduled__2026-12-01T12:30:00+00:00",
+        check=check,
+        title="TLS certificates",
+        summary="2 certificates expire within 7 days",
+        severity="P3",
+    )
+    incidents.resolve(opened.incident.id, "tradeops (the check passed again)")
+
+    markdown = (reports / f"incident-{opened.incident.id}.md").read_text()
+    for line in (f"- **check**: {check}", "- **DAG**: daily_health_check", "| Raised by | check |"):
+        assert line in markdown, line
+
+
+def test_redaction_hides_secrets_and_keeps_the_rest():
+    assert redact(
+        {
+            "api_token": "abc",
+            "client_secret": "def",
+            "tokens_revoked": 3,
+            "url": "https://svc:hunter2@host/x?access_token=abc123&page=2",
+            "note": "Authorization: Basic YWxpY2U6aHVudGVyMg== while basic checks pass; password: hunter2, ok",
+            "steps": ["Bearer eyJhbGciOiJIUzI1NiJ9.payload", "xoxp-12-34-abcdef"],
+        }
+    ) == {
+        "api_token": "***",
+        "client_secret": "***",
+        "tokens_revoked": 3,
+        "url": "https://svc:***@host/x?access_token=***&page=2",
+        "note": "Authorization: Basic *** while basic checks pass; password: ***, ok",
+        "steps": ["Bearer ***", "xox-***"],
+    }
