@@ -71,6 +71,7 @@ class MarketWatch(_Strict):
 
 
 class Reports(_Strict):
-    """Reports (JSON, HTML, archives) under ``$TRADEOPS_REPORTS_DIR``: each kind keeps ``keep_days`` of them."""
+    """Reports (JSON, HTML, archives) under ``$TRADEOPS_REPORTS_DIR``: each kind keeps ``keep_days`` of them, except
+    incident reports (``incidents/``), postmortem material, never pruned."""
 
     keep_days: PositiveInt = 30

@@ -13,7 +13,8 @@
   ``/tradeops/incidents/{id}.json`` give incidents and timelines as JSON, ``/tradeops/incidents/response-times.json``
   the MTTA and MTTR per severity and week (:mod:`tradeops.incidents.response_times`);
   ``/tradeops/incidents/{id}/report`` (and ``.../report.md``) is an incident's report
-  (:mod:`tradeops.incidents.report`).
+  (:mod:`tradeops.incidents.report`): its files once written (:mod:`tradeops.incidents.report_files`), else rendered
+  from the database.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -136,6 +137,24 @@ def _handle_actions(interaction: SlackInteraction) -> list[dict[str, Any]]:
     return results
 
 
+def _report(incident_id: int, kind: str) -> str:
+    """The incident's report as its files hold it once written for its last resolve, else rendered now."""
+    from tradeops.exceptions import IncidentError
+    from tradeops.incidents import report_files, store
+    from tradeops.incidents.models import IncidentStatus
+    from tradeops.incidents.report import facts, render
+    from tradeops.incidents.service import IncidentService
+
+    incidents = IncidentService()
+    with store.connect(incidents.dsn) as conn:
+        try:
+            incident = store.get(conn, incident_id)
+        except IncidentError:
+            raise HTTPException(404, f"no incident {incident_id}") from None
+        written = report_files.saved(conn, incident_id, kind) if incident.status is IncidentStatus.RESOLVED else None
+        return written or render(kind, facts(incident, store.timeline(conn, incident_id), incidents.config))
+
+
 def _json(data: dict[str, Any]) -> Any:
     """What FastAPI returns for ``data``: timestamps as ``str()`` gives them."""
     return json.loads(json.dumps(data, default=str))
@@ -145,7 +164,6 @@ def create_app() -> FastAPI:
     from airflow.api_fastapi.core_api.security import get_user
 
     from tradeops.incidents.page import router as page_router
-    from tradeops.incidents.report import router as report_router
 
     app = FastAPI(title="TradeOps", docs_url=None, redoc_url=None)
     logged_in = Depends(get_user)
@@ -181,7 +199,14 @@ def create_app() -> FastAPI:
             return JSONResponse({"ok": False, "error": str(err)}, status_code=400)
 
     app.include_router(page_router(get_user))
-    app.include_router(report_router(get_user))
+
+    @app.get("/incidents/{incident_id}/report", response_class=HTMLResponse)
+    def report_html(incident_id: int, user: Any = logged_in):
+        return HTMLResponse(_report(incident_id, "html"))
+
+    @app.get("/incidents/{incident_id}/report.md", response_class=PlainTextResponse)
+    def report_markdown(incident_id: int, user: Any = logged_in):
+        return PlainTextResponse(_report(incident_id, "md"), media_type="text/markdown; charset=utf-8")
 
     @app.get("/incidents.json")
     def incidents_json(limit: int = 50, user: Any = logged_in):

@@ -20,7 +20,7 @@ from tradeops.checks.base import CheckResult, Status
 from tradeops.config import TradeOpsConfig, load_config
 from tradeops.config.model import RunbookDag
 from tradeops.exceptions import IncidentError
-from tradeops.incidents import response_times, runbook, silences, store
+from tradeops.incidents import report_files, response_times, runbook, silences, store
 from tradeops.incidents.engine import EscalationEngine
 from tradeops.incidents.models import (
     SEVERITY_ORDER,
@@ -97,7 +97,10 @@ class IncidentService:
         return self._change(store.acknowledge, EventKind.ACKNOWLEDGED, incident_id, actor, note)
 
     def resolve(self, incident_id: int, actor: str, note: str = "") -> Incident:
-        return self._change(store.resolve, EventKind.RESOLVED, incident_id, actor, note)
+        """Resolve the incident, its report due in the same transaction, then try to write the report's files."""
+        incident = self._change(report_files.resolve, EventKind.RESOLVED, incident_id, actor, note)
+        self.write_report(incident.id)
+        return incident
 
     def _change(
         self,
@@ -113,6 +116,25 @@ class IncidentService:
                 self.engine.after_change(conn, incident, actor, kind)
         self.outbox.deliver()
         return incident
+
+    def write_report(self, incident_id: int) -> bool:
+        """Write the incident's report files if they are due; whether they were. Never raises: what is not
+        written stays due, and the escalation engine writes it (:meth:`write_due_reports`)."""
+        try:
+            with store.connect(self.dsn) as conn:
+                return report_files.write(conn, self.config, incident_id)
+        except Exception:  # the resolve stands whatever happens to its report
+            log.warning("The report of incident #%s stays due", incident_id, exc_info=True)
+            return False
+
+    def write_due_reports(self) -> int:
+        """Write the incident reports still due (the escalation engine's catch-up); how many. Never raises."""
+        try:
+            with store.connect(self.dsn) as conn:
+                return report_files.write_due(conn, self.config)
+        except Exception:  # never stops the engine: they stay due
+            log.warning("Writing the due incident reports failed; they stay due", exc_info=True)
+            return 0
 
     # --- silences --------------------------------------------------------------------------------------------
 

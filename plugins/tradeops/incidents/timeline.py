@@ -77,7 +77,7 @@ def _targets(detail: dict[str, Any]) -> str:
     return text
 
 
-def _rest(detail: dict[str, Any]) -> str:
+def key_values(detail: dict[str, Any]) -> str:
     """Details of an event this module does not know, as ``key: value`` pairs."""
     return "; ".join(f"{key.replace('_', ' ')}: {value}" for key, value in detail.items() if value not in ("", None))
 
@@ -132,13 +132,13 @@ def describe(event: IncidentEvent, level_names: Mapping[int, str] | None = None)
         return "Alert resolved", f"at {_when(d.get('ended_at'))}; left open: acknowledged, a person resolves it", ""
     if kind is EventKind.RUNBOOK_STEP:
         step = str(d.get("step", "step")).replace("_", " ")
-        rest = _rest({key: value for key, value in d.items() if key not in ("step", "summary")})
+        rest = key_values({key: value for key, value in d.items() if key not in ("step", "summary")})
         text = "; ".join(part for part in (str(d.get("summary") or ""), rest) if part)
         return f"Runbook: {step}", text, "warn" if d.get("failed") else "person"
     if kind is EventKind.HELD_BACK:
         text = f"{d.get('check', '?')} ({d.get('dag_id', '?')}): {d.get('summary', '')}"
         return "Check held back", text, ""
-    return str(kind).replace("_", " ").capitalize(), _rest(d), ""
+    return str(kind).replace("_", " ").capitalize(), key_values(d), ""
 
 
 def timeline(

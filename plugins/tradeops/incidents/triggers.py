@@ -1,9 +1,9 @@
 """Triggers of the incident machinery, so that waiting never holds a worker.
 
 - ``EscalationEngineTrigger``: the escalation engine for one window of time. It acts on what is due, delivers the
-  outbox, records a heartbeat, then sleeps until the next action is due or PostgreSQL notifies a change (``LISTEN
-  tradeops_incidents``), whichever comes first, and never longer than 30 s; the state is in PostgreSQL, so a
-  restarted triggerer simply picks up where it was.
+  outbox, writes the reports of resolved incidents still due, records a heartbeat, then sleeps until the next action
+  is due or PostgreSQL notifies a change (``LISTEN tradeops_incidents``), whichever comes first, and never longer
+  than 30 s; the state is in PostgreSQL, so a restarted triggerer simply picks up where it was.
 - ``TaskDeadlineTrigger``: a task-level deadline. It follows the watched tasks' states until they succeed (no
   incident) or the deadline passes with one of them not done (an incident opens).
 """
@@ -25,14 +25,14 @@ MAX_SLEEP_S = 30.0  # also the longest gap between two heartbeats of a healthy e
 
 
 class EscalationEngineTrigger(BaseTrigger):
-    """The escalation engine until ``until``: act on what is due, deliver the outbox, record a heartbeat, sleep until
-    the next action or a change (``LISTEN``), at most 30 s; ends with how many incidents it acted on and how many
-    messages it delivered.
+    """The escalation engine until ``until``: act on what is due, deliver the outbox, write the incident reports still
+    due, record a heartbeat, sleep until the next action or a change (``LISTEN``), at most 30 s; ends with how many
+    incidents it acted on and how many messages it delivered.
 
-    Its side effects (pages, Slack messages, heartbeats) are deliberate: this trigger *is* the engine, not a wait.
-    Each is idempotent (incidents and messages are taken ``FOR UPDATE SKIP LOCKED``; a heartbeat is an upsert of the
-    window's row in ``tradeops.engine_heartbeats``), so a window resumed by another triggerer repeats nothing. The
-    heartbeat is what the health check's ``escalation_engine`` check reads.
+    Its side effects (pages, Slack messages, report files, heartbeats) are deliberate: this trigger *is* the engine,
+    not a wait. Each is idempotent (incidents, messages and due reports are taken ``FOR UPDATE SKIP LOCKED``; a
+    heartbeat is an upsert of the window's row in ``tradeops.engine_heartbeats``), so a window resumed by another
+    triggerer repeats nothing. The heartbeat is what the health check's ``escalation_engine`` check reads.
 
     :param until: when the window ends (ISO 8601, with a time zone); it also names the window's heartbeat row.
     """
@@ -64,6 +64,7 @@ class EscalationEngineTrigger(BaseTrigger):
                 try:
                     acted += await asyncio.to_thread(incidents.engine.process_due)
                     delivered += await asyncio.to_thread(incidents.outbox.deliver)
+                    await asyncio.to_thread(incidents.write_due_reports)
                     await asyncio.to_thread(self._beat, dsn, until)
                     wake = await asyncio.to_thread(incidents.next_wakeup)
                 except (psycopg.OperationalError, OSError) as err:

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,30 @@ def write_json_report(dag_id: str, run_id: str, content: dict[str, Any]) -> Path
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(content, indent=2, default=str))
     tmp.replace(path)
+    return path
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` so that a reader, and a crash, see the old file or the whole new one: a temporary
+    file of its own in the same folder (several processes may write the same report at once), flushed to disk,
+    then renamed over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the report from the api-server's user
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself survives a crash
+    finally:
+        os.close(directory)
     return path
 
 

@@ -33,7 +33,7 @@ def client(user: str | None = "oncall-alice"):
 
 @pytest.fixture
 def resolved(incidents, key, state_dsn):
-    """An alert's P1, acknowledged 90 s after it opened and resolved 10 min after it opened."""
+    """An alert's P1, acknowledged 90 s after it opened, two steps of its runbook, resolved 10 min after it opened."""
     labels = {"alertname": "ExecutionEngineDown", "severity": "critical", "service": "execution-engine"}
     new = NewIncident(
         dedup_key=key,
@@ -46,6 +46,12 @@ def resolved(incidents, key, state_dsn):
     )
     incident = incidents.open(new).incident
     incidents.acknowledge(incident.id, "@alice (Slack)", "looking")
+    run = {"dag_id": "incident_response", "run_id": "manual__2026-12-01T09:00:00+00:00"}
+    digest = "9f2c4e1b7a0d3c5e8f6a2b4d1c3e5f7a9b0c2d4e6f8a1b3c5d7e9f0a2b4c6d8e"
+    incidents.record_step(
+        incident.id, "@alice", "diagnostics", {"summary": "14 files, 53248 bytes", "sha256": digest, **run}
+    )
+    incidents.record_step(incident.id, "@alice", "stop_trading", {"summary": "trading stopped (was running)", **run})
     incidents.resolve(incident.id, "bob", "restarted the engine; fills flowing")
     with store.connect(state_dsn) as conn:  # the times a real incident would have taken
         conn.execute(
@@ -53,6 +59,8 @@ def resolved(incidents, key, state_dsn):
             "resolved_at = opened_at + interval '10 minutes' WHERE id = %s",
             (incident.id,),
         )
+        conn.execute("UPDATE tradeops.incident_reports SET written_at = NULL WHERE incident_id = %s", (incident.id,))
+    assert incidents.write_report(incident.id)  # its files as of those times
     return incidents.get(incident.id)
 
 
@@ -63,6 +71,10 @@ def test_the_report_has_the_times_the_cause_the_timeline_and_the_peoples_actions
     assert (data["time_to_acknowledge"], data["time_to_resolve"]) == ("1m", "10m")
     assert data["raised_by"]["labels"]["service"] == "execution-engine"
     assert [(e.what, e.who) for e in data["actions"]] == [("Acknowledged", "@alice (Slack)"), ("Resolved", "bob")]
+    assert [(a.step, a.result, a.who) for a in data["runbook"]] == [
+        ("diagnostics", "14 files, 53248 bytes", "@alice"),
+        ("stop trading", "trading stopped (was running)", "@alice"),
+    ]
     assert data["timeline"][0].what == "Opened" and data["timeline"][0].who == "Alertmanager"
 
     page = client().get(f"/incidents/{resolved.id}/report")
@@ -102,7 +114,7 @@ def test_the_report_reads_well_in_a_browser(incidents, resolved, browser, tmp_pa
     browser.goto(path.as_uri())
     assert browser.evaluate("performance.getEntriesByType('resource').length") == 0  # nothing fetched
     order = browser.evaluate("[...document.querySelectorAll('section')].map(s => s.id)")
-    assert order == ["summary", "raised-by", "timeline", "actions", "lessons"]
+    assert order == ["summary", "raised-by", "timeline", "runbook", "actions", "lessons"]
     tiles = browser.evaluate(
         "Object.fromEntries([...document.querySelectorAll('.tile')].map(t => "
         "[t.querySelector('.label').textContent, t.querySelector('.value').textContent]))"
