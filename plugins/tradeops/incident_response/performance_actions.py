@@ -130,7 +130,8 @@ class RefreshStatisticsOperator(RunbookStep, BaseOperator):
 class FlushCacheOperator(RunbookStep, BaseOperator):
     """Delete the cache keys starting with the configured prefix (``incident_response.performance.cache_prefix``)
     with ``SCAN`` + ``UNLINK`` in batches, only when the form chose it **and** the approval task answered
-    ``Approve`` (either missing: skipped, nothing deleted); recorded on the incident. Returns ``{prefix, deleted}``.
+    ``Approve`` (either missing: skipped, nothing deleted); recorded on the incident with who approved. Returns
+    ``{prefix, deleted}``.
 
     :param incident_id: the incident. (templated)
     :param chosen: the form's ``flush_cache``. (templated)
@@ -159,7 +160,10 @@ class FlushCacheOperator(RunbookStep, BaseOperator):
         settings = config.incident_response.performance
         client = RedisHook(redis_conn_id=config.connections.redis).get_conn()
         deleted = flush_prefix(client, settings.cache_prefix, settings.cache_batch)
+        responder = answer.get("responded_by_user") or {}
+        approved_by = responder.get("id") or responder.get("name")
         summary = f"{deleted} cache key(s) starting with '{settings.cache_prefix}' deleted (SCAN + UNLINK)"
-        self.log.info("%s", summary)
-        self.record(context, "flush_cache", {"summary": summary, "deleted": deleted, "prefix": settings.cache_prefix})
+        self.log.info("%s; approved by %s", summary, approved_by)
+        detail = {"summary": summary, "deleted": deleted, "prefix": settings.cache_prefix, "approved_by": approved_by}
+        self.record(context, "flush_cache", detail)
         return {"prefix": settings.cache_prefix, "deleted": deleted}

@@ -137,7 +137,7 @@ def test_no_key_is_deleted_without_the_forms_choice_and_the_approval_then_only_t
     assert set(cache.scan_iter(count=1000)) == everything - ours
     assert {b"grandmodel:mdx:decoy", b"grandmodel:md", b"grandmodel:flags"} <= everything - ours
     recorded = trail(incident.service, opened.id)["flush_cache"]
-    assert (recorded["deleted"], recorded["by"]) == (len(ours), "alice")
+    assert (recorded["deleted"], recorded["by"], recorded["approved_by"]) == (len(ours), "alice", "bob")
 
 
 def test_analyze_refreshes_the_platform_tables_statistics(context, incident, sandbox_settings, config):
