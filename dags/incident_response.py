@@ -1,20 +1,26 @@
 """
 ### Incident response
 
-Seed runbooks: *Critical Incident Response* and *System Failure Response* (one runbook for both). Manual trigger,
-with a form checked when the run is triggered (a bad value is refused: REST 400, CLI non-zero exit, and no run
-exists):
+Seed runbooks: *Critical Incident Response* and *System Failure Response* (one runbook for both), *Performance
+Degradation Response*. Manual trigger, with a form checked when the run is triggered (a bad value is refused: REST
+400, CLI non-zero exit, and no run exists):
 
 | field | what |
 |---|---|
 | `incident_id` | the incident this response answers: it must exist and not be resolved |
-| `type` | `critical` or `system_failure` (performance and security runbooks come later) |
+| `type` | `critical` or `system_failure` (the critical runbook), `performance` (the security runbook comes later) |
 | `dry_run` | default `true`: list the plan and change nothing |
+| `flush_cache` | default `false`; performance only: also flush the configured cache keys (after the approval) |
 | `reason` | required, not blank: on the incident and in Slack |
+
+`check_incident`, then `choose_runbook` branches on `type` to one task group; the others are skipped. Whatever
+ran, `report`, `release_lock` and the `verdict` follow.
 
 | task | does | when it fails |
 |---|---|---|
 | `check_incident` | the incident exists and is open; "runbook started" on its trail | refused, nothing done |
+| `choose_runbook` | the type's task group: `critical` (critical, system_failure) or `performance` | (1) |
+| **critical** | | |
 | `collect_diagnostics` | pod logs and events, bounded, one `.tar.gz` with its SHA-256, both on the incident | (1) |
 | `notify` | an update in the incident's thread (the outbox); a P1 without a war room gets one | (1) |
 | `plan` | what would be scaled, closed and isolated; on the incident | (1) |
@@ -24,8 +30,19 @@ exists):
 | `stop_trading` | the trading services to 0 (counts recorded for the restore) | (1) |
 | `close_positions` | close-all, read back until flat (as post-market) | P1 positions incident |
 | `isolate_gateway` | the gateway Service to `ClusterIP`, `before` recorded for undo | (1) |
-| `report` | always: the outcome on the incident and one Slack summary | - |
-| `release_lock` | always: gives back this run's leases | - |
+| **performance** | (no trading stopped, nothing isolated) | |
+| `performance.diagnostics` | top CPU/memory consumers, active and blocked queries, latency by component | (1) |
+| `performance.notify` | an update in the incident's thread (the outbox) | (1) |
+| `performance.plan` | the degraded; each +`scale_step` replicas, capped at `replicas.max`; the flush if chosen | (1) |
+| `performance.apply` | continues only when this is not a dry run | - |
+| `performance.analyze` | `ANALYZE` of the platform's tables (no lock on writers) | (1) |
+| `performance.approve` | a person approves the scale and the flush (2) | - |
+| `performance.lock` | the deployment lease of the scalable deployments (3) | (1) |
+| `performance.scale` | the plan's counts, never past `replicas.max`, only up (count recorded for the restore) | (1) |
+| `performance.flush_cache` | only chosen and approved: the keys starting with `cache_prefix`, SCAN + UNLINK | (1) |
+| **always** | | |
+| `report` | the outcome on the incident and one Slack summary | - |
+| `release_lock` | gives back this run's leases | - |
 | `verdict` | fails the run when any step failed | - |
 
 1. A failed step fails the run (the verdict) and opens the runbook's incident (`runbook:incident_response`, P1 in
@@ -36,8 +53,11 @@ exists):
 
 Every step writes a `runbook_step` entry on the incident's audit trail with who (the authenticated user who
 triggered the run, never a field) and when. There is no trading halt in the platform API: stopping trading is
-scaling the trading services (`trading_day.scale_roles`) to 0, as the emergency rollback does; restoring them is
-`ScaleDeploymentsOperator(profile="restore")`, un-isolating is setting the recorded type back.
+scaling the trading services (`trading_day.scale_roles`) to 0, as the emergency rollback does; restoring them (and
+undoing a performance scale-up) is `ScaleDeploymentsOperator(profile="restore")`, un-isolating is setting the
+recorded type back. The performance settings (degraded thresholds, step, cache prefix) are the config's
+`incident_response.performance`. A new runbook (security) is one more group here, its entry in
+`tradeops.incident_response.runbooks` and its type in the form.
 """
 
 from __future__ import annotations
@@ -45,7 +65,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
-from airflow.providers.standard.operators.python import ShortCircuitOperator
+from airflow.providers.standard.operators.python import BranchPythonOperator, ShortCircuitOperator
+from airflow.sdk import TaskGroup
 
 from tradeops.changes.operators import AcquireDeploymentLockOperator, ReleaseDeploymentLockOperator
 from tradeops.config import load_config
@@ -62,22 +83,31 @@ from tradeops.incident_response.operators import (
     RunbookDiagnosticsOperator,
     RunbookNotifyOperator,
 )
+from tradeops.incident_response.performance import PerformanceDiagnosticsOperator, PerformancePlanOperator, scalable
+from tradeops.incident_response.performance_actions import (
+    FlushCacheOperator,
+    RefreshStatisticsOperator,
+    ScaleWithinLimitsOperator,
+)
 from tradeops.incident_response.report import ResponseReportOperator
+from tradeops.incident_response.runbooks import entry_task
 from tradeops.rollback.forms import platform_namespace, trading_services
 
 CONFIG = load_config()
 NAMESPACE = platform_namespace(CONFIG)
 TRADING = [name for name in trading_services(CONFIG) if CONFIG.kubernetes.deployment(name).namespace == NAMESPACE]
 GATEWAY = next(d.name for d in CONFIG.kubernetes.deployments if d.role == "gateway" and d.namespace == NAMESPACE)
+SCALABLE = list(scalable(CONFIG, NAMESPACE))
 INCIDENT = "{{ params.incident_id }}"
 APPROVAL_TIMEOUT = timedelta(minutes=15)
 
 with manual_dag(
     "incident_response",
     owner="trading-ops",
-    description="Critical / system failure response: diagnostics, notify, then (approved) stop trading, close, isolate",
+    description="Incident runbooks: critical / system failure (stop trading, close, isolate), performance (scale, "
+    "ANALYZE, cache flush): diagnostics and notify, then the approved changes",
     params=response_form(),
-    render_template_as_native_obj=True,  # the form's integer and boolean reach the operators as such
+    render_template_as_native_obj=True,  # the form's integer and booleans reach the operators as such
     retry_delay=timedelta(seconds=5),
     dagrun_timeout=timedelta(hours=1),
     page_on_failure=True,
@@ -91,38 +121,89 @@ with manual_dag(
         dry_run="{{ params.dry_run }}",
         reason="{{ params.reason }}",
     )
-    diagnostics = RunbookDiagnosticsOperator(
-        task_id="collect_diagnostics", incident_id=INCIDENT, deployments=[*TRADING, GATEWAY], tail_lines=500
-    )
-    notify = RunbookNotifyOperator(task_id="notify", incident_id=INCIDENT, reason="{{ params.reason }}")
-    plan = ResponsePlanOperator(
-        task_id="plan", incident_id=INCIDENT, namespace=NAMESPACE, trading=TRADING, gateway=GATEWAY
-    )
-    apply = ShortCircuitOperator(
-        task_id="apply",
-        python_callable=lambda planned: not planned["dry_run"],
-        op_args=["{{ ti.xcom_pull(task_ids='plan') }}"],
-        ignore_downstream_trigger_rules=False,  # only the approval is skipped; the report and release still run
-    )
-    approve = ApprovalOperator(
-        task_id="approve",
-        subject="Incident #{{ params.incident_id }}: stop trading, close all positions, isolate the gateway?",
-        body="Reason: {{ params.reason }}\n\n{{ ti.xcom_pull(task_ids='plan')['text'] }}",
-        defaults=["Reject"],  # unanswered in time: not approved
-        response_timeout=APPROVAL_TIMEOUT,
-    )
-    lock = AcquireDeploymentLockOperator(
-        task_id="lock", namespace=NAMESPACE, deployments=TRADING, ttl=timedelta(minutes=45)
-    )
-    stop = StopTradingOperator(task_id="stop_trading", incident_id=INCIDENT, namespace=NAMESPACE, trading=TRADING)
-    close = RunbookClosePositionsOperator(
-        task_id="close_positions", incident_id=INCIDENT, reason="incident {{ params.incident_id }}: {{ params.reason }}"
-    )
-    isolate = IsolateGatewayOperator(
-        task_id="isolate_gateway", incident_id=INCIDENT, service=GATEWAY, namespace=NAMESPACE
-    )
+    choose = BranchPythonOperator(task_id="choose_runbook", python_callable=entry_task, op_args=["{{ params.type }}"])
+
+    # The first runbook keeps its task ids unprefixed (the automatic starts name its `approve`).
+    with TaskGroup("critical", prefix_group_id=False) as critical:
+        diagnostics = RunbookDiagnosticsOperator(
+            task_id="collect_diagnostics", incident_id=INCIDENT, deployments=[*TRADING, GATEWAY], tail_lines=500
+        )
+        notify = RunbookNotifyOperator(task_id="notify", incident_id=INCIDENT, reason="{{ params.reason }}")
+        plan = ResponsePlanOperator(
+            task_id="plan", incident_id=INCIDENT, namespace=NAMESPACE, trading=TRADING, gateway=GATEWAY
+        )
+        apply = ShortCircuitOperator(
+            task_id="apply",
+            python_callable=lambda planned: not planned["dry_run"],
+            op_args=["{{ ti.xcom_pull(task_ids='plan') }}"],
+            ignore_downstream_trigger_rules=False,  # only the approval is skipped; the report and release still run
+        )
+        approve = ApprovalOperator(
+            task_id="approve",
+            subject="Incident #{{ params.incident_id }}: stop trading, close all positions, isolate the gateway?",
+            body="Reason: {{ params.reason }}\n\n{{ ti.xcom_pull(task_ids='plan')['text'] }}",
+            defaults=["Reject"],  # unanswered in time: not approved
+            response_timeout=APPROVAL_TIMEOUT,
+        )
+        lock = AcquireDeploymentLockOperator(
+            task_id="lock", namespace=NAMESPACE, deployments=TRADING, ttl=timedelta(minutes=45)
+        )
+        stop = StopTradingOperator(task_id="stop_trading", incident_id=INCIDENT, namespace=NAMESPACE, trading=TRADING)
+        close = RunbookClosePositionsOperator(
+            task_id="close_positions",
+            incident_id=INCIDENT,
+            reason="incident {{ params.incident_id }}: {{ params.reason }}",
+        )
+        isolate = IsolateGatewayOperator(
+            task_id="isolate_gateway", incident_id=INCIDENT, service=GATEWAY, namespace=NAMESPACE
+        )
+        diagnostics >> notify >> plan >> apply >> approve >> lock >> stop >> close >> isolate
+
+    with TaskGroup("performance") as performance:
+        perf_diagnostics = PerformanceDiagnosticsOperator(task_id="diagnostics", incident_id=INCIDENT)
+        perf_notify = RunbookNotifyOperator(
+            task_id="notify",
+            incident_id=INCIDENT,
+            reason="{{ params.reason }}",
+            diagnostics_task="performance.diagnostics",
+        )
+        perf_plan = PerformancePlanOperator(
+            task_id="plan", incident_id=INCIDENT, namespace=NAMESPACE, flush_cache="{{ params.flush_cache }}"
+        )
+        perf_apply = ShortCircuitOperator(
+            task_id="apply",
+            python_callable=lambda planned: not planned["dry_run"],
+            op_args=["{{ ti.xcom_pull(task_ids='performance.plan') }}"],
+            ignore_downstream_trigger_rules=False,
+        )
+        analyze = RefreshStatisticsOperator(task_id="analyze", incident_id=INCIDENT)
+        perf_approve = ApprovalOperator(
+            task_id="approve",
+            subject="Incident #{{ params.incident_id }}: scale the degraded services within their limits"
+            "{{ ' and flush the cache' if params.flush_cache else '' }}?",
+            body="Reason: {{ params.reason }}\n\n{{ ti.xcom_pull(task_ids='performance.plan')['text'] }}",
+            defaults=["Reject"],
+            response_timeout=APPROVAL_TIMEOUT,
+        )
+        perf_lock = AcquireDeploymentLockOperator(
+            task_id="lock", namespace=NAMESPACE, deployments=SCALABLE, ttl=timedelta(minutes=30)
+        )
+        scale = ScaleWithinLimitsOperator(
+            task_id="scale", incident_id=INCIDENT, namespace=NAMESPACE, plan_task="performance.plan"
+        )
+        flush = FlushCacheOperator(
+            task_id="flush_cache",
+            incident_id=INCIDENT,
+            chosen="{{ params.flush_cache }}",
+            approval_task="performance.approve",
+        )
+        perf_diagnostics >> perf_notify >> perf_plan >> perf_apply >> [analyze, perf_approve]
+        perf_approve >> perf_lock >> scale
+        perf_approve >> flush
+
     report = ResponseReportOperator(task_id="report", incident_id=INCIDENT, reason="{{ params.reason }}")
     release = ReleaseDeploymentLockOperator(task_id="release_lock")
 
-    check >> diagnostics >> notify >> plan >> apply >> approve >> lock >> stop >> close >> isolate >> report >> release
+    check >> choose >> [critical, performance]
+    [critical, performance] >> report >> release
     add_run_verdict(dag)

@@ -48,6 +48,14 @@ def consistency_errors(config: TradeOpsConfig) -> list[tuple[Loc, str]]:
                     f"image {deployment.image!r} does not match kubernetes.allowed_image_pattern",
                 )
             )
+        limit = deployment.replicas.max
+        if limit is not None and limit < max(deployment.replicas.market_hours, deployment.replicas.off_hours):
+            errors.append(
+                (
+                    ("kubernetes", "deployments", index, "replicas", "max"),
+                    f"max {limit} is below the deployment's own market_hours/off_hours replicas",
+                )
+            )
 
     deployment_names = {d.name for d in k8s.deployments}
     for index, name in enumerate(k8s.trading_deployments):

@@ -19,6 +19,7 @@ from tradeops.config.alerts import AlertIntake
 from tradeops.config.base import DNS_LABEL, Percent, Quantity, Severity, _Strict, parse_quantity
 from tradeops.config.blue_green import BlueGreen
 from tradeops.config.durations import Duration, PositiveDuration
+from tradeops.config.incident_response import IncidentResponse
 from tradeops.config.security import Security
 from tradeops.config.trading import MarketWatch, Reports, TradingDay
 
@@ -51,6 +52,7 @@ class Namespace(_Strict):
 class ReplicaProfile(_Strict):
     market_hours: int = Field(ge=0, le=100)
     off_hours: int = Field(ge=0, le=100)
+    max: int | None = Field(default=None, ge=1, le=100, description="the most a runbook scales to (none: never up)")
 
 
 class HealthEndpoint(_Strict):
@@ -413,3 +415,4 @@ class TradeOpsConfig(_Strict):
     security: Security = Security()
     access_review: AccessReview = AccessReview()
     alerts: AlertIntake = AlertIntake()
+    incident_response: IncidentResponse = IncidentResponse()

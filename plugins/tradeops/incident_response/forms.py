@@ -7,22 +7,29 @@ from airflow.sdk import Param
 
 from tradeops.incidents.forms import NOT_BLANK
 
-# The runbooks implemented: critical and system failure share one. Performance and security come with their own.
-RESPONSE_TYPES = ("critical", "system_failure")
+# The runbooks implemented (tradeops.incident_response.runbooks): critical and system failure share one.
+RESPONSE_TYPES = ("critical", "system_failure", "performance")
 
 
 def response_form() -> dict[str, Param]:
-    """The incident, the runbook's type, dry run (by default) and why."""
+    """The incident, the runbook's type, dry run (by default), a cache flush (performance only, off by default) and
+    why."""
     return {
         "incident_id": Param(type="integer", minimum=1, description="the incident this response answers (# in Slack)"),
         "type": Param(
             type="string",
             enum=list(RESPONSE_TYPES),
             description="the runbook: critical or system_failure (one runbook: stop trading, close positions, "
-            "isolate the gateway)",
+            "isolate the gateway); performance (diagnostics, ANALYZE, scale degraded services within their max)",
         ),
         "dry_run": Param(
             True, type="boolean", description="true (default): list the plan and change nothing; false: act"
+        ),
+        "flush_cache": Param(
+            False,
+            type="boolean",
+            description="performance only: also flush the cache keys of the configured prefix (after the approval; "
+            "SCAN + UNLINK, never FLUSHALL)",
         ),
         "reason": Param(
             type="string",

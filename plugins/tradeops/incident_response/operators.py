@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 
 CHECK_TASK = "check_incident"
 DIAGNOSTICS_TASK = "collect_diagnostics"
-PLAN_TASK = "plan"
 
 
 class Refused(RunbookRefused, AirflowFailException):
@@ -52,7 +51,7 @@ class CheckIncidentOperator(RunbookStep, BaseOperator):
     by whom. Returns ``{incident_id, severity, title, type, dry_run, by}``.
 
     :param incident_id: the incident. (templated)
-    :param response_type: the runbook's type (``critical`` or ``system_failure``). (templated)
+    :param response_type: the runbook's type (``critical``, ``system_failure`` or ``performance``). (templated)
     :param dry_run: list the plan only. (templated)
     :param reason: why the runbook was started. (templated)
     """
@@ -127,26 +126,32 @@ class RunbookNotifyOperator(RunbookStep, BaseOperator):
 
     :param incident_id: the incident. (templated)
     :param reason: why the runbook was started. (templated)
+    :param diagnostics_task: the runbook's diagnostics task (an archive and its checksum, or a ``summary``).
     """
 
     template_fields: Sequence[str] = ("incident_id", "reason")
 
-    def __init__(self, *, incident_id: int | str, reason: str, **kwargs: Any) -> None:
+    def __init__(
+        self, *, incident_id: int | str, reason: str, diagnostics_task: str = DIAGNOSTICS_TASK, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.incident_id = incident_id
         self.reason = reason
+        self.diagnostics_task = diagnostics_task
 
     def execute(self, context: Context) -> dict[str, Any]:
         ti = context["ti"]
         started = ti.xcom_pull(task_ids=CHECK_TASK)
-        diagnostics = ti.xcom_pull(task_ids=DIAGNOSTICS_TASK) or {}
+        diagnostics = ti.xcom_pull(task_ids=self.diagnostics_task) or {}
         mode = "dry run: nothing will change" if started["dry_run"] else "destructive steps wait for an approval"
         lines = [
             f"*Incident response ({started['type']})* started by {started['by']} ({mode}): {self.reason}",
             f"Run `{ti.run_id}` of {ti.dag_id}",
         ]
-        if diagnostics:
+        if "archive" in diagnostics:
             lines.append(f"Diagnostics: {diagnostics['archive']} (sha256 {diagnostics['sha256']})")
+        elif diagnostics:
+            lines.append(f"Diagnostics: {diagnostics['summary']}")
         text = "\n".join(lines)
         asked = self.incidents.runbook_update(int(self.incident_id), text)
         self.record(context, "notified", {"summary": "update posted in the thread", "war_room_requested": asked})

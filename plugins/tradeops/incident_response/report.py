@@ -8,28 +8,28 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from tradeops.config import load_config
-from tradeops.incident_response.operators import CHECK_TASK, PLAN_TASK, RunbookStep
+from tradeops.incident_response.operators import CHECK_TASK, RunbookStep
+from tradeops.incident_response.runbooks import runbook_of
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-STEPS = (CHECK_TASK, "collect_diagnostics", "notify", PLAN_TASK, "approve", "lock")
-ACTIONS = ("stop_trading", "close_positions", "isolate_gateway")
 
-
-def outcome(states: Mapping[str, str | None], dry_run: bool | None) -> str:
-    """The run's outcome in words, from its tasks' states (pure)."""
+def outcome(states: Mapping[str, str | None], dry_run: bool | None, response_type: str | None = "critical") -> str:
+    """The run's outcome in words, from its tasks' states and the runbook of its type (pure)."""
+    runbook = runbook_of(response_type)
     if states.get(CHECK_TASK) != "success":
         return "REFUSED, nothing done"
-    failed = [step for step in (*STEPS, *ACTIONS) if states.get(step) == "failed"]
+    failed = [step for step in (*runbook.steps, *runbook.actions) if states.get(step) == "failed"]
     if failed:
-        done = [step for step in ACTIONS if states.get(step) == "success"]
+        done = [step for step in runbook.actions if states.get(step) == "success"]
         return f"FAILED at {', '.join(failed)}" + (f" (done before: {', '.join(done)})" if done else "")
     if dry_run:
         return "dry run: plan listed, nothing changed"
-    if any(states.get(step) == "skipped" for step in ("lock", *ACTIONS)):
-        return "not approved (rejected or timed out): nothing changed"
-    return "done: trading stopped, positions closed, gateway isolated"
+    if any(states.get(step) == "skipped" for step in runbook.gated):
+        return f"not approved (rejected or timed out): {runbook.unapproved}"
+    skipped = [step for step in runbook.actions if states.get(step) == "skipped"]
+    return runbook.done + (f" (skipped: {', '.join(skipped)})" if skipped else "")
 
 
 class ResponseReportOperator(RunbookStep, BaseOperator):
@@ -55,8 +55,8 @@ class ResponseReportOperator(RunbookStep, BaseOperator):
         ti = context["ti"]
         states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
         started = ti.xcom_pull(task_ids=CHECK_TASK) or {}
-        planned = ti.xcom_pull(task_ids=PLAN_TASK) or {}
-        result = outcome(states, started.get("dry_run"))
+        planned = ti.xcom_pull(task_ids=runbook_of(started.get("type")).plan) or {}
+        result = outcome(states, started.get("dry_run"), started.get("type"))
         user, config = triggering_user(context), load_config()
         lines = [
             f"*Incident response #{self.incident_id} ({started.get('type', '?')}): {result}*",

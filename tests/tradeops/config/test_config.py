@@ -373,3 +373,19 @@ def test_runbook_failure_refuses_an_unknown_dag_or_setting(tmp_path, dag_id, set
 def test_runbook_failure_refuses_an_unknown_default_severity(tmp_path):
     message = invalid(tmp_path, lambda d: d["incidents"]["runbook_failure"].update(default_severity="opt_out"))
     assert "incidents.runbook_failure.default_severity" in message
+
+
+def test_the_performance_runbook_scales_within_each_deployments_max_and_flushes_one_literal_prefix(tmp_path):
+    config = load_config()
+    assert config.kubernetes.deployment("tactical-marl").replicas.max == 6
+    assert config.kubernetes.deployment("auth-service").replicas.max is None, "no max: never scaled up"
+    assert config.incident_response.performance.cache_prefix == "grandmodel:md:"
+
+    def mutate(d):
+        d["kubernetes"]["deployments"][1]["replicas"]["max"] = 1  # strategic-marl runs 2 in market hours
+
+    message = invalid(tmp_path, mutate)
+    assert "kubernetes.deployments[1].replicas.max: max 1 is below the deployment's own" in message
+    for prefix in ("*", "grandmodel:*", "grandmodel", "", "grandmodel:md:[a-z]:"):
+        assert "cache_prefix" in invalid(tmp_path, lambda d, p=prefix: d["incident_response"]["performance"].update(
+            cache_prefix=p))  # fmt: skip

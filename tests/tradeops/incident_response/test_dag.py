@@ -87,3 +87,57 @@ def test_a_resolved_incident_is_refused_and_nothing_is_done(response, incident, 
     assert cluster.snapshot() == cluster.before and book.read() == book.before
     assert steps_of(incident.service, opened.id) == []
     assert incident.service.active_by_key(["runbook:incident_response"]) == {}, "a refusal pages no one"
+
+
+def test_a_performance_dry_run_lists_the_plan_and_changes_nothing(
+    response, incident, cluster, book, sandbox, sandbox_settings, kubectl
+):
+    import psycopg
+    import redis
+
+    opened = incident("P2")
+    sandbox.set_faults("platform_api", unhealthy=["tactical-marl"])
+    cache = redis.Redis.from_url(sandbox_settings["redis"]["url"])
+    dsn = sandbox_settings["postgres"]["platform_dsn"]
+
+    def analyzed() -> dict:
+        with psycopg.connect(dsn) as conn:
+            return dict(conn.execute("SELECT relname, last_analyze FROM pg_stat_user_tables").fetchall())
+
+    keys, statistics = set(cache.scan_iter(count=1000)), analyzed()
+    gateway_replicas = kubectl.json("get", "deployment", "api-gateway")["spec"]["replicas"]
+    run = response.test(
+        run_conf={"type": "performance", "reason": "tests: p95 at 640 ms", "incident_id": opened.id,
+                  "dry_run": True, "flush_cache": True}
+    )  # fmt: skip
+
+    assert run.state == "success", states(run)
+    assert cluster.snapshot() == cluster.before, "no replica changed (kubectl)"
+    assert kubectl.json("get", "deployment", "api-gateway")["spec"]["replicas"] == gateway_replicas
+    assert set(cache.scan_iter(count=1000)) == keys, "no cache key deleted"
+    assert analyzed() == statistics, "no ANALYZE ran"
+    assert book.read() == book.before
+    ended = states(run)
+    performance = ("diagnostics", "notify", "plan", "apply")
+    assert {ended[f"performance.{t}"] for t in performance} == {"success"}
+    gated = ("analyze", "approve", "lock", "scale", "flush_cache")
+    assert {ended[f"performance.{t}"] for t in gated} == {"skipped"}
+    assert {ended[t] for t in ("collect_diagnostics", "approve", "stop_trading", "isolate_gateway")} == {"skipped"}
+    assert ended["report"] == ended["release_lock"] == "success" and ended["verdict"] == "skipped"
+
+    planned = xcom(run, "performance.plan")
+    assert planned["dry_run"] is True and "tactical-marl" in planned["degraded"]
+    actions = {c["action"]: c for c in planned["plan"]}
+    assert actions["scale"]["target"] == "tactical-marl"
+    assert actions["scale"]["after"] == cluster.before["replicas"]["tactical-marl"] + 1 <= actions["scale"]["max"]
+    assert actions["flush"]["target"] == "grandmodel:md:" and actions["flush"]["keys"] >= 1
+    assert "trades" in actions["analyze"]["tables"]
+    assert xcom(run, "report")["outcome"] == "dry run: plan listed, nothing changed"
+
+    trail = steps_of(incident.service, opened.id)
+    assert [s["step"] for s in trail] == ["started", "diagnostics", "notified", "plan", "outcome"]
+    assert {s["by"] for s in trail} == {"dag_test"} and trail[0]["type"] == "performance"
+    assert trail[1]["consumers"]["cpu"] and "blocked" in trail[1]
+    texts = [m["text"] for m in sandbox.slack_messages()]
+    assert any(t.startswith("*Incident response (performance)* started by dag_test") for t in texts)
+    assert any(t.startswith(f"*Incident response #{opened.id} (performance): dry run") for t in texts)
