@@ -6,6 +6,7 @@ trail, Slack or a file (ids only)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -20,9 +21,16 @@ from tradeops.kubernetes.operators import CollectDiagnosticsOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from tradeops.config import TradeOpsConfig
+    from tradeops.config.model import Deployment
     from tradeops.incident_response.forensics import Verification
+    from tradeops.platform.hooks import TradingPlatformHook
 
 EVIDENCE_TASK = "preserve_evidence"
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, indent=1, default=str).encode()
 
 
 class PreserveEvidenceOperator(RunbookStep, CollectDiagnosticsOperator):
@@ -66,17 +74,16 @@ class PreserveEvidenceOperator(RunbookStep, CollectDiagnosticsOperator):
             "dag_id": ti.dag_id,
             "run_id": ti.run_id,
         }
-        if latest and not latest.ok:
-            meta["replaces"] = {"bundle": str(latest.path), "problems": latest.problems}
+        replaced = latest if latest and not latest.ok else None
+        if replaced:
+            meta["replaces"] = {"bundle": str(replaced.path), "problems": replaced.problems}
         files, collected = self._collect(incident_id)
         written = forensics.write(directory, files, {**meta, **collected})
         if not written.ok:
             raise AirflowFailException(f"the bundle written does not verify: {written.problems}")
-        return self._done(context, written, reused=False, replaced=latest if latest and not latest.ok else None,
-                          collected=collected)  # fmt: skip
+        return self._done(context, written, reused=False, replaced=replaced, collected=collected)
 
     def _collect(self, incident_id: int) -> tuple[dict[str, bytes], dict[str, Any]]:
-        import json
         from dataclasses import asdict
 
         from tradeops.incident_response.evidence import auth_failures
@@ -84,20 +91,20 @@ class PreserveEvidenceOperator(RunbookStep, CollectDiagnosticsOperator):
         config = load_config()
         bundle = self.collect(config)
         files = dict(bundle.files)
-        as_json = lambda value: json.dumps(value, indent=1, default=str).encode()  # noqa: E731
-        files["incident/incident.json"] = as_json(asdict(self.incidents.get(incident_id)))
-        files["incident/trail.json"] = as_json([asdict(e) for e in self.incidents.timeline(incident_id)])
+        files["incident/incident.json"] = _json(asdict(self.incidents.get(incident_id)))
+        files["incident/trail.json"] = _json([asdict(e) for e in self.incidents.timeline(incident_id)])
         gateways = [d for d in config.kubernetes.deployments if d.role == "gateway" and d.name in self.deployments]
         for gateway in gateways:
-            logs = [text.decode(errors="replace") for path, text in bundle.files.items()
-                    if path.startswith(f"logs/{gateway.name}/")]  # fmt: skip
+            prefix = f"logs/{gateway.name}/"
+            logs = [data.decode(errors="replace") for path, data in bundle.files.items() if path.startswith(prefix)]
             files[f"auth_failures/{gateway.name}.log"] = "".join(map(auth_failures, logs)).encode()
-        files["auth_failures/daily.json"] = as_json(self._stored_days(config, gateways))
+        files["auth_failures/daily.json"] = _json(self._stored_days(config, gateways))
         collected = {"collected_at": bundle.collected_at, "logs": bundle.logs, "errors": bundle.errors}
         return files, {**collected, "truncated": bundle.truncated}
 
-    def _stored_days(self, config: Any, gateways: list[Any]) -> dict[str, list[dict[str, Any]]]:
+    def _stored_days(self, config: TradeOpsConfig, gateways: list[Deployment]) -> dict[str, list[dict[str, Any]]]:
         """The gateways' 401/403 counts per day as ``daily_security_check`` stored them (the logs rotate)."""
+        from dataclasses import asdict
         from datetime import UTC, datetime
 
         from tradeops.incidents import store
@@ -105,9 +112,10 @@ class PreserveEvidenceOperator(RunbookStep, CollectDiagnosticsOperator):
 
         today, days = datetime.now(UTC).date(), config.security.gateway.history_days
         with store.connect(self.incidents.dsn) as conn:
-            stored = {key: stored_days(conn, key, today, days) for key in (f"{g.namespace}/{g.name}" for g in gateways)}
-        as_rows = lambda kept: [{"day": d.day, "requests": d.requests, "denied": d.denied} for d in kept]  # noqa: E731
-        return {key: as_rows(kept) for key, kept in stored.items()}
+            return {
+                key: [asdict(day) for day in stored_days(conn, key, today, days)]
+                for key in (f"{g.namespace}/{g.name}" for g in gateways)
+            }
 
     def _done(
         self,
@@ -212,16 +220,17 @@ class _TokenSelection:
     def _select(self, scope: str | None, user: str | None, all_tokens: bool) -> None:
         self.selector = token_selector(scope=scope, user=user, everything=all_tokens)  # refused at parse time
 
-    def matching(self, hook: Any) -> list[dict[str, Any]]:
+    def matching(self, hook: TradingPlatformHook) -> list[dict[str, Any]]:
         """The active tokens the selector matches (ids and metadata; the hook drops any value)."""
         return hook.tokens(active=True, **{k: v for k, v in self.selector.items() if k != "all"})
 
 
 class RevokeTokensOperator(RunbookStep, _TokenSelection, BaseOperator):
     """Revoke the selected tokens through the platform API (``POST /v1/auth/tokens/revoke``, idempotency-keyed per
-    run: a retry revokes nothing twice), then read back that none is still active (else the task fails, naming
-    them). A dry run lists what would be revoked and changes nothing. The trail gets the ids, never a token's value.
-    Returns ``{revoked, would_revoke, selector, dry_run}``.
+    run: a retry revokes nothing twice), then read back that none is still active (else, one missed or issued
+    since, the task fails naming them, not retried: a new run revokes them). A dry run lists what would be revoked
+    and changes nothing. The trail gets the ids, never a token's value. Returns ``{revoked, would_revoke,
+    selector, dry_run}``.
 
     :param incident_id: the incident. (templated)
     :param reason: why (on the platform's revocation and the incident). (templated)

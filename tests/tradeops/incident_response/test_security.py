@@ -193,6 +193,8 @@ def test_tokens_are_revoked_through_the_platform_api_by_id_and_no_value_is_writt
             dry_run=dry_run,
         ).execute(context)
 
+    with pytest.raises(ValueError, match="all_tokens=True"):  # naming nothing never means every token
+        RevokeTokensOperator(task_id="revoke_tokens", incident_id=opened.id, reason="tests", dry_run=False)
     dry = revoke(True)
     assert sorted(dry["would_revoke"]) == selected and dry["revoked"] == []
     assert active() == before, "a dry run revokes nothing"
