@@ -24,14 +24,19 @@ def security_targets(config: TradeOpsConfig) -> tuple[list[str], list[str]]:
     return list(dict.fromkeys(channels)), [t for t in first if t.startswith("@")]
 
 
-def page_text(headline: str, bundle: Mapping[str, Any] | None, mentions: Sequence[str], run: str) -> str:
+def page_text(
+    headline: str, bundle: Mapping[str, Any] | None, mentions: Sequence[str], run: str, *, dry_run: bool = False
+) -> str:
     """The security page: the incident, its forensic bundle (or that there is none), what follows."""
     lines = [f":shield: *Security response* {' '.join(mentions)}: {headline}".replace("  ", " ")]
     if bundle:
         lines.append(f"Forensic bundle (write-once): {bundle['bundle']} (sha256 {bundle['sha256']})")
     else:
         lines.append("No forensic bundle: the evidence step did not finish (see the run)")
-    lines.append(f"Containment follows (isolate the gateway, stop trading, revoke tokens): {run}")
+    if dry_run:
+        lines.append(f"Dry run: the containment is only planned, nothing changes: {run}")
+    else:
+        lines.append(f"Containment follows (isolate the gateway, stop trading, revoke tokens): {run}")
     return "\n".join(lines)
 
 

@@ -162,7 +162,8 @@ class PageSecurityOperator(RunbookStep, BaseOperator):
     """Page the security team before any containment, through the durable outbox: the config's security channel
     (``slack.channels.security``) and the ``#`` first targets of the ``security`` severity, mentioning its ``@``
     ones, and the incident's thread; the message names the incident and its forensic bundle (or says there is none:
-    run with ``trigger_rule="all_done"`` so a failed evidence step still pages). A retry queues nothing twice.
+    run with ``trigger_rule="all_done"`` so a failed evidence step still pages) and, when ``check_incident`` says
+    so, that this is a dry run. A retry queues nothing twice.
     Returns ``{channels, mentions, text, queued}``.
 
     :param incident_id: the incident. (templated)
@@ -184,11 +185,13 @@ class PageSecurityOperator(RunbookStep, BaseOperator):
 
         ti = context["ti"]
         bundle = ti.xcom_pull(task_ids=self.evidence_task)
+        dry_run = bool((ti.xcom_pull(task_ids=CHECK_TASK) or {}).get("dry_run"))
         channels, mentions = security_targets(load_config())
         incident_id, queued = int(self.incident_id), []
         with store.connect(self.incidents.dsn) as conn, conn.transaction():
             incident = store.get(conn, incident_id, lock=True)
-            text = page_text(messages.headline(incident), bundle, mentions, f"run {ti.run_id} of {ti.dag_id}")
+            run = f"run {ti.run_id} of {ti.dag_id}"
+            text = page_text(messages.headline(incident), bundle, mentions, run, dry_run=dry_run)
             sent = {
                 row["channel"]
                 for row in conn.execute(

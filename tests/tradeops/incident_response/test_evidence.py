@@ -51,7 +51,9 @@ def test_the_security_page_goes_to_the_configs_security_channel_and_first_target
     assert mentions == ["@security-team"]
     text = page_text("[security] #7 breach", {"bundle": "/r/evidence-001.tar.gz", "sha256": "ab" * 32}, mentions, "r1")
     assert "@security-team" in text and "#7 breach" in text and "/r/evidence-001.tar.gz" in text and "ab" * 32 in text
+    assert "Containment follows" in text
     assert "No forensic bundle" in page_text("[security] #7 breach", None, mentions, "r1")
+    assert "Dry run" in page_text("[security] #7 breach", None, mentions, "r1", dry_run=True)
 
 
 def test_auth_failures_are_the_gateways_401_and_403_access_lines():
