@@ -17,7 +17,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from sandbox import platform_eod, platform_metrics, platform_trading
+from sandbox import platform_auth, platform_eod, platform_metrics, platform_trading
 from sandbox.faults import FaultState
 from tradeops.config import TradeOpsConfig
 
@@ -44,10 +44,6 @@ class CloseAllRequest(BaseModel):
     dry_run: bool = False
 
 
-class RevokeRequest(BaseModel):
-    reason: str = Field(min_length=3, max_length=500)
-
-
 class LogCleanupRequest(BaseModel):
     older_than_days: int = Field(ge=1, le=3650)
     dry_run: bool = True
@@ -65,7 +61,6 @@ class PlatformState:
         self.token = token
         self.started_at = datetime.now(UTC)
         self.faults = FaultState()
-        self.sessions = {f"user{n:02d}": 1 + n % 3 for n in range(1, 36)}
         self.idempotent_responses: dict[str, dict] = {}
         today = self.started_at.date()
         # The platform's log indices (Elasticsearch-style, one per day) and their sizes, for the weekly cleanup.
@@ -336,16 +331,6 @@ def create_app(state: PlatformState) -> FastAPI:
             "total_trades": trades,
         }
 
-    @app.get("/v1/auth/sessions", dependencies=auth)
-    async def sessions():
-        return {"active_sessions": sum(state.sessions.values()), "users": len(state.sessions)}
-
-    @app.post("/v1/auth/tokens/revoke-all", dependencies=auth)
-    async def revoke_all(body: RevokeRequest):
-        revoked = sum(state.sessions.values())
-        state.sessions.clear()
-        return {"revoked": revoked, "reason": body.reason, "revoked_at": _iso(datetime.now(UTC))}
-
     @app.post("/v1/maintenance/logs/cleanup", dependencies=auth)
     async def logs_cleanup(body: LogCleanupRequest, idempotency_key: str | None = Header(default=None)):
         if idempotency_key and idempotency_key in state.idempotent_responses:
@@ -382,6 +367,7 @@ def create_app(state: PlatformState) -> FastAPI:
         blocking = [f for f in findings if f["severity"] in body.fail_on]
         return {"scanned": len(body.images), "findings": findings, "blocking": blocking}
 
+    platform_auth.install(app, state, auth)
     platform_eod.install(app, state, auth)
     platform_trading.install(app, state, auth)
     platform_metrics.install(app, state, auth)

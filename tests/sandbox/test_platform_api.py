@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 import psycopg
 import pytest
@@ -134,6 +135,35 @@ def test_token_revocation(api):
     revoked = api("POST", "/v1/auth/tokens/revoke-all", json={"reason": "incident drill"}).json()
     assert revoked["revoked"] == before > 0
     assert api("GET", "/v1/auth/sessions").json()["active_sessions"] == 0
+
+
+def test_tokens_are_listed_without_values_and_revoked_by_literal_selector(api):
+    user = f"tests-{uuid.uuid4().hex[:8]}"
+    issued = [api("POST", "/v1/auth/tokens", json={"user": user, "scope": s}).json() for s in ("read", "trading")]
+    assert all(t["token"].startswith("gm_") and t["active"] for t in issued), "the value is in the issue answer only"
+    listed = api("GET", "/v1/auth/tokens", params={"user": user}).json()["tokens"]
+    assert sorted(t["id"] for t in listed) == sorted(t["id"] for t in issued)
+    assert all("token" not in t and issued[0]["token"] not in str(t) for t in listed)
+    others = api("GET", "/v1/auth/tokens", params={"active": "true"}).json()["count"] - 2
+
+    refused = [
+        {"reason": "drill"},  # no selector: never "everything"
+        {"reason": "drill", "all": True, "user": user},  # all, alone
+        {"reason": "drill", "user": f"{user[:-1]}*"},  # a pattern is refused
+    ]
+    assert [api("POST", "/v1/auth/tokens/revoke", json=body).status_code for body in refused] == [422] * 3
+    assert api("POST", "/v1/auth/tokens/revoke", json={"reason": "drill", "user": user[:-1]}).json()["revoked"] == []
+
+    body = {"reason": "drill", "user": user, "scope": "trading"}
+    first = api("POST", "/v1/auth/tokens/revoke", json=body, headers={"Idempotency-Key": f"{user}-1"}).json()
+    assert first["revoked"] == [issued[1]["id"]]
+    again = api("POST", "/v1/auth/tokens/revoke", json=body, headers={"Idempotency-Key": f"{user}-1"}).json()
+    assert again == first, "a retried call answers the same"
+    after = {t["id"]: t for t in api("GET", "/v1/auth/tokens", params={"user": user}).json()["tokens"]}
+    assert after[issued[1]["id"]]["active"] is False and after[issued[1]["id"]]["revoked_reason"] == "drill"
+    assert after[issued[0]["id"]]["active"] is True, "the read token is not of the selected scope"
+    assert api("GET", "/v1/auth/tokens", params={"active": "true"}).json()["count"] - 1 == others
+    api("POST", "/v1/auth/tokens/revoke", json={"reason": "tests: cleanup", "user": user})
 
 
 # --- fault knobs ------------------------------------------------------------------------------------------------

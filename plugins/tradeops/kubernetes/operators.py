@@ -22,6 +22,7 @@ from tradeops.kubernetes.patches import RESTARTED_AT, label_selector, restart_pa
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from tradeops.kubernetes.diagnostics import DiagnosticsBundle
     from tradeops.kubernetes.hooks import KubernetesApiHook
 
 PROFILES = ("market_hours", "off_hours", "zero", "restore")
@@ -333,11 +334,23 @@ class CollectDiagnosticsOperator(_KubernetesOperator):
         self.max_events = max_events
 
     def execute(self, context: Context) -> dict:
-        from tradeops.exceptions import KubernetesError
-        from tradeops.kubernetes.diagnostics import DiagnosticsBundle
         from tradeops.reporting.files import sha256_of, write_archive
 
-        config = load_config()
+        bundle = self.collect(load_config())
+        files = bundle.contents()
+        ti = context["ti"]
+        archive = write_archive("diagnostics", f"{ti.dag_id}_{ti.run_id}_{ti.task_id}", files)
+        total = sum(len(data) for data in files.values())
+        cut = " (truncated)" if bundle.truncated else ""
+        self.log.info("Diagnostics: %d files, %d bytes (uncompressed) in %s%s", len(files), total, archive, cut)
+        written = {"archive": str(archive), "files": len(files), "bytes": total, "sha256": sha256_of(archive)}
+        return {**written, "truncated": bundle.truncated, "errors": bundle.errors}
+
+    def collect(self, config: TradeOpsConfig) -> DiagnosticsBundle:
+        """Read the logs and events into a bundle, within its budgets (what could not be read noted in it)."""
+        from tradeops.exceptions import KubernetesError
+        from tradeops.kubernetes.diagnostics import DiagnosticsBundle
+
         _check_names(config, self.deployments)
         bundle = DiagnosticsBundle(
             max_bytes_per_container=self.max_bytes_per_container,
@@ -368,11 +381,4 @@ class CollectDiagnosticsOperator(_KubernetesOperator):
                 bundle.add_events(namespace, self.hook.events(namespace))
             except KubernetesError as err:
                 bundle.add_error(err)
-        files = bundle.contents()
-        ti = context["ti"]
-        archive = write_archive("diagnostics", f"{ti.dag_id}_{ti.run_id}_{ti.task_id}", files)
-        total = sum(len(data) for data in files.values())
-        cut = " (truncated)" if bundle.truncated else ""
-        self.log.info("Diagnostics: %d files, %d bytes (uncompressed) in %s%s", len(files), total, archive, cut)
-        written = {"archive": str(archive), "files": len(files), "bytes": total, "sha256": sha256_of(archive)}
-        return {**written, "truncated": bundle.truncated, "errors": bundle.errors}
+        return bundle

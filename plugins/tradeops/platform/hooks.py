@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Connection
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+TOKEN_FIELDS = ("id", "user", "kind", "scope", "created_at", "last_used_at", "revoked_at", "active")
 
 
 class JsonApiHook(BaseHook):
@@ -119,6 +120,21 @@ class TradingPlatformHook(JsonApiHook):
         if not conn.password:
             raise PlatformApiError(f"connection {self.conn_id!r} has no bearer token in its password field")
         return {"Authorization": f"Bearer {conn.password}"}
+
+    def tokens(self, **match: str | bool | None) -> list[dict[str, Any]]:
+        """The users' tokens matching ``match`` (``user``, ``scope``, ``kind``, ``active``: literal), each with
+        :data:`TOKEN_FIELDS` only: anything else an answer carries (a value) is dropped here, so that no secret can
+        reach a log, the audit trail or Slack."""
+        params = {k: str(v).lower() if isinstance(v, bool) else v for k, v in match.items() if v is not None}
+        answer = self.get("/v1/auth/tokens", **params)
+        return [{k: token.get(k) for k in TOKEN_FIELDS} for token in answer["tokens"]]
+
+    def revoke_tokens(self, selector: dict[str, Any], reason: str, idempotency_key: str) -> list[str]:
+        """Revoke the active tokens matching ``selector`` (``ids``, ``user``, ``scope``, or ``all``: true); the
+        revoked ids. The key makes a retry (of the call or of the task) revoke nothing twice."""
+        body = {**selector, "reason": reason}
+        answer = self.request("POST", "/v1/auth/tokens/revoke", json=body, idempotency_key=idempotency_key)
+        return list(answer["revoked"])
 
 
 class AlertmanagerHook(JsonApiHook):
