@@ -91,13 +91,20 @@ from tradeops.incident_response.performance_actions import (
 )
 from tradeops.incident_response.report import ResponseReportOperator
 from tradeops.incident_response.runbooks import entry_task
+from tradeops.incident_response.security import (
+    PageSecurityOperator,
+    PreserveEvidenceOperator,
+    RevokeTokensOperator,
+    SecurityPlanOperator,
+)
 from tradeops.rollback.forms import platform_namespace, trading_services
 
 CONFIG = load_config()
 NAMESPACE = platform_namespace(CONFIG)
-TRADING = [name for name in trading_services(CONFIG) if CONFIG.kubernetes.deployment(name).namespace == NAMESPACE]
+TRADING = trading_services(CONFIG, namespace=NAMESPACE)
 GATEWAY = next(d.name for d in CONFIG.kubernetes.deployments if d.role == "gateway" and d.namespace == NAMESPACE)
 SCALABLE = list(scalable(CONFIG, NAMESPACE))
+SECURITY_SERVICES = [d.name for d in CONFIG.kubernetes.deployments if d.role == "security" and d.namespace == NAMESPACE]
 INCIDENT = "{{ params.incident_id }}"
 APPROVAL_TIMEOUT = timedelta(minutes=15)
 
@@ -201,9 +208,62 @@ with manual_dag(
         perf_approve >> perf_lock >> scale
         perf_approve >> flush
 
+    with TaskGroup("security") as security:
+        evidence = PreserveEvidenceOperator(
+            task_id="preserve_evidence", incident_id=INCIDENT, deployments=[*TRADING, GATEWAY, *SECURITY_SERVICES]
+        )
+        page_security = PageSecurityOperator(
+            task_id="page_security",
+            incident_id=INCIDENT,
+            trigger_rule="all_done",  # paged even without evidence
+        )
+        sec_plan = SecurityPlanOperator(
+            task_id="plan",
+            incident_id=INCIDENT,
+            namespace=NAMESPACE,
+            trading=TRADING,
+            gateway=GATEWAY,
+            evidence=[*TRADING, GATEWAY, *SECURITY_SERVICES],
+            all_tokens=True,
+        )
+        sec_apply = ShortCircuitOperator(
+            task_id="apply",
+            python_callable=lambda planned: not planned["dry_run"],
+            op_args=["{{ ti.xcom_pull(task_ids='security.plan') }}"],
+            ignore_downstream_trigger_rules=False,
+        )
+        sec_approve = ApprovalOperator(
+            task_id="approve",
+            subject="Incident #{{ params.incident_id }} (security): isolate the gateway, stop trading, revoke every "
+            "token?",
+            body="Reason: {{ params.reason }}\n\n{{ ti.xcom_pull(task_ids='security.plan')['text'] }}",
+            defaults=["Reject"],
+            response_timeout=APPROVAL_TIMEOUT,
+        )
+        sec_lock = AcquireDeploymentLockOperator(
+            task_id="lock", namespace=NAMESPACE, deployments=TRADING, ttl=timedelta(minutes=45)
+        )
+        sec_isolate = IsolateGatewayOperator(
+            task_id="isolate_gateway", incident_id=INCIDENT, service=GATEWAY, namespace=NAMESPACE
+        )
+        sec_stop = StopTradingOperator(
+            task_id="stop_trading", incident_id=INCIDENT, namespace=NAMESPACE, trading=TRADING
+        )
+        revoke = RevokeTokensOperator(
+            task_id="revoke_tokens",
+            incident_id=INCIDENT,
+            reason="{{ params.reason }}",
+            all_tokens=True,
+            dry_run="{{ params.dry_run }}",
+        )
+        # Evidence first, and no containment without it: the plan waits for the evidence as well as the page.
+        evidence >> page_security >> sec_plan >> sec_apply >> sec_approve >> sec_lock >> sec_isolate
+        evidence >> sec_plan
+        sec_isolate >> sec_stop >> revoke
+
     report = ResponseReportOperator(task_id="report", incident_id=INCIDENT, reason="{{ params.reason }}")
     release = ReleaseDeploymentLockOperator(task_id="release_lock")
 
-    check >> choose >> [critical, performance]
-    [critical, performance] >> report >> release
+    check >> choose >> [critical, performance, security]
+    [critical, performance, security] >> report >> release
     add_run_verdict(dag)

@@ -8,7 +8,7 @@ from airflow.sdk import Param
 from tradeops.incidents.forms import NOT_BLANK
 
 # The runbooks implemented (tradeops.incident_response.runbooks): critical and system failure share one.
-RESPONSE_TYPES = ("critical", "system_failure", "performance")
+RESPONSE_TYPES = ("critical", "system_failure", "performance", "security")
 
 
 def response_form() -> dict[str, Param]:
@@ -20,7 +20,8 @@ def response_form() -> dict[str, Param]:
             type="string",
             enum=list(RESPONSE_TYPES),
             description="the runbook: critical or system_failure (one runbook: stop trading, close positions, "
-            "isolate the gateway); performance (diagnostics, ANALYZE, scale degraded services within their max)",
+            "isolate the gateway); performance (diagnostics, ANALYZE, scale degraded services within their max); "
+            "security (evidence first, the security team paged, then isolate, stop trading, revoke every token)",
         ),
         "dry_run": Param(
             True, type="boolean", description="true (default): list the plan and change nothing; false: act"

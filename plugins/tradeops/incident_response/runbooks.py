@@ -1,7 +1,7 @@
 """Which runbook answers which incident type, and each runbook's tasks as the report reads them (pure). A runbook is
 one task group of ``incident_response``; the critical one keeps its task ids unprefixed (the first runbook: its
 ``approve`` is named by the automatic starts), the others are prefixed with their group (``performance.scale``).
-A third runbook (``security``) is one more entry here, its group in the DAG file and its type in the form."""
+A new runbook is one more entry here, its group in the DAG file and its type in the form."""
 
 from __future__ import annotations
 
@@ -46,7 +46,23 @@ PERFORMANCE = Runbook(
     done="done: statistics refreshed, degraded services scaled within their limits",
     unapproved="statistics refreshed, nothing scaled or flushed",
 )  # fmt: skip
-RUNBOOKS: Mapping[str, Runbook] = {"critical": CRITICAL, "system_failure": CRITICAL, "performance": PERFORMANCE}
+SECURITY = Runbook(
+    group="security",
+    entry="security.preserve_evidence",
+    steps=("security.preserve_evidence", "security.page_security", "security.plan", "security.approve",
+           "security.lock"),
+    actions=("security.isolate_gateway", "security.stop_trading", "security.revoke_tokens"),
+    gated=("security.lock", "security.isolate_gateway", "security.stop_trading", "security.revoke_tokens"),
+    plan="security.plan",
+    done="done: evidence preserved, security paged, gateway isolated, trading stopped, tokens revoked",
+    unapproved="evidence preserved and security paged, nothing contained",
+)  # fmt: skip
+RUNBOOKS: Mapping[str, Runbook] = {
+    "critical": CRITICAL,
+    "system_failure": CRITICAL,
+    "performance": PERFORMANCE,
+    "security": SECURITY,
+}
 
 
 def runbook_of(response_type: str | None) -> Runbook:

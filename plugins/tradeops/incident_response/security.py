@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from tradeops.incident_response.forensics import Verification
     from tradeops.platform.hooks import TradingPlatformHook
 
-EVIDENCE_TASK = "preserve_evidence"
+EVIDENCE_TASK = "security.preserve_evidence"  # in incident_response's security group
 
 
 def _json(value: Any) -> bytes:

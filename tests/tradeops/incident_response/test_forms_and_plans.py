@@ -33,7 +33,7 @@ INVALID = [
     ({**VALID, "incident_id": 1.5}, "is not of type 'integer'"),
     ({"incident_id": 7, "reason": "r3l"}, "type"),
     ({**VALID, "flush_cache": "yes"}, "is not of type 'boolean'"),
-    ({**VALID, "type": "security"}, "is not one of"),
+    ({**VALID, "type": "Security"}, "is not one of"),
     ({**VALID, "type": "Critical"}, "is not one of"),
     ({"incident_id": 7, "type": "critical"}, "reason"),
     ({**VALID, "reason": "    "}, "does not match"),
@@ -57,6 +57,7 @@ def test_the_form_refuses_bad_input_before_a_run_exists(dag, conf, complaint):
 def test_the_form_takes_every_type_and_defaults_to_a_dry_run_without_a_cache_flush(dag):
     assert validate_form(dag, VALID)["dry_run"] is True
     assert validate_form(dag, {**VALID, "type": "system_failure", "dry_run": False})["dry_run"] is False
+    assert validate_form(dag, {**VALID, "type": "security"})["type"] == "security"
     performance = validate_form(dag, {**VALID, "type": "performance"})
     assert performance["dry_run"] is True and performance["flush_cache"] is False
     assert validate_form(dag, {**VALID, "type": "performance", "flush_cache": True})["flush_cache"] is True
@@ -70,7 +71,7 @@ def test_the_branch_picks_each_types_runbook_and_the_report_and_verdict_follow_e
     assert dag.get_task("choose_runbook").downstream_task_ids - {"verdict"} == {r.entry for r in RUNBOOKS.values()}
     report = dag.get_task("report")
     assert report.upstream_task_ids == {"isolate_gateway", "performance.analyze", "performance.scale",
-                                        "performance.flush_cache"}  # fmt: skip
+                                        "performance.flush_cache", "security.revoke_tokens"}  # fmt: skip
     for runbook in RUNBOOKS.values():
         assert set(runbook.steps) | set(runbook.actions) <= set(dag.task_ids), runbook.group
     after_performance = dag.get_task("performance.diagnostics").get_flat_relative_ids(upstream=False)
@@ -80,6 +81,35 @@ def test_the_branch_picks_each_types_runbook_and_the_report_and_verdict_follow_e
     assert dag.get_task("performance.scale").upstream_task_ids == {"performance.lock"}
     assert dag.get_task("performance.lock").upstream_task_ids == {"performance.approve"}
     assert dag.get_task("performance.approve").defaults == ["Reject"]
+
+
+def test_the_security_runbook_keeps_the_evidence_and_pages_security_before_any_containment(dag):
+    from tradeops.incident_response.security import EVIDENCE_TASK
+
+    assert entry_task_of(dag, "security") == EVIDENCE_TASK == "security.preserve_evidence"
+    evidence = dag.get_task(EVIDENCE_TASK)
+    containment = {"security.isolate_gateway", "security.stop_trading", "security.revoke_tokens"}
+    assert containment <= evidence.get_flat_relative_ids(upstream=False)
+    assert containment <= dag.get_task("security.page_security").get_flat_relative_ids(upstream=False)
+    plan = dag.get_task("security.plan")
+    assert plan.upstream_task_ids == {EVIDENCE_TASK, "security.page_security"}, "no containment without evidence"
+    assert plan.trigger_rule == "all_success"
+    assert dag.get_task("security.page_security").trigger_rule == "all_done", "security is paged even so"
+    approve = dag.get_task("security.approve")
+    assert approve.defaults == ["Reject"] and approve.response_timeout.total_seconds() == 900
+    assert dag.get_task("security.lock").upstream_task_ids == {"security.approve"}
+    order = ["security.lock", "security.isolate_gateway", "security.stop_trading", "security.revoke_tokens"]
+    for before, after in zip(order, order[1:], strict=False):
+        assert dag.get_task(after).upstream_task_ids == {before}
+    after_security = evidence.get_flat_relative_ids(upstream=False)
+    assert not {"close_positions", "performance.scale"} & after_security
+
+
+def entry_task_of(dag, response_type: str) -> str:
+    from tradeops.incident_response.runbooks import entry_task
+
+    assert entry_task(response_type) in dag.get_task("choose_runbook").downstream_task_ids
+    return entry_task(response_type)
 
 
 def test_a_failed_step_pages_the_runbook_incident_and_the_verdict_fails_the_run(dag):

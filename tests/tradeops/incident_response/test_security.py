@@ -27,6 +27,7 @@ from tradeops.incident_response import forensics
 from tradeops.incident_response.actions import IsolateGatewayOperator, StopTradingOperator
 from tradeops.incident_response.evidence import security_targets
 from tradeops.incident_response.security import (
+    EVIDENCE_TASK,
     PageSecurityOperator,
     PreserveEvidenceOperator,
     RevokeTokensOperator,
@@ -130,10 +131,10 @@ def test_evidence_and_the_security_page_come_before_the_isolation_and_the_stop(
     context, xcoms, incident, reports, cluster, config, sandbox_settings
 ):
     opened = incident("security")
-    xcoms["preserve_evidence"] = PreserveEvidenceOperator(
+    xcoms[EVIDENCE_TASK] = PreserveEvidenceOperator(
         task_id="preserve_evidence", incident_id=opened.id, deployments=[*cluster.names, "api-gateway"], tail_lines=50
     ).execute(context)
-    bundle = xcoms["preserve_evidence"]["bundle"]
+    bundle = xcoms[EVIDENCE_TASK]["bundle"]
     paged = PageSecurityOperator(task_id="page_security", incident_id=opened.id).execute(context)
     assert paged["channels"] == security_targets(config)[0] and paged["mentions"] == ["@security-team"]
 
