@@ -34,6 +34,11 @@ exists):
    Unanswered for 15 minutes, it counts as rejected: nothing changes and the report says "not approved".
 3. Taken after the approval, so a person's hesitation does not hold other runbooks off the deployments.
 
+Started automatically too: a firing alert that opens a new incident and matches the config's `alerts.runbooks`
+table starts a run (id `incident_<id>__alert`, one per incident, not a dry run, triggered by `Alertmanager`); see
+`tradeops.incident_response.starts`. The DAG is unpaused when Airflow first sees it (it has no schedule: it only runs
+what is triggered); pausing it switches the automatic starts off (the incident's trail says "not started: paused").
+
 Every step writes a `runbook_step` entry on the incident's audit trail with who (the authenticated user who
 triggered the run, never a field) and when. There is no trading halt in the platform API: stopping trading is
 scaling the trading services (`trading_day.scale_roles`) to 0, as the emergency rollback does; restoring them is
@@ -81,6 +86,7 @@ with manual_dag(
     retry_delay=timedelta(seconds=5),
     dagrun_timeout=timedelta(hours=1),
     page_on_failure=True,
+    is_paused_upon_creation=False,  # started automatically by alerts (a paused DAG's run would never start)
     tags=["incidents", "kubernetes"],
     doc_md=__doc__,
 ) as dag:
