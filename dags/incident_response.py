@@ -31,7 +31,9 @@ exists):
 1. A failed step fails the run (the verdict) and opens the runbook's incident (`runbook:incident_response`, P1 in
    the config's `incidents.runbook_failure`): a broken response pages. A refusal is not retried.
 2. Assigned to no one in particular (anyone allowed to trigger it may answer, in the UI or through the REST API).
-   Unanswered for 15 minutes, it counts as rejected: nothing changes and the report says "not approved".
+   Unanswered for 15 minutes, it counts as rejected: nothing changes and the report says "not approved". Not asked
+   when the incident came from an alert whose `alerts.runbooks` entry says `act_without_approval` (read from the
+   incident, never the form): it approves at once and says so on the trail.
 3. Taken after the approval, so a person's hesitation does not hold other runbooks off the deployments.
 
 Started automatically too: a firing alert that opens a new incident and matches the config's `alerts.runbooks`
@@ -49,7 +51,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.providers.standard.operators.python import ShortCircuitOperator
 
 from tradeops.changes.operators import AcquireDeploymentLockOperator, ReleaseDeploymentLockOperator
@@ -60,6 +61,7 @@ from tradeops.incident_response.actions import (
     RunbookClosePositionsOperator,
     StopTradingOperator,
 )
+from tradeops.incident_response.approval import AlertApprovalOperator
 from tradeops.incident_response.forms import response_form
 from tradeops.incident_response.operators import (
     CheckIncidentOperator,
@@ -110,8 +112,9 @@ with manual_dag(
         op_args=["{{ ti.xcom_pull(task_ids='plan') }}"],
         ignore_downstream_trigger_rules=False,  # only the approval is skipped; the report and release still run
     )
-    approve = ApprovalOperator(
+    approve = AlertApprovalOperator(
         task_id="approve",
+        incident_id=INCIDENT,
         subject="Incident #{{ params.incident_id }}: stop trading, close all positions, isolate the gateway?",
         body="Reason: {{ params.reason }}\n\n{{ ti.xcom_pull(task_ids='plan')['text'] }}",
         defaults=["Reject"],  # unanswered in time: not approved
