@@ -2,13 +2,13 @@
 ### Incident response
 
 Seed runbooks: *Critical Incident Response* and *System Failure Response* (one runbook for both), *Performance
-Degradation Response*. Manual trigger, with a form checked when the run is triggered (a bad value is refused: REST
-400, CLI non-zero exit, and no run exists):
+Degradation Response*, *Security Incident Response*. Manual trigger, with a form checked when the run is triggered (a
+bad value is refused: REST 400, CLI non-zero exit, and no run exists):
 
 | field | what |
 |---|---|
 | `incident_id` | the incident this response answers: it must exist and not be resolved |
-| `type` | `critical` or `system_failure` (the critical runbook), `performance` (the security runbook comes later) |
+| `type` | `critical` or `system_failure` (the critical runbook), `performance`, `security` |
 | `dry_run` | default `true`: list the plan and change nothing |
 | `flush_cache` | default `false`; performance only: also flush the configured cache keys (after the approval) |
 | `reason` | required, not blank: on the incident and in Slack |
@@ -19,7 +19,7 @@ ran, `report`, `release_lock` and the `verdict` follow.
 | task | does | when it fails |
 |---|---|---|
 | `check_incident` | the incident exists and is open; "runbook started" on its trail | refused, nothing done |
-| `choose_runbook` | the type's task group: `critical` (critical, system_failure) or `performance` | (1) |
+| `choose_runbook` | the type's task group: `critical` (critical, system_failure), `performance` or `security` | (1) |
 | **critical** | | |
 | `collect_diagnostics` | pod logs and events, bounded, one `.tar.gz` with its SHA-256, both on the incident | (1) |
 | `notify` | an update in the incident's thread (the outbox); a P1 without a war room gets one | (1) |
@@ -40,6 +40,16 @@ ran, `report`, `release_lock` and the `verdict` follow.
 | `performance.lock` | the deployment lease of the scalable deployments (3) | (1) |
 | `performance.scale` | the plan's counts, never past `replicas.max`, only up (count recorded for the restore) | (1) |
 | `performance.flush_cache` | only chosen and approved: the keys starting with `cache_prefix`, SCAN + UNLINK | (1) |
+| **security** | (evidence first; nothing contained without it) | |
+| `security.preserve_evidence` | logs, events, the incident and trail, 401/403s: a write-once bundle (4) | (1) |
+| `security.page_security` | the security channel and team first, through the outbox, naming the bundle (5) | (1) |
+| `security.plan` | what would be isolated, stopped and revoked; waits for the evidence | (1) |
+| `security.apply` | continues only when this is not a dry run | - |
+| `security.approve` | a person approves the containment (2) | - |
+| `security.lock` | the deployment lease of the trading services (3) | (1) |
+| `security.isolate_gateway` | the gateway Service to `ClusterIP`, `before` recorded | (1) |
+| `security.stop_trading` | the trading services to 0 | (1) |
+| `security.revoke_tokens` | every active API token revoked (platform API), read back; ids kept, never values | (1) |
 | **always** | | |
 | `report` | the outcome on the incident and one Slack summary | - |
 | `release_lock` | gives back this run's leases | - |
@@ -48,15 +58,27 @@ ran, `report`, `release_lock` and the `verdict` follow.
 1. A failed step fails the run (the verdict) and opens the runbook's incident (`runbook:incident_response`, P1 in
    the config's `incidents.runbook_failure`): a broken response pages. A refusal is not retried.
 2. Assigned to no one in particular (anyone allowed to trigger it may answer, in the UI or through the REST API).
-   Unanswered for 15 minutes, it counts as rejected: nothing changes and the report says "not approved".
+   Unanswered for 15 minutes, it counts as rejected: nothing changes and the report says "not approved". Not asked
+   when the incident came from an alert whose `alerts.runbooks` entry says `act_without_approval` (read from the
+   incident, never the form): it approves at once and says so on the trail.
 3. Taken after the approval, so a person's hesitation does not hold other runbooks off the deployments.
+4. `<reports>/forensics/incident-<id>/evidence-NNN.tar.gz`: a manifest of each member's SHA-256 and a `sha256sum`
+   file for the archive, created `O_EXCL` then read-only; an intact bundle is reused, a tampered one kept as it is
+   and a new numbered one written. Listed on the incident (`details.forensic_bundle`).
+5. `escalation.severities.security.first_targets` and `slack.channels.security`, even when the evidence failed (the
+   plan, and so every containment step, waits for the evidence).
+
+Started automatically too: a firing alert that opens a new incident and matches the config's `alerts.runbooks`
+table starts a run (id `incident_<id>__alert`, one per incident, not a dry run, triggered by `Alertmanager`); see
+`tradeops.incident_response.starts`. The DAG is unpaused when Airflow first sees it (it has no schedule: it only runs
+what is triggered); pausing it switches the automatic starts off (the incident's trail says "not started: paused").
 
 Every step writes a `runbook_step` entry on the incident's audit trail with who (the authenticated user who
 triggered the run, never a field) and when. There is no trading halt in the platform API: stopping trading is
 scaling the trading services (`trading_day.scale_roles`) to 0, as the emergency rollback does; restoring them (and
 undoing a performance scale-up) is `ScaleDeploymentsOperator(profile="restore")`, un-isolating is setting the
 recorded type back. The performance settings (degraded thresholds, step, cache prefix) are the config's
-`incident_response.performance`. A new runbook (security) is one more group here, its entry in
+`incident_response.performance`. A new runbook is one more group here, its entry in
 `tradeops.incident_response.runbooks` and its type in the form.
 """
 
@@ -64,7 +86,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.providers.standard.operators.python import BranchPythonOperator, ShortCircuitOperator
 from airflow.sdk import TaskGroup
 
@@ -76,6 +97,7 @@ from tradeops.incident_response.actions import (
     RunbookClosePositionsOperator,
     StopTradingOperator,
 )
+from tradeops.incident_response.approval import AlertApprovalOperator
 from tradeops.incident_response.forms import response_form
 from tradeops.incident_response.operators import (
     CheckIncidentOperator,
@@ -118,6 +140,7 @@ with manual_dag(
     retry_delay=timedelta(seconds=5),
     dagrun_timeout=timedelta(hours=1),
     page_on_failure=True,
+    is_paused_upon_creation=False,  # started automatically by alerts (a paused DAG's run would never start)
     tags=["incidents", "kubernetes"],
     doc_md=__doc__,
 ) as dag:
@@ -145,8 +168,9 @@ with manual_dag(
             op_args=["{{ ti.xcom_pull(task_ids='plan') }}"],
             ignore_downstream_trigger_rules=False,  # only the approval is skipped; the report and release still run
         )
-        approve = ApprovalOperator(
+        approve = AlertApprovalOperator(
             task_id="approve",
+            incident_id=INCIDENT,
             subject="Incident #{{ params.incident_id }}: stop trading, close all positions, isolate the gateway?",
             body="Reason: {{ params.reason }}\n\n{{ ti.xcom_pull(task_ids='plan')['text'] }}",
             defaults=["Reject"],  # unanswered in time: not approved
@@ -184,8 +208,9 @@ with manual_dag(
             ignore_downstream_trigger_rules=False,
         )
         analyze = RefreshStatisticsOperator(task_id="analyze", incident_id=INCIDENT)
-        perf_approve = ApprovalOperator(
+        perf_approve = AlertApprovalOperator(
             task_id="approve",
+            incident_id=INCIDENT,
             subject="Incident #{{ params.incident_id }}: scale the degraded services within their limits"
             "{{ ' and flush the cache' if params.flush_cache else '' }}?",
             body="Reason: {{ params.reason }}\n\n{{ ti.xcom_pull(task_ids='performance.plan')['text'] }}",
@@ -232,8 +257,9 @@ with manual_dag(
             op_args=["{{ ti.xcom_pull(task_ids='security.plan') }}"],
             ignore_downstream_trigger_rules=False,
         )
-        sec_approve = ApprovalOperator(
+        sec_approve = AlertApprovalOperator(
             task_id="approve",
+            incident_id=INCIDENT,
             subject="Incident #{{ params.incident_id }} (security): isolate the gateway, stop trading, revoke every "
             "token?",
             body="Reason: {{ params.reason }}\n\n{{ ti.xcom_pull(task_ids='security.plan')['text'] }}",

@@ -1,5 +1,6 @@
 """The escalation engine must run from the first start: Airflow creates its DAG unpaused although every other DAG
-starts paused (``dags_are_paused_at_creation``, True by default and in docker-compose.yaml).
+starts paused (``dags_are_paused_at_creation``, True by default and in docker-compose.yaml), except
+``incident_response``, which alerts start by themselves (it has no schedule).
 
 This goes through Airflow's own path, not a copy of it: the DAG file as the dag-processor parses it, serialized,
 then turned into its ``dag`` table row by ``airflow.dag_processing.collection`` (what the dag-processor does on
@@ -53,4 +54,5 @@ def test_airflow_creates_the_engine_unpaused_while_the_other_dags_start_paused(d
         paused = {row.dag_id: row.is_paused for row in created}
         session.rollback()
     assert paused.pop(ENGINE_DAG) is False
-    assert paused and all(paused.values()), f"only the engine starts unpaused: {paused}"
+    assert paused.pop("incident_response") is False, "alerts start it: a paused DAG's run never starts"
+    assert paused and all(paused.values()), f"only the engine and incident_response start unpaused: {paused}"

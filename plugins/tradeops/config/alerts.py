@@ -1,11 +1,41 @@
 """The ``alerts`` section of ``tradeops.yaml``: how Alertmanager's alerts become incidents (the webhook receiver
-``/tradeops/alertmanager/webhook``; its credential is the ``connections.alertmanager_webhook`` connection)."""
+``/tradeops/alertmanager/webhook``; its credential is the ``connections.alertmanager_webhook`` connection), and which
+of them start their response runbook (``incident_response``) by themselves."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from collections.abc import Mapping
+
+from pydantic import Field, field_validator
 
 from tradeops.config.base import Severity, _Strict
+
+
+class RunbookEntry(_Strict):
+    """One row of the alert -> runbook table: an alert whose labels include every label of ``match``, each equal to
+    the exact string (no pattern, no wildcard, case counts), starts the runbook ``type``."""
+
+    match: dict[str, str] = Field(
+        min_length=1, description="labels the alert must carry, each with exactly this value (all of them)"
+    )
+    type: str = Field(description="the incident_response runbook type started (one the DAG's form offers)")
+    act_without_approval: bool = Field(
+        default=False,
+        description="the runbook's destructive steps go ahead without a person's approval (off: they wait for one)",
+    )
+
+    @field_validator("type")
+    @classmethod
+    def _a_runbook_the_form_offers(cls, value: str) -> str:
+        from tradeops.incident_response.forms import RESPONSE_TYPES
+
+        if value not in RESPONSE_TYPES:
+            raise ValueError(f"{value!r} is not a runbook type of incident_response ({', '.join(RESPONSE_TYPES)})")
+        return value
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        """Every label of ``match`` present in ``labels`` with the same string (literal)."""
+        return all(key in labels and labels[key] == value for key, value in self.match.items())
 
 
 class AlertIntake(_Strict):
@@ -19,3 +49,10 @@ class AlertIntake(_Strict):
         default=True,
         description="a resolved alert leaves its incident open once a person acknowledged it (they resolve it)",
     )
+    runbooks: list[RunbookEntry] = Field(
+        default=[], description="the alert -> runbook table, the first matching entry wins; empty: none starts"
+    )
+
+    def runbook_for(self, labels: Mapping[str, str]) -> RunbookEntry | None:
+        """The first entry of ``runbooks`` whose ``match`` the labels satisfy, if any."""
+        return next((entry for entry in self.runbooks if entry.matches(labels)), None)

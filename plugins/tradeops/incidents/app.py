@@ -7,7 +7,9 @@
   changes nothing either.
 - ``POST /tradeops/alertmanager/webhook``: Alertmanager's webhook receiver (:mod:`tradeops.incidents.alerts`). The
   ``Authorization`` header must carry the ``connections.alertmanager_webhook`` credential (Bearer, or Basic with its
-  login); otherwise 401 and nothing changes. An authorized body that is not a version 4 notification gets 400.
+  login); otherwise 401 and nothing changes. An authorized body that is not a version 4 notification gets 400. A
+  firing alert that opens a new incident and matches ``alerts.runbooks`` starts its runbook
+  (:mod:`tradeops.incident_response.starts`).
 - ``GET /tradeops/incidents``: the incidents page and its actions (acknowledge, resolve, silence, end a silence), for
   logged-in Airflow users: :mod:`tradeops.incidents.page`. ``/tradeops/incidents.json`` and
   ``/tradeops/incidents/{id}.json`` give incidents and timelines as JSON, ``/tradeops/incidents/response-times.json``
@@ -111,10 +113,14 @@ def _webhook_credential() -> tuple[str | None, str | None]:
 
 
 def _receive_alerts(body: bytes) -> dict[str, Any]:
+    from tradeops.incident_response.starts import start_for_alerts
     from tradeops.incidents.alerts import parse_notification, receive
     from tradeops.incidents.service import IncidentService
 
-    return {"ok": True, "results": receive(parse_notification(body), IncidentService())}
+    notification, incidents = parse_notification(body), IncidentService()
+    results = receive(notification, incidents)  # each alert's incident committed before any runbook is started
+    start_for_alerts(notification, results, incidents)
+    return {"ok": True, "results": results}
 
 
 def _handle_actions(interaction: SlackInteraction) -> list[dict[str, Any]]:

@@ -108,6 +108,8 @@ class EscalationEngine:
             store.event(conn, incident.id, EventKind.SILENCE_ENDED, level=action.level)
         elif action.kind is ActionKind.STATUS_UPDATE:
             text = messages.status_text(incident, self.policy.level_name(max(incident.level, 1)), now)
+            if progress := messages.runbook_progress(store.timeline(conn, incident.id), now):
+                text += "\n" + progress
             store.enqueue(conn, incident.id, OutboxKind.THREAD_REPLY, "", text, in_thread=True, level=incident.level)
             store.event(conn, incident.id, EventKind.STATUS_UPDATE, level=incident.level)
 

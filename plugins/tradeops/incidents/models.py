@@ -51,6 +51,7 @@ class EventKind(StrEnum):
     HELD_BACK = "held_back"  # a check's incident held back because its dependency is down (on the dependency's)
     ALERT_RESOLVED = "alert_resolved"  # its alert resolved; the incident stays open (a person acknowledged it)
     RUNBOOK_STEP = "runbook_step"  # a step of a response runbook (incident_response): what it did, by whom
+    RUNBOOK_START = "runbook_start"  # its runbook started automatically (or why not): the run, its type, the result
 
 
 class OutboxKind(StrEnum):

@@ -135,6 +135,10 @@ def describe(event: IncidentEvent, level_names: Mapping[int, str] | None = None)
         rest = key_values({key: value for key, value in d.items() if key not in ("step", "summary")})
         text = "; ".join(part for part in (str(d.get("summary") or ""), rest) if part)
         return f"Runbook: {step}", text, "warn" if d.get("failed") else "person"
+    if kind is EventKind.RUNBOOK_START:
+        text = f"{d.get('dag_id', '?')} run {d.get('run_id', '?')} ({d.get('type', '?')}): {d.get('result', '?')}"
+        text += f" ({d['error']})" if d.get("error") else ""
+        return "Runbook started automatically", text, "warn" if d.get("result") == "failed" else ""
     if kind is EventKind.HELD_BACK:
         text = f"{d.get('check', '?')} ({d.get('dag_id', '?')}): {d.get('summary', '')}"
         return "Check held back", text, ""

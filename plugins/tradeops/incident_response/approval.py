@@ -1,0 +1,65 @@
+"""``incident_response``'s ``approve`` step: a person approves the destructive steps, unless the incident came from
+an alert the config allows to act without approval (``alerts.runbooks``, ``act_without_approval: true``).
+
+Decided from the incident in TradeOps' database, never from the run's form: its source is ``alert`` (only the
+authenticated webhook opens those) and the labels recorded with it match, first match wins, an entry that allows it.
+A person's run on such an incident is approved the same way: anyone who may trigger the runbook may approve it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+from tradeops.incident_response.operators import RunbookStep
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from tradeops.config import TradeOpsConfig
+    from tradeops.config.alerts import RunbookEntry
+    from tradeops.incidents.models import Incident
+
+
+def approving_entry(incident: Incident, config: TradeOpsConfig) -> RunbookEntry | None:
+    """The ``alerts.runbooks`` entry that lets the incident's runbook act without approval, if any (pure)."""
+    from tradeops.incidents.models import IncidentSource
+
+    labels = incident.details.get("labels")
+    if incident.source is not IncidentSource.ALERT or not isinstance(labels, dict):
+        return None
+    entry = config.alerts.runbook_for({str(key): str(value) for key, value in labels.items()})
+    return entry if entry is not None and entry.act_without_approval else None
+
+
+class AlertApprovalOperator(RunbookStep, ApprovalOperator):
+    """Waits for a person's Approve or Reject, as :class:`ApprovalOperator` does (a rejection skips what follows),
+    except for an incident whose alert may act without approval: then it approves at once, without waiting, and
+    writes "approved without a person" with the matching entry on the incident's trail. Returns what the
+    ``ApprovalOperator`` returns: ``{chosen_options, params_input, responded_at, responded_by_user}``.
+
+    :param incident_id: the incident the runbook answers. (templated)
+    """
+
+    template_fields: Sequence[str] = (*ApprovalOperator.template_fields, "incident_id")
+
+    def __init__(self, *, incident_id: int | str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.incident_id = incident_id
+
+    def execute(self, context: Context) -> Any:
+        from airflow.providers.standard.triggers.hitl import HITLTriggerEventSuccessPayload
+
+        entry = approving_entry(self.incidents.get(int(self.incident_id)), self.incidents.config)
+        if entry is None:
+            return super().execute(context)
+        summary = f"approved without a person: alerts.runbooks allows alerts matching {entry.match} to act"
+        self.log.info("%s", summary)
+        self.record(context, "approval", {"summary": summary, "approved": True, "match": entry.match})
+        self.hitl_summary_extra.update(approved=True, chosen_options=[self.APPROVE], automatic=True)
+        return HITLTriggerEventSuccessPayload(
+            chosen_options=[self.APPROVE], params_input={}, responded_at=datetime.now(UTC), responded_by_user=None
+        )
