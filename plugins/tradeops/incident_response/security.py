@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from tradeops.config import load_config
 from tradeops.incident_response.evidence import describe, token_selector
@@ -162,8 +162,9 @@ class PageSecurityOperator(RunbookStep, BaseOperator):
     """Page the security team before any containment, through the durable outbox: the config's security channel
     (``slack.channels.security``) and the ``#`` first targets of the ``security`` severity, mentioning its ``@``
     ones, and the incident's thread; the message names the incident and its forensic bundle (or says there is none:
-    run with ``trigger_rule="all_done"`` so a failed evidence step still pages) and, when ``check_incident`` says
-    so, that this is a dry run. A retry queues nothing twice.
+    run with ``trigger_rule="all_done"`` so a failed evidence step still pages; an evidence step skipped or never run,
+    as in a run of another type or a refused one, skips this one) and, when ``check_incident`` says so, that this is
+    a dry run. A retry queues nothing twice.
     Returns ``{channels, mentions, text, queued}``.
 
     :param incident_id: the incident. (templated)
@@ -185,6 +186,11 @@ class PageSecurityOperator(RunbookStep, BaseOperator):
 
         ti = context["ti"]
         bundle = ti.xcom_pull(task_ids=self.evidence_task)
+        if bundle is None:
+            states = ti.get_task_states(dag_id=ti.dag_id, task_ids=[self.evidence_task], run_ids=[ti.run_id])
+            evidence = states.get(ti.run_id, {}).get(self.evidence_task)
+            if evidence in ("skipped", "upstream_failed"):  # not a security run, or a refused one: nobody to page
+                raise AirflowSkipException(f"{self.evidence_task} {evidence}: this run pages no one")
         dry_run = bool((ti.xcom_pull(task_ids=CHECK_TASK) or {}).get("dry_run"))
         channels, mentions = security_targets(load_config())
         incident_id, queued = int(self.incident_id), []

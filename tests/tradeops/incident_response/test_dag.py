@@ -141,3 +141,39 @@ def test_a_performance_dry_run_lists_the_plan_and_changes_nothing(
     texts = [m["text"] for m in sandbox.slack_messages()]
     assert any(t.startswith("*Incident response (performance)* started by dag_test") for t in texts)
     assert any(t.startswith(f"*Incident response #{opened.id} (performance): dry run") for t in texts)
+
+
+def test_a_security_dry_run_keeps_the_evidence_pages_security_first_and_contains_nothing(
+    response, incident, cluster, book, sandbox, sandbox_settings
+):
+    from tradeops.incident_response import forensics
+
+    opened = incident("security")
+    platform = requests.Session()
+    platform.headers["Authorization"] = f"Bearer {sandbox_settings['secrets']['platform_api_token']}"
+    tokens_url = sandbox_settings["platform_api"]["url"] + "/v1/auth/tokens"
+    active = platform.get(tokens_url, params={"active": "true"}, timeout=10).json()["tokens"]
+    run = response.test(
+        run_conf={"type": "security", "reason": "tests: logins from an unknown ASN", "incident_id": opened.id,
+                  "dry_run": True}
+    )  # fmt: skip
+
+    assert run.state == "success", states(run)
+    assert cluster.snapshot() == cluster.before, "nothing isolated or stopped (kubectl)"
+    assert platform.get(tokens_url, params={"active": "true"}, timeout=10).json()["tokens"] == active, "none revoked"
+    ended = states(run)
+    assert {ended[f"security.{t}"] for t in ("preserve_evidence", "page_security", "plan", "apply")} == {"success"}
+    contained = ("approve", "lock", "isolate_gateway", "stop_trading", "revoke_tokens")
+    assert {ended[f"security.{t}"] for t in contained} == {"skipped"}
+    assert {ended[t] for t in ("collect_diagnostics", "performance.diagnostics", "stop_trading")} == {"skipped"}
+
+    bundle = xcom(run, "security.preserve_evidence")
+    assert forensics.verify(Path(bundle["bundle"]), bundle["sha256"]).ok
+    trail = steps_of(incident.service, opened.id)
+    assert [s["step"] for s in trail] == ["started", "evidence", "security_paged", "plan", "outcome"]
+    assert {s["by"] for s in trail} == {"dag_test"}
+    planned = xcom(run, "security.plan")
+    assert planned["dry_run"] is True and [c["action"] for c in planned["plan"]][:3] == ["preserve", "page", "isolate"]
+    pages = [m["text"] for m in sandbox.slack_messages("#security-incidents")]
+    assert any(f"#{opened.id}" in text and bundle["sha256"][:12] in text for text in pages), pages
+    assert xcom(run, "report")["outcome"] == "dry run: plan listed, nothing changed"
