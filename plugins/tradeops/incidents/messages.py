@@ -17,16 +17,6 @@ SEVERITY_EMOJI = {
 ACK, RESOLVE = "incident_ack", "incident_resolve"
 # incident_response's trail entries in order: after each, the step the run is on until the next entry is written.
 # The approval writes an entry only when it approves by itself; a person's approval shows as stop_trading's entry.
-NEXT_STEP = {
-    "started": "collect diagnostics",
-    "diagnostics": "notify",
-    "notified": "plan",
-    "plan": "approval (the destructive steps wait for it)",
-    "approval": "stop trading",
-    "stop_trading": "close positions",
-    "close_positions": "isolate the gateway",
-    "isolate_gateway": "report",
-}
 FINAL_STEP = "outcome"  # written by the report, the last step: the run is over
 
 
@@ -108,7 +98,8 @@ def status_text(incident: Incident, name: str, now: datetime) -> str:
 
 def runbook_progress(events: list[IncidentEvent], now: datetime) -> str | None:
     """While a response runbook runs on the incident (its latest run has ``runbook_step`` entries and no final
-    ``outcome`` yet): which steps it has done and which it is on, for the status update. None otherwise."""
+    ``outcome`` yet): which steps it has done and how long ago the last one, for the status update (what runs next
+    is the run's graph in Airflow, linked from the incident). None otherwise."""
     steps = [event for event in events if event.kind is EventKind.RUNBOOK_STEP]
     if not steps:
         return None
@@ -119,10 +110,9 @@ def runbook_progress(events: list[IncidentEvent], now: datetime) -> str | None:
         return None
     first, last = run[0], run[-1]
     kind = first.detail.get("type")
-    on = NEXT_STEP.get(done[-1], f"the step after {done[-1]}")
     since = int((now - last.at).total_seconds()) // 60
     return (
         f":clipboard: Runbook {first.detail.get('dag_id', 'incident_response')}{f' ({kind})' if kind else ''} run "
         f"`{run_id}` by {first.actor}: done {', '.join(step.replace('_', ' ') for step in done)}; "
-        f"now on {on} (since {last.at:%H:%M} UTC, {since}m ago)"
+        f"last at {last.at:%H:%M} UTC ({since}m ago)"
     )

@@ -1,6 +1,6 @@
 """Runbook progress in the status updates: while a response runbook runs on an incident (its latest run wrote steps
-and not yet its final ``outcome``), the 15-minute update says which steps are done and which it is on. The rendering
-with a frozen clock, then once through the escalation engine against PostgreSQL and the sandbox's Slack."""
+and not yet its final ``outcome``), the 15-minute update says which steps are done and when the last one was. The
+rendering with a frozen clock, then once through the escalation engine against PostgreSQL and the sandbox's Slack."""
 
 from __future__ import annotations
 
@@ -39,17 +39,17 @@ def test_a_run_waiting_for_its_approval_lists_what_it_did_and_where_it_waits():
     ]
     assert runbook_progress(events, NOW) == (
         ":clipboard: Runbook incident_response (critical) run `incident_7__alert` by Alertmanager: done started, "
-        "diagnostics, notified, plan; now on approval (the destructive steps wait for it) (since 14:13 UTC, 17m ago)"
+        "diagnostics, notified, plan; last at 14:13 UTC (17m ago)"
     )
 
 
-def test_an_approved_run_is_on_its_next_action_and_an_unknown_step_is_named_as_such():
+def test_an_approved_run_lists_its_actions_once_each_whatever_the_runbook():
     events = [step("started", 10, type="critical"), step("plan", 9), step("approval", 9), step("stop_trading", 2)]
-    assert "done started, plan, approval, stop trading; now on close positions (since 14:28 UTC, 2m ago)" in (
-        runbook_progress(events, NOW) or ""
+    assert (runbook_progress(events, NOW) or "").endswith(
+        "done started, plan, approval, stop trading; last at 14:28 UTC (2m ago)"
     )
-    unknown = runbook_progress([step("started", 3), step("evidence", 1)], NOW) or ""
-    assert "now on the step after evidence (" in unknown
+    security = [step("started", 3, type="security"), step("evidence", 2), step("evidence", 1)]
+    assert (runbook_progress(security, NOW) or "").endswith("done started, evidence; last at 14:29 UTC (1m ago)")
 
 
 def test_a_finished_run_shows_nothing_and_only_the_latest_run_counts():
@@ -58,7 +58,7 @@ def test_a_finished_run_shows_nothing_and_only_the_latest_run_counts():
     second = [*first, step("started", 3, type="system_failure")]
     assert runbook_progress(second, NOW) == (
         ":clipboard: Runbook incident_response (system_failure) run `incident_7__alert` by Alertmanager: done "
-        "started; now on collect diagnostics (since 14:27 UTC, 3m ago)"
+        "started; last at 14:27 UTC (3m ago)"
     )
 
 
@@ -79,7 +79,7 @@ def test_the_engines_status_update_carries_the_progress_while_the_runbook_runs(i
     [during] = updates()
     assert during.splitlines()[1].startswith(
         f":clipboard: Runbook incident_response (critical) run `incident_{incident.id}__alert` by Alertmanager: done "
-        "started, diagnostics; now on notify (since "
+        "started, diagnostics; last at "
     )
     incidents.record_step(incident.id, "Alertmanager", "outcome", {"summary": "dry run", **run})
     incidents.engine.process_due(incident.opened_at + timedelta(seconds=42))
