@@ -49,6 +49,8 @@ bench: $(RUNTIME_STAMP)  ## benchmarks (see bench/README.md)
 	$(PY) bench/db_maintenance.py
 	$(PY) bench/pre_market.py
 	$(PY) bench/rollback.py
+	$(PY) bench/alert_intake.py
+	$(PY) bench/security_check.py
 	$(PY) bench/market_watch.py
 	$(PY) bench/executors.py
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.e2e.hitl import answer
+from devstack.hitl import answer
 from tradeops.config import load_config
 
 pytestmark = pytest.mark.e2e

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from tests.e2e.hitl import answer, parked
+from devstack.hitl import answer, parked
 from tradeops.access.operators import NOTHING
 
 pytestmark = pytest.mark.e2e
