@@ -106,7 +106,7 @@ def main() -> int:
             print("  " + "  ".join(f"{key} {value:6.2f}s" for key, value in rows[-1].items()), flush=True)
 
     print(f"\nAlert intake, {len(rows)} runs (median / max, seconds):")
-    print(f"{'':42} {'median':>8} {'max':>8}  target")
+    print(f"{'':50} {'median':>8} {'max':>8}  target")
     labels = {
         "alertmanager": ("alert posted → webhook (Alertmanager's grouping)", None),
         "page": ("webhook → first page in Slack", 5.0),
@@ -116,7 +116,7 @@ def main() -> int:
     for key, (label, target) in labels.items():
         values = [row[key] for row in rows]
         goal = f"< {target:.0f} s: {'met' if max(values) < target else 'MISSED'}" if target else ""
-        print(f"{label:42} {statistics.median(values):8.2f} {max(values):8.2f}  {goal}")
+        print(f"{label:50} {statistics.median(values):8.2f} {max(values):8.2f}  {goal}")
     return 0
 
 
