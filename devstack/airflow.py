@@ -134,7 +134,8 @@ class AirflowStack:
             "TRADEOPS_REPORTS_DIR": str(self.reports_dir),
             "TRADEOPS_BACKUP_DIR": str(self.home / "backups"),
             **airflow_connection_env(self.sandbox, self.config),
-            # The daily ops report reads the day's runs from this api-server (simple auth: every user is an admin).
+            # The daily ops report reads the day's runs from this api-server, and the escalation engine starts P1
+            # incidents' runbooks through it (simple auth: every user is an admin).
             f"AIRFLOW_CONN_{self.config.connections.airflow_api.upper()}": json.dumps(
                 {"conn_type": "http", "host": "127.0.0.1", "port": self.ports.api, "schema": "http"}
             ),

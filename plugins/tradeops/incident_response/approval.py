@@ -1,8 +1,10 @@
 """``incident_response``'s ``approve`` step: a person approves the destructive steps, unless the incident came from
-an alert the config allows to act without approval (``alerts.runbooks``, ``act_without_approval: true``).
+an alert (or has a dedup key) the config allows to act without approval (``alerts.runbooks``,
+``act_without_approval: true``).
 
 Decided from the incident in TradeOps' database, never from the run's form: its source is ``alert`` (only the
-authenticated webhook opens those) and the labels recorded with it match, first match wins, an entry that allows it.
+authenticated webhook opens those) and the labels recorded with it match, first match wins, an entry that allows it;
+or it is another source's and an entry's ``key`` is exactly its dedup key.
 A person's run on such an incident is approved the same way: anyone who may trigger the runbook may approve it.
 """
 
@@ -26,12 +28,9 @@ if TYPE_CHECKING:
 
 def approving_entry(incident: Incident, config: TradeOpsConfig) -> RunbookEntry | None:
     """The ``alerts.runbooks`` entry that lets the incident's runbook act without approval, if any (pure)."""
-    from tradeops.incidents.models import IncidentSource
+    from tradeops.incident_response.starts import runbook_entry
 
-    labels = incident.details.get("labels")
-    if incident.source is not IncidentSource.ALERT or not isinstance(labels, dict):
-        return None
-    entry = config.alerts.runbook_for({str(key): str(value) for key, value in labels.items()})
+    entry = runbook_entry(incident, config)
     return entry if entry is not None and entry.act_without_approval else None
 
 
@@ -56,9 +55,11 @@ class AlertApprovalOperator(RunbookStep, ApprovalOperator):
         entry = approving_entry(self.incidents.get(int(self.incident_id)), self.incidents.config)
         if entry is None:
             return super().execute(context)
-        summary = f"approved without a person: alerts.runbooks allows alerts matching {entry.match} to act"
+        matching = f"alerts matching {entry.match}" if entry.match else f"incidents keyed {entry.key!r}"
+        summary = f"approved without a person: alerts.runbooks allows {matching} to act"
         self.log.info("%s", summary)
-        self.record(context, "approval", {"summary": summary, "approved": True, "match": entry.match})
+        detail = {"match": entry.match} if entry.match else {"key": entry.key}
+        self.record(context, "approval", {"summary": summary, "approved": True, **detail})
         self.hitl_summary_extra.update(approved=True, chosen_options=[self.APPROVE], automatic=True)
         return HITLTriggerEventSuccessPayload(
             chosen_options=[self.APPROVE], params_input={}, responded_at=datetime.now(UTC), responded_by_user=None

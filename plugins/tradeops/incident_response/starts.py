@@ -23,8 +23,10 @@ from tradeops.incidents import store
 from tradeops.incidents.models import EventKind
 
 if TYPE_CHECKING:
+    from tradeops.config import TradeOpsConfig
     from tradeops.config.alerts import RunbookEntry
     from tradeops.incidents.alerts import Notification
+    from tradeops.incidents.models import Incident
     from tradeops.incidents.service import IncidentService
 
 log = logging.getLogger("airflow.task.tradeops.incidents")
@@ -37,6 +39,19 @@ STARTED, ALREADY_STARTED, PAUSED, FAILED = "started", "already started", "not st
 def run_id_for(incident_id: int) -> str:
     """The automatic run's id: one per incident, whatever the number of deliveries."""
     return f"incident_{incident_id}__alert"
+
+
+def runbook_entry(incident: Incident, config: TradeOpsConfig) -> RunbookEntry | None:
+    """The ``alerts.runbooks`` entry of an incident (pure): for an alert's, the first whose ``match`` the labels
+    recorded with it satisfy; for any other, the first whose ``key`` is its dedup key."""
+    from tradeops.incidents.models import IncidentSource
+
+    if incident.source is not IncidentSource.ALERT:
+        return config.alerts.runbook_for_key(incident.dedup_key)
+    labels = incident.details.get("labels")
+    if not isinstance(labels, dict):
+        return None
+    return config.alerts.runbook_for({str(key): str(value) for key, value in labels.items()})
 
 
 def form_for(incident_id: int, entry: RunbookEntry, alertname: str) -> dict[str, Any]:

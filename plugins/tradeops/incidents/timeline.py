@@ -138,6 +138,7 @@ def describe(event: IncidentEvent, level_names: Mapping[int, str] | None = None)
     if kind is EventKind.RUNBOOK_START:
         text = f"{d.get('dag_id', '?')} run {d.get('run_id', '?')} ({d.get('type', '?')}): {d.get('result', '?')}"
         text += f" ({d['error']})" if d.get("error") else ""
+        text += f"; next try in {d['retry_in_s']} s (attempt {d.get('attempt', '?')})" if d.get("retry_in_s") else ""
         return "Runbook started automatically", text, "warn" if d.get("result") == "failed" else ""
     if kind is EventKind.HELD_BACK:
         text = f"{d.get('check', '?')} ({d.get('dag_id', '?')}): {d.get('summary', '')}"

@@ -1,9 +1,10 @@
 """Triggers of the incident machinery, so that waiting never holds a worker.
 
 - ``EscalationEngineTrigger``: the escalation engine for one window of time. It acts on what is due, delivers the
-  outbox, writes the reports of resolved incidents still due, records a heartbeat, then sleeps until the next action
-  is due or PostgreSQL notifies a change (``LISTEN tradeops_incidents``), whichever comes first, and never longer
-  than 30 s; the state is in PostgreSQL, so a restarted triggerer simply picks up where it was.
+  outbox, writes the reports of resolved incidents still due, starts the runbooks P1 incidents are owed (through
+  the api-server's REST API), records a heartbeat, then sleeps until the next action is due or PostgreSQL notifies
+  a change (``LISTEN tradeops_incidents``), whichever comes first, and never longer than 30 s; the state is in
+  PostgreSQL, so a restarted triggerer simply picks up where it was.
 - ``TaskDeadlineTrigger``: a task-level deadline. It follows the watched tasks' states until they succeed (no
   incident) or the deadline passes with one of them not done (an incident opens).
 """
@@ -26,8 +27,9 @@ MAX_SLEEP_S = 30.0  # also the longest gap between two heartbeats of a healthy e
 
 class EscalationEngineTrigger(BaseTrigger):
     """The escalation engine until ``until``: act on what is due, deliver the outbox, write the incident reports still
-    due, record a heartbeat, sleep until the next action or a change (``LISTEN``), at most 30 s; ends with how many
-    incidents it acted on and how many messages it delivered.
+    due, start the runbooks still owed (:mod:`tradeops.incident_response.engine_starts`), record a heartbeat, sleep
+    until the next action or a change (``LISTEN``), at most 30 s; ends with how many incidents it acted on and how
+    many messages it delivered.
 
     Its side effects (pages, Slack messages, report files, heartbeats) are deliberate: this trigger *is* the engine,
     not a wait. Each is idempotent (incidents, messages and due reports are taken ``FOR UPDATE SKIP LOCKED``; a
@@ -50,6 +52,7 @@ class EscalationEngineTrigger(BaseTrigger):
 
         from tradeops.config import load_config
         from tradeops.connections import apostgres_dsn
+        from tradeops.incident_response.engine_starts import start_due
         from tradeops.incidents import store
         from tradeops.incidents.service import IncidentService
 
@@ -65,6 +68,7 @@ class EscalationEngineTrigger(BaseTrigger):
                     acted += await asyncio.to_thread(incidents.engine.process_due)
                     delivered += await asyncio.to_thread(incidents.outbox.deliver)
                     await asyncio.to_thread(incidents.write_due_reports)
+                    await asyncio.to_thread(start_due, incidents)
                     await asyncio.to_thread(self._beat, dsn, until)
                     wake = await asyncio.to_thread(incidents.next_wakeup)
                 except (psycopg.OperationalError, OSError) as err:

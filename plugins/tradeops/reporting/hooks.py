@@ -1,10 +1,12 @@
 """Airflow's own REST API (v2), for reports about runs: a task cannot read Airflow's metadata database in Airflow 3,
-so the day's runs (their states and durations) come from the api-server, as the UI reads them."""
+so the day's runs (their states and durations) come from the api-server, as the UI reads them; and for the
+escalation engine, which runs in the triggerer and creates a runbook's run the way a person's trigger does."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from tradeops.exceptions import PlatformApiError
 from tradeops.platform.hooks import JsonApiHook
@@ -56,3 +58,19 @@ class AirflowApiHook(JsonApiHook):
             if len(runs) >= page["total_entries"] or not page["dag_runs"]:
                 break
         return runs
+
+    def is_paused(self, dag_id: str) -> bool:
+        """Whether ``dag_id`` is paused (raises :class:`PlatformApiError`, status 404, for a DAG Airflow lacks)."""
+        return bool(self.get(f"/api/v2/dags/{quote(dag_id, safe='')}")["is_paused"])
+
+    def trigger_run(self, dag_id: str, run_id: str, conf: dict[str, Any], note: str) -> bool:
+        """Create the run ``run_id`` of ``dag_id`` (its form validated, as any trigger); False when it exists
+        already (HTTP 409). Not retried: a run that was created before a lost answer is found by its id next time."""
+        body = {"dag_run_id": run_id, "logical_date": None, "conf": conf, "note": note}
+        try:
+            self.request("POST", f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns", json=body)
+        except PlatformApiError as err:
+            if err.status == 409:
+                return False
+            raise
+        return True

@@ -1,5 +1,6 @@
-"""The alert -> runbook table (``alerts.runbooks``): literal label matching, the first matching entry wins, and a
-table the model refuses (a runbook type the form does not offer, an unknown key, an empty match)."""
+"""The alert -> runbook table (``alerts.runbooks``): literal label matching, literal dedup-key matching (``key``
+entries, for non-alert incidents), the first matching entry wins, and a table the model refuses (a runbook type the
+form does not offer, an unknown key, an empty match, neither or both of match and key)."""
 
 from __future__ import annotations
 
@@ -58,6 +59,49 @@ def test_the_shipped_tables_hold_approval_except_the_demos_risk_breach():
     assert {entry.type for entry in production.runbooks + demo.runbooks} <= set(RESPONSE_TYPES)
 
 
+KEYED = AlertIntake(
+    runbooks=[
+        RunbookEntry(match={"alertname": "SystemDown"}, type="critical"),
+        RunbookEntry(key="check:daily_health_check:system_status", type="system_failure"),
+        RunbookEntry(key="check:daily_health_check:system_status", type="critical"),
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    ("dedup_key", "expected"),
+    [
+        ("check:daily_health_check:system_status", 1),  # the first keyed entry wins
+        ("check:daily_health_check:system_status ", None),  # no trimming
+        ("CHECK:daily_health_check:system_status", None),  # case counts
+        ("check:daily_health_check:", None),  # no prefix match
+        ("check:daily_health_check:system_status:extra", None),
+        ("check:*", None),
+        ("SystemDown", None),  # a labels entry never matches a key
+        ("", None),
+    ],
+)
+def test_a_key_entry_matches_only_the_exact_dedup_key(dedup_key, expected):
+    assert KEYED.runbook_for_key(dedup_key) == (None if expected is None else KEYED.runbooks[expected])
+
+
+def test_a_key_entry_never_matches_an_alerts_labels_and_a_wildcard_key_is_literal():
+    entry = RunbookEntry(key="check:*", type="critical")
+    assert not entry.matches({"alertname": "check:*"}) and not entry.matches({})
+    assert KEYED.runbook_for({"key": "check:daily_health_check:system_status"}) is None
+    assert AlertIntake(runbooks=[entry]).runbook_for_key("check:daily_health_check:system_status") is None
+
+
+def test_production_starts_the_system_failure_runbook_for_a_failed_system_status_check_the_demo_on_a_drill_key():
+    entry = load_config().alerts.runbook_for_key("check:daily_health_check:system_status")
+    assert entry is not None and entry.type == "system_failure" and not entry.act_without_approval
+    demo = load_config(REPO / "include" / "config" / "tradeops.demo.yaml").alerts
+    assert demo.runbook_for_key("check:daily_health_check:system_status") is None, "its drills fail that check"
+    drill = demo.runbook_for_key("drill:engine_runbook_start")
+    assert drill is not None and drill.type == "system_failure" and not drill.act_without_approval
+    assert demo.runbook_for({"alertname": "LatencyCritical", "severity": "critical"}).type == "performance"
+
+
 def table_error(tmp_path, entry: dict) -> str:
     data = copy.deepcopy(GOOD)
     data["alerts"]["runbooks"] = [{"match": {"alertname": "SystemDown"}, "type": "critical"}, entry]
@@ -74,9 +118,15 @@ def table_error(tmp_path, entry: dict) -> str:
         ({"match": {"alertname": "A"}, "type": "critical", "approve": False}, "alerts.runbooks[1].approve: unknown"),
         ({"match": {}, "type": "critical"}, "alerts.runbooks[1].match: "),
         ({"match": {"alertname": 3}, "type": "critical"}, "alerts.runbooks[1].match.alertname: "),
-        ({"type": "critical"}, "alerts.runbooks[1].match: Field required"),
+        ({"type": "critical"}, "alerts.runbooks[1]: an entry has exactly one of match (an alert's labels) or key"),
+        (
+            {"match": {"alertname": "A"}, "key": "check:x:y", "type": "critical"},
+            "alerts.runbooks[1]: an entry has exactly one of match (an alert's labels) or key",
+        ),
+        ({"key": "", "type": "critical"}, "alerts.runbooks[1].key: "),
+        ({"key": ["check:x:y"], "type": "critical"}, "alerts.runbooks[1].key: "),
     ],
-    ids=["unknown type", "unknown key", "empty match", "not a string", "no match"],
+    ids=["unknown type", "unknown key", "empty match", "not a string", "no match", "both", "empty key", "key list"],
 )
 def test_a_bad_table_entry_is_refused_at_its_field(tmp_path, entry, message):
     assert message in table_error(tmp_path, entry)

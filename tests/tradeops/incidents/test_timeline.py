@@ -86,6 +86,28 @@ def test_remaining_time():
             ("Check held back", "tls (daily_health_check): unreachable", ""),
         ),
         (event("status_update", 2), ("Status update", "posted in the thread at L2 (Operations manager)", "minor")),
+        (
+            event("runbook_start", dag_id="incident_response", run_id="r", type="critical", result="started"),
+            ("Runbook started automatically", "incident_response run r (critical): started", ""),
+        ),
+        (
+            event(
+                "runbook_start",
+                dag_id="incident_response",
+                run_id="r",
+                type="system_failure",
+                result="failed",
+                error="PlatformApiError: down",
+                attempt=2,
+                retry_in_s=30,
+            ),
+            (
+                "Runbook started automatically",
+                "incident_response run r (system_failure): failed (PlatformApiError: down); next try in 30 s "
+                "(attempt 2)",
+                "warn",
+            ),
+        ),
     ],
     ids=lambda value: value.kind.value if isinstance(value, IncidentEvent) else "",
 )
