@@ -26,17 +26,22 @@ if TYPE_CHECKING:
     from tradeops.incidents.models import Incident
 
 
-def approving_entry(incident: Incident, config: TradeOpsConfig) -> RunbookEntry | None:
-    """The ``alerts.runbooks`` entry that lets the incident's runbook act without approval, if any (pure)."""
+def approving_entry(incident: Incident, config: TradeOpsConfig, response_type: str) -> RunbookEntry | None:
+    """The ``alerts.runbooks`` entry that lets the incident's runbook act without approval, if any (pure): only for
+    the runbook the entry names (a run of another type on the same incident, typed in the form, asks a person)."""
+    from tradeops.incident_response.runbooks import RUNBOOKS
     from tradeops.incident_response.starts import runbook_entry
 
     entry = runbook_entry(incident, config)
-    return entry if entry is not None and entry.act_without_approval else None
+    if entry is None or not entry.act_without_approval:
+        return None
+    return entry if RUNBOOKS.get(response_type) is RUNBOOKS[entry.type] else None
 
 
 class AlertApprovalOperator(RunbookStep, ApprovalOperator):
     """Waits for a person's Approve or Reject, as :class:`ApprovalOperator` does (a rejection skips what follows),
-    except for an incident whose alert may act without approval: then it approves at once, without waiting, and
+    except for an incident whose alert may act without approval, in a run of the runbook its entry names: then it
+    approves at once, without waiting, and
     writes "approved without a person" with the matching entry on the incident's trail. Returns what the
     ``ApprovalOperator`` returns: ``{chosen_options, params_input, responded_at, responded_by_user}``.
 
@@ -52,7 +57,8 @@ class AlertApprovalOperator(RunbookStep, ApprovalOperator):
     def execute(self, context: Context) -> Any:
         from airflow.providers.standard.triggers.hitl import HITLTriggerEventSuccessPayload
 
-        entry = approving_entry(self.incidents.get(int(self.incident_id)), self.incidents.config)
+        response_type = str(context["params"]["type"])
+        entry = approving_entry(self.incidents.get(int(self.incident_id)), self.incidents.config, response_type)
         if entry is None:
             return super().execute(context)
         matching = f"alerts matching {entry.match}" if entry.match else f"incidents keyed {entry.key!r}"

@@ -28,8 +28,8 @@ def flush_prefix(client: Any, prefix: str, batch: int) -> int:
 
     deleted, page = 0, []
     for key in client.scan_iter(match=cache_match(prefix), count=batch):
-        raw = key.decode() if isinstance(key, bytes) else key
-        if not raw.startswith(prefix):  # SCAN MATCH is a glob: keep to the literal prefix whatever it returns
+        wanted = prefix.encode() if isinstance(key, bytes) else prefix  # bytes compared as bytes: any key's encoding
+        if not key.startswith(wanted):  # SCAN MATCH is a glob: keep to the literal prefix whatever it returns
             continue
         page.append(key)
         if len(page) >= batch:
@@ -42,9 +42,10 @@ def flush_prefix(client: Any, prefix: str, batch: int) -> int:
 
 class ScaleWithinLimitsOperator(RunbookStep, BaseOperator):
     """Apply the plan's scale changes: each deployment to the plan's count, capped again at its ``replicas.max`` as
-    the config says now (a count past it is never written), only up, the count replaced recorded on the deployment
-    (``tradeops.io/replicas-before-scale``: ``ScaleDeploymentsOperator(profile="restore")`` puts it back) and on the
-    incident. A retry writes the same counts. Returns ``[{deployment, from, to}]`` of what changed.
+    the config says now (a count past it is never written), only up and never from 0, the count replaced recorded
+    on the deployment unless an earlier change's is there (``tradeops.io/replicas-before-scale``:
+    ``ScaleDeploymentsOperator(profile="restore")`` puts it back) and on the incident. A retry writes the same
+    counts. Returns ``[{deployment, from, to}]`` of what changed.
 
     :param incident_id: the incident. (templated)
     :param namespace: the deployments' namespace.
@@ -63,7 +64,7 @@ class ScaleWithinLimitsOperator(RunbookStep, BaseOperator):
     def execute(self, context: Context) -> list[dict[str, Any]]:
         from tradeops.incident_response.performance import scalable
         from tradeops.kubernetes.hooks import KubernetesApiHook
-        from tradeops.kubernetes.patches import scale_patch
+        from tradeops.kubernetes.patches import SAVED_REPLICAS, scale_patch
 
         config = load_config()
         limits = scalable(config, self.namespace)
@@ -77,7 +78,12 @@ class ScaleWithinLimitsOperator(RunbookStep, BaseOperator):
                 return hook.deployment(self.namespace, name)
 
             def up(obj: dict[str, Any], target: int = target) -> dict[str, Any] | None:
-                return scale_patch(obj, target) if obj["spec"]["replicas"] < target else None
+                if not 0 < obj["spec"]["replicas"] < target:
+                    return None
+                patch = scale_patch(obj, target)
+                if patch is not None and SAVED_REPLICAS in (obj["metadata"].get("annotations") or {}):
+                    del patch["metadata"]["annotations"]  # an earlier change's count is the one a restore wants
+                return patch
 
             def write(obj: dict[str, Any], body: dict[str, Any], name: str = name) -> dict[str, Any]:
                 return hook.patch_deployment(self.namespace, name, body)
@@ -156,6 +162,8 @@ class FlushCacheOperator(RunbookStep, BaseOperator):
         answer = context["ti"].xcom_pull(task_ids=self.approval_task) or {}
         if answer.get("chosen_options") != [APPROVE]:
             raise AirflowSkipException(f"cache flush not approved ({self.approval_task}): nothing deleted")
+        if not answer.get("responded_by_user"):  # approved without a person (alerts.runbooks): scaling, never a flush
+            raise AirflowSkipException("cache flush approved by no person: nothing deleted")
         config = load_config()
         settings = config.incident_response.performance
         client = RedisHook(redis_conn_id=config.connections.redis).get_conn()

@@ -60,13 +60,17 @@ def alert_incident(demo, state_dsn, airflow_connections):
 
 def test_only_an_alert_incident_whose_entry_allows_it_acts_without_approval(alert_incident, demo, config):
     allowed = alert_incident(BREACH)
-    assert approving_entry(allowed, demo).match == BREACH
-    assert approving_entry(allowed, config) is None, "production holds every runbook for an approval"
+    assert approving_entry(allowed, demo, "critical").match == BREACH
+    assert approving_entry(allowed, demo, "system_failure").match == BREACH, "the same runbook"
+    for other in ("security", "performance"):
+        assert approving_entry(allowed, demo, other) is None, f"a {other} run typed in the form asks a person"
+    assert approving_entry(allowed, config, "critical") is None, "production holds every runbook for an approval"
     held = alert_incident({"alertname": "TradingSystemDown", "severity": "critical"})
-    assert approving_entry(held, demo) is None, "its entry holds the approval"
-    assert approving_entry(alert_incident({**BREACH, "severity": "Critical"}), demo) is None, "no entry: literal"
+    assert approving_entry(held, demo, "system_failure") is None, "its entry holds the approval"
+    literal = alert_incident({**BREACH, "severity": "Critical"})
+    assert approving_entry(literal, demo, "critical") is None, "no entry: literal"
     typed = alert_incident(BREACH, source=IncidentSource.MANUAL)
-    assert approving_entry(typed, demo) is None, "labels a person wrote on their own incident allow nothing"
+    assert approving_entry(typed, demo, "critical") is None, "labels a person wrote on their own incident allow nothing"
 
 
 def test_the_operator_approves_at_once_and_writes_it_on_the_trail(alert_incident, demo, airflow_connections):
@@ -77,7 +81,7 @@ def test_the_operator_approves_at_once_and_writes_it_on_the_trail(alert_incident
     run = types.SimpleNamespace(triggering_user_name="Alertmanager", run_after=datetime.now(UTC), run_type="manual")
     operator = AlertApprovalOperator(task_id="approve", incident_id=opened.id, subject="stop?", defaults=["Reject"])
 
-    outcome = operator.execute({"ti": ti, "dag_run": run})  # type: ignore[arg-type]
+    outcome = operator.execute({"ti": ti, "dag_run": run, "params": {"type": "critical"}})  # type: ignore[arg-type]
     assert outcome["chosen_options"] == ["Approve"] and outcome["params_input"] == {}
     assert outcome["responded_by_user"] is None and outcome["responded_at"] <= datetime.now(UTC)
     [step] = [e for e in IncidentService(demo).timeline(opened.id) if e.kind == "runbook_step"]

@@ -149,10 +149,12 @@ def test_failed_starts_are_retried_later_and_later_up_to_every_15_minutes(config
 def test_a_key_entry_allowed_to_act_approves_only_a_non_alert_incident_with_exactly_that_key(config):
     allowing = RunbookEntry(key=KEY, type="system_failure", act_without_approval=True)
     table = config.model_copy(update={"alerts": config.alerts.model_copy(update={"runbooks": [allowing]})})
-    assert approving_entry(incident(), table) == allowing
-    assert approving_entry(incident(dedup_key=KEY + " "), table) is None
-    assert approving_entry(incident(IncidentSource.ALERT, details={"labels": {"key": KEY}}), table) is None
-    assert approving_entry(incident(), config) is None, "the shipped row holds the approval"
+    assert approving_entry(incident(), table, "system_failure") == allowing
+    assert approving_entry(incident(), table, "security") is None, "only the entry's runbook"
+    assert approving_entry(incident(dedup_key=KEY + " "), table, "system_failure") is None
+    alert = incident(IncidentSource.ALERT, details={"labels": {"key": KEY}})
+    assert approving_entry(alert, table, "system_failure") is None
+    assert approving_entry(incident(), config, "system_failure") is None, "the shipped row holds the approval"
 
 
 # --- the engine's pass: the real state database and Airflow's real REST API ------------------------------------------

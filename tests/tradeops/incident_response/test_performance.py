@@ -101,6 +101,8 @@ def test_scaling_stops_at_each_deployments_max_read_back_with_kubectl(
     context["xcom"]["performance.plan"] = {"plan": forged}
     assert scale.execute(context) == [{"deployment": "tactical-marl", "from": 4, "to": tactical.replicas.max}]
     assert kubectl.json("get", "deployment", "tactical-marl")["spec"]["replicas"] == tactical.replicas.max == 6
+    saved = kubectl.json("get", "deployment", "tactical-marl")["metadata"]["annotations"][SAVED_REPLICAS]
+    assert saved == "3", "the first change's count is kept: the restore goes back to before the response"
     assert kubectl.json("get", "deployment", "auth-service")["spec"]["replicas"] == 2, "no max: never scaled"
 
     steps = trail(incident.service, opened.id)
@@ -124,7 +126,9 @@ def test_no_key_is_deleted_without_the_forms_choice_and_the_approval_then_only_t
         )
 
     approved = {"chosen_options": ["Approve"], "params_input": {}, "responded_by_user": {"id": "bob"}}
-    for chosen, answer in ((False, approved), (True, None), (True, {**approved, "chosen_options": ["Reject"]})):
+    automatic = {**approved, "responded_by_user": None}  # an approval alerts.runbooks gave, no person's
+    for chosen, answer in ((False, approved), (True, None), (True, {**approved, "chosen_options": ["Reject"]}),
+                           (True, automatic)):  # fmt: skip
         context["xcom"]["performance.approve"] = answer
         with pytest.raises(AirflowSkipException, match="nothing deleted"):
             flush(chosen).execute(context)
