@@ -55,11 +55,12 @@ def scale_plan(
     replicas: Mapping[str, int], wanted: Mapping[str, int], limits: Mapping[str, int | None]
 ) -> list[dict[str, Any]]:
     """Each deployment to what is wanted, capped at its limit: never past it, never down, never one without a limit
-    (``None``); what is already there is left out."""
+    (``None``), never one at 0 (stopped on purpose, e.g. by the critical runbook: a restore starts it, not this);
+    what is already there is left out."""
     plan = []
     for name, want in sorted(wanted.items()):
         limit, before = limits.get(name), replicas[name]
-        if limit is None:
+        if limit is None or before == 0:
             continue
         after = min(want, limit)
         if after > before:

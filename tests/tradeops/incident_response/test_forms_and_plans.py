@@ -202,6 +202,8 @@ def test_scaling_stops_at_the_limit_never_goes_down_and_leaves_a_deployment_with
     assert scale_plan(replicas, {"strategic-marl": 5}, limits) == [], "already at max: nothing"
     assert scale_plan(replicas, {"execution-engine": 1}, limits) == [], "never down"
     assert scale_plan(replicas, {"auth-service": 3}, limits) == [], "no max: never scaled"
+    stopped = {**replicas, "execution-engine": 0}
+    assert scale_plan(stopped, {"execution-engine": 1}, limits) == [], "stopped on purpose: never restarted here"
     wanted = wanted_replicas(replicas, ["tactical-marl", "strategic-marl"], step=1)
     assert wanted == {"tactical-marl": 4, "strategic-marl": 5}
     assert [(c["target"], c["after"]) for c in scale_plan(replicas, wanted, limits)] == [("tactical-marl", 4)]
