@@ -91,8 +91,11 @@ def start(incidents: IncidentService, incident_id: int, entry: RunbookEntry, ale
         detail.update(result=FAILED, error=f"{type(err).__name__}: {err}"[:500])
     else:
         log.info("incident #%s: %s run %s %s", incident_id, DAG_ID, run_id, detail["result"])
-    with store.connect(incidents.dsn) as conn:
-        store.event(conn, incident_id, EventKind.RUNBOOK_START, actor=ACTOR, detail=detail)
+    try:
+        with store.connect(incidents.dsn) as conn:
+            store.event(conn, incident_id, EventKind.RUNBOOK_START, actor=ACTOR, detail=detail)
+    except Exception:  # the webhook still answers; a P1 owed a run is started by the escalation engine
+        log.exception("incident #%s: the runbook start (%s) is not on its trail", incident_id, detail["result"])
     return detail
 
 

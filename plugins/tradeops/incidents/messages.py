@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from tradeops.incidents.models import EventKind, Incident, IncidentEvent, IncidentStatus
@@ -18,6 +18,9 @@ ACK, RESOLVE = "incident_ack", "incident_resolve"
 # incident_response's trail entries in order: after each, the step the run is on until the next entry is written.
 # The approval writes an entry only when it approves by itself; a person's approval shows as stop_trading's entry.
 FINAL_STEP = "outcome"  # written by the report, the last step: the run is over
+# incident_response's dagrun_timeout: a run whose last step is older is over even without its outcome (timed out, or
+# marked failed by hand before its report ran).
+RUNBOOK_OVER_AFTER = timedelta(hours=1)
 
 
 def _age(incident: Incident, now: datetime) -> str:
@@ -106,7 +109,7 @@ def runbook_progress(events: list[IncidentEvent], now: datetime) -> str | None:
     run_id = steps[-1].detail.get("run_id")
     run = [event for event in steps if event.detail.get("run_id") == run_id]
     done = list(dict.fromkeys(str(event.detail.get("step", "?")) for event in run))
-    if FINAL_STEP in done:
+    if FINAL_STEP in done or now - run[-1].at > RUNBOOK_OVER_AFTER:
         return None
     first, last = run[0], run[-1]
     kind = first.detail.get("type")

@@ -30,8 +30,12 @@ _SECRET_TEXT = [
         r"\1" + HIDDEN,
     ),
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + HIDDEN),
+    (re.compile(r"(?i)(authorization\"?\s*[=:]\s*\"?[A-Za-z]+\s+)[^\s\",;]+"), r"\1" + HIDDEN),  # any scheme
     (re.compile(r"\b(Basic)\s+(?=[A-Za-z0-9+/]*[0-9=])[A-Za-z0-9+/]{8,}=*"), r"\1 " + HIDDEN),  # not "basic checks"
-    (re.compile(r"(?i)\b(password|passwd|secret|token|api[_-]?key)(\s*[=:]\s*)[^\s,;&]+"), r"\1\2" + HIDDEN),
+    (
+        re.compile(r"(?i)\b(password|passwd|secret|token|api[_-]?key)(\"?\s*[=:]\s*\"?)[^\s\",;&]+"),
+        r"\1\2" + HIDDEN,
+    ),  # also as JSON: "password": "..."
     (re.compile(r"\bxox[a-z]-[A-Za-z0-9-]+"), "xox-" + HIDDEN),  # a Slack token
     (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S), HIDDEN),
 ]

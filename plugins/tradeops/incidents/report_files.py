@@ -98,7 +98,7 @@ def _write_claimed(conn: store.Connection, config: TradeOpsConfig, incident_id: 
         conn.execute(
             "UPDATE tradeops.incident_reports SET attempts = attempts + 1, last_error = %s, "
             "next_attempt_at = now() + %s WHERE incident_id = %s",
-            (error, min(RETRY_STEP * attempts, RETRY_MAX), incident_id),
+            (error, min(RETRY_STEP * (attempts + 1), RETRY_MAX), incident_id),
         )
         log.warning("The report of incident #%s is not written (%s); it stays due", incident_id, error)
         return False

@@ -273,6 +273,7 @@ def test_redaction_hides_secrets_and_keeps_the_rest():
             "url": "https://svc:hunter2@host/x?access_token=abc123&page=2",
             "note": "Authorization: Basic YWxpY2U6aHVudGVyMg== while basic checks pass; password: hunter2, ok",
             "steps": ["Bearer eyJhbGciOiJIUzI1NiJ9.payload", "xoxp-12-34-abcdef"],
+            "headers": 'Authorization: Basic dXNlcjpwYXNz {"password": "hunter2", "authorization": "Bearer abcdefgh"}',
         }
     ) == {
         "api_token": "***",
@@ -281,4 +282,5 @@ def test_redaction_hides_secrets_and_keeps_the_rest():
         "url": "https://svc:***@host/x?access_token=***&page=2",
         "note": "Authorization: Basic *** while basic checks pass; password: ***, ok",
         "steps": ["Bearer ***", "xox-***"],
+        "headers": 'Authorization: Basic *** {"password": "***", "authorization": "Bearer ***"}',
     }

@@ -52,6 +52,11 @@ def test_an_approved_run_lists_its_actions_once_each_whatever_the_runbook():
     assert (runbook_progress(security, NOW) or "").endswith("done started, evidence; last at 14:29 UTC (1m ago)")
 
 
+def test_a_run_quiet_for_longer_than_its_timeout_is_over_without_its_outcome():
+    assert runbook_progress([step("started", 61, type="critical"), step("plan", 60)], NOW) is not None
+    assert runbook_progress([step("started", 62, type="critical"), step("plan", 61)], NOW) is None
+
+
 def test_a_finished_run_shows_nothing_and_only_the_latest_run_counts():
     first = [step("started", 40, run_id="manual__1", actor="alice", type="critical"), step("outcome", 38, "manual__1")]
     assert runbook_progress(first, NOW) is None, "its report is recorded: over"
