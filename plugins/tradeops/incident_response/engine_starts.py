@@ -35,6 +35,7 @@ from tradeops.incident_response.starts import (
 )
 from tradeops.incidents import store
 from tradeops.incidents.models import EventKind, Incident, IncidentEvent, IncidentSource, IncidentStatus
+from tradeops.incidents.report_files import retry_after
 
 if TYPE_CHECKING:
     from tradeops.config import TradeOpsConfig
@@ -48,8 +49,6 @@ ACTOR = "escalation engine"
 SEVERITY = "P1"
 MAX_AGE = timedelta(hours=1)
 WEBHOOK_GRACE = timedelta(seconds=60)
-RETRY_STEP = timedelta(seconds=15)
-RETRY_MAX = timedelta(minutes=15)
 FINAL = (STARTED, ALREADY_STARTED, PAUSED)
 LOCK_CLASS = 17_001  # pg_try_advisory_xact_lock(LOCK_CLASS, incident id): one starter per incident at a time
 
@@ -85,7 +84,7 @@ def due_start(
         return None
     failed = [e for e in starts if e.actor == ACTOR and e.detail.get("result") == FAILED]
     if failed:
-        due_at = failed[-1].at + min(RETRY_STEP * len(failed), RETRY_MAX)
+        due_at = failed[-1].at + retry_after(len(failed))
     else:
         due_at = incident.opened_at + (WEBHOOK_GRACE if incident.source is IncidentSource.ALERT else timedelta(0))
     if due_at > now:
@@ -110,6 +109,8 @@ def start_due(incidents: IncidentService, now: datetime | None = None) -> int:
     due = [i.id for i in candidates if due_start(i, trails[i.id], incidents.config, now)]
     if not due:
         return 0
+    # No HTTP retries in the hook: its backoff would sleep in the engine's loop; a failed start is recorded and this
+    # loop tries it again later (retry_after), without holding the outbox or the escalations meanwhile.
     api = AirflowApiHook(incidents.config.connections.airflow_api, retries=0)
     with store.connect(incidents.dsn) as conn:
         return sum(_start_one(conn, incidents.config, api, incident_id, now) == STARTED for incident_id in due)
@@ -137,7 +138,7 @@ def _start_one(
         try:
             detail["result"] = _trigger(api, incident, due)
         except Exception as err:  # never the engine's failure: recorded, tried again later
-            retry_in = min(RETRY_STEP * due.attempt, RETRY_MAX)
+            retry_in = retry_after(due.attempt)
             error = f"{type(err).__name__}: {err}"[:500]
             detail.update(result=FAILED, error=error, retry_in_s=int(retry_in.total_seconds()))
             log.warning("incident #%s: %s not started (%s); retrying in %s", incident_id, DAG_ID, err, retry_in)

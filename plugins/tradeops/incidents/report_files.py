@@ -35,6 +35,13 @@ KINDS = ("html", "md")
 RETRY_STEP = timedelta(seconds=15)
 RETRY_MAX = timedelta(minutes=15)
 
+
+def retry_after(failures: int) -> timedelta:
+    """How long after its ``failures``-th failure the engine's loop tries a piece of work again: 15 s more each
+    time, at most every 15 min (report files here, runbook starts in ``incident_response.engine_starts``)."""
+    return min(RETRY_STEP * failures, RETRY_MAX)
+
+
 log = logging.getLogger("airflow.task.tradeops.incidents")
 
 
@@ -98,7 +105,7 @@ def _write_claimed(conn: store.Connection, config: TradeOpsConfig, incident_id: 
         conn.execute(
             "UPDATE tradeops.incident_reports SET attempts = attempts + 1, last_error = %s, "
             "next_attempt_at = now() + %s WHERE incident_id = %s",
-            (error, min(RETRY_STEP * (attempts + 1), RETRY_MAX), incident_id),
+            (error, retry_after(attempts + 1), incident_id),
         )
         log.warning("The report of incident #%s is not written (%s); it stays due", incident_id, error)
         return False
