@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +36,7 @@ def main() -> int:
     from psycopg.rows import dict_row
 
     from devstack.client import parse
-    from devstack.drill import posted_at
+    from devstack.drill import Drill, posted_at
     from devstack.hitl import answer
     from devstack.stack import DEMO_CONFIG, LocalStack
 
@@ -53,13 +52,8 @@ def main() -> int:
         client.wait_for_dags({DAG, FLOOR})
         client.set_paused(FLOOR, False)
 
-        def wait(what, timeout: float = 120):
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                if found := what():
-                    return found
-                time.sleep(0.05)
-            raise TimeoutError(f"nothing after {timeout}s")
+        def wait(find, timeout: float = 120):
+            return Drill(stack).wait_until("bench", find, timeout)
 
         def incident(label: str) -> dict | None:
             with psycopg.connect(stack.settings["postgres"]["state_dsn"], row_factory=dict_row) as conn:
