@@ -173,7 +173,10 @@ def test_a_critical_alert_runs_its_runbook_through_a_rest_approval_to_a_resolved
         text.split("## Timeline")[1].split("## ")[0],
         re.M,
     )
-    written = [e for e in trail if datetime.fromisoformat(e["at"]) <= resolved["resolved_at"]]
-    assert [who.strip() for _, who in rows] == [e["actor"] for e in written]
+    through_resolve = trail[: max(i for i, e in enumerate(trail) if e["kind"] == "resolved") + 1]
+    assert [(when.strip(), who.strip()) for when, who in rows] == [
+        (datetime.fromisoformat(e["at"]).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"), e["actor"])
+        for e in through_resolve
+    ]
     steps = [e for e in trail if e["kind"] == "runbook_step"]
     assert steps and all(e["actor"] == "Alertmanager" for e in steps if e["detail"].get("step") == "started")

@@ -8,6 +8,8 @@ escalation engine's loop writes any still due (the write failed: a full or read-
 between), as it retries the outbox. A writer takes the due row ``FOR UPDATE SKIP LOCKED`` and marks it written in
 the same transaction, after both files are in place: a crash in between leaves it due, and rewriting is harmless
 (each file is replaced atomically). An incident resolved again (reopened) is due again and its files are replaced.
+The report is the trail as of the (last) resolve: what came after it (the resolution's Slack delivery) is left out,
+so a report written at once and one written later by the catch-up are the same.
 Failed writes are retried later and later (15 s more each time, at most every 15 min), the last error kept.
 
 Incident reports are postmortem material: never pruned automatically (``reports.keep_days`` is for the other kinds).
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING
 import psycopg
 
 from tradeops.incidents import store
-from tradeops.incidents.models import Incident
+from tradeops.incidents.models import EventKind, Incident, IncidentEvent
 from tradeops.incidents.report import facts, render
 from tradeops.reporting.files import reports_dir, write_text_atomic
 
@@ -95,7 +97,7 @@ def write_due(conn: store.Connection, config: TradeOpsConfig, limit: int = 20) -
 
 def _write_claimed(conn: store.Connection, config: TradeOpsConfig, incident_id: int, attempts: int) -> bool:
     try:
-        data = facts(store.get(conn, incident_id), store.timeline(conn, incident_id), config)
+        data = facts(store.get(conn, incident_id), through_last_resolve(store.timeline(conn, incident_id)), config)
         for kind in KINDS:
             write_text_atomic(path(incident_id, kind), render(kind, data))
     except psycopg.Error:
@@ -115,6 +117,12 @@ def _write_claimed(conn: store.Connection, config: TradeOpsConfig, incident_id: 
     )
     log.info("Report of incident #%s written to %s", incident_id, path(incident_id, "html").parent)
     return True
+
+
+def through_last_resolve(events: list[IncidentEvent]) -> list[IncidentEvent]:
+    """The audit trail up to and including its last ``resolved`` entry (all of it when there is none)."""
+    last = max((i for i, event in enumerate(events) if event.kind is EventKind.RESOLVED), default=len(events) - 1)
+    return events[: last + 1]
 
 
 def saved(conn: store.Connection, incident_id: int, kind: str) -> str | None:

@@ -190,10 +190,14 @@ def test_a_resolve_whose_process_died_after_its_commit_is_written_by_the_engine_
 ):
     with store.connect(state_dsn) as conn:  # the resolve's transaction, and nothing after it
         report_files.resolve(conn, alert_incident.id, "bob", "fixed")
+    with store.connect(state_dsn) as conn:  # the resolution reached Slack before the catch-up
+        store.event(conn, alert_incident.id, EventKind.NOTIFIED, detail={"kind": "thread_reply"})
     assert due(state_dsn, alert_incident.id)["written_at"] is None and not reports.exists()
 
     assert incidents.write_due_reports() >= 1
-    assert (reports / f"incident-{alert_incident.id}.md").exists()
+    rows = table((reports / f"incident-{alert_incident.id}.md").read_text(), "Timeline")
+    assert rows[-1][2:4] == ["Resolved", "bob"], "the trail as of the resolve, as a report written at once has it"
+    assert len(rows) == len(incidents.timeline(alert_incident.id)) - 1
     assert (reports / f"incident-{alert_incident.id}.html").exists()
     assert due(state_dsn, alert_incident.id)["written_at"] is not None
 
