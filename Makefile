@@ -6,7 +6,7 @@ RUNTIME_STAMP := $(VENV)/.installed-runtime
 TEST_STAMP := $(VENV)/.installed-test
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 
-.PHONY: demo up up-celery test lint format sandbox check-config bench lock venv clean
+.PHONY: demo up up-celery test test-compose lint format sandbox check-config bench lock venv clean
 
 # DEVSTACK_ARGS: options of `python -m devstack` (--auto-ports, --run-dir DIR, --only DAG_ID; see its --help).
 # CELERY=1: `make demo` on the Celery topology (two workers, Redis broker), as `make up-celery` runs it.
@@ -22,6 +22,12 @@ up-celery: $(RUNTIME_STAMP)  ## the same stack on the CeleryExecutor: two worker
 # Two workers: one runs the tests that start a whole Airflow stack, one after another; the other the rest.
 test: $(TEST_STAMP)  ## the whole test suite (unit, integration against the sandbox, end to end)
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+
+# The docker-compose stack started for real, alone on the machine (image builds and nine containers on two cores):
+# needs root and a running Docker engine, see .ci/run. In `make test` the same test is skipped unless
+# TRADEOPS_COMPOSE_TEST=1.
+test-compose: $(TEST_STAMP)  ## build the images, start docker-compose.yaml, run a DAG on its Celery worker, down -v
+	TRADEOPS_COMPOSE_TEST=1 TRADEOPS_REQUIRE_DOCKER=1 $(PY) -m pytest -n 0 -s -m compose tests/deploy/test_compose_stack.py
 
 LINTED := plugins dags tests sandbox devstack bench
 lint: $(TEST_STAMP)  ## ruff (lint, import order, format) and mypy (types of the library and the DAGs)

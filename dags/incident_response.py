@@ -86,7 +86,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.providers.standard.operators.python import BranchPythonOperator, ShortCircuitOperator
+from airflow.providers.standard.operators.python import BranchPythonOperator
 from airflow.sdk import TaskGroup
 
 from tradeops.changes.operators import AcquireDeploymentLockOperator, ReleaseDeploymentLockOperator
@@ -97,7 +97,7 @@ from tradeops.incident_response.actions import (
     RunbookClosePositionsOperator,
     StopTradingOperator,
 )
-from tradeops.incident_response.approval import AlertApprovalOperator
+from tradeops.incident_response.approval import approval_gate
 from tradeops.incident_response.forms import response_form
 from tradeops.incident_response.operators import (
     CheckIncidentOperator,
@@ -162,19 +162,11 @@ with manual_dag(
         plan = ResponsePlanOperator(
             task_id="plan", incident_id=INCIDENT, namespace=NAMESPACE, trading=TRADING, gateway=GATEWAY
         )
-        apply = ShortCircuitOperator(
-            task_id="apply",
-            python_callable=lambda planned: not planned["dry_run"],
-            op_args=["{{ ti.xcom_pull(task_ids='plan') }}"],
-            ignore_downstream_trigger_rules=False,  # only the approval is skipped; the report and release still run
-        )
-        approve = AlertApprovalOperator(
-            task_id="approve",
+        _, approve = approval_gate(
+            plan,
             incident_id=INCIDENT,
             subject="Incident #{{ params.incident_id }}: stop trading, close all positions, isolate the gateway?",
-            body="Reason: {{ params.reason }}\n\n{{ ti.xcom_pull(task_ids='plan')['text'] }}",
-            defaults=["Reject"],  # unanswered in time: not approved
-            response_timeout=APPROVAL_TIMEOUT,
+            timeout=APPROVAL_TIMEOUT,
         )
         lock = AcquireDeploymentLockOperator(
             task_id="lock", namespace=NAMESPACE, deployments=TRADING, ttl=timedelta(minutes=45)
@@ -188,7 +180,8 @@ with manual_dag(
         isolate = IsolateGatewayOperator(
             task_id="isolate_gateway", incident_id=INCIDENT, service=GATEWAY, namespace=NAMESPACE
         )
-        diagnostics >> notify >> plan >> apply >> approve >> lock >> stop >> close >> isolate
+        diagnostics >> notify >> plan
+        approve >> lock >> stop >> close >> isolate
 
     with TaskGroup("performance") as performance:
         perf_diagnostics = PerformanceDiagnosticsOperator(task_id="diagnostics", incident_id=INCIDENT)
@@ -201,22 +194,14 @@ with manual_dag(
         perf_plan = PerformancePlanOperator(
             task_id="plan", incident_id=INCIDENT, namespace=NAMESPACE, flush_cache="{{ params.flush_cache }}"
         )
-        perf_apply = ShortCircuitOperator(
-            task_id="apply",
-            python_callable=lambda planned: not planned["dry_run"],
-            op_args=["{{ ti.xcom_pull(task_ids='performance.plan') }}"],
-            ignore_downstream_trigger_rules=False,
-        )
-        analyze = RefreshStatisticsOperator(task_id="analyze", incident_id=INCIDENT)
-        perf_approve = AlertApprovalOperator(
-            task_id="approve",
+        perf_apply, perf_approve = approval_gate(
+            perf_plan,
             incident_id=INCIDENT,
             subject="Incident #{{ params.incident_id }}: scale the degraded services within their limits"
             "{{ ' and flush the cache' if params.flush_cache else '' }}?",
-            body="Reason: {{ params.reason }}\n\n{{ ti.xcom_pull(task_ids='performance.plan')['text'] }}",
-            defaults=["Reject"],
-            response_timeout=APPROVAL_TIMEOUT,
+            timeout=APPROVAL_TIMEOUT,
         )
+        analyze = RefreshStatisticsOperator(task_id="analyze", incident_id=INCIDENT)  # blocks no one: not approved
         perf_lock = AcquireDeploymentLockOperator(
             task_id="lock", namespace=NAMESPACE, deployments=SCALABLE, ttl=timedelta(minutes=30)
         )
@@ -229,7 +214,8 @@ with manual_dag(
             chosen="{{ params.flush_cache }}",
             approval_task="performance.approve",
         )
-        perf_diagnostics >> perf_notify >> perf_plan >> perf_apply >> [analyze, perf_approve]
+        perf_diagnostics >> perf_notify >> perf_plan
+        perf_apply >> analyze
         perf_approve >> perf_lock >> scale
         perf_approve >> flush
 
@@ -251,20 +237,12 @@ with manual_dag(
             evidence=[*TRADING, GATEWAY, *SECURITY_SERVICES],
             all_tokens=True,
         )
-        sec_apply = ShortCircuitOperator(
-            task_id="apply",
-            python_callable=lambda planned: not planned["dry_run"],
-            op_args=["{{ ti.xcom_pull(task_ids='security.plan') }}"],
-            ignore_downstream_trigger_rules=False,
-        )
-        sec_approve = AlertApprovalOperator(
-            task_id="approve",
+        _, sec_approve = approval_gate(
+            sec_plan,
             incident_id=INCIDENT,
             subject="Incident #{{ params.incident_id }} (security): isolate the gateway, stop trading, revoke every "
             "token?",
-            body="Reason: {{ params.reason }}\n\n{{ ti.xcom_pull(task_ids='security.plan')['text'] }}",
-            defaults=["Reject"],
-            response_timeout=APPROVAL_TIMEOUT,
+            timeout=APPROVAL_TIMEOUT,
         )
         sec_lock = AcquireDeploymentLockOperator(
             task_id="lock", namespace=NAMESPACE, deployments=TRADING, ttl=timedelta(minutes=45)
@@ -283,8 +261,9 @@ with manual_dag(
             dry_run="{{ params.dry_run }}",
         )
         # Evidence first, and no containment without it: the plan waits for the evidence as well as the page.
-        evidence >> page_security >> sec_plan >> sec_apply >> sec_approve >> sec_lock >> sec_isolate
+        evidence >> page_security >> sec_plan
         evidence >> sec_plan
+        sec_approve >> sec_lock >> sec_isolate
         sec_isolate >> sec_stop >> revoke
 
     report = ResponseReportOperator(task_id="report", incident_id=INCIDENT, reason="{{ params.reason }}")

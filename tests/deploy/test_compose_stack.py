@@ -1,7 +1,8 @@
 """The docker-compose stack started for real: the images built here (devstack/docker/build.sh, no registry needed),
 `docker-compose up`, every healthcheck green, one DAG run through the REST API as a real user, executed by the
-containerised Celery worker, then `down -v`. Skipped, saying why, where no container engine can start; in CI
-(opt-in: TRADEOPS_COMPOSE_TEST=1; with TRADEOPS_REQUIRE_DOCKER=1) a missing engine fails it."""
+containerised Celery worker, then `down -v`. It runs alone (`make test-compose`; CI runs it before the suite, see
+.ci/run), so within `make test` it is skipped unless TRADEOPS_COMPOSE_TEST=1. Skipped, saying why, where no container
+engine can start; with TRADEOPS_REQUIRE_DOCKER=1 (as `make test-compose` sets it) a missing engine fails it."""
 
 from __future__ import annotations
 
@@ -42,7 +43,10 @@ def engine_problem() -> str | None:
 @pytest.fixture(scope="module")
 def engine():
     if os.environ.get("TRADEOPS_COMPOSE_TEST") != "1":
-        pytest.skip("the compose stack test is opt-in (TRADEOPS_COMPOSE_TEST=1): builds images, starts containers")
+        pytest.skip(
+            "the compose stack test runs on its own: `make test-compose` (CI runs it before the suite), or "
+            "TRADEOPS_COMPOSE_TEST=1"
+        )
     problem = engine_problem()
     if problem and os.environ.get("TRADEOPS_REQUIRE_DOCKER") == "1":
         pytest.fail(f"CI must run the compose stack: {problem}")

@@ -29,6 +29,7 @@ DAG = "incident_response"
 CONFIG = load_config()
 TRADING = trading_services(CONFIG, namespace=platform_namespace(CONFIG))
 GATEWAY = "api-gateway"
+ACTIONS = ("stop_trading", "close_positions", "isolate_gateway")  # the critical runbook's changes, in order
 ALERT = "TradingSystemDown"  # the demo config's table: system_failure, approval held
 
 
@@ -180,3 +181,7 @@ def test_a_critical_alert_runs_its_runbook_through_a_rest_approval_to_a_resolved
     ]
     steps = [e for e in trail if e["kind"] == "runbook_step"]
     assert steps and all(e["actor"] == "Alertmanager" for e in steps if e["detail"].get("step") == "started")
+    changes = [e["detail"] for e in steps if e["detail"]["step"] in ACTIONS]
+    assert [(c["step"], c["run_id"]) for c in changes] == [(step, run_id) for step in ACTIONS]
+    outcome = stack.client.xcom(DAG, run_id, "report")["outcome"]
+    assert outcome == "done: " + "; ".join(c["summary"] for c in changes), "the outcome says what each change did"

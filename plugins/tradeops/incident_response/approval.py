@@ -11,15 +11,16 @@ A person's run on such an incident is approved the same way: anyone who may trig
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.providers.standard.operators.python import ShortCircuitOperator
 
 from tradeops.incident_response.operators import RunbookStep
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import BaseOperator, Context
 
     from tradeops.config import TradeOpsConfig
     from tradeops.config.alerts import RunbookEntry
@@ -70,3 +71,33 @@ class AlertApprovalOperator(RunbookStep, ApprovalOperator):
         return HITLTriggerEventSuccessPayload(
             chosen_options=[self.APPROVE], params_input={}, responded_at=datetime.now(UTC), responded_by_user=None
         )
+
+
+def not_a_dry_run(planned: dict[str, Any]) -> bool:
+    return not planned["dry_run"]
+
+
+def approval_gate(
+    plan: BaseOperator, *, incident_id: int | str, subject: str, timeout: timedelta
+) -> tuple[ShortCircuitOperator, AlertApprovalOperator]:
+    """The two steps between a runbook's plan and its changes, in the current task group: ``apply`` goes on only
+    when the plan is not a dry run (it skips the approval and what follows it, never the report or the lock's
+    release), then ``approve`` shows the plan to a person; unanswered within ``timeout`` it counts as rejected.
+    Returns ``(apply, approve)``, chained."""
+    plan_xcom = f"ti.xcom_pull(task_ids='{plan.task_id}')"
+    apply = ShortCircuitOperator(
+        task_id="apply",
+        python_callable=not_a_dry_run,
+        op_args=[f"{{{{ {plan_xcom} }}}}"],
+        ignore_downstream_trigger_rules=False,
+    )
+    approve = AlertApprovalOperator(
+        task_id="approve",
+        incident_id=incident_id,
+        subject=subject,
+        body=f"Reason: {{{{ params.reason }}}}\n\n{{{{ {plan_xcom}['text'] }}}}",
+        defaults=["Reject"],
+        response_timeout=timeout,
+    )
+    plan >> apply >> approve
+    return apply, approve

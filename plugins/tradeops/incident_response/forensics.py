@@ -11,7 +11,8 @@ import json
 import os
 import re
 import tarfile
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -116,9 +117,9 @@ def verify(path: Path, expected: str | None = None) -> Verification:
     except (OSError, IndexError):
         recorded = None
         problems.append(f"no checksum file {checksum_file(path).name}")
-    for source, wanted in (("checksum file", recorded), ("expected", expected)):
+    for source, wanted in (("the checksum file's", recorded), ("the expected", expected)):
         if wanted is not None and wanted != actual:
-            problems.append(f"archive SHA-256 {actual} is not the {source}'s {wanted}")
+            problems.append(f"archive SHA-256 {actual} is not {source} {wanted}")
     listed: dict[str, str] = {}
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
@@ -135,3 +136,15 @@ def verify(path: Path, expected: str | None = None) -> Verification:
         if sha256_hex(contents[name]) != listed[name]:
             problems.append(f"{name}: SHA-256 {sha256_hex(contents[name])} is not the manifest's {listed[name]}")
     return Verification(path, actual, listed, problems)
+
+
+def verify_listed(path: Path, listed: Mapping[str, Any]) -> Verification:
+    """:func:`verify` ``path`` against the bundle the incident lists (``details.forensic_bundle``): its SHA-256 when
+    it is that bundle, the one record the files' writer cannot rewrite; a bundle other than the listed one (written
+    by something else, or by a run that died before listing it) is a problem. Nothing listed: the files alone."""
+    if not listed.get("bundle"):
+        return verify(path)
+    if Path(str(listed["bundle"])).name != path.name:
+        found = verify(path)
+        return replace(found, problems=[*found.problems, f"not the bundle listed on the incident ({listed['bundle']})"])
+    return verify(path, str(listed["sha256"]))

@@ -36,6 +36,16 @@ class RunbookStep(WithIncidentService):
 
     incident_id: int | str
 
+    def record_plan(self, context: Context, plan: list[dict[str, Any]], text: str, **extra: Any) -> dict[str, Any]:
+        """Log the plan and write it on the incident (a dry run says nothing changed); the plan step's return
+        value: ``{plan, text, dry_run, **extra}`` (the ``apply`` step and the report read it)."""
+        dry_run = context["ti"].xcom_pull(task_ids=CHECK_TASK)["dry_run"]
+        self.log.info(  # type: ignore[attr-defined]  # a mixin of operators
+            "Plan (%s):\n%s", "dry run: nothing changes" if dry_run else "after approval", text
+        )
+        self.record(context, "plan", {"summary": ("dry run, nothing changed: " if dry_run else "") + text})
+        return {"plan": plan, "text": text, "dry_run": dry_run, **extra}
+
     def record(self, context: Context, step: str, detail: dict[str, Any]) -> None:
         """Write ``step`` on the incident's trail, by the run's triggering user, with the run that did it."""
         from tradeops.incidents.operators import triggering_user
@@ -195,20 +205,10 @@ class ResponsePlanOperator(RunbookStep, BaseOperator):
         from tradeops.platform.hooks import TradingPlatformHook
 
         config = load_config()
-        dry_run = context["ti"].xcom_pull(task_ids=CHECK_TASK)["dry_run"]
         hook = KubernetesApiHook(config.connections.kubernetes)
         replicas = {name: hook.deployment(self.namespace, name)["spec"]["replicas"] for name in self.trading}
         positions = TradingPlatformHook(self.platform_conn_id or config.connections.platform_api).get("/v1/positions")
         service_type = hook.service(self.namespace, self.gateway)["spec"].get("type")
         plan = response_plan(replicas, positions["positions"], self.gateway, service_type)
-        text = render(plan)
-        self.log.info("Plan (%s):\n%s", "dry run: nothing changes" if dry_run else "after approval", text)
-        self.record(context, "plan", {"summary": ("dry run, nothing changed: " if dry_run else "") + text})
-        return {
-            "plan": plan,
-            "text": text,
-            "dry_run": dry_run,
-            "namespace": self.namespace,
-            "trading": self.trading,
-            "gateway": self.gateway,
-        }
+        targets = {"namespace": self.namespace, "trading": self.trading, "gateway": self.gateway}
+        return self.record_plan(context, plan, render(plan), **targets)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from tradeops.config import load_config
-from tradeops.incident_response.operators import CHECK_TASK, RunbookStep, flag
+from tradeops.incident_response.operators import RunbookStep, flag
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -142,7 +142,6 @@ class PerformancePlanOperator(RunbookStep, BaseOperator):
 
         config = load_config()
         settings = config.incident_response.performance
-        dry_run = context["ti"].xcom_pull(task_ids=CHECK_TASK)["dry_run"]
         found = degraded(platform_components(config), settings.cpu_pct_above, settings.memory_pct_above)
         limits = scalable(config, self.namespace)
         hook = KubernetesApiHook(config.connections.kubernetes)
@@ -152,10 +151,7 @@ class PerformancePlanOperator(RunbookStep, BaseOperator):
         keys = count_keys(config, settings.cache_prefix, settings.cache_batch) if flush else 0
         tables = [table.name for table in config.database.tables]
         plan = performance_plan(scale, tables, settings.cache_prefix if flush else None, keys)
-        text = render(plan, found)
-        self.log.info("Plan (%s):\n%s", "dry run: nothing changes" if dry_run else "after approval", text)
-        self.record(context, "plan", {"summary": ("dry run, nothing changed: " if dry_run else "") + text})
-        return {"plan": plan, "text": text, "dry_run": dry_run, "degraded": found, "flush_cache": flush}
+        return self.record_plan(context, plan, render(plan, found), degraded=found, flush_cache=flush)
 
 
 def cache_match(prefix: str) -> str:

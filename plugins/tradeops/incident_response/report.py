@@ -10,13 +10,20 @@ from airflow.sdk import BaseOperator
 from tradeops.config import load_config
 from tradeops.incident_response.operators import CHECK_TASK, RunbookStep
 from tradeops.incident_response.runbooks import runbook_of
+from tradeops.incidents.models import EventKind, IncidentEvent
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-def outcome(states: Mapping[str, str | None], dry_run: bool | None, response_type: str | None = "critical") -> str:
-    """The run's outcome in words, from its tasks' states and the runbook of its type (pure)."""
+def outcome(
+    states: Mapping[str, str | None],
+    dry_run: bool | None,
+    response_type: str | None = "critical",
+    results: Sequence[str] = (),
+) -> str:
+    """The run's outcome in words, from its tasks' states and the runbook of its type (pure). ``results``: what its
+    changes did, in their own words (their summaries on the trail); without them, the runbook's general words."""
     runbook = runbook_of(response_type)
     if states.get(CHECK_TASK) != "success":
         return "REFUSED, nothing done"
@@ -29,7 +36,21 @@ def outcome(states: Mapping[str, str | None], dry_run: bool | None, response_typ
     if any(states.get(step) == "skipped" for step in runbook.gated):
         return f"not approved (rejected or timed out): {runbook.unapproved}"
     skipped = [step for step in runbook.actions if states.get(step) == "skipped"]
-    return runbook.done + (f" (skipped: {', '.join(skipped)})" if skipped else "")
+    said = f"done: {'; '.join(results)}" if results else runbook.done
+    return said + (f" (skipped: {', '.join(skipped)})" if skipped else "")
+
+
+def action_results(events: Sequence[IncidentEvent], run_id: str, response_type: str | None) -> list[str]:
+    """The summaries the runbook's changes wrote on the trail in run ``run_id``, in order (pure)."""
+    steps = {action.rsplit(".", 1)[-1] for action in runbook_of(response_type).actions}
+    return [
+        str(event.detail["summary"])
+        for event in events
+        if event.kind is EventKind.RUNBOOK_STEP
+        and event.detail.get("run_id") == run_id
+        and event.detail.get("step") in steps
+        and event.detail.get("summary")
+    ]
 
 
 class ResponseReportOperator(RunbookStep, BaseOperator):
@@ -56,7 +77,9 @@ class ResponseReportOperator(RunbookStep, BaseOperator):
         states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
         started = ti.xcom_pull(task_ids=CHECK_TASK) or {}
         planned = ti.xcom_pull(task_ids=runbook_of(started.get("type")).plan) or {}
-        result = outcome(states, started.get("dry_run"), started.get("type"))
+        trail = self.incidents.timeline(int(self.incident_id)) if started else []
+        results = action_results(trail, ti.run_id, started.get("type"))
+        result = outcome(states, started.get("dry_run"), started.get("type"), results)
         user, config = triggering_user(context), load_config()
         lines = [
             f"*Incident response #{self.incident_id} ({started.get('type', '?')}): {result}*",

@@ -15,7 +15,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from tradeops.config import load_config
 from tradeops.incident_response.evidence import describe, token_selector
-from tradeops.incident_response.operators import CHECK_TASK, RunbookStep, flag
+from tradeops.incident_response.operators import CHECK_TASK, ResponsePlanOperator, RunbookStep, flag
 from tradeops.kubernetes.operators import CollectDiagnosticsOperator
 
 if TYPE_CHECKING:
@@ -39,8 +39,9 @@ class PreserveEvidenceOperator(RunbookStep, CollectDiagnosticsOperator):
     trail from the state database, and the gateways' 401/403 answers (from their access logs, and the daily counts
     ``daily_security_check`` stored), in one write-once bundle under ``<reports>/forensics/incident-<id>/`` (see
     :mod:`~tradeops.incident_response.forensics`). An intact bundle of the incident is reused (a retry, a second run:
-    the first evidence is the one from before the containment); one that fails verification is kept as it is and a
-    new numbered one written, the failure recorded. The bundle's path and SHA-256 go on the incident (trail and
+    the first evidence is the one from before the containment) when it is the one listed on the incident, with the
+    SHA-256 listed there; one that fails verification is kept as it is and a new numbered one written, the failure
+    recorded. The bundle's path and SHA-256 go on the incident (trail and
     ``details.forensic_bundle``). Returns ``{bundle, sha256, members, reused, replaced, errors, truncated}``.
 
     :param incident_id: the incident. (templated)
@@ -61,10 +62,10 @@ class PreserveEvidenceOperator(RunbookStep, CollectDiagnosticsOperator):
         from tradeops.reporting.files import reports_dir
 
         incident_id = int(self.incident_id)
-        self.incidents.get(incident_id)  # no such incident: nothing collected
+        listed = self.incidents.get(incident_id).details.get("forensic_bundle") or {}  # no such incident: raises
         directory = forensics.folder(reports_dir(), incident_id)
         previous = forensics.bundles(directory)
-        latest = forensics.verify(previous[-1]) if previous else None
+        latest = forensics.verify_listed(previous[-1], listed) if previous else None
         if self.reuse and latest and latest.ok:
             return self._done(context, latest, reused=True, replaced=None, collected={})
         ti = context["ti"]
@@ -296,46 +297,30 @@ class RevokeTokensOperator(RunbookStep, _TokenSelection, BaseOperator):
         return {"revoked": revoked, "would_revoke": ids, "selector": self.selector, "dry_run": False}
 
 
-class SecurityPlanOperator(RunbookStep, _TokenSelection, BaseOperator):
+class SecurityPlanOperator(_TokenSelection, ResponsePlanOperator):
     """Read what the security runbook would do (the evidence it keeps, who it pages, the gateway Service's type,
     the trading services' replicas, the tokens the selector matches) and compute the plan; record it on the
-    incident. Changes nothing. Returns ``{plan, text, dry_run, namespace, trading, gateway}``.
+    incident. Changes nothing. Returns ``{plan, text, dry_run, namespace, trading, gateway}``. Takes the critical
+    plan's parameters (``incident_id``, ``namespace``, ``trading``, ``gateway``, ``platform_conn_id``) and:
 
-    :param incident_id: the incident. (templated)
-    :param namespace: the trading services' and the gateway's namespace.
-    :param trading: the trading services (``trading_day.scale_roles``).
-    :param gateway: the API gateway's Service.
     :param evidence: the deployments whose logs the evidence keeps.
     :param scope: the tokens' scope the revocation selects (literal).
     :param user: the tokens' user the revocation selects (literal).
     :param all_tokens: the revocation selects every active token.
-    :param platform_conn_id: the platform API's connection; default: the config's ``connections.platform_api``.
     """
-
-    template_fields: Sequence[str] = ("incident_id",)
 
     def __init__(
         self,
         *,
-        incident_id: int | str,
-        namespace: str,
-        trading: Sequence[str],
-        gateway: str,
         evidence: Sequence[str],
         scope: str | None = None,
         user: str | None = None,
         all_tokens: bool = False,
-        platform_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.incident_id = incident_id
-        self.namespace = namespace
-        self.trading = list(trading)
-        self.gateway = gateway
         self.evidence = list(evidence)
         self._select(scope, user, all_tokens)
-        self.platform_conn_id = platform_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from tradeops.incident_response.evidence import render, security_plan, security_targets
@@ -343,7 +328,6 @@ class SecurityPlanOperator(RunbookStep, _TokenSelection, BaseOperator):
         from tradeops.platform.hooks import TradingPlatformHook
 
         config = load_config()
-        dry_run = context["ti"].xcom_pull(task_ids=CHECK_TASK)["dry_run"]
         cluster = KubernetesApiHook(config.connections.kubernetes)
         plan = security_plan(
             evidence=self.evidence,
@@ -354,14 +338,5 @@ class SecurityPlanOperator(RunbookStep, _TokenSelection, BaseOperator):
             selector=self.selector,
             tokens=self.matching(TradingPlatformHook(self.platform_conn_id or config.connections.platform_api)),
         )
-        text = render(plan)
-        self.log.info("Plan (%s):\n%s", "dry run: nothing changes" if dry_run else "after approval", text)
-        self.record(context, "plan", {"summary": ("dry run, nothing changed: " if dry_run else "") + text})
-        return {
-            "plan": plan,
-            "text": text,
-            "dry_run": dry_run,
-            "namespace": self.namespace,
-            "trading": self.trading,
-            "gateway": self.gateway,
-        }
+        targets = {"namespace": self.namespace, "trading": self.trading, "gateway": self.gateway}
+        return self.record_plan(context, plan, render(plan), **targets)

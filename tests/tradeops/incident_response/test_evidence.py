@@ -173,3 +173,30 @@ def test_a_member_added_or_missing_fails_verification(tmp_path):
     problems = forensics.verify(written.path).problems
     assert "incident/incident.json: listed in the manifest, missing from the archive" in problems
     assert "extra.txt: in the archive, not in the manifest" in problems
+
+
+def test_a_bundle_rewritten_whole_verifies_alone_but_not_against_the_incident_s_listing(tmp_path):
+    written = forensics.write(tmp_path, FILES, {"incident_id": 7})
+    listed = {"bundle": str(written.path), "sha256": written.sha256, "by": "alice"}
+    assert forensics.verify_listed(written.path, listed).ok
+
+    forged = forensics.archive_bytes({**FILES, "logs/api-gateway/pod-1/gateway.log": b"nothing to see\n"}, {})
+    sidecar = forensics.checksum_file(written.path)
+    for path in (written.path, sidecar):
+        path.chmod(0o644)
+    written.path.write_bytes(forged)  # archive, manifest and checksum file all redone to agree
+    sidecar.write_text(f"{forensics.sha256_hex(forged)}  {written.path.name}\n")
+
+    assert forensics.verify(written.path).ok, "the files alone cannot tell"
+    checked = forensics.verify_listed(written.path, listed)
+    assert checked.problems == [f"archive SHA-256 {forensics.sha256_hex(forged)} is not the expected {written.sha256}"]
+
+
+def test_a_bundle_the_incident_does_not_list_is_not_taken_as_its_evidence(tmp_path):
+    first = forensics.write(tmp_path, FILES, {"incident_id": 7})
+    second = forensics.write(tmp_path, FILES, {"incident_id": 7})  # e.g. a run that died before listing it
+    listed = {"bundle": str(first.path), "sha256": first.sha256}
+    assert forensics.verify_listed(second.path, listed).problems == [
+        f"not the bundle listed on the incident ({first.path})"
+    ]
+    assert forensics.verify_listed(second.path, {}).ok, "nothing listed yet: the files alone"

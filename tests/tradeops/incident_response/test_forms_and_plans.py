@@ -19,7 +19,7 @@ from tradeops.incident_response.performance_plans import (
 )
 from tradeops.incident_response.performance_plans import render as render_performance
 from tradeops.incident_response.plans import render, response_plan
-from tradeops.incident_response.report import outcome
+from tradeops.incident_response.report import action_results, outcome
 from tradeops.incidents.models import EventKind, IncidentEvent
 from tradeops.incidents.timeline import describe
 
@@ -191,6 +191,28 @@ PERF_DONE = {"check_incident": "success", "performance.analyze": "success", "per
 )  # fmt: skip
 def test_the_performance_outcome_in_words(states, dry_run, expected):
     assert outcome(states, dry_run, "performance") == expected
+
+
+def step_event(event_id: int, step: str, summary: str, run_id: str = "manual__1") -> IncidentEvent:
+    detail = {"step": step, "summary": summary, "dag_id": "incident_response", "run_id": run_id}
+    at = datetime(2026, 12, 1, 18, 0, event_id, tzinfo=UTC)
+    return IncidentEvent(event_id, 7, at, EventKind.RUNBOOK_STEP, "oncall-alice", None, detail, None, None)
+
+
+def test_the_outcome_says_what_the_changes_did_not_what_the_runbook_could_do():
+    trail = [
+        step_event(1, "started", "performance runbook started"),
+        step_event(2, "analyze", "planner statistics refreshed (ANALYZE): orders"),
+        step_event(3, "scale", "nothing to scale"),
+        step_event(4, "scale", "scaled within the limits: tactical-marl 3 → 4", run_id="manual__0"),  # another run
+        step_event(5, "outcome", "an earlier outcome"),
+    ]
+    results = action_results(trail, "manual__1", "performance")
+    assert results == ["planner statistics refreshed (ANALYZE): orders", "nothing to scale"]
+    assert outcome({**PERF_DONE, "performance.flush_cache": "skipped"}, False, "performance", results) == (
+        "done: planner statistics refreshed (ANALYZE): orders; nothing to scale (skipped: performance.flush_cache)"
+    )
+    assert action_results(trail, "manual__1", "security") == [], "another runbook's steps are not its changes"
 
 
 def test_scaling_stops_at_the_limit_never_goes_down_and_leaves_a_deployment_without_a_max_alone():

@@ -126,6 +126,18 @@ def test_the_evidence_is_preserved_write_once_verified_and_listed_on_the_inciden
     assert replaced["bundle"] == str(archive) and replaced["problems"]
     assert incident.service.get(opened.id).details["forensic_bundle"]["bundle"] == third["bundle"]
 
+    listed_archive = Path(third["bundle"])  # rewritten whole: archive, manifest and checksum file agree again
+    forged = forensics.archive_bytes({"incident/incident.json": b"{}"}, {"incident_id": opened.id})
+    for path in (listed_archive, forensics.checksum_file(listed_archive)):
+        path.chmod(0o644)
+    listed_archive.write_bytes(forged)
+    forensics.checksum_file(listed_archive).write_text(f"{forensics.sha256_hex(forged)}  {listed_archive.name}\n")
+    fourth = preserve()
+    assert fourth["reused"] is False and fourth["replaced"] == third["bundle"], "the incident's SHA-256 tells"
+    assert Path(fourth["bundle"]).name == "evidence-003.tar.gz"
+    problems = steps(incident.service, opened.id)[-1].detail["replaced"]["problems"]
+    assert any("is not the expected" in problem for problem in problems)
+
 
 def test_evidence_and_the_security_page_come_before_the_isolation_and_the_stop(
     context, xcoms, incident, reports, cluster, config, sandbox_settings
