@@ -61,7 +61,9 @@ ran, `report`, `release_lock` and the `verdict` follow.
    Unanswered for 15 minutes, it counts as rejected: nothing changes and the report says "not approved". Not asked
    when the incident came from an alert whose `alerts.runbooks` entry says `act_without_approval` (read from the
    incident, never the form): it approves at once and says so on the trail.
-3. Taken after the approval, so a person's hesitation does not hold other runbooks off the deployments.
+3. Taken after the approval, so a person's hesitation does not hold other runbooks off the deployments. Up to 4
+   runs go side by side (one incident's evidence and page never wait for another's approval); a run whose
+   deployments another holds waits up to 15 minutes for them (rescheduled, no worker held), then fails naming it.
 4. `<reports>/forensics/incident-<id>/evidence-NNN.tar.gz`: a manifest of each member's SHA-256 and a `sha256sum`
    file for the archive, created `O_EXCL` then read-only; an intact bundle is reused, a tampered one kept as it is
    and a new numbered one written. Listed on the incident (`details.forensic_bundle`).
@@ -129,6 +131,7 @@ SCALABLE = list(scalable(CONFIG, NAMESPACE))
 SECURITY_SERVICES = [d.name for d in CONFIG.kubernetes.deployments if d.role == "security" and d.namespace == NAMESPACE]
 INCIDENT = "{{ params.incident_id }}"
 APPROVAL_TIMEOUT = timedelta(minutes=15)
+LOCK_WAIT = timedelta(minutes=15)  # another incident's run changing the same deployments: wait for it, then go on
 
 with manual_dag(
     "incident_response",
@@ -140,6 +143,7 @@ with manual_dag(
     retry_delay=timedelta(seconds=5),
     dagrun_timeout=timedelta(hours=1),
     page_on_failure=True,
+    max_active_runs=4,  # incidents side by side: none waits behind another's approval; changes meet at the lock
     is_paused_upon_creation=False,  # started automatically by alerts (a paused DAG's run would never start)
     tags=["incidents", "kubernetes"],
     doc_md=__doc__,
@@ -169,7 +173,7 @@ with manual_dag(
             timeout=APPROVAL_TIMEOUT,
         )
         lock = AcquireDeploymentLockOperator(
-            task_id="lock", namespace=NAMESPACE, deployments=TRADING, ttl=timedelta(minutes=45)
+            task_id="lock", namespace=NAMESPACE, deployments=TRADING, ttl=timedelta(minutes=45), wait=LOCK_WAIT
         )
         stop = StopTradingOperator(task_id="stop_trading", incident_id=INCIDENT, namespace=NAMESPACE, trading=TRADING)
         close = RunbookClosePositionsOperator(
@@ -203,7 +207,7 @@ with manual_dag(
         )
         analyze = RefreshStatisticsOperator(task_id="analyze", incident_id=INCIDENT)  # blocks no one: not approved
         perf_lock = AcquireDeploymentLockOperator(
-            task_id="lock", namespace=NAMESPACE, deployments=SCALABLE, ttl=timedelta(minutes=30)
+            task_id="lock", namespace=NAMESPACE, deployments=SCALABLE, ttl=timedelta(minutes=30), wait=LOCK_WAIT
         )
         scale = ScaleWithinLimitsOperator(
             task_id="scale", incident_id=INCIDENT, namespace=NAMESPACE, plan_task="performance.plan"
@@ -245,7 +249,7 @@ with manual_dag(
             timeout=APPROVAL_TIMEOUT,
         )
         sec_lock = AcquireDeploymentLockOperator(
-            task_id="lock", namespace=NAMESPACE, deployments=TRADING, ttl=timedelta(minutes=45)
+            task_id="lock", namespace=NAMESPACE, deployments=TRADING, ttl=timedelta(minutes=45), wait=LOCK_WAIT
         )
         sec_isolate = IsolateGatewayOperator(
             task_id="isolate_gateway", incident_id=INCIDENT, service=GATEWAY, namespace=NAMESPACE

@@ -257,6 +257,7 @@ def manual_dag(
     deadlines: Sequence[RunDeadline] = (),
     default_args: Mapping[str, Any] | None = None,
     page_on_failure: bool = False,
+    max_active_runs: int = 1,
     **overrides: Any,
 ) -> Iterator[DAG]:
     """A runbook people trigger, with a form: ``with manual_dag("db_restore", params={...}) as dag:``.
@@ -275,6 +276,7 @@ def manual_dag(
     :param default_args: more default arguments for every task.
     :param page_on_failure: a failed task opens the runbook's incident (:func:`apply_runbook_failure_policy`, as
         every scheduled DAG does); off by default: most manual DAGs are a person's action, whose failure they see.
+    :param max_active_runs: runs at once (one by default: a runbook never overlaps itself).
     :param overrides: any other ``DAG`` argument.
     """
     with DAG(
@@ -284,7 +286,7 @@ def manual_dag(
         deadline=queued_deadline_alerts(dag_id, deadlines) or None,
         start_date=START_DATE,
         catchup=False,
-        max_active_runs=1,
+        max_active_runs=max_active_runs,
         params=dict(params or {}),
         default_args=_default_args(owner, retries, retry_delay, default_args),
         tags=["tradeops", *tags, "manual"],

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
+import types
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
+import requests
 
 from devstack.drill import ENGINE_DAG
 from devstack.stack import DEMO_CONFIG, LocalStack
@@ -66,3 +69,22 @@ def _watch_task(stack, dag_id, run_id, task_id, timeout):
 @pytest.fixture(scope="session")
 def watch_task():
     return _watch_task
+
+
+@pytest.fixture
+def alertmanager(stack):
+    """The stack's Alertmanager notifying the api-server's TradeOps app (the stack's default receiver), each
+    notification twice. Afterwards no alert of the test fires (the daily health check's alerts check would fail on
+    it) and no incident of it pages on through later tests."""
+    base = stack.settings["alertmanager"]["url"]
+    stack.sandbox.set_alert_receiver(stack.alert_webhook_url, repeat=2)
+    posted: list[dict] = []
+    yield types.SimpleNamespace(url=base, posted=posted)
+    stack.sandbox.set_alert_receiver(stack.alert_webhook_url)
+    ended = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    requests.post(base + "/api/v2/alerts", json=[{**a, "endsAt": ended} for a in posted], timeout=5)
+    with psycopg.connect(stack.settings["postgres"]["state_dsn"]) as state:  # no P1 escalating through later tests
+        state.execute(
+            "UPDATE tradeops.incidents SET status = 'resolved', resolved_at = now(), resolved_by = 'tests (cleanup)' "
+            "WHERE source = 'alert' AND status <> 'resolved'"
+        )

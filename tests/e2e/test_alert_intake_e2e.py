@@ -6,7 +6,6 @@ the page comes is printed, for the benchmark; no test asserts a time.)"""
 from __future__ import annotations
 
 import time
-import types
 import uuid
 from datetime import UTC, datetime
 
@@ -15,26 +14,9 @@ import pytest
 import requests
 from psycopg.rows import dict_row
 
+from tests.waiting import wait_for
+
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def alertmanager(stack):
-    """The stack's Alertmanager notifying the api-server's TradeOps app (the stack's default receiver), each
-    notification twice. Afterwards no alert of the test fires (the daily health check's alerts check would fail on
-    it) and no incident of it pages on through later tests."""
-    base = stack.settings["alertmanager"]["url"]
-    stack.sandbox.set_alert_receiver(stack.alert_webhook_url, repeat=2)
-    posted: list[dict] = []
-    yield types.SimpleNamespace(url=base, posted=posted)
-    stack.sandbox.set_alert_receiver(stack.alert_webhook_url)
-    ended = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    requests.post(base + "/api/v2/alerts", json=[{**a, "endsAt": ended} for a in posted], timeout=5)
-    with psycopg.connect(stack.settings["postgres"]["state_dsn"]) as state:  # no P1 escalating through later tests
-        state.execute(
-            "UPDATE tradeops.incidents SET status = 'resolved', resolved_at = now(), resolved_by = 'tests (cleanup)' "
-            "WHERE source = 'alert' AND status <> 'resolved'"
-        )
 
 
 def incident_of(stack, alertname: str) -> dict | None:
@@ -48,15 +30,6 @@ def delivered(alertmanager: str, alertname: str) -> list[dict]:
     """The sandbox Alertmanager's notifications of ``alertname``'s group that the app answered with success."""
     notifications = requests.get(alertmanager + "/_sandbox/notifications", timeout=5).json()
     return [n for n in notifications if n["groupKey"].endswith(f'"{alertname}"}}') and n["delivered"]]
-
-
-def wait_for(what, timeout: float = 60, every: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found := what():
-            return found
-        time.sleep(every)
-    raise TimeoutError(f"nothing after {timeout}s")
 
 
 def test_a_critical_alert_is_paged_as_p1_once_and_resolves_with_its_alert(stack, alertmanager):

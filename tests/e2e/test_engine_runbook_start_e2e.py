@@ -9,7 +9,6 @@ destructive runs. (How soon the run starts is printed, for the benchmark; no tes
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from urllib.parse import quote
@@ -20,6 +19,7 @@ from devstack.client import parse
 from devstack.drill import Drill
 from devstack.hitl import answer
 from sandbox.connections import connections_in_environment
+from tests.waiting import wait_for
 from tradeops.incidents.models import IncidentSource, NewIncident
 from tradeops.incidents.service import IncidentService
 
@@ -40,15 +40,6 @@ def incidents(stack) -> Iterator[IncidentService]:
         yield service
         for incident in service.active_by_key([KEY]).values():
             service.resolve(incident.id, "tests (cleanup)")
-
-
-def wait_for(what: str, find, timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found := find():
-            return found
-        time.sleep(0.2)
-    raise TimeoutError(what)
 
 
 def test_the_engine_starts_the_system_failure_runbook_of_a_keyed_p1_and_its_approval_waits(stack, incidents):
@@ -73,7 +64,7 @@ def test_the_engine_starts_the_system_failure_runbook_of_a_keyed_p1_and_its_appr
             except RuntimeError:
                 return None
 
-        run = wait_for("the engine's run", the_run, timeout=90)
+        run = wait_for(the_run, timeout=90, every=0.2, what="the engine's run")
         print(f"the engine's run created {(parse(run['queued_at']) - opened_at).total_seconds():.1f} s after opening")
         assert run["conf"] == {
             "incident_id": incident.id,
@@ -90,7 +81,7 @@ def test_the_engine_starts_the_system_failure_runbook_of_a_keyed_p1_and_its_appr
             states = stack.client.task_states(DAG_ID, run_id)
             return states if states.get("approve") == "awaiting_input" else None
 
-        states = wait_for("approve waiting", waiting_at_approve, timeout=240)
+        states = wait_for(waiting_at_approve, timeout=240, every=0.2, what="approve waiting")
         assert states["collect_diagnostics"] == "success" and states["plan"] == "success"
         assert not any(states.get(task) == "success" for task in DESTRUCTIVE), states
 

@@ -4,12 +4,15 @@ webhook on the api-server → one P1 incident → ``incident_response`` started 
 diagnostics collected and checksummed, the war room opened, the destructive steps waiting for a person → approved
 through the REST API → trading stopped and the positions closed (the real kubectl and the platform's database
 agree) → the alert resolves → the incident resolves → its report is in the reports folder and its timeline is the
-audit trail. (How soon the page and the first task come is printed for the benchmark; no test asserts a time.)"""
+audit trail. A security alert posted meanwhile gets its own run at once (evidence kept, security paged) while the
+first waits for its approval; it is rejected and contains nothing. (How soon the page and the first task come is
+printed for the benchmark; no test asserts a time.)"""
 
 from __future__ import annotations
 
 import re
 import time
+import types
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +23,7 @@ import requests
 from psycopg.rows import dict_row
 
 from devstack.hitl import answer, parked
+from tests.waiting import wait_for
 from tradeops.config import load_config
 from tradeops.reporting.files import sha256_of
 from tradeops.rollback.forms import platform_namespace, trading_services
@@ -33,20 +37,11 @@ ACTIONS = ("stop_trading", "close_positions", "isolate_gateway")  # the critical
 ALERT = "TradingSystemDown"  # the demo config's table: system_failure, approval held
 
 
-def wait_for(what, timeout: float = 120, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found := what():
-            return found
-        time.sleep(every)
-    raise TimeoutError(f"nothing after {timeout}s")
-
-
 @pytest.fixture
-def platform(stack, kubectl_for):
+def platform(stack, kubectl_for, alertmanager):
     """The real kubectl on the stack's sandbox, the platform's positions, the alert receiver repeating each
-    notification; afterwards the trading services, the gateway and the book put back, the alert ended, and no
-    incident of the test left paging."""
+    notification (``alertmanager``: the alerts ended and no incident left paging afterwards); afterwards the trading
+    services, the gateway and the book put back."""
     kubectl = kubectl_for(stack.settings["kubernetes"]["kubeconfig"])
     platform_dsn = stack.settings["postgres"]["platform_dsn"]
     replicas = {name: kubectl.json("get", "deployment", name)["spec"]["replicas"] for name in TRADING}
@@ -54,18 +49,12 @@ def platform(stack, kubectl_for):
     with psycopg.connect(platform_dsn) as conn:
         book = conn.execute("SELECT symbol, qty FROM positions").fetchall()
     stack.client.wait_for_dags({DAG})
-    stack.sandbox.set_alert_receiver(stack.alert_webhook_url, repeat=2)
-    posted: list[dict] = []
 
     def positions() -> dict[str, float]:
         with psycopg.connect(platform_dsn) as conn:
             return {s: float(q) for s, q in conn.execute("SELECT symbol, qty FROM positions WHERE qty <> 0")}
 
-    yield type("Platform", (), {"kubectl": kubectl, "posted": posted, "positions": staticmethod(positions)})
-    stack.sandbox.set_alert_receiver(stack.alert_webhook_url)
-    ended = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    alertmanager = stack.settings["alertmanager"]["url"]
-    requests.post(alertmanager + "/api/v2/alerts", json=[{**a, "endsAt": ended} for a in posted], timeout=5)
+    yield types.SimpleNamespace(kubectl=kubectl, posted=alertmanager.posted, positions=positions)
     for name, count in replicas.items():
         kubectl.ok("scale", f"deployment/{name}", f"--replicas={count}")
         kubectl("annotate", f"deployment/{name}", "tradeops.io/replicas-before-scale-")
@@ -73,11 +62,6 @@ def platform(stack, kubectl_for):
     with psycopg.connect(platform_dsn) as conn:
         for symbol, qty in book:
             conn.execute("UPDATE positions SET qty = %s WHERE symbol = %s", (qty, symbol))
-    with psycopg.connect(stack.settings["postgres"]["state_dsn"]) as state:
-        state.execute(
-            "UPDATE tradeops.incidents SET status = 'resolved', resolved_at = now(), resolved_by = 'tests (cleanup)' "
-            "WHERE source = 'alert' AND status <> 'resolved'"
-        )
 
 
 def incident_with(stack, label: str) -> dict | None:
@@ -154,9 +138,26 @@ def test_a_critical_alert_runs_its_runbook_through_a_rest_approval_to_a_resolved
     assert incident_with(stack, label)["occurrences"] == 1
     assert [r["dag_run_id"] for r in runs_for(stack, incident["id"])] == [run_id]
 
+    # A security alert meanwhile: its evidence and page do not wait behind the first incident's approval.
+    other_label = uuid.uuid4().hex[:8]
+    breach = {
+        "labels": {"alertname": "SecurityBreach", "severity": "critical", "service": "api-gateway", "e2e": other_label},
+        "annotations": {"summary": "tokens used from an unknown network"},
+    }
+    platform.posted.append(breach)
+    requests.post(alertmanager + "/api/v2/alerts", json=[breach], timeout=5).raise_for_status()
+    breach_run = f"incident_{wait_for(lambda: incident_with(stack, other_label))['id']}__alert"
+    parked(stack, DAG, breach_run, "security.approve")
+    evidence = stack.client.task_states(DAG, breach_run)
+    assert (evidence["security.preserve_evidence"], evidence["security.page_security"]) == ("success", "success")
+    assert stack.client.task_states(DAG, run_id)["approve"] == "awaiting_input", "both wait for a person at once"
+    answer(stack, DAG, breach_run, "security.approve", ["Reject"])
+
     answer(stack, DAG, run_id, "approve", ["Approve"])
     run = stack.client.wait_for_run(DAG, run_id, timeout=300)
     assert run["state"] == "success", stack.client.task_states(DAG, run_id)
+    stack.client.wait_for_run(DAG, breach_run, timeout=120)
+    assert stack.client.xcom(DAG, breach_run, "report")["outcome"].startswith("not approved"), "nothing contained"
     assert replicas() == dict.fromkeys(TRADING, 0)
     assert platform.positions() == {}, "every position closed (the platform's database)"
     assert kubectl.json("get", "service", GATEWAY)["spec"]["type"] == "ClusterIP"

@@ -1,11 +1,12 @@
 """The sandbox state ``incident_response`` may change, put back after each test (other tests share the sandbox):
 the trading services' replicas and annotations, the gateway Service's type, the open positions, and the incidents
-the test opened (resolved)."""
+the test opened (resolved); and the task context a runbook step runs with."""
 
 from __future__ import annotations
 
 import types
 import uuid
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -13,6 +14,29 @@ import pytest
 from tradeops.rollback.forms import trading_services
 
 GATEWAY = "api-gateway"
+
+
+@pytest.fixture
+def xcoms() -> dict[str, object]:
+    """What the upstream tasks returned, by task id, as ``context``'s ``xcom_pull`` answers; a run that is not a
+    dry run until the test says otherwise."""
+    return {"check_incident": {"dry_run": False}}
+
+
+@pytest.fixture
+def context(airflow_connections, xcoms):
+    """A runbook step's task context: a manual run of ``incident_response`` triggered by alice, its own run id per
+    test (the platform's idempotency keys and the trail's entries are per run)."""
+    ti = types.SimpleNamespace(
+        dag_id="incident_response",
+        run_id=f"manual__tests_{uuid.uuid4().hex[:8]}",
+        task_id="step",
+        try_number=1,
+        xcom_push=lambda **_: None,
+        xcom_pull=lambda task_ids: xcoms.get(task_ids),
+    )
+    run = types.SimpleNamespace(triggering_user_name="alice", run_after=datetime.now(UTC), run_type="manual")
+    return {"ti": ti, "dag_run": run}
 
 
 @pytest.fixture

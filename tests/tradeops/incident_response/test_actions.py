@@ -8,11 +8,7 @@ verifies against the file, and a P1 without a war room gets one asked for, once,
 from __future__ import annotations
 
 import hashlib
-import types
-from datetime import UTC, datetime
 from pathlib import Path
-
-import pytest
 
 from tradeops.incident_response.actions import (
     IsolateGatewayOperator,
@@ -21,15 +17,6 @@ from tradeops.incident_response.actions import (
 )
 from tradeops.incident_response.operators import RunbookDiagnosticsOperator
 from tradeops.kubernetes.patches import SAVED_REPLICAS
-
-
-@pytest.fixture
-def context(airflow_connections):
-    ti = types.SimpleNamespace(
-        dag_id="incident_response", run_id="manual__tests", task_id="step", try_number=1, xcom_push=lambda **_: None
-    )
-    run = types.SimpleNamespace(triggering_user_name="alice", run_after=datetime.now(UTC), run_type="manual")
-    return {"ti": ti, "dag_run": run}
 
 
 def trail(service, incident_id: int) -> dict[str, dict]:

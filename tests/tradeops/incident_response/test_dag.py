@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tarfile
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -177,3 +178,14 @@ def test_a_security_dry_run_keeps_the_evidence_pages_security_first_and_contains
     pages = [m["text"] for m in sandbox.slack_messages("#security-incidents")]
     assert any(f"#{opened.id}" in text and bundle["sha256"][:12] in text for text in pages), pages
     assert xcom(run, "report")["outcome"] == "dry run: plan listed, nothing changed"
+
+
+def test_incidents_are_answered_side_by_side_and_their_changes_meet_at_the_lock(dagbag):
+    dag = dagbag.dags[DAG]
+    assert dag.max_active_runs > 1, "a second incident's evidence and page do not wait for the first's approval"
+    locks = {t.task_id: t for t in dag.tasks if t.task_type == "AcquireDeploymentLockOperator"}
+    assert set(locks) == {"lock", "performance.lock", "security.lock"}
+    for task_id, lock in locks.items():
+        assert lock.wait >= timedelta(minutes=15), f"{task_id} waits for another run's changes, not failing at once"
+        approve = task_id.replace("lock", "approve")
+        assert lock.upstream_task_ids == {approve}, "taken after the approval: a person's hesitation holds no lease"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-import types
 from datetime import UTC, datetime
 
 import psycopg
@@ -26,22 +25,6 @@ from tradeops.incident_response.performance_actions import (
 from tradeops.kubernetes.patches import SAVED_REPLICAS
 
 PREFIX = "grandmodel:md:"
-
-
-@pytest.fixture
-def context(airflow_connections):
-    """A task's context whose ``xcom_pull`` answers from ``context["xcom"]`` (what upstream tasks returned)."""
-    xcom: dict[str, object] = {"check_incident": {"dry_run": False}}
-    ti = types.SimpleNamespace(
-        dag_id="incident_response",
-        run_id="manual__tests",
-        task_id="step",
-        try_number=1,
-        xcom_push=lambda **_: None,
-        xcom_pull=lambda task_ids: xcom.get(task_ids),
-    )
-    run = types.SimpleNamespace(triggering_user_name="alice", run_after=datetime.now(UTC), run_type="manual")
-    return {"ti": ti, "dag_run": run, "xcom": xcom}
 
 
 def trail(service, incident_id: int) -> dict[str, dict]:
@@ -69,7 +52,7 @@ def cache(sandbox_settings):
 
 
 def test_scaling_stops_at_each_deployments_max_read_back_with_kubectl(
-    context, incident, cluster, kubectl, config, sandbox
+    context, xcoms, incident, cluster, kubectl, config, sandbox
 ):
     opened = incident("P2")
     tactical, strategic = config.kubernetes.deployment("tactical-marl"), config.kubernetes.deployment("strategic-marl")
@@ -84,7 +67,7 @@ def test_scaling_stops_at_each_deployments_max_read_back_with_kubectl(
     assert [c for c in planned["plan"] if c["action"] == "scale"] == [
         {"action": "scale", "target": "tactical-marl", "before": 3, "after": 4, "max": tactical.replicas.max}
     ], "strategic-marl is at its max: left out"
-    context["xcom"]["performance.plan"] = planned
+    xcoms["performance.plan"] = planned
     scale = ScaleWithinLimitsOperator(
         task_id="scale", incident_id=opened.id, namespace="grandmodel", plan_task="performance.plan"
     )
@@ -98,7 +81,7 @@ def test_scaling_stops_at_each_deployments_max_read_back_with_kubectl(
     # A plan asking for more than the max (stale or forged) is capped when applied.
     forged = [{"action": "scale", "target": "tactical-marl", "after": 10},
               {"action": "scale", "target": "auth-service", "after": 5}]  # fmt: skip
-    context["xcom"]["performance.plan"] = {"plan": forged}
+    xcoms["performance.plan"] = {"plan": forged}
     assert scale.execute(context) == [{"deployment": "tactical-marl", "from": 4, "to": tactical.replicas.max}]
     assert kubectl.json("get", "deployment", "tactical-marl")["spec"]["replicas"] == tactical.replicas.max == 6
     saved = kubectl.json("get", "deployment", "tactical-marl")["metadata"]["annotations"][SAVED_REPLICAS]
@@ -113,7 +96,7 @@ def test_scaling_stops_at_each_deployments_max_read_back_with_kubectl(
 
 
 def test_no_key_is_deleted_without_the_forms_choice_and_the_approval_then_only_the_prefix(
-    context, incident, cache, config
+    context, xcoms, incident, cache, config
 ):
     opened = incident("P2")
     everything = set(cache.scan_iter(count=1000))
@@ -129,13 +112,13 @@ def test_no_key_is_deleted_without_the_forms_choice_and_the_approval_then_only_t
     automatic = {**approved, "responded_by_user": None}  # an approval alerts.runbooks gave, no person's
     for chosen, answer in ((False, approved), (True, None), (True, {**approved, "chosen_options": ["Reject"]}),
                            (True, automatic)):  # fmt: skip
-        context["xcom"]["performance.approve"] = answer
+        xcoms["performance.approve"] = answer
         with pytest.raises(AirflowSkipException, match="nothing deleted"):
             flush(chosen).execute(context)
         assert set(cache.scan_iter(count=1000)) == everything
     assert "flush_cache" not in trail(incident.service, opened.id)
 
-    context["xcom"]["performance.approve"] = approved
+    xcoms["performance.approve"] = approved
     flushed = flush(True).execute(context)
     assert flushed == {"prefix": PREFIX, "deleted": len(ours)}
     assert set(cache.scan_iter(count=1000)) == everything - ours

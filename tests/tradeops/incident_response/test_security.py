@@ -13,10 +13,8 @@ import json
 import logging
 import stat
 import tarfile
-import types
 import uuid
 from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -35,25 +33,6 @@ from tradeops.incident_response.security import (
 )
 
 EVIDENCE = ["api-gateway", "auth-service"]
-
-
-@pytest.fixture
-def xcoms() -> dict:
-    return {}
-
-
-@pytest.fixture
-def context(airflow_connections, xcoms):
-    ti = types.SimpleNamespace(
-        dag_id="incident_response",
-        run_id="manual__tests_security",
-        task_id="step",
-        try_number=1,
-        xcom_push=lambda **_: None,
-        xcom_pull=lambda task_ids: xcoms.get(task_ids),
-    )
-    run = types.SimpleNamespace(triggering_user_name="alice", run_after=datetime.now(UTC), run_type="manual")
-    return {"ti": ti, "dag_run": run}
 
 
 @pytest.fixture
