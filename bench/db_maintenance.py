@@ -40,7 +40,7 @@ sys.path[:0] = [str(REPO / "plugins"), str(REPO)]
 from sandbox import platform_db  # noqa: E402
 from sandbox.launcher import free_port  # noqa: E402
 from sandbox.servers import PostgresServer, Role, dsn  # noqa: E402
-from tradeops.config.model import Backup, Maintenance, Table  # noqa: E402
+from tradeops.config.database import Backup, Maintenance, Table  # noqa: E402
 from tradeops.database import backup, retention, upkeep  # noqa: E402
 from tradeops.database.session import connect  # noqa: E402
 

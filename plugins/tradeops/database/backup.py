@@ -31,7 +31,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import DictRow, dict_row
 
-from tradeops.config.model import Backup
+from tradeops.config.database import Backup
 from tradeops.exceptions import BackupError
 from tradeops.reporting.files import sha256_of
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from tradeops.config import TradeOpsConfig
-    from tradeops.config.model import Table
+    from tradeops.config.database import Table
 
 UPKEEP_STEPS = ("analyze", "reindex", "vacuum")
 

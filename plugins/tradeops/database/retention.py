@@ -21,7 +21,7 @@ from functools import partial
 
 from psycopg import errors, sql
 
-from tradeops.config.model import Maintenance, Table
+from tradeops.config.database import Maintenance, Table
 from tradeops.database.session import Session, with_lock_retries
 
 log = logging.getLogger("airflow.task.tradeops.database")

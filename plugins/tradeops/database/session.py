@@ -12,7 +12,7 @@ import psycopg
 from psycopg import errors
 from psycopg.rows import DictRow, dict_row
 
-from tradeops.config.model import Maintenance
+from tradeops.config.database import Maintenance
 from tradeops.exceptions import LockRetriesExhausted
 
 log = logging.getLogger("airflow.task.tradeops.database")

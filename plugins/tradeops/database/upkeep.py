@@ -17,7 +17,7 @@ from typing import Any
 
 from psycopg import sql
 
-from tradeops.config.model import Maintenance
+from tradeops.config.database import Maintenance
 from tradeops.database.session import Session, with_lock_retries
 
 log = logging.getLogger("airflow.task.tradeops.database")

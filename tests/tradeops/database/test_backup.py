@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from tests.tradeops.database.conftest import Writer
-from tradeops.config.model import Backup
+from tradeops.config.database import Backup
 from tradeops.database import backup
 from tradeops.exceptions import BackupError
 

@@ -13,7 +13,7 @@ import pytest
 from psycopg import sql
 
 from tests.tradeops.database.conftest import Writer
-from tradeops.config.model import Maintenance, Table
+from tradeops.config.database import Maintenance, Table
 from tradeops.database import retention
 from tradeops.database.session import connect
 from tradeops.exceptions import LockRetriesExhausted

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from tests.tradeops.database.conftest import Writer
-from tradeops.config.model import Maintenance
+from tradeops.config.database import Maintenance
 from tradeops.database import upkeep
 from tradeops.database.session import connect
 from tradeops.exceptions import LockRetriesExhausted
