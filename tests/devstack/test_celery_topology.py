@@ -1,18 +1,21 @@
 """The distributed topology as plain processes (``make up-celery``): the CeleryExecutor with two workers, the
 sandbox's Redis as broker and its PostgreSQL as result backend. A runbook's tasks run on both workers, each on the
-queue of its domain (the cluster work on one, the database work on the other); a worker SIGKILLed mid-run costs the
-run nothing: its task times out (heartbeat) and its retry runs on the other worker.
+queue of its domain (the cluster work on one, the database work on the other); a worker SIGKILLed while it closes
+the book costs the day nothing: its task times out (heartbeat), its retry runs on the other worker, and nothing is
+applied twice (the platform's trades, the real kubectl).
 
 Runs before tests/e2e (a separate stack: the two are never up at the same time)."""
 
 from __future__ import annotations
 
-import time
+from datetime import UTC, datetime
 
+import psycopg
 import pytest
 
 from devstack.drill import Drill
 from devstack.stack import DEMO_CONFIG, LocalStack
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 CLUSTER, DATA = "cluster", "data"
@@ -47,6 +50,12 @@ def run_tasks(stack, dag_id: str, run_id: str) -> dict[str, dict]:
     return {ti["task_id"]: ti for ti in stack.client.task_instances(dag_id, run_id)}
 
 
+def running(stack, dag_id: str, run_id: str) -> list[dict]:
+    """The run's task instances running on one of the two workers now."""
+    tasks = run_tasks(stack, dag_id, run_id).values()
+    return [ti for ti in tasks if ti["state"] == "running" and worker_of(ti) in (CLUSTER, DATA)]
+
+
 def test_a_runbook_runs_on_both_workers_each_task_on_its_domains_queue(celery_stack, kubectl_for):
     dag_id = "post_market_shutdown"
     stack = celery_stack
@@ -70,30 +79,62 @@ def test_a_runbook_runs_on_both_workers_each_task_on_its_domains_queue(celery_st
             assert live["spec"]["replicas"] == deployment.replicas.off_hours, deployment.name
 
 
-def test_a_worker_killed_mid_run_costs_the_run_nothing(celery_stack):
-    dag_id = "daily_health_check"
+def test_a_worker_killed_while_the_book_closes_costs_the_day_nothing(celery_stack, kubectl_for):
+    """``post_market_shutdown`` on a trading day (positions open, trading services at their market-hours count): the
+    worker closing the book is SIGKILLed mid-close. Airflow gives its task up (heartbeat) and retries it on the other
+    worker; the killed worker comes back, as its supervisor would restart it, for its own queue's work. The day
+    ends as planned, nothing applied twice: one closing trade per position (the platform's database), the book flat,
+    the trading services at their off-hours count (the real kubectl)."""
+    dag_id = "post_market_shutdown"
     stack = celery_stack
+    kubectl = kubectl_for(stack.settings["kubernetes"]["kubeconfig"])
+    trading = [d for d in stack.config.kubernetes.deployments if d.role in stack.config.trading_day.scale_roles]
+    for deployment in trading:
+        replicas = f"--replicas={deployment.replicas.market_hours}"
+        kubectl.ok("scale", f"deployment/{deployment.name}", replicas, "-n", deployment.namespace)
+    platform_dsn = stack.settings["postgres"]["platform_dsn"]
+    with psycopg.connect(platform_dsn) as conn:
+        conn.execute("UPDATE positions SET qty = 5 WHERE symbol IN (SELECT symbol FROM positions LIMIT 4)")
+        opened = sorted(s for (s,) in conn.execute("SELECT symbol FROM positions WHERE qty <> 0"))
+    assert opened, "a book to close"
+    since = datetime.now(UTC)
     stack.client.wait_for_dags({dag_id})
     stack.client.set_paused(dag_id, False)
-    # Every platform answer takes 3 s: the checks are still running when a worker is killed.
+    # Every platform answer takes 3 s: the close-out is still running when its worker is killed.
     stack.sandbox.set_faults("platform_api", latency_ms=3000)
     try:
         run_id = stack.client.trigger(dag_id)
-        victim = None
-        deadline = time.monotonic() + 180
-        while victim is None and time.monotonic() < deadline:
-            running = [ti for ti in run_tasks(stack, dag_id, run_id).values() if ti["state"] == "running"]
-            victim = next((ti for ti in running if worker_of(ti) in (CLUSTER, DATA)), None)
-            time.sleep(0.2)
-        assert victim is not None, "no task seen running on a worker"
+        victim = wait_for(
+            lambda: next((ti for ti in running(stack, dag_id, run_id) if ti["task_id"] == "close_positions"), None),
+            timeout=180,
+            what="close_positions running on a worker",
+        )
         killed = worker_of(victim)
         stack.airflow.kill((f"worker-{killed}",))
+        survivor = DATA if killed == CLUSTER else CLUSTER
 
-        run = stack.client.wait_for_run(dag_id, run_id, timeout=420)
-        task = stack.client.task_instance(dag_id, run_id, victim["task_id"])
+        def retried() -> dict | None:
+            task = stack.client.task_instance(dag_id, run_id, "close_positions")
+            return task if task["try_number"] > victim["try_number"] and worker_of(task) == survivor else None
+
+        wait_for(retried, timeout=180, every=0.5, what="close_positions retried on the other worker")
     finally:
         stack.sandbox.clear_faults("platform_api")
+    stack.airflow.start((f"worker-{killed}",))
+    stack.airflow.wait_workers()
+
+    run = stack.client.wait_for_run(dag_id, run_id, timeout=600)
     assert run["state"] == "success", run_tasks(stack, dag_id, run_id)
-    survivor = DATA if killed == CLUSTER else CLUSTER
+    task = stack.client.task_instance(dag_id, run_id, "close_positions")
     assert task["state"] == "success" and task["try_number"] == victim["try_number"] + 1
-    assert worker_of(task) == survivor, f"{victim['task_id']} retried on {task['hostname']}"
+    assert worker_of(task) == survivor, f"close_positions retried on {task['hostname']}"
+    with psycopg.connect(platform_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM positions WHERE qty <> 0").fetchone()[0] == 0, "the book is flat"
+        closing = conn.execute(
+            "SELECT symbol, count(*) FROM trades WHERE strategy = 'flatten' AND trade_ts >= %s GROUP BY symbol",
+            (since,),
+        ).fetchall()
+    assert dict(closing) == dict.fromkeys(opened, 1), "each position closed once, not again by the retry"
+    for deployment in trading:
+        live = kubectl.json("get", "deployment", deployment.name, "-n", deployment.namespace)
+        assert live["spec"]["replicas"] == deployment.replicas.off_hours, deployment.name
