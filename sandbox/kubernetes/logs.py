@@ -7,13 +7,14 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from sandbox.kubernetes import errors
 
 LINES = int(os.environ.get("TRADEOPS_SANDBOX_LOG_LINES", "400"))  # per pod (bench/security_check.py: x10)
 # Every pod's lines are 7 s apart, but the gateway's: its last SPIKE_LINES (~9 minutes) answer 401/403 to 60 % of
-# requests; the lines before them span the HISTORY_DAYS before, one every HISTORY_SPACING s, 2.5 % of them 401/403.
+# requests; the lines before them go back to midday HISTORY_DAYS days ago, one every HISTORY_SPACING s, 2.5 % of them
+# 401/403: the first day is partial and the HISTORY_DAYS - 1 days before today are whole, at any time of day.
 SPIKE_LINES = min(80, LINES)
 SPIKE_PICKS = (0, 2, 4, 5, 6, 8, 9, 11, 13, 15, 17, 19)
 HISTORY_DAYS = 8
@@ -52,13 +53,15 @@ def _allowed(n: int, seed: bytes) -> str:
 
 
 def _gateway_history(seed: bytes, now: datetime) -> list[tuple[datetime, str]]:
-    """The gateway's lines before its spike, over the previous HISTORY_DAYS. They sit on a grid of slots counted
-    from the epoch (slot ``k`` at ``k * HISTORY_SPACING`` s), each with a fixed answer, so a day the log holds whole
-    reads the same counts however often the log is read."""
+    """The gateway's lines before its spike, from midday HISTORY_DAYS days before ``now``'s day (a window anchored
+    to the days, not sliding with ``now``, so that which days it holds whole never depends on the time of day). They
+    sit on a grid of slots counted from the epoch (slot ``k`` at ``k * HISTORY_SPACING`` s), each with a fixed
+    answer, so a day the log holds whole reads the same counts however often the log is read."""
     spike_start = now - timedelta(seconds=(SPIKE_LINES - 1) * 7)
     last = math.ceil(spike_start.timestamp() / HISTORY_SPACING) - 1
+    midday = datetime.combine(now.astimezone(UTC).date() - timedelta(days=HISTORY_DAYS), time(12), UTC)
     out = []
-    for k in range(last - (LINES - SPIKE_LINES) + 1, last + 1):
+    for k in range(math.ceil(midday.timestamp() / HISTORY_SPACING), last + 1):
         line = _denied(401 if k % 80 == 0 else 403, k, seed) if k % 40 == 0 else _allowed(k, seed)
         out.append((datetime.fromtimestamp(k * HISTORY_SPACING, UTC), line))
     return out
