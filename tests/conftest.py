@@ -50,6 +50,18 @@ def pytest_xdist_make_scheduler(config, log):
     return StackTestsBesideTheRest(config, log)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A test that failed on an Airflow stack shows the end of each component's log: the stack's folder goes when the
+    session ends, and CI keeps only what the tests printed."""
+    report = yield
+    if report.when == "call" and report.failed:
+        for value in getattr(item, "funcargs", {}).values():
+            for child in getattr(getattr(value, "airflow", None), "children", None) or ():
+                report.sections.append((f"airflow {child.name}: the log's last lines", child.tail(25)))
+    return report
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
     """Under xdist the worker of everything else yields the CPU to the stack's worker (before its first fixture, so
